@@ -1,0 +1,12 @@
+"""rewardgate's Chalice application: every route, worker and schedule lives in a blueprint.
+
+Each blueprint module under `chalicelib/routes` is a thin edge: it parses the request, calls the
+domain in `chalicelib`, and turns the result (or a domain error) into a response.
+"""
+
+from chalice import Chalice
+
+from chalicelib.routes.callbacks import bp as callbacks
+
+app = Chalice(app_name="rewardgate")
+app.register_blueprint(callbacks)

@@ -1,0 +1,1 @@
+"""The encrypted callback gateway: verify, decrypt, store once, apply."""

@@ -1,0 +1,165 @@
+"""The DynamoDB edge shared by every table: model settings, the model registry, error translation.
+
+The PynamoDB models are the single definition of every table: `infra/template.py` turns them into
+CloudFormation, and the local stack creates its tables from that same CloudFormation, so the two
+cannot drift.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.models import Model
+
+from chalicelib.errors import StorageUnavailable
+from chalicelib.settings import resource_name, settings
+
+# Modules that define tables; importing them registers their models.
+TABLE_MODULES = (
+    "chalicelib.callbacks.tables",
+    "chalicelib.rewards.tables",
+)
+
+_REGISTRY: list[type[Model]] = []
+
+M = TypeVar("M", bound=type[Model])
+T = TypeVar("T")
+
+
+def meta(logical_name: str, ttl_attribute: str | None = None) -> type:
+    """A PynamoDB `Meta` for table `logical_name` (physical name `rewardgate-{stage}-{logical}`).
+
+    The endpoint is not set here: botocore reads `AWS_ENDPOINT_URL_DYNAMODB` when the connection is
+    first used, which is how tests and the local stack reach DynamoDB Local.
+    """
+
+    class Meta:
+        table_name = resource_name(logical_name)
+        region = settings().region
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+        max_pool_connections = 64
+        connect_timeout_seconds = 5
+        read_timeout_seconds = 10
+        max_retry_attempts = 5
+
+    Meta.logical_name = logical_name  # type: ignore[attr-defined]
+    Meta.ttl_attribute = ttl_attribute  # type: ignore[attr-defined]
+    return Meta
+
+
+def table(model: M) -> M:
+    """Class decorator: register a model as one of rewardgate's tables."""
+    _REGISTRY.append(model)
+    return model
+
+
+def all_models() -> list[type[Model]]:
+    """Every registered table model, in a stable order."""
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+    return sorted(_REGISTRY, key=lambda m: m.Meta.logical_name)  # type: ignore[attr-defined]
+
+
+# --- error translation -----------------------------------------------------------------------
+
+TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+        "TransactionConflict",
+        "TransactionConflictException",
+        "ThrottlingError",
+    }
+)
+
+
+def _client_error(exc: BaseException) -> ClientError | None:
+    cause = getattr(exc, "cause", None) or exc.__cause__
+    while cause is not None and not isinstance(cause, ClientError):
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return cause if isinstance(cause, ClientError) else (exc if isinstance(exc, ClientError) else None)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code behind a PynamoDB/botocore exception, if any."""
+    if isinstance(exc, PynamoDBException) and exc.cause_response_code:
+        return exc.cause_response_code
+    found = _client_error(exc)
+    return found.response.get("Error", {}).get("Code") if found is not None else None
+
+
+def cancellation_codes(exc: TransactWriteError) -> list[str | None]:
+    """Per-item cancellation codes of a cancelled transaction, in request order.
+
+    PynamoDB sends condition checks, then deletes, then puts, then updates; callers index this list
+    in that order. `None` (or "None") means the item was not a reason for the cancellation.
+    """
+    reasons = exc.cancellation_reasons or []
+    return [None if r is None or r.code in (None, "None") else r.code for r in reasons]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when a retry of the same request may succeed (throttling, conflicts, 5xx, network)."""
+    if isinstance(exc, TransactWriteError):
+        codes = cancellation_codes(exc)
+        if codes and all(c in (None, "TransactionConflict", "ThrottlingError") for c in codes):
+            return any(c is not None for c in codes)
+    code = error_code(exc)
+    if code in TRANSIENT_CODES:
+        return True
+    if code is None and isinstance(exc, (PynamoDBException, BotoCoreError)):
+        # No AWS error code at all: the request never got an answer (timeout, connection reset).
+        return True
+    return False
+
+
+def with_retries(operation: Callable[[], T], attempts: int = 6, base_delay_s: float = 0.02) -> T:
+    """Run `operation`, retrying transient DynamoDB failures with full-jitter exponential backoff.
+
+    A transient failure that survives every attempt becomes `StorageUnavailable`; any other error
+    propagates unchanged for the caller to translate.
+    """
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except (PynamoDBException, BotoCoreError, ClientError) as exc:
+            if not is_transient(exc):
+                raise
+            if attempt == attempts - 1:
+                raise StorageUnavailable("database unavailable after retries", cause=error_code(exc)) from exc
+            time.sleep(random.uniform(0, base_delay_s * (2**attempt)))
+    raise AssertionError("unreachable")
+
+
+def raw_value(value: Any) -> Any:
+    """Decode one DynamoDB wire value (`{"S": ...}`, `{"N": ...}`) into Python (ints stay ints)."""
+    (kind, data), = value.items()
+    if kind == "S":
+        return data
+    if kind == "N":
+        return int(data) if data.lstrip("-").isdigit() else float(data)
+    if kind == "BOOL":
+        return data
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: raw_value(v) for k, v in data.items()}
+    if kind == "L":
+        return [raw_value(v) for v in data]
+    return data
+
+
+def raw_item(item: dict[str, Any] | None) -> dict[str, Any]:
+    """Decode a DynamoDB wire item (as returned in cancellation reasons) into a plain dict."""
+    return {k: raw_value(v) for k, v in (item or {}).items()}

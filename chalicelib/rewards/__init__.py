@@ -1,0 +1,1 @@
+"""Reward issuing and crediting: activities, grants, counters, tokens, wallets, withdrawals."""

@@ -1,0 +1,96 @@
+"""Deployment settings, read once from the environment.
+
+Every value has a default that fits the local stack, so tests and `make run` need to set only the
+endpoints. Settings are cached on first use: `chalice.test.Client` swaps `os.environ` for a copy on
+every call, and code running in other threads must not observe a half-swapped environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+DEFAULT_STAGE = "local"
+
+
+def stage_name() -> str:
+    """The deployment stage that names every table, queue and secret (`rewardgate-{stage}-...`)."""
+    return os.environ.get("RG_STAGE", DEFAULT_STAGE)
+
+
+def resource_name(logical: str, stage: str | None = None) -> str:
+    """Physical name of a table or queue: `rewardgate-{stage}-{logical}`."""
+    return f"rewardgate-{stage or stage_name()}-{logical}"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one deployment is configured with; see README "Configuration"."""
+
+    stage: str
+    region: str
+    # Callback gateway
+    callback_max_body_bytes: int
+    callback_max_skew_s: int
+    event_ttl_days: int
+    received_sla_s: int
+    # Rewards
+    app_id: str
+    hour_buckets: int
+    distributed_shards: int
+    config_cache_s: int
+    credit_batch_size: int
+    accepted_sla_s: int
+    # Secrets
+    secret_prefix: str
+
+    @property
+    def reward_token_secret(self) -> str:
+        """Secrets Manager name of the reward-token Ed25519 signing key."""
+        return f"{self.secret_prefix}/reward-token-key"
+
+    def tp_app_secret(self, tp_app_id: str) -> str:
+        """Secrets Manager name holding one tp app's callback credentials."""
+        return f"{self.secret_prefix}/tp-apps/{tp_app_id}"
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment now (uncached); `settings()` is the cached accessor."""
+    stage = stage_name()
+    return Settings(
+        stage=stage,
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        callback_max_body_bytes=_int("RG_CALLBACK_MAX_BODY_BYTES", 64 * 1024),
+        callback_max_skew_s=_int("RG_CALLBACK_MAX_SKEW_S", 300),
+        event_ttl_days=_int("RG_EVENT_TTL_DAYS", 7),
+        received_sla_s=_int("RG_RECEIVED_SLA_S", 120),
+        app_id=os.environ.get("RG_APP_ID", "rewardgate"),
+        hour_buckets=_int("RG_HOUR_BUCKETS", 16),
+        distributed_shards=_int("RG_DISTRIBUTED_SHARDS", 8),
+        config_cache_s=_int("RG_CONFIG_CACHE_S", 5),
+        credit_batch_size=_int("RG_CREDIT_BATCH_SIZE", 100),
+        accepted_sla_s=_int("RG_ACCEPTED_SLA_S", 600),
+        secret_prefix=os.environ.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
+    )
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests that change the environment call this)."""
+    settings.cache_clear()

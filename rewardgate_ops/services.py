@@ -28,7 +28,7 @@ MIN_JAVA = 17
 
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - moto and DynamoDB Local accept any credentials
+    "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
@@ -138,7 +138,7 @@ def _wait_for_port(service: Service, timeout_s: float) -> None:
 def _spawn(name: str, args: list[str], port: int, log_path: Path | None, cwd: Path | None = None) -> Service:
     if port_open(port):
         raise ServiceError(f"port {port} for {name} is already in use; stop what holds it or pick another")
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(  # noqa: S603
         args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )

@@ -6,7 +6,13 @@ domain in `chalicelib`, and turns the result (or a domain error) into a response
 
 from chalice import Chalice
 
+from chalicelib.routes.admin import bp as admin
 from chalicelib.routes.callbacks import bp as callbacks
+from chalicelib.routes.rewards import bp as rewards
+from chalicelib.routes.wallets import bp as wallets
 
 app = Chalice(app_name="rewardgate")
 app.register_blueprint(callbacks)
+app.register_blueprint(admin)
+app.register_blueprint(rewards)
+app.register_blueprint(wallets)

@@ -23,3 +23,8 @@ def hour_of(ms: int) -> str:
 def hour_start_ms(hour: str) -> int:
     """First millisecond of a `YYYYMMDDHH` hour."""
     return int(datetime.strptime(hour, "%Y%m%d%H").replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def utc_datetime(ms: int) -> datetime:
+    """A timezone-aware UTC datetime (what PynamoDB's TTL attributes take)."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.connection import Connection
 from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.models import Model
@@ -28,6 +29,7 @@ TABLE_MODULES = (
 )
 
 _REGISTRY: list[type[Model]] = []
+_connection: Connection | None = None
 
 M = TypeVar("M", bound=type[Model])
 T = TypeVar("T")
@@ -67,6 +69,14 @@ def all_models() -> list[type[Model]]:
     return sorted(_REGISTRY, key=lambda m: m.Meta.logical_name)  # type: ignore[attr-defined]
 
 
+def connection() -> Connection:
+    """The PynamoDB connection transactions run on (built on first use, like the models' own)."""
+    global _connection
+    if _connection is None:
+        _connection = Connection(region=settings().region, max_pool_connections=64, max_retry_attempts=5)
+    return _connection
+
+
 # --- error translation -----------------------------------------------------------------------
 
 TRANSIENT_CODES = frozenset(
@@ -84,11 +94,18 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps (PynamoDB's `.cause` and Python's `__cause__`)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = getattr(current, "cause", None) or current.__cause__
+    return chain
+
+
 def _client_error(exc: BaseException) -> ClientError | None:
-    cause = getattr(exc, "cause", None) or exc.__cause__
-    while cause is not None and not isinstance(cause, ClientError):
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    return cause if isinstance(cause, ClientError) else (exc if isinstance(exc, ClientError) else None)
+    return next((c for c in _causes(exc) if isinstance(c, ClientError)), None)
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -118,10 +135,9 @@ def is_transient(exc: BaseException) -> bool:
     code = error_code(exc)
     if code in TRANSIENT_CODES:
         return True
-    if code is None and isinstance(exc, (PynamoDBException, BotoCoreError)):
-        # No AWS error code at all: the request never got an answer (timeout, connection reset).
-        return True
-    return False
+    # No answer at all (timeout, connection reset) surfaces as a botocore transport error. PynamoDB's
+    # own DoesNotExist also has no code, but it is an answer, not a fault.
+    return code is None and any(isinstance(c, BotoCoreError) for c in _causes(exc))
 
 
 def with_retries(operation: Callable[[], T], attempts: int = 6, base_delay_s: float = 0.02) -> T:

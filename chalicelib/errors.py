@@ -193,12 +193,6 @@ class WithdrawalConflict(RewardgateError):
     code = "withdrawal_conflict"
 
 
-class NotWithdrawable(RewardgateError):
-    """The asset cannot be withdrawn (only cash can)."""
-
-    code = "not_withdrawable"
-
-
 class PayoutFailed(RewardgateError):
     """The payout provider refused the transfer; the debit was refunded."""
 

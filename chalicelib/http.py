@@ -36,7 +36,6 @@ STATUS: dict[type[errors.RewardgateError], int] = {
     errors.WithdrawalConflict: 409,
     errors.AmountOverCap: 422,
     errors.AwardTypeMismatch: 422,
-    errors.NotWithdrawable: 422,
     errors.RateLimited: 429,
     errors.PayoutFailed: 502,
     errors.StorageUnavailable: 503,

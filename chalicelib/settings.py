@@ -52,6 +52,8 @@ class Settings:
     config_cache_s: int
     credit_batch_size: int
     accepted_sla_s: int
+    api_instances: int
+    payout_provider: str
     # Secrets
     secret_prefix: str
 
@@ -81,6 +83,8 @@ def load_settings() -> Settings:
         config_cache_s=_int("RG_CONFIG_CACHE_S", 5),
         credit_batch_size=_int("RG_CREDIT_BATCH_SIZE", 100),
         accepted_sla_s=_int("RG_ACCEPTED_SLA_S", 600),
+        api_instances=max(1, _int("RG_API_INSTANCES", 1)),
+        payout_provider=os.environ.get("RG_PAYOUT_PROVIDER", "fake"),
         secret_prefix=os.environ.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
     )
 

@@ -174,7 +174,7 @@ def endpoint_environment(dynamodb: str, moto: str) -> dict[str, str]:
         **LOCAL_CREDENTIALS,
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb,
         "AWS_ENDPOINT_URL_SQS": moto,
-        "AWS_ENDPOINT_URL_SECRETSMANAGER": moto,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto,
         "AWS_ENDPOINT_URL_CLOUDFORMATION": moto,
     }
 

@@ -64,6 +64,17 @@ class PendingOrdersByWallet(GlobalSecondaryIndex["OrderItem"]):
     created_at_ms = NumberAttribute(range_key=True)
 
 
+class UnsentOrders(GlobalSecondaryIndex["OrderItem"]):
+    """Sparse: an order carries `unsent_bucket` only while its credit message failed to send."""
+
+    class Meta:
+        index_name = "unsent"
+        projection = KeysOnlyProjection()
+
+    unsent_bucket = UnicodeAttribute(hash_key=True)
+    created_at_ms = NumberAttribute(range_key=True)
+
+
 @table
 class OrderItem(Model):
     """One reward order, keyed `{sub_activity_id}#{order_id}`.
@@ -94,12 +105,15 @@ class OrderItem(Model):
     hour = UnicodeAttribute()
     hour_bucket = UnicodeAttribute()
     pending_wallet = UnicodeAttribute(null=True)
+    unsent_bucket = UnicodeAttribute(null=True)
+    bill_text = UnicodeAttribute(null=True)
     credited_at_ms = NumberAttribute(null=True)
     credited_by = UnicodeAttribute(null=True)
     redriven = UnicodeAttribute(null=True)
 
     by_hour = OrdersByHour()
     pending_by_wallet = PendingOrdersByWallet()
+    unsent = UnsentOrders()
 
 
 @table
@@ -124,6 +138,7 @@ class CounterItem(Model):
     remaining = NumberAttribute(null=True)
     amount = NumberAttribute(null=True)
     count = NumberAttribute(null=True)
+    spread_version = NumberAttribute(null=True)
     updated_at_ms = NumberAttribute(null=True)
     expires_at = TTLAttribute(null=True)
 

@@ -1,0 +1,112 @@
+"""Stock/budget counter shards in DynamoDB: read them, re-spread their caps, summarise them.
+
+The grant path consumes a shard inside its own transaction (`chalicelib.rewards.grants`); this module
+owns everything else that touches shard items. Re-spreading is safe against live grants and against
+a concurrent re-spread:
+- each cap change is conditioned on the cap it was planned from (`cap = :old`), so two planners can
+  never both apply a delta;
+- a decrease also requires `remaining >= -delta`, so a cap never drops below what was consumed;
+- each change stamps `spread_version` and refuses to overwrite a newer one, so a slow, stale admin
+  request cannot undo a newer configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib import clock
+from chalicelib.dynamo import error_code, with_retries
+from chalicelib.errors import ConfigConflict
+from chalicelib.rewards.ids import shard_sk
+from chalicelib.rewards.spread import CapChange, ShardState, plan_changes
+from chalicelib.rewards.tables import CounterItem
+
+MAX_SPREAD_ROUNDS = 25
+
+
+def read_shards(counter_id: str) -> list[ShardState]:
+    """Every shard of a counter, strongly consistent."""
+    items = with_retries(lambda: list(CounterItem.query(counter_id, consistent_read=True)))
+    return [
+        ShardState(index=int(item.sk), cap=int(item.cap or 0), consumed=int(item.consumed or 0))
+        for item in items
+        if item.sk.isdigit()
+    ]
+
+
+@dataclass(frozen=True)
+class StockSummary:
+    """A counter's totals, summed over its shards."""
+
+    total: int
+    consumed: int
+    remaining: int
+    shards: int
+
+
+def summarise(counter_id: str, total: int) -> StockSummary:
+    """Total (as configured), consumed and remaining (summed over shards) for one counter."""
+    shards = read_shards(counter_id)
+    return StockSummary(
+        total=total,
+        consumed=sum(s.consumed for s in shards),
+        remaining=sum(max(0, s.remaining) for s in shards),
+        shards=len(shards),
+    )
+
+
+class _Superseded(Exception):
+    """A newer configuration version already owns this counter."""
+
+
+def _apply(counter_id: str, change: CapChange, version: int) -> None:
+    item = CounterItem(counter_id, shard_sk(change.index))
+    newer_not_applied = CounterItem.spread_version.does_not_exist() | (CounterItem.spread_version <= version)
+    planned_from = (CounterItem.cap == change.old) if change.exists else CounterItem.cap.does_not_exist()
+    condition = planned_from & newer_not_applied
+    if change.delta < 0:
+        condition &= CounterItem.remaining >= -change.delta
+    try:
+        with_retries(lambda: item.update(
+            actions=[
+                CounterItem.cap.add(change.delta),
+                CounterItem.remaining.add(change.delta),
+                CounterItem.consumed.add(0),
+                CounterItem.spread_version.set(version),
+                CounterItem.updated_at_ms.set(clock.now_ms()),
+            ],
+            condition=condition,
+        ))
+    except UpdateError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        current = CounterItem.get(counter_id, shard_sk(change.index), consistent_read=True)
+        if current.spread_version is not None and current.spread_version > version:
+            raise _Superseded(counter_id) from exc
+        raise ConfigConflict("counter moved while re-spreading") from exc
+
+
+def respread(counter_id: str, total: int, shard_count: int, version: int, *, decreases_only: bool = False,
+             strict: bool = False) -> bool:
+    """Move a counter's caps to the spread of `total` over `shard_count` shards for config `version`.
+
+    Re-reads and re-plans after every conflict with a live grant, until the plan is reached. With
+    `decreases_only`, applies just the decreases (the first phase of a total change). Returns False
+    when a newer configuration took over the counter (nothing more to do here).
+    """
+    for _ in range(MAX_SPREAD_ROUNDS):
+        changes = plan_changes(total, shard_count, read_shards(counter_id), strict=strict)
+        if decreases_only:
+            changes = [c for c in changes if c.delta < 0]
+        if not changes:
+            return True
+        try:
+            for change in changes:
+                _apply(counter_id, change, version)
+        except _Superseded:
+            return False
+        except ConfigConflict:
+            continue
+    raise ConfigConflict(f"counter {counter_id} kept moving; re-spread did not converge, retry the request")

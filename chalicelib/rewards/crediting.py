@@ -1,0 +1,222 @@
+"""Crediting: turn an ACCEPTED order into money (or coupons) in its wallet, exactly once.
+
+Per order, one transaction: the ledger entry `credit#{order_id}` put-if-absent, the order
+ACCEPTED -> CREDITED (conditioned on its amount and wallet matching the message), and the wallet's
+balance, income and entry count ADDed. Invariant enforced here: an order is credited at most once and
+only for what it says, and a wallet only ever changes together with its ledger.
+
+Per batch, the credited sums are added to the "total distributed" counter with one transaction per
+(child, asset, hour) group: an ADD on a random counter shard plus a tally marker put-if-absent keyed by
+the batch id. The marker makes the ADD exactly-once; the orders carry `credited_by = batch id`, so a
+batch that crashed before its tally is found (orders with no marker) and finished by reconciliation.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import clock, faults
+from chalicelib.batch import process_sqs_batch
+from chalicelib.dynamo import cancellation_codes, connection, with_retries
+from chalicelib.errors import PoisonMessage
+from chalicelib.observability import logger
+from chalicelib.rewards import ids
+from chalicelib.rewards.orders import Order, parse_credit_message
+from chalicelib.rewards.tables import (
+    ACCEPTED,
+    CREDIT,
+    CREDITED,
+    CREDITING,
+    CounterItem,
+    LedgerEntry,
+    OrderItem,
+    WalletItem,
+)
+from chalicelib.settings import settings
+
+TALLY_TTL_S = 40 * 24 * 3600
+
+
+def new_batch_id(prefix: str = "b") -> str:
+    """An id for one crediting batch (one worker invocation, or one withdrawal's forced credits)."""
+    return f"{prefix}{uuid.uuid4().hex}"
+
+
+def credit_entry_key(order_id: str) -> str:
+    """Ledger key of an order's credit: at most one per order, by construction."""
+    return f"{CREDIT}#{order_id}"
+
+
+def time_key(at_ms: int, entry_key: str) -> str:
+    """Sort key of a wallet's flow. A credit sorts at its order's creation, where it showed as pending."""
+    return f"{at_ms:013d}#{entry_key}"
+
+
+def wallet_upsert_actions(sub_activity_id: str, act_id: str, asset: str, now_ms: int) -> list:
+    """SET actions that create a wallet's descriptive attributes on first touch and keep them after."""
+    return [
+        WalletItem.sub_activity_id.set(WalletItem.sub_activity_id | sub_activity_id),
+        WalletItem.act_id.set(WalletItem.act_id | act_id),
+        WalletItem.asset.set(WalletItem.asset | asset),
+        WalletItem.updated_at_ms.set(now_ms),
+    ]
+
+
+def credit(order: Order, batch_id: str) -> bool:
+    """Credit one order. True if this call credited it; False if it already was (no effect).
+
+    `PoisonMessage` when the order does not exist or does not match the message: retrying cannot help.
+    """
+    now_ms = clock.now_ms()
+    entry_key = credit_entry_key(order.order_id)
+    entry = LedgerEntry(
+        order.wallet_id, entry_key, kind=CREDIT, amount=order.amount, sub_activity_id=order.sub_activity_id,
+        order_key=order.order_key, scene_id=order.scene_id, bill_text=order.bill_text, posted_at_ms=now_ms,
+        time_key=time_key(order.created_at_ms, entry_key), hour=order.hour, hour_bucket=order.hour_bucket,
+    )
+    token = uuid.uuid4().hex
+
+    def attempt() -> None:
+        with TransactWrite(connection=connection(), client_request_token=token) as tx:
+            tx.save(entry, condition=LedgerEntry.entry_key.does_not_exist())
+            tx.update(
+                OrderItem(order.order_key),
+                actions=[
+                    OrderItem.status.set(CREDITED),
+                    OrderItem.credited_at_ms.set(now_ms),
+                    OrderItem.credited_by.set(batch_id),
+                    OrderItem.pending_wallet.remove(),
+                    OrderItem.unsent_bucket.remove(),
+                ],
+                condition=(OrderItem.status.is_in(ACCEPTED, CREDITING)
+                           & (OrderItem.amount == order.amount) & (OrderItem.wallet_id == order.wallet_id)),
+            )
+            tx.update(
+                WalletItem(order.wallet_id),
+                actions=[
+                    WalletItem.balance.add(order.amount),
+                    WalletItem.total_income.add(order.amount),
+                    WalletItem.total_withdrawn.add(0),
+                    WalletItem.total_refunded.add(0),
+                    WalletItem.entry_count.add(1),
+                    *wallet_upsert_actions(order.sub_activity_id, order.act_id, order.asset, now_ms),
+                ],
+            )
+
+    try:
+        with_retries(attempt)
+    except TransactWriteError as exc:
+        codes = cancellation_codes(exc)
+        # PynamoDB sends puts before updates: [0] ledger entry, [1] order, [2] wallet.
+        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            return _already_credited(order, exc)
+        if codes and codes[0] == "ConditionalCheckFailed":
+            logger.error("ledger credit exists for an uncredited order", extra={"order_key": order.order_key})
+            raise PoisonMessage(f"ledger credit exists but order {order.order_key} is not credited") from exc
+        raise
+    faults.point("credit.after_transaction")
+    return True
+
+
+def _already_credited(order: Order, exc: Exception) -> bool:
+    try:
+        stored = with_retries(lambda: OrderItem.get(order.order_key, consistent_read=True))
+    except DoesNotExist:
+        raise PoisonMessage(f"order {order.order_key} does not exist") from exc
+    if stored.amount != order.amount or stored.wallet_id != order.wallet_id:
+        raise PoisonMessage(f"credit message for {order.order_key} does not match the order") from exc
+    if stored.status == CREDITED:
+        return False
+    raise PoisonMessage(f"order {order.order_key} is in status {stored.status}") from exc
+
+
+@dataclass(frozen=True)
+class TallyGroup:
+    """The credited sum of one batch for one (child, asset, order hour)."""
+
+    ns: str
+    asset: str
+    hour: str
+    amount: int
+    count: int
+
+
+def tally_groups(credited: Iterable[Order]) -> list[TallyGroup]:
+    """Group a batch's newly credited orders for the distributed counter. Pure."""
+    sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for order in credited:
+        group = sums[(order.ns, order.asset, order.hour)]
+        group[0] += order.amount
+        group[1] += 1
+    return [TallyGroup(ns, asset, hour, amount, count) for (ns, asset, hour), (amount, count) in sorted(sums.items())]
+
+
+def tally_marker_key(ns: str, hour: str, batch_id: str, asset: str) -> tuple[str, str]:
+    """(counter_id, sk) of the marker that records one batch's tally for one group."""
+    return ids.tally_counter_id(ns, hour, ids.bucket_of(batch_id, settings().hour_buckets)), f"{batch_id}#{asset}"
+
+
+def write_tally(batch_id: str, group: TallyGroup) -> bool:
+    """Add one group's sum to the distributed counter, exactly once per (batch, group).
+
+    True if this call added it, False if the marker says it was already added.
+    """
+    now_ms = clock.now_ms()
+    marker_counter, marker_sk = tally_marker_key(group.ns, group.hour, batch_id, group.asset)
+    shard = random.randrange(settings().distributed_shards)
+    marker = CounterItem(marker_counter, marker_sk, amount=group.amount, count=group.count,
+                         updated_at_ms=now_ms, expires_at=clock.utc_datetime(now_ms + TALLY_TTL_S * 1000))
+    token = uuid.uuid4().hex
+
+    def attempt() -> None:
+        with TransactWrite(connection=connection(), client_request_token=token) as tx:
+            tx.save(marker, condition=CounterItem.sk.does_not_exist())
+            tx.update(
+                CounterItem(ids.distributed_counter_id(group.ns, group.asset), ids.shard_sk(shard)),
+                actions=[CounterItem.amount.add(group.amount), CounterItem.count.add(group.count),
+                         CounterItem.updated_at_ms.set(now_ms)],
+            )
+
+    try:
+        with_retries(attempt)
+    except TransactWriteError as exc:
+        if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            return False
+        raise
+    return True
+
+
+def tally(batch_id: str, credited: Iterable[Order]) -> None:
+    """Record a batch's credited sums. A failure here loses nothing: reconciliation finishes the tally."""
+    faults.point("credit.before_tally")
+    for group in tally_groups(credited):
+        try:
+            write_tally(batch_id, group)
+        except Exception:
+            logger.exception("tally failed; reconciliation will complete it",
+                             extra={"batch_id": batch_id, "ns": group.ns, "hour": group.hour})
+
+
+def handle_batch(event: Any) -> dict:
+    """The credit worker: credit each record on its own, report failures per record, tally the batch."""
+    batch_id = new_batch_id()
+    credited: list[Order] = []
+
+    def credit_record(record: Any) -> None:
+        order = parse_credit_message(record.body)
+        if credit(order, batch_id):
+            credited.append(order)
+
+    try:
+        return process_sqs_batch(event, credit_record)
+    finally:
+        # Even when the invocation fails as a whole, what was credited is tallied.
+        tally(batch_id, credited)

@@ -1,0 +1,266 @@
+"""Granting rewards: one order per order id, never beyond stock or budget.
+
+A grant is one DynamoDB transaction: the order put-if-absent, and (when the scene controls stock or
+budget) one counter shard's `ADD consumed :amount` guarded by `remaining >= :amount`. Both commit or
+neither does, so a sold-out scene writes nothing and an order exists only with its stock consumed.
+Invariant enforced here: sum over shards of `consumed` <= total, because each shard's consumption is
+bounded by its cap and the caps never sum above the total (see `spread`).
+
+After the commit the order is enqueued for crediting. If that send fails, the order stays ACCEPTED
+and is flagged in the sparse `unsent` index, which the sweeper re-sends; if the process dies before
+even that, the hourly reconciliation re-drives it. Either way the reward is never lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import clients, clock, faults
+from chalicelib.dynamo import cancellation_codes, connection, error_code, raw_item, with_retries
+from chalicelib.errors import OrderConflict, RewardgateError, SoldOut, StorageUnavailable
+from chalicelib.observability import logger
+from chalicelib.queues import CREDITS
+from chalicelib.rewards import config_store, ids, orders, ratelimit, tokens
+from chalicelib.rewards.config import TOKEN_ISSUANCE
+from chalicelib.rewards.orders import GrantRequest, Order
+from chalicelib.rewards.tables import ACCEPTED, CounterItem, OrderItem
+from chalicelib.settings import settings
+
+# A shard seen full is skipped by this process for this long before it is tried again by a
+# transaction; it is still re-read (strongly consistent) before a grant is declared sold out.
+FULL_HINT_S = 1.0
+# An existing ACCEPTED order this old is re-enqueued when its grant is repeated: its first send has
+# long succeeded or failed, and crediting is idempotent, so a repeat costs one message at most.
+REENQUEUE_AFTER_MS = 30_000
+
+_full_hints: dict[tuple[str, int], tuple[float, int]] = {}
+_hints_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Granted:
+    """The outcome of one grant: the order, whether this call created it, and its token."""
+
+    order: Order
+    created: bool
+    token: str | None
+
+    def body(self) -> dict:
+        """The JSON the grant API answers with."""
+        return orders.public_view(self.order, self.token)
+
+
+def _hint_full(counter_id: str, shard: int, remaining: int) -> None:
+    with _hints_lock:
+        _full_hints[(counter_id, shard)] = (time.monotonic(), remaining)
+
+
+def _hinted_full(counter_id: str, shard: int, amount: int) -> bool:
+    hint = _full_hints.get((counter_id, shard))
+    return hint is not None and time.monotonic() - hint[0] < FULL_HINT_S and hint[1] < amount
+
+
+class _ShardFull(Exception):
+    def __init__(self, remaining: int) -> None:
+        super().__init__(remaining)
+        self.remaining = remaining
+
+
+class _Exists(Exception):
+    def __init__(self, existing: Order) -> None:
+        super().__init__(existing.order_key)
+        self.existing = existing
+
+
+def _transact(order: Order, counter_id: str, shard: int) -> None:
+    """Order put-if-absent + shard consumption, atomically."""
+    placed = replace(order, shard=shard)
+    # One token per attempt, reused by retries: if a commit's answer is lost, the retry is answered
+    # "done" instead of running the transaction a second time (which would fail on the order).
+    token = uuid.uuid4().hex
+
+    def attempt() -> None:
+        with TransactWrite(connection=connection(), client_request_token=token) as tx:
+            tx.save(orders.to_item(placed), condition=OrderItem.order_key.does_not_exist(), return_values="ALL_OLD")
+            tx.update(
+                CounterItem(counter_id, ids.shard_sk(shard)),
+                actions=[
+                    CounterItem.consumed.add(order.amount),
+                    CounterItem.remaining.add(-order.amount),
+                    CounterItem.updated_at_ms.set(order.created_at_ms),
+                ],
+                condition=CounterItem.remaining >= order.amount,
+                return_values="ALL_OLD",
+            )
+
+    try:
+        with_retries(attempt)
+    except TransactWriteError as exc:
+        codes = cancellation_codes(exc)
+        reasons = exc.cancellation_reasons
+        # PynamoDB sends puts before updates: [0] is the order, [1] the shard.
+        if codes and codes[0] == "ConditionalCheckFailed":
+            raise _Exists(orders.from_fields(raw_item(reasons[0].raw_item))) from exc
+        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            old = raw_item(reasons[1].raw_item)
+            raise _ShardFull(int(old.get("remaining", 0))) from exc
+        raise
+
+
+def _consistent_remaining(counter_id: str, shards: Sequence[int]) -> dict[int, int]:
+    keys = [(counter_id, ids.shard_sk(s)) for s in shards]
+    items = with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
+    return {int(item.sk): int(item.remaining or 0) for item in items}
+
+
+def _place_with_stock(order: Order, counter_id: str, shard_count: int) -> Order:
+    """Commit the order on the first shard with room; `SoldOut` when none has any."""
+    candidates = ids.shard_order(order.order_key, shard_count)
+    deferred = [s for s in candidates if _hinted_full(counter_id, s, order.amount)]
+    first_pass = [s for s in candidates if s not in deferred]
+    for attempt_shards in (first_pass, None):
+        if attempt_shards is None:
+            # Every shard tried is full; confirm the ones skipped on a hint before saying sold out.
+            if not deferred:
+                break
+            room = _consistent_remaining(counter_id, deferred)
+            attempt_shards = [s for s in deferred if room.get(s, 0) >= order.amount]
+        for shard in attempt_shards:
+            try:
+                _transact(order, counter_id, shard)
+                return replace(order, shard=shard)
+            except _ShardFull as full:
+                _hint_full(counter_id, shard, full.remaining)
+    raise SoldOut(f"scene {order.scene_id} is sold out", scene_id=order.scene_id,
+                  sub_activity_id=order.sub_activity_id)
+
+
+def _place_without_stock(order: Order) -> Order:
+    try:
+        with_retries(lambda: orders.to_item(order).save(condition=OrderItem.order_key.does_not_exist()))
+    except PutError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        try:
+            existing = with_retries(lambda: OrderItem.get(order.order_key, consistent_read=True))
+        except DoesNotExist:
+            raise StorageUnavailable("order vanished after a conflicting put") from exc
+        raise _Exists(orders.from_item(existing)) from exc
+    return order
+
+
+def _token(order: Order) -> str | None:
+    if not config_store.get_switches().enabled(TOKEN_ISSUANCE):
+        return None
+    return tokens.sign(order.token_claims(settings().app_id), tokens.signing_key())
+
+
+def place(request: GrantRequest, now_ms: int | None = None) -> tuple[Order, bool]:
+    """Decide and commit one order. Returns (order, created); an identical repeat is (existing, False)."""
+    now_ms = clock.now_ms() if now_ms is None else now_ms
+    activity = config_store.get_activity(request.activity_id)
+    child = activity.child_at(now_ms)
+    scene = config_store.get_scene(request.activity_id, request.scene_id)
+    config_store.get_switches().require_grants(request.activity_id, request.scene_id)
+    order = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets)
+    ratelimit.acquire(f"{order.ns}#{scene.scene_id}", scene.rate_limit_per_s)
+    try:
+        if scene.stock_control:
+            return _place_with_stock(order, ids.stock_counter_id(order.ns, scene.scene_id), scene.shard_count), True
+        return _place_without_stock(order), True
+    except _Exists as found:
+        if not found.existing.same_content(order):
+            raise OrderConflict(
+                f"order {order.order_id} exists with different content",
+                order_id=order.order_id, existing_amount=found.existing.amount,
+            ) from None
+        return found.existing, False
+
+
+def _mark_unsent(order: Order) -> None:
+    bucket = str(ids.bucket_of(order.order_key, settings().hour_buckets))
+    try:
+        with_retries(lambda: OrderItem(order.order_key).update(
+            actions=[OrderItem.unsent_bucket.set(bucket)], condition=OrderItem.status == ACCEPTED))
+    except Exception:
+        # Nothing more can be done from here; the hourly reconciliation re-drives ACCEPTED orders.
+        logger.exception("could not flag an unsent order", extra={"order_key": order.order_key})
+
+
+def enqueue(batch: Sequence[Order]) -> int:
+    """Send credit messages (10 per request); flag the orders whose send failed. Returns how many failed."""
+    failed: list[Order] = []
+    for start in range(0, len(batch), 10):
+        chunk = batch[start:start + 10]
+        try:
+            answer = clients.sqs().send_message_batch(
+                QueueUrl=clients.queue_url(CREDITS.name),
+                Entries=[{"Id": str(i), "MessageBody": orders.credit_message(o)} for i, o in enumerate(chunk)],
+            )
+            failed.extend(chunk[int(f["Id"])] for f in answer.get("Failed", []))
+        except Exception:
+            logger.exception("credit enqueue failed", extra={"orders": len(chunk)})
+            failed.extend(chunk)
+    for order in failed:
+        _mark_unsent(order)
+    return len(failed)
+
+
+def _needs_reenqueue(order: Order, created: bool) -> bool:
+    return created or (order.status == ACCEPTED and clock.now_ms() - order.created_at_ms > REENQUEUE_AFTER_MS)
+
+
+def grant(request: GrantRequest) -> Granted:
+    """Grant one reward: commit the order, sign its token, enqueue it for crediting."""
+    order, created = place(request)
+    faults.point("grant.after_transaction")
+    if _needs_reenqueue(order, created):
+        enqueue([order])
+    return Granted(order=order, created=created, token=_token(order))
+
+
+def grant_many(requests: Sequence[GrantRequest | RewardgateError]) -> list[Granted | RewardgateError]:
+    """Grant a batch: each item independently (its own result or error); credit messages sent in batches."""
+    results: list[Granted | RewardgateError] = []
+    to_send: list[Order] = []
+    for request in requests:
+        if isinstance(request, RewardgateError):
+            results.append(request)
+            continue
+        try:
+            order, created = place(request)
+        except RewardgateError as error:
+            results.append(error)
+            continue
+        if _needs_reenqueue(order, created):
+            to_send.append(order)
+        results.append(Granted(order=order, created=created, token=None))
+    faults.point("grant.after_transaction")
+    enqueue(to_send)
+    return [replace(r, token=_token(r.order)) if isinstance(r, Granted) else r for r in results]
+
+
+def resend_unsent(limit_per_bucket: int = 200) -> int:
+    """Re-send the credit messages of orders flagged `unsent` (the sweeper). Returns how many were sent."""
+    resent = 0
+    for bucket in range(settings().hour_buckets):
+        keys = with_retries(lambda b=bucket: [
+            item.order_key for item in OrderItem.unsent.query(str(b), limit=limit_per_bucket)])
+        if not keys:
+            continue
+        items = with_retries(lambda k=keys: list(OrderItem.batch_get(k, consistent_read=True)))
+        accepted = [orders.from_item(i) for i in items if i.status == ACCEPTED]
+        failed = enqueue(accepted)
+        if failed == 0:
+            for order in accepted:
+                with_retries(lambda o=order: OrderItem(o.order_key).update(
+                    actions=[OrderItem.unsent_bucket.remove()]))
+            resent += len(accepted)
+    return resent

@@ -1,0 +1,91 @@
+"""Pure decisions about identity and placement: order ids, keys, shards, buckets, gray admission.
+
+Nothing here does I/O. Separators (`_`, `#`, `/`) never occur inside an identifier (see
+`chalicelib.validate.IDENT`), so every key below is unambiguous.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+CASH = "cash"
+COUPON = "coupon"
+AWARD_TYPES = (CASH, COUPON)
+CASH_ASSET = "CNY"
+
+
+def stable_hash(text: str) -> int:
+    """A process-independent 64-bit hash (Python's `hash()` is salted per process)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def order_id(act_id: str, scene_id: str, rain_id: str, award_type: str, stage: str) -> str:
+    """`{act_id}_{scene_id}_{rain_id}_{award_type}_{stage}`: one reward per user per scene round."""
+    return f"{act_id}_{scene_id}_{rain_id}_{award_type}_{stage}"
+
+
+def child_ns(activity_id: str, sub_activity_id: str) -> str:
+    """The namespace of one child activity; orders, wallets and counters of different children never mix."""
+    return f"{activity_id}/{sub_activity_id}"
+
+
+def order_key(ns: str, order_id_: str) -> str:
+    """Primary key of an order within its child activity."""
+    return f"{ns}#{order_id_}"
+
+
+def asset_of(award_type: str, template_id: str | None) -> str:
+    """What a wallet holds: `CNY` (fen) for cash, `coupon:{template_id}` (pieces) for coupons."""
+    return CASH_ASSET if award_type == CASH else f"coupon:{template_id}"
+
+
+def wallet_id(ns: str, act_id: str, asset: str) -> str:
+    """Primary key of a user's wallet for one asset in one child activity."""
+    return f"{ns}#{act_id}#{asset}"
+
+
+def stock_counter_id(ns: str, scene_id: str) -> str:
+    """Counter holding a scene's stock/budget shards in one child activity."""
+    return f"stock#{ns}#{scene_id}"
+
+
+def distributed_counter_id(ns: str, asset: str) -> str:
+    """Counter holding the child activity's "total distributed" shards for one asset."""
+    return f"dist#{ns}#{asset}"
+
+
+def tally_counter_id(ns: str, hour: str, bucket: int) -> str:
+    """Partition of the per-batch tally markers of one hour."""
+    return f"tally#{ns}#{hour}#{bucket}"
+
+
+def shard_sk(index: int) -> str:
+    """Sort key of shard `index` (zero-padded so shards list in order)."""
+    return f"{index:04d}"
+
+
+def bucket_of(key: str, buckets: int) -> int:
+    """Which of `buckets` partitions a key's hour-index entry goes to."""
+    return stable_hash(key) % buckets
+
+
+def hour_bucket(hour: str, bucket: int) -> str:
+    """Hash key of the hour indexes: `{YYYYMMDDHH}#{bucket}`."""
+    return f"{hour}#{bucket}"
+
+
+def shard_order(key: str, shard_count: int) -> list[int]:
+    """The shards a grant tries, in order: a home shard chosen by the order key, then the others.
+
+    Spreading home shards by key keeps each shard's write rate at 1/shard_count of the total; walking
+    on from the home shard (rather than always from 0) keeps the fallback load spread too.
+    """
+    if shard_count <= 0:
+        return []
+    home = stable_hash(key) % shard_count
+    return [(home + step) % shard_count for step in range(shard_count)]
+
+
+def gray_admits(act_id: str, percent: int) -> bool:
+    """Whether a user falls inside a gray rollout of `percent` % (stable per user)."""
+    return stable_hash(f"gray:{act_id}") % 100 < percent

@@ -1,0 +1,190 @@
+"""The reward order: what a grant decides, how it is stored, and the credit message that carries it.
+
+`decide_order` is pure: given a validated request, the configuration and the time, it fixes every
+fact of the order (id, key, wallet, asset, hour bucket). The credit message carries those facts so the
+crediting worker needs no read before its transaction; the transaction's condition checks them
+against the stored order, so a message can never credit anything the order does not say.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from chalicelib import clock, validate
+from chalicelib.errors import AmountOverCap, AwardTypeMismatch, InvalidField, PoisonMessage
+from chalicelib.rewards import ids
+from chalicelib.rewards.config import Activity, Child, Scene
+from chalicelib.rewards.tables import ACCEPTED, STATUS_NAMES, OrderItem
+
+GRANT_FIELDS = ("activity_id", "scene_id", "act_id", "rain_id", "award_type", "stage", "amount")
+MESSAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    """A validated grant request."""
+
+    activity_id: str
+    scene_id: str
+    act_id: str
+    rain_id: str
+    award_type: str
+    stage: str
+    amount: int
+
+
+def parse_grant(body: Any) -> GrantRequest:
+    """Validate one grant request body; the error names the first bad field."""
+    if not isinstance(body, dict):
+        raise InvalidField("grant", "must be a JSON object")
+    validate.no_unknown_fields(body, GRANT_FIELDS)
+    return GrantRequest(
+        activity_id=validate.ident(body, "activity_id"),
+        scene_id=validate.ident(body, "scene_id"),
+        act_id=validate.ident(body, "act_id"),
+        rain_id=validate.ident(body, "rain_id"),
+        award_type=validate.choice(body, "award_type", ids.AWARD_TYPES),
+        stage=validate.ident(body, "stage"),
+        amount=validate.integer(body, "amount", minimum=1),
+    )
+
+
+@dataclass(frozen=True)
+class Order:
+    """Every fact of one reward order."""
+
+    order_key: str
+    order_id: str
+    activity_id: str
+    sub_activity_id: str
+    scene_id: str
+    act_id: str
+    rain_id: str
+    award_type: str
+    stage: str
+    amount: int
+    asset: str
+    wallet_id: str
+    order_cap: int
+    created_at_ms: int
+    hour: str
+    hour_bucket: str
+    bill_text: str
+    status: int = ACCEPTED
+    shard: int | None = None
+    credited_at_ms: int | None = None
+
+    @property
+    def ns(self) -> str:
+        """The child-activity namespace the order lives in."""
+        return ids.child_ns(self.activity_id, self.sub_activity_id)
+
+    @property
+    def status_name(self) -> str:
+        """ACCEPTED, CREDITING or CREDITED."""
+        return STATUS_NAMES.get(self.status, str(self.status))
+
+    def same_content(self, other: Order) -> bool:
+        """Whether a repeated grant asks for exactly this order (the id already pins the rest)."""
+        return (self.order_key, self.amount, self.scene_id, self.activity_id) == (
+            other.order_key, other.amount, other.scene_id, other.activity_id)
+
+    def token_claims(self, app_id: str) -> dict[str, Any]:
+        """What the reward token states about this order."""
+        return {
+            "v": 1, "app_id": app_id, "activity_id": self.activity_id, "sub_activity_id": self.sub_activity_id,
+            "act_id": self.act_id, "scene_id": self.scene_id, "award_type": self.award_type, "asset": self.asset,
+            "amount": self.amount, "order_id": self.order_id, "open_time_ms": self.created_at_ms,
+            "rain_id": self.rain_id, "stage": self.stage,
+        }
+
+
+def decide_order(request: GrantRequest, activity: Activity, child: Child, scene: Scene, now_ms: int,
+                 hour_buckets: int) -> Order:
+    """The order a valid grant request creates (refusing an award-type mismatch or an amount over the cap)."""
+    if request.award_type != scene.award_type:
+        raise AwardTypeMismatch(
+            f"scene {scene.scene_id} grants {scene.award_type}, not {request.award_type}",
+            expected=scene.award_type,
+        )
+    if request.amount > scene.order_cap:
+        raise AmountOverCap(
+            f"amount {request.amount} exceeds the per-order cap {scene.order_cap}", order_cap=scene.order_cap
+        )
+    ns = activity.ns(child)
+    oid = ids.order_id(request.act_id, request.scene_id, request.rain_id, request.award_type, request.stage)
+    key = ids.order_key(ns, oid)
+    hour = clock.hour_of(now_ms)
+    return Order(
+        order_key=key, order_id=oid, activity_id=activity.activity_id, sub_activity_id=child.sub_activity_id,
+        scene_id=scene.scene_id, act_id=request.act_id, rain_id=request.rain_id, award_type=request.award_type,
+        stage=request.stage, amount=request.amount, asset=scene.asset,
+        wallet_id=ids.wallet_id(ns, request.act_id, scene.asset), order_cap=scene.order_cap,
+        created_at_ms=now_ms, hour=hour, hour_bucket=ids.hour_bucket(hour, ids.bucket_of(key, hour_buckets)),
+        bill_text=scene.bill_text,
+    )
+
+
+def to_item(order: Order) -> OrderItem:
+    """The order as a new table item (ACCEPTED, listed as pending in its wallet)."""
+    return OrderItem(
+        order.order_key, order_id=order.order_id, activity_id=order.activity_id,
+        sub_activity_id=order.sub_activity_id, scene_id=order.scene_id, act_id=order.act_id,
+        rain_id=order.rain_id, award_type=order.award_type, stage=order.stage, amount=order.amount,
+        asset=order.asset, wallet_id=order.wallet_id, order_cap=order.order_cap, shard=order.shard,
+        status=order.status, created_at_ms=order.created_at_ms, hour=order.hour, hour_bucket=order.hour_bucket,
+        pending_wallet=order.wallet_id, bill_text=order.bill_text,
+    )
+
+
+_ITEM_FIELDS = (
+    "order_key", "order_id", "activity_id", "sub_activity_id", "scene_id", "act_id", "rain_id", "award_type",
+    "stage", "amount", "asset", "wallet_id", "order_cap", "created_at_ms", "hour", "hour_bucket", "status",
+    "shard", "credited_at_ms", "bill_text",
+)
+
+
+def from_fields(fields: dict[str, Any]) -> Order:
+    """An order from stored attributes (a PynamoDB item's or a raw cancellation item's)."""
+    values = {name: fields.get(name) for name in _ITEM_FIELDS}
+    for name in ("amount", "order_cap", "created_at_ms", "status"):
+        values[name] = int(values[name])
+    for name in ("shard", "credited_at_ms"):
+        values[name] = None if values[name] is None else int(values[name])
+    values["bill_text"] = values["bill_text"] or ""
+    return Order(**values)
+
+
+def from_item(item: OrderItem) -> Order:
+    """An order from its table item."""
+    return from_fields(item.attribute_values)
+
+
+def public_view(order: Order, token: str | None) -> dict[str, Any]:
+    """The order as the grant API answers it."""
+    return {
+        "order_id": order.order_id, "status": order.status_name, "token": token, "amount": order.amount,
+        "asset": order.asset, "activity_id": order.activity_id, "sub_activity_id": order.sub_activity_id,
+        "scene_id": order.scene_id, "act_id": order.act_id, "created_at_ms": order.created_at_ms,
+    }
+
+
+# --- credit messages -------------------------------------------------------------------------
+
+
+def credit_message(order: Order) -> str:
+    """The credit queue message for an order: its facts, so crediting needs no read first."""
+    return json.dumps({"v": MESSAGE_VERSION, **asdict(order)}, separators=(",", ":"), sort_keys=True)
+
+
+def parse_credit_message(body: str) -> Order:
+    """The order a credit message carries; `PoisonMessage` when the message is not one."""
+    try:
+        data = json.loads(body)
+        if data.pop("v") != MESSAGE_VERSION:
+            raise ValueError("unknown message version")
+        return Order(**data)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise PoisonMessage(f"not a credit message: {exc}") from exc

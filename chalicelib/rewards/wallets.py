@@ -1,0 +1,156 @@
+"""Wallet reads: balance with still-pending rewards, and the merged, paginated flow.
+
+Pending rewards come from the sparse `pending_by_wallet` index, which is eventually consistent: an
+order credited a moment ago may still be listed there. Each candidate is therefore re-read strongly
+consistent and kept only while it is not credited, so a reward is never counted both as balance and as
+pending. (One granted a few milliseconds ago may not be listed yet; the user holds its token.)
+
+The flow merges ledger entries and pending orders newest first. A credit sorts at its order's creation
+time — where it appeared as pending — so a reward keeps its place in the flow when it is credited and
+cursor pagination stays stable.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.dynamo import with_retries
+from chalicelib.errors import InvalidField
+from chalicelib.rewards import orders
+from chalicelib.rewards.crediting import credit_entry_key, time_key
+from chalicelib.rewards.ids import CASH_ASSET
+from chalicelib.rewards.orders import Order
+from chalicelib.rewards.tables import CREDITED, LedgerEntry, OrderItem, WalletItem
+
+MAX_PENDING = 500
+
+
+def pending_orders(wallet_id: str, before_ms: int | None = None, limit: int = MAX_PENDING) -> list[Order]:
+    """Orders of a wallet that are not credited yet, newest first (confirmed by consistent reads)."""
+    condition = OrderItem.created_at_ms < before_ms if before_ms is not None else None
+    keys = with_retries(lambda: [
+        item.order_key
+        for item in OrderItem.pending_by_wallet.query(
+            wallet_id, range_key_condition=condition, scan_index_forward=False, limit=limit)
+    ])
+    return [o for o in load_orders(keys) if o.status != CREDITED]
+
+
+def load_orders(order_keys: Iterable[str]) -> list[Order]:
+    """Orders by key, strongly consistent, newest first; missing keys are skipped."""
+    keys = list(dict.fromkeys(order_keys))
+    if not keys:
+        return []
+    items = with_retries(lambda: list(OrderItem.batch_get(keys, consistent_read=True)))
+    return sorted((orders.from_item(i) for i in items), key=lambda o: o.created_at_ms, reverse=True)
+
+
+@dataclass(frozen=True)
+class WalletView:
+    """What the wallet API shows."""
+
+    wallet_id: str
+    balance: int
+    pending: int
+    total_income: int
+    total_withdrawn: int
+    total_refunded: int
+    currency: str
+
+    def body(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "balance": self.balance, "pending": self.pending, "total_income": self.total_income,
+            "total_withdrawn": self.total_withdrawn, "total_refunded": self.total_refunded,
+            "currency": self.currency,
+        }
+
+
+def get_wallet_item(wallet_id: str) -> WalletItem | None:
+    """The wallet item, strongly consistent; None for a wallet never credited."""
+    try:
+        return with_retries(lambda: WalletItem.get(wallet_id, consistent_read=True))
+    except DoesNotExist:
+        return None
+
+
+def view(wallet_id: str, asset: str = CASH_ASSET) -> WalletView:
+    """Balance, pending (granted, not yet credited), totals."""
+    item = get_wallet_item(wallet_id)
+    pending = sum(o.amount for o in pending_orders(wallet_id))
+    return WalletView(
+        wallet_id=wallet_id,
+        balance=int(item.balance) if item else 0,
+        pending=pending,
+        total_income=int(item.total_income) if item else 0,
+        total_withdrawn=int(item.total_withdrawn or 0) if item else 0,
+        total_refunded=int(item.total_refunded or 0) if item else 0,
+        currency=asset,
+    )
+
+
+# --- flow ------------------------------------------------------------------------------------
+
+
+def encode_flow_cursor(sort_key: str) -> str:
+    """Opaque cursor for the position after `sort_key`."""
+    return base64.urlsafe_b64encode(sort_key.encode()).decode().rstrip("=")
+
+
+def decode_flow_cursor(raw: str | None) -> str | None:
+    """The sort key a flow cursor stands for; `InvalidField` if it is not one of ours."""
+    if raw is None:
+        return None
+    try:
+        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidField("cursor", "is not a cursor returned by this listing") from exc
+    at, sep, rest = key.partition("#")
+    if len(at) != 13 or not at.isdigit() or not sep or not rest:
+        raise InvalidField("cursor", "is not a cursor returned by this listing")
+    return key
+
+
+def _entry_view(entry: LedgerEntry) -> dict[str, Any]:
+    view = {"type": entry.kind, "amount": int(entry.amount), "at_ms": int(entry.time_key[:13]),
+            "posted_at_ms": int(entry.posted_at_ms), "bill_text": entry.bill_text}
+    if entry.order_key:
+        view["order_id"] = entry.order_key.split("#", 1)[1]
+    if entry.request_id:
+        view["request_id"] = entry.request_id
+    return view
+
+
+def _pending_view(order: Order) -> dict[str, Any]:
+    return {"type": "pending", "amount": order.amount, "at_ms": order.created_at_ms, "order_id": order.order_id,
+            "bill_text": order.bill_text}
+
+
+def flow(wallet_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    """One page of the wallet's flow (credits, withdrawals, refunds, pending rewards), newest first."""
+    before = decode_flow_cursor(cursor)
+    condition = LedgerEntry.time_key < before if before else None
+    entries = with_retries(lambda: list(LedgerEntry.by_time.query(
+        wallet_id, range_key_condition=condition, scan_index_forward=False, limit=limit + 1,
+        consistent_read=True)))
+    # Pending orders sort by creation time; the ledger key of their future credit breaks ties.
+    before_ms = int(before[:13]) + 1 if before else None
+    rows: dict[str, dict[str, Any]] = {}
+    for order in pending_orders(wallet_id, before_ms=before_ms, limit=limit + 1):
+        key = time_key(order.created_at_ms, credit_entry_key(order.order_id))
+        if before is None or key < before:
+            rows[key] = _pending_view(order)
+    for entry in entries:
+        rows[entry.time_key] = _entry_view(entry)  # a credited order replaces its pending row
+    ordered = sorted(rows.items(), key=lambda kv: kv[0], reverse=True)
+    page = ordered[:limit]
+    has_more = len(ordered) > limit
+    return {
+        "items": [row for _, row in page],
+        "next_cursor": encode_flow_cursor(page[-1][0]) if has_more and page else None,
+    }

@@ -1,0 +1,309 @@
+"""Withdrawals: force pending rewards in, debit once, pay out, and refund what the payout refused.
+
+1. Idempotency: a repeated `request_id` returns the first outcome (a different amount is a
+   `WithdrawalConflict`); the withdrawal item is the durable key.
+2. Every pending order of the user (and every presented token that verifies) is credited now, so
+   money granted a moment ago can be withdrawn.
+3. One transaction: ledger `withdrawal#{request_id}` and the withdrawal item put-if-absent, and the
+   wallet debited under the condition `balance >= amount`. Invariant enforced here: a balance never
+   goes negative and a request debits at most once.
+4. The payout provider is called with the request id (idempotent on its side). PAID settles it;
+   FAILED refunds through a compensating ledger entry `refund#{request_id}` in one transaction with
+   the status change; a timeout leaves it PAYOUT_PENDING for the payout sweeper, which asks the
+   provider what happened and settles (or re-submits) it. No outcome leaves the money in limbo.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import clock, faults, validate
+from chalicelib.dynamo import cancellation_codes, connection, error_code, raw_item, with_retries
+from chalicelib.errors import (
+    InsufficientBalance,
+    InvalidField,
+    InvalidToken,
+    WithdrawalConflict,
+)
+from chalicelib.observability import logger
+from chalicelib.rewards import config_store, crediting, ids, tokens, wallets
+from chalicelib.rewards.crediting import time_key
+from chalicelib.rewards.payouts import FAILED, PAID, UNKNOWN, PayoutResult, PayoutTimeout, provider
+from chalicelib.rewards.tables import (
+    CREDITED,
+    PAYOUT_PENDING,
+    REFUND,
+    REFUNDED,
+    WITHDRAWAL,
+    LedgerEntry,
+    WalletItem,
+    WithdrawalItem,
+)
+from chalicelib.rewards.tables import (
+    PAID as STATUS_PAID,
+)
+from chalicelib.settings import settings
+
+MAX_TOKENS = 100
+WITHDRAWAL_FIELDS = ("activity_id", "sub_activity_id", "request_id", "amount", "tokens")
+
+
+@dataclass(frozen=True)
+class WithdrawalRequest:
+    """A validated withdrawal request."""
+
+    activity_id: str
+    sub_activity_id: str | None
+    request_id: str
+    amount: int
+    tokens: tuple[str, ...]
+
+
+def parse_withdrawal(body: dict[str, Any]) -> WithdrawalRequest:
+    """Validate a withdrawal body; the error names the first bad field."""
+    validate.no_unknown_fields(body, WITHDRAWAL_FIELDS)
+    raw_tokens = body.get("tokens", [])
+    if not isinstance(raw_tokens, list) or len(raw_tokens) > MAX_TOKENS or not all(
+            isinstance(t, str) for t in raw_tokens):
+        raise InvalidField("tokens", f"must be a list of at most {MAX_TOKENS} token strings")
+    return WithdrawalRequest(
+        activity_id=validate.ident(body, "activity_id"),
+        sub_activity_id=validate.ident(body, "sub_activity_id") if body.get("sub_activity_id") else None,
+        request_id=validate.ident(body, "request_id"),
+        amount=validate.integer(body, "amount", minimum=1),
+        tokens=tuple(raw_tokens),
+    )
+
+
+@dataclass(frozen=True)
+class WithdrawalOutcome:
+    """Where a withdrawal stands: PAYOUT_PENDING, PAID or REFUNDED."""
+
+    request_id: str
+    amount: int
+    status: str
+    balance: int | None = None
+    failure: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """JSON form."""
+        out: dict[str, Any] = {"request_id": self.request_id, "amount": self.amount, "status": self.status}
+        if self.balance is not None:
+            out["balance"] = self.balance
+        if self.failure:
+            out["failure"] = self.failure
+        return out
+
+
+def _outcome(item: WithdrawalItem, balance: int | None = None) -> WithdrawalOutcome:
+    return WithdrawalOutcome(request_id=item.request_id, amount=int(item.amount), status=item.status,
+                             balance=balance, failure=item.failure)
+
+
+def _get(wallet_id: str, request_id: str) -> WithdrawalItem | None:
+    try:
+        return with_retries(lambda: WithdrawalItem.get(wallet_id, request_id, consistent_read=True))
+    except DoesNotExist:
+        return None
+
+
+def _repeat(existing: WithdrawalItem, amount: int) -> WithdrawalOutcome:
+    if int(existing.amount) != amount:
+        raise WithdrawalConflict(
+            f"withdrawal {existing.request_id} exists with a different amount",
+            request_id=existing.request_id, existing_amount=int(existing.amount),
+        )
+    return _outcome(existing)
+
+
+def _token_orders(ns: str, act_id: str, presented: Sequence[str]) -> list[str]:
+    """Order keys of presented tokens, each verified and required to belong to this wallet."""
+    public_keys = tokens.signing_key().public_keys if presented else {}
+    keys = []
+    for index, token in enumerate(presented):
+        try:
+            claims = tokens.verify(token, public_keys)
+        except InvalidToken as exc:
+            raise InvalidToken(f"tokens[{index}]: {exc.message}", index=index) from exc
+        if (ids.child_ns(claims["activity_id"], claims["sub_activity_id"]) != ns or claims["act_id"] != act_id
+                or claims["asset"] != ids.CASH_ASSET):
+            raise InvalidToken(f"tokens[{index}]: token is for another wallet", index=index)
+        keys.append(ids.order_key(ns, claims["order_id"]))
+    return keys
+
+
+def force_credit(wallet_id: str, extra_order_keys: Sequence[str] = ()) -> int:
+    """Credit every pending order of a wallet now (plus the given ones); returns how many this call credited."""
+    pending = {o.order_key: o for o in wallets.pending_orders(wallet_id)}
+    for order in wallets.load_orders(k for k in extra_order_keys if k not in pending):
+        if order.wallet_id == wallet_id and order.status != CREDITED:
+            pending[order.order_key] = order
+    batch_id = crediting.new_batch_id("w")
+    credited = [o for o in pending.values() if crediting.credit(o, batch_id)]
+    crediting.tally(batch_id, credited)
+    return len(credited)
+
+
+def _debit(wallet_id: str, request: WithdrawalRequest, act_id: str, sub_activity_id: str) -> None:
+    now_ms = clock.now_ms()
+    entry_key = f"{WITHDRAWAL}#{request.request_id}"
+    hour = clock.hour_of(now_ms)
+    entry = LedgerEntry(
+        wallet_id, entry_key, kind=WITHDRAWAL, amount=request.amount, sub_activity_id=sub_activity_id,
+        request_id=request.request_id, bill_text="withdrawal", posted_at_ms=now_ms,
+        time_key=time_key(now_ms, entry_key), hour=hour,
+        hour_bucket=ids.hour_bucket(hour, ids.bucket_of(f"{wallet_id}#{entry_key}", settings().hour_buckets)),
+    )
+    record = WithdrawalItem(
+        wallet_id, request.request_id, amount=request.amount, status=PAYOUT_PENDING, created_at_ms=now_ms,
+        unresolved_bucket=str(ids.bucket_of(wallet_id, settings().hour_buckets)),
+    )
+    token = uuid.uuid4().hex
+
+    def attempt() -> None:
+        with TransactWrite(connection=connection(), client_request_token=token) as tx:
+            tx.save(entry, condition=LedgerEntry.entry_key.does_not_exist())
+            tx.save(record, condition=WithdrawalItem.request_id.does_not_exist())
+            tx.update(
+                WalletItem(wallet_id),
+                actions=[WalletItem.balance.add(-request.amount), WalletItem.total_withdrawn.add(request.amount),
+                         WalletItem.entry_count.add(1), WalletItem.updated_at_ms.set(now_ms)],
+                condition=WalletItem.balance >= request.amount,
+                return_values="ALL_OLD",
+            )
+
+    try:
+        with_retries(attempt)
+    except TransactWriteError as exc:
+        codes = cancellation_codes(exc)
+        # Puts first: [0] ledger entry, [1] withdrawal item; then [2] the wallet.
+        if "ConditionalCheckFailed" in codes[:2]:
+            raise _Duplicate from exc
+        if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
+            balance = int(raw_item(exc.cancellation_reasons[2].raw_item).get("balance", 0))
+            raise InsufficientBalance(
+                f"balance {balance} is below the withdrawal amount {request.amount}",
+                balance=balance, amount=request.amount,
+            ) from exc
+        raise
+
+
+class _Duplicate(Exception):
+    """The same request id was debited concurrently."""
+
+
+def settle(wallet_id: str, request_id: str, result: PayoutResult) -> WithdrawalItem:
+    """Record a settled payout: PAID, or REFUNDED together with the compensating ledger entry."""
+    now_ms = clock.now_ms()
+    current = _get(wallet_id, request_id)
+    if current is None or current.status != PAYOUT_PENDING:
+        return current  # type: ignore[return-value]
+    if result.status == PAID:
+        try:
+            with_retries(lambda: current.update(
+                actions=[WithdrawalItem.status.set(STATUS_PAID), WithdrawalItem.payout_ref.set(result.reference),
+                         WithdrawalItem.resolved_at_ms.set(now_ms), WithdrawalItem.unresolved_bucket.remove()],
+                condition=WithdrawalItem.status == PAYOUT_PENDING))
+        except UpdateError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        return _get(wallet_id, request_id)  # type: ignore[return-value]
+    _refund(current, result.reason or "payout failed", now_ms)
+    return _get(wallet_id, request_id)  # type: ignore[return-value]
+
+
+def _refund(record: WithdrawalItem, reason: str, now_ms: int) -> None:
+    wallet_id, request_id, amount = record.wallet_id, record.request_id, int(record.amount)
+    entry_key = f"{REFUND}#{request_id}"
+    hour = clock.hour_of(now_ms)
+    wallet = wallets.get_wallet_item(wallet_id)
+    entry = LedgerEntry(
+        wallet_id, entry_key, kind=REFUND, amount=amount, sub_activity_id=wallet.sub_activity_id if wallet else "",
+        request_id=request_id, bill_text="withdrawal refund", posted_at_ms=now_ms,
+        time_key=time_key(now_ms, entry_key), hour=hour,
+        hour_bucket=ids.hour_bucket(hour, ids.bucket_of(f"{wallet_id}#{entry_key}", settings().hour_buckets)),
+    )
+    token = uuid.uuid4().hex
+
+    def attempt() -> None:
+        with TransactWrite(connection=connection(), client_request_token=token) as tx:
+            tx.save(entry, condition=LedgerEntry.entry_key.does_not_exist())
+            tx.update(record, actions=[
+                WithdrawalItem.status.set(REFUNDED), WithdrawalItem.failure.set(reason),
+                WithdrawalItem.resolved_at_ms.set(now_ms), WithdrawalItem.unresolved_bucket.remove(),
+            ], condition=WithdrawalItem.status == PAYOUT_PENDING)
+            tx.update(WalletItem(wallet_id), actions=[
+                WalletItem.balance.add(amount), WalletItem.total_refunded.add(amount),
+                WalletItem.entry_count.add(1), WalletItem.updated_at_ms.set(now_ms),
+            ])
+
+    try:
+        with_retries(attempt)
+    except TransactWriteError as exc:
+        if "ConditionalCheckFailed" not in cancellation_codes(exc):
+            raise
+        # Already refunded (or settled) by a concurrent settle: the first outcome stands.
+
+
+def pay_out(record: WithdrawalItem) -> WithdrawalItem:
+    """Call the provider for a debited withdrawal and record what it says (a timeout changes nothing)."""
+    try:
+        result = provider().transfer(record.request_id, record.wallet_id, int(record.amount))
+    except PayoutTimeout:
+        logger.warning("payout timed out; the sweeper will settle it", extra={"request_id": record.request_id})
+        return record
+    faults.point("withdrawal.after_payout")
+    return settle(record.wallet_id, record.request_id, result)
+
+
+def withdraw(act_id: str, request: WithdrawalRequest) -> WithdrawalOutcome:
+    """Withdraw cash from a user's wallet in one child activity."""
+    now_ms = clock.now_ms()
+    activity = config_store.get_activity(request.activity_id)
+    child = (activity.child(request.sub_activity_id) if request.sub_activity_id else activity.wallet_child_at(now_ms))
+    if child is None:
+        raise InvalidField("sub_activity_id", f"activity {activity.activity_id} has no such child activity")
+    config_store.get_switches().require_withdrawal(act_id)
+    ns = activity.ns(child)
+    wallet_id = ids.wallet_id(ns, act_id, ids.CASH_ASSET)
+    existing = _get(wallet_id, request.request_id)
+    if existing is not None:
+        return _repeat(existing, request.amount)
+    token_keys = _token_orders(ns, act_id, request.tokens)
+    force_credit(wallet_id, token_keys)
+    faults.point("withdrawal.after_force_credit")
+    try:
+        _debit(wallet_id, request, act_id, child.sub_activity_id)
+    except _Duplicate:
+        return _repeat(_get(wallet_id, request.request_id), request.amount)  # type: ignore[arg-type]
+    faults.point("withdrawal.after_debit")
+    record = pay_out(_get(wallet_id, request.request_id))  # type: ignore[arg-type]
+    wallet = wallets.get_wallet_item(wallet_id)
+    return _outcome(record, balance=int(wallet.balance) if wallet else 0)
+
+
+def sweep_unresolved(older_than_ms: int = 60_000, limit: int = 100) -> int:
+    """Settle withdrawals left PAYOUT_PENDING (payout timed out, or the process died before paying)."""
+    cutoff = clock.now_ms() - older_than_ms
+    settled = 0
+    for bucket in range(settings().hour_buckets):
+        keys = with_retries(lambda b=bucket: list(WithdrawalItem.unresolved.query(
+            str(b), WithdrawalItem.created_at_ms < cutoff, limit=limit)))
+        for key in keys:
+            record = _get(key.wallet_id, key.request_id)
+            if record is None or record.status != PAYOUT_PENDING:
+                continue
+            result = provider().status(record.request_id)
+            if result.status == UNKNOWN:
+                # The provider never saw it: submit now (idempotent on its side by request id).
+                record = pay_out(record)
+            elif result.status in (PAID, FAILED):
+                record = settle(record.wallet_id, record.request_id, result)
+            settled += record.status != PAYOUT_PENDING
+    return settled

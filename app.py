@@ -8,6 +8,7 @@ from chalice import Chalice
 
 from chalicelib.routes.admin import bp as admin
 from chalicelib.routes.callbacks import bp as callbacks
+from chalicelib.routes.reconcile import bp as reconcile
 from chalicelib.routes.rewards import bp as rewards
 from chalicelib.routes.wallets import bp as wallets
 
@@ -16,3 +17,4 @@ app.register_blueprint(callbacks)
 app.register_blueprint(admin)
 app.register_blueprint(rewards)
 app.register_blueprint(wallets)
+app.register_blueprint(reconcile)

@@ -26,6 +26,7 @@ from chalicelib.settings import resource_name, settings
 TABLE_MODULES = (
     "chalicelib.callbacks.tables",
     "chalicelib.rewards.tables",
+    "chalicelib.reconcile.tables",
 )
 
 _REGISTRY: list[type[Model]] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.settings import resource_name
+from chalicelib.settings import resource_name, settings
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,13 @@ class QueueSpec:
 
     @property
     def name(self) -> str:
-        """Physical queue name for the current stage."""
-        return resource_name(self.logical)
+        """Physical queue name for the current stage (from cached settings, never a per-call env read)."""
+        return resource_name(self.logical, settings().stage)
 
     @property
     def dlq_name(self) -> str:
         """Physical dead-letter queue name for the current stage."""
-        return resource_name(f"{self.logical}-dlq")
+        return resource_name(f"{self.logical}-dlq", settings().stage)
 
 
 EVENTS = QueueSpec("events", worker_timeout_s=30, batch_size=10, batching_window_s=0, max_receive_count=5)

@@ -53,6 +53,7 @@ class Settings:
     credit_batch_size: int
     accepted_sla_s: int
     api_instances: int
+    reconcile_grace_s: int
     payout_provider: str
     # Secrets
     secret_prefix: str
@@ -84,6 +85,7 @@ def load_settings() -> Settings:
         credit_batch_size=_int("RG_CREDIT_BATCH_SIZE", 100),
         accepted_sla_s=_int("RG_ACCEPTED_SLA_S", 600),
         api_instances=max(1, _int("RG_API_INSTANCES", 1)),
+        reconcile_grace_s=_int("RG_RECONCILE_GRACE_S", 300),
         payout_provider=os.environ.get("RG_PAYOUT_PROVIDER", "fake"),
         secret_prefix=os.environ.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
     )

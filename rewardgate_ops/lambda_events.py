@@ -157,8 +157,12 @@ def deliver_batch(
     context = LocalLambdaContext(function_name, timeout_s)
     try:
         failed = failed_ids(handler(sqs_event(records), context), ids)
-    except Exception:
-        logger.exception("handler raised; the whole batch fails", extra={"function": function_name})
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:
+        # Lambda treats an exception or a crash of the function alike: the whole batch fails and comes
+        # back after the visibility timeout. (Crash points raise a BaseException on purpose.)
+        logger.exception("handler failed; the whole batch fails", extra={"function": function_name})
         failed = set(ids)
     done = [m for m in messages if m["MessageId"] not in failed]
     for start in range(0, len(done), 10):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from chalice.test import Client
 
 from chalicelib import clients, secrets
+from chalicelib.errors import RewardgateError
 from chalicelib.queues import CREDITS
 from chalicelib.rewards import config_store, ratelimit, tokens
 from chalicelib.settings import settings
@@ -84,11 +88,25 @@ def make_campaign(client: Client, *, award_type: str = "cash", total: int = 1_00
     return Campaign(activity_id, "formal", scene_id, award_type, order_cap)
 
 
+def drain_queue(name: str) -> int:
+    """Delete every message now visible in a queue; returns how many.
+
+    Not PurgeQueue: SQS (and moto) allow one purge per queue per 60 seconds, which tests would hit.
+    """
+    sqs, url, drained = clients.sqs(), clients.queue_url(name), 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            return drained
+        sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+        drained += len(messages)
+
+
 def purge_credits() -> None:
     """Empty the credit queue and its DLQ (tests that count messages start from nothing)."""
-    sqs = clients.sqs()
     for name in (CREDITS.name, CREDITS.dlq_name):
-        sqs.purge_queue(QueueUrl=clients.queue_url(name))
+        drain_queue(name)
 
 
 def queue_arn(name: str) -> str:
@@ -119,3 +137,262 @@ def reset_process_state() -> None:
     """Forget per-process caches between tests (config cache, rate buckets)."""
     config_store.invalidate()
     ratelimit.reset()
+
+
+# --- domain-level drivers (thread-safe: chalice.test.Client swaps os.environ and the app's
+# current_request per call, so concurrent tests call the same domain functions the routes call and
+# map outcomes exactly as the routes do) -----------------------------------------------------------
+
+
+def grant_direct(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST /v1/grants without HTTP: (status, body) exactly as the route answers."""
+    from chalicelib.http import status_for
+    from chalicelib.rewards import grants
+    from chalicelib.rewards.orders import parse_grant
+
+    try:
+        granted = grants.grant(parse_grant(body))
+    except RewardgateError as error:
+        return status_for(error), error.body()
+    return (202 if granted.created else 200), granted.body()
+
+
+def withdraw_direct(act_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST /v1/wallets/{act_id}/withdrawals without HTTP: (status, body) exactly as the route answers."""
+    from chalicelib.errors import PayoutFailed
+    from chalicelib.http import status_for
+    from chalicelib.rewards import withdrawals
+    from chalicelib.rewards.tables import PAID, REFUNDED
+
+    try:
+        outcome = withdrawals.withdraw(act_id, withdrawals.parse_withdrawal(body))
+    except RewardgateError as error:
+        return status_for(error), error.body()
+    if outcome.status == REFUNDED:
+        failed = PayoutFailed(f"payout failed and was refunded: {outcome.failure}", **outcome.body())
+        return status_for(failed), failed.body()
+    return (200 if outcome.status == PAID else 202), outcome.body()
+
+
+def withdrawal_body(campaign: Campaign, amount: int, request_id: str | None = None,
+                    tokens_: list[str] | None = None) -> dict[str, Any]:
+    """A withdrawal request for a campaign's wallet."""
+    body: dict[str, Any] = {"activity_id": campaign.activity_id, "request_id": request_id or uid("wd"),
+                            "amount": amount}
+    if tokens_ is not None:
+        body["tokens"] = tokens_
+    return body
+
+
+# --- hand-built SQS deliveries -----------------------------------------------------------------
+
+
+def credit_records(bodies: list[str]) -> list[dict[str, Any]]:
+    """SQS event records for credit-message bodies, each with its own messageId (as real deliveries have)."""
+    from rewardgate_ops.lambda_events import sqs_record
+
+    arn = f"arn:aws:sqs:us-east-1:123456789012:{CREDITS.name}"
+    return [sqs_record({"MessageId": str(uuid.uuid4()), "ReceiptHandle": uuid.uuid4().hex, "Body": body}, arn)
+            for body in bodies]
+
+
+def run_credit_worker(bodies: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Invoke the real credit worker once with these bodies; (its answer, the bodies it reported failed)."""
+    from chalicelib.routes.rewards import credit_worker
+    from rewardgate_ops.lambda_events import LocalLambdaContext, sqs_event
+
+    records = credit_records(bodies)
+    answer = credit_worker(sqs_event(records), LocalLambdaContext("credit_worker", 60)) or {}
+    failed_ids = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+    return answer, [r["body"] for r in records if r["messageId"] in failed_ids]
+
+
+def take_credit_messages(expected: int | None = None, max_polls: int = 200) -> list[str]:
+    """Receive and delete credit-queue messages; stop when `expected` arrived or the queue reads empty."""
+    sqs, url = clients.sqs(), clients.queue_url(CREDITS.name)
+    bodies: list[str] = []
+    for _ in range(max_polls):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not got:
+            if expected is None or len(bodies) >= expected:
+                break
+            continue
+        bodies.extend(m["Body"] for m in got)
+        sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+        if expected is not None and len(bodies) >= expected:
+            break
+    return bodies
+
+
+def credit_message_for(campaign: Campaign, order_id: str, **changes: Any) -> str:
+    """The credit message of a stored order (optionally with facts changed, to forge a poison message)."""
+    from dataclasses import replace
+
+    from chalicelib.rewards import orders
+
+    order = orders.from_item(order_item(campaign, order_id))
+    return orders.credit_message(replace(order, **changes))
+
+
+# --- reading state back -----------------------------------------------------------------------
+
+
+def ns_of(campaign: Campaign, sub_activity_id: str | None = None) -> str:
+    """The child namespace of a campaign (its `formal` child unless told)."""
+    from chalicelib.rewards import ids
+
+    return ids.child_ns(campaign.activity_id, sub_activity_id or campaign.sub_activity_id)
+
+
+def wallet_id_of(campaign: Campaign, act_id: str, sub_activity_id: str | None = None, asset: str = "CNY") -> str:
+    """The wallet key of a user in a campaign's child activity."""
+    from chalicelib.rewards import ids
+
+    return ids.wallet_id(ns_of(campaign, sub_activity_id), act_id, asset)
+
+
+def order_id_of(campaign: Campaign, act_id: str, rain_id: str = "r1", stage: str = "1") -> str:
+    """The order id a grant of `campaign.grant_body(act_id, rain_id, stage=stage)` creates."""
+    from chalicelib.rewards import ids
+
+    return ids.order_id(act_id, campaign.scene_id, rain_id, campaign.award_type, stage)
+
+
+def order_item(campaign: Campaign, order_id: str, sub_activity_id: str | None = None) -> Any:
+    """The stored order item (strongly consistent), or None."""
+    from pynamodb.exceptions import DoesNotExist
+
+    from chalicelib.rewards import ids
+    from chalicelib.rewards.tables import OrderItem
+
+    try:
+        return OrderItem.get(ids.order_key(ns_of(campaign, sub_activity_id), order_id), consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def orders_of(campaign: Campaign, sub_activity_id: str | None = None) -> list[Any]:
+    """Every order of a campaign's child (a scan: test data only)."""
+    from chalicelib.rewards.tables import OrderItem
+
+    prefix = ns_of(campaign, sub_activity_id) + "#"
+    return list(OrderItem.scan(OrderItem.order_key.startswith(prefix), consistent_read=True))
+
+
+def wallet_item(wallet_id: str) -> Any:
+    """The wallet item (strongly consistent), or None."""
+    from chalicelib.rewards import wallets
+
+    return wallets.get_wallet_item(wallet_id)
+
+
+def wallet_items(campaign: Campaign, sub_activity_id: str | None = None) -> list[Any]:
+    """Every wallet of a campaign's child (a scan: test data only)."""
+    from chalicelib.rewards.tables import WalletItem
+
+    prefix = ns_of(campaign, sub_activity_id) + "#"
+    return list(WalletItem.scan(WalletItem.wallet_id.startswith(prefix), consistent_read=True))
+
+
+def ledger(wallet_id: str) -> list[Any]:
+    """Every ledger entry of a wallet."""
+    from chalicelib.rewards.tables import LedgerEntry
+
+    return list(LedgerEntry.query(wallet_id, consistent_read=True))
+
+
+@dataclass
+class LedgerSums:
+    """A wallet's ledger, summed by kind."""
+
+    credits: int = 0
+    withdrawals: int = 0
+    refunds: int = 0
+    entries: int = 0
+    credited_orders: list[str] | None = None
+
+    @property
+    def balance(self) -> int:
+        """What the balance must be: credits - withdrawals + refunds."""
+        return self.credits - self.withdrawals + self.refunds
+
+
+def ledger_sums(wallet_id: str) -> LedgerSums:
+    """Sum a wallet's ledger entries by kind."""
+    sums = LedgerSums(credited_orders=[])
+    for entry in ledger(wallet_id):
+        sums.entries += 1
+        if entry.kind == "credit":
+            sums.credits += int(entry.amount)
+            sums.credited_orders.append(entry.order_key)  # type: ignore[union-attr]
+        elif entry.kind == "withdrawal":
+            sums.withdrawals += int(entry.amount)
+        elif entry.kind == "refund":
+            sums.refunds += int(entry.amount)
+        else:
+            raise AssertionError(f"unknown ledger kind {entry.kind!r}")
+    return sums
+
+
+def stock_shards(campaign: Campaign, sub_activity_id: str | None = None) -> list[Any]:
+    """The scene's stock/budget shard items (strongly consistent)."""
+    from chalicelib.rewards import ids
+    from chalicelib.rewards.tables import CounterItem
+
+    counter = ids.stock_counter_id(ns_of(campaign, sub_activity_id), campaign.scene_id)
+    return [i for i in CounterItem.query(counter, consistent_read=True) if i.sk.isdigit()]
+
+
+def distributed(campaign: Campaign, sub_activity_id: str | None = None, asset: str = "CNY") -> tuple[int, int]:
+    """(amount, count) on the child's "total distributed" counter."""
+    from chalicelib.rewards import totals
+
+    return totals.distributed(ns_of(campaign, sub_activity_id), asset)
+
+
+def tally_marker(campaign: Campaign, hour: str, batch_id: str, asset: str = "CNY",
+                 sub_activity_id: str | None = None) -> Any:
+    """The tally marker of one batch (None if the batch's tally was never written)."""
+    from pynamodb.exceptions import DoesNotExist
+
+    from chalicelib.rewards import crediting
+    from chalicelib.rewards.tables import CounterItem
+
+    counter_id, sk = crediting.tally_marker_key(ns_of(campaign, sub_activity_id), hour, batch_id, asset)
+    try:
+        return CounterItem.get(counter_id, sk, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def payout_record(request_id: str) -> Any:
+    """What the fake payout provider recorded for a request (its status: PAID, FAILED or UNKNOWN)."""
+    from chalicelib.rewards.payouts import FakePayoutProvider
+
+    return FakePayoutProvider().status(request_id)
+
+
+@contextlib.contextmanager
+def payout_mode(mode: str) -> Iterator[None]:
+    """Set the fake payout provider's (global) mode for a block; always back to "ok" afterwards."""
+    from chalicelib.rewards import payouts
+
+    payouts.set_fake_mode(mode)
+    try:
+        yield
+    finally:
+        payouts.set_fake_mode("ok")
+
+
+@contextlib.contextmanager
+def switch(client: Client, name: str, value: dict[str, Any]) -> Iterator[None]:
+    """Set a degradation switch through the admin API for a block; switched back on afterwards."""
+    status, body = call(client, "PUT", f"/v1/admin/switches/{name}", value)
+    assert status == 200, body
+    try:
+        yield
+    finally:
+        default = {"percent": 100} if "percent" in value else {"enabled": True}
+        status, body = call(client, "PUT", f"/v1/admin/switches/{name}", default)
+        assert status == 200, body

@@ -5,9 +5,10 @@ ACCEPTED -> CREDITED (conditioned on its amount and wallet matching the message)
 balance, income and entry count ADDed. Invariant enforced here: an order is credited at most once and
 only for what it says, and a wallet only ever changes together with its ledger.
 
-Per batch, the credited sums are added to the "total distributed" counter with one transaction per
-(child, asset, hour) group: an ADD on a random counter shard plus a tally marker put-if-absent keyed by
-the batch id. The marker makes the ADD exactly-once; the orders carry `credited_by = batch id`, so a
+Per batch, the credited sums are added to the "total distributed" counters with one transaction per
+(child, asset, order hour) group: an ADD on a random shard of the cumulative counter (what the totals API
+reads) and of that hour's counter (what reconciliation compares), plus a tally marker put-if-absent keyed
+by the batch id. The marker makes the ADD exactly-once; the orders carry `credited_by = batch id`, so a
 batch that crashed before its tally is found (orders with no marker) and finished by reconciliation.
 """
 
@@ -164,26 +165,29 @@ def tally_marker_key(ns: str, hour: str, batch_id: str, asset: str) -> tuple[str
     return ids.tally_counter_id(ns, hour, ids.bucket_of(batch_id, settings().hour_buckets)), f"{batch_id}#{asset}"
 
 
-def write_tally(batch_id: str, group: TallyGroup) -> bool:
-    """Add one group's sum to the distributed counter, exactly once per (batch, group).
+def write_tally(batch_id: str, group: TallyGroup, completed_by: str | None = None) -> bool:
+    """Add one group's sum to the distributed counters, exactly once per (batch, group).
 
-    True if this call added it, False if the marker says it was already added.
+    True if this call added it, False if the marker says it was already added. `completed_by` names
+    who wrote it on the batch's behalf (reconciliation finishing a crashed batch).
     """
     now_ms = clock.now_ms()
     marker_counter, marker_sk = tally_marker_key(group.ns, group.hour, batch_id, group.asset)
     shard = random.randrange(settings().distributed_shards)
-    marker = CounterItem(marker_counter, marker_sk, amount=group.amount, count=group.count,
-                         updated_at_ms=now_ms, expires_at=clock.utc_datetime(now_ms + TALLY_TTL_S * 1000))
+    marker = CounterItem(marker_counter, marker_sk, amount=group.amount, count=group.count, updated_at_ms=now_ms,
+                         completed_by=completed_by, expires_at=clock.utc_datetime(now_ms + TALLY_TTL_S * 1000))
     token = uuid.uuid4().hex
 
     def attempt() -> None:
         with TransactWrite(connection=connection(), client_request_token=token) as tx:
             tx.save(marker, condition=CounterItem.sk.does_not_exist())
-            tx.update(
-                CounterItem(ids.distributed_counter_id(group.ns, group.asset), ids.shard_sk(shard)),
-                actions=[CounterItem.amount.add(group.amount), CounterItem.count.add(group.count),
-                         CounterItem.updated_at_ms.set(now_ms)],
-            )
+            for counter_id in (ids.distributed_counter_id(group.ns, group.asset),
+                               ids.distributed_hour_counter_id(group.ns, group.asset, group.hour)):
+                tx.update(
+                    CounterItem(counter_id, ids.shard_sk(shard)),
+                    actions=[CounterItem.amount.add(group.amount), CounterItem.count.add(group.count),
+                             CounterItem.updated_at_ms.set(now_ms)],
+                )
 
     try:
         with_retries(attempt)

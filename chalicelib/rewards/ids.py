@@ -54,6 +54,11 @@ def distributed_counter_id(ns: str, asset: str) -> str:
     return f"dist#{ns}#{asset}"
 
 
+def distributed_hour_counter_id(ns: str, asset: str, hour: str) -> str:
+    """Counter holding what was credited for orders of one hour: what reconciliation compares, hour by hour."""
+    return f"dist#{ns}#{asset}#{hour}"
+
+
 def tally_counter_id(ns: str, hour: str, bucket: int) -> str:
     """Partition of the per-batch tally markers of one hour."""
     return f"tally#{ns}#{hour}#{bucket}"

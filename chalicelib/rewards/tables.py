@@ -120,13 +120,15 @@ class OrderItem(Model):
 class CounterItem(Model):
     """Sharded counters and their journals, all small items under one table.
 
-    - `stock#{sub}#{scene}` / shard `0000`..: a stock or budget shard. Invariant (grant transaction
+    Keys use the child namespace `ns` = `{activity_id}/{sub_activity_id}`.
+    - `stock#{ns}#{scene}` / shard `0000`..: a stock or budget shard. Invariant (grant transaction
       condition `remaining >= amount`, re-spread conditions `remaining >= -delta`):
       `consumed + remaining = cap`, `remaining >= 0`, and the caps of a counter sum to at most the
       scene total, so the sum of `consumed` never exceeds the total.
-    - `dist#{sub}#{asset}` / shard: the "total distributed" figure, one ADD per crediting batch.
-    - `tally#{sub}#{hour}#{n}` / `{batch_id}#{asset}`: the marker written in the same transaction as
-      that ADD, so a batch is added exactly once and reconciliation can finish a crashed batch.
+    - `dist#{ns}#{asset}` / shard: the "total distributed" figure, one ADD per crediting batch;
+      `dist#{ns}#{asset}#{hour}` / shard: the same for orders of one hour, which reconciliation checks.
+    - `tally#{ns}#{hour}#{n}` / `{batch_id}#{asset}`: the marker written in the same transaction as
+      those ADDs, so a batch is added exactly once and reconciliation can finish a crashed batch.
     """
 
     Meta = meta("counters", ttl_attribute="expires_at")
@@ -139,6 +141,7 @@ class CounterItem(Model):
     amount = NumberAttribute(null=True)
     count = NumberAttribute(null=True)
     spread_version = NumberAttribute(null=True)
+    completed_by = UnicodeAttribute(null=True)
     updated_at_ms = NumberAttribute(null=True)
     expires_at = TTLAttribute(null=True)
 

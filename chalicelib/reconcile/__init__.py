@@ -1,0 +1,1 @@
+"""Hourly reconciliation: orders, ledger, wallets, counters and queues must agree."""

@@ -1,0 +1,314 @@
+"""What reconciliation finds. Pure: rows in, findings out; no I/O.
+
+Reconciliation reads an hour bucket by bucket. An order and its ledger credit land in the same bucket
+(the credit carries its order's hour and bucket), so each bucket joins on its own. The adapter
+(`chalicelib.reconcile.runner`) reads, confirms suspects with strongly consistent reads (indexes lag),
+applies the safe repairs, and stores what these functions decide.
+
+Discrepancy kinds (each an alarm):
+- missing_ledger_credit   a CREDITED order has no ledger credit
+- duplicate_credit        an order has more than one ledger credit
+- credit_amount_mismatch  a ledger credit's amount differs from its order's
+- credit_wallet_mismatch  a ledger credit sits in another wallet than its order's
+- orphan_credit           a ledger credit whose order does not exist or is not CREDITED
+- missing_credit          an order still not credited at the second pass (h+2)
+- over_order_cap          an order above its scene's per-order cap
+- wallet_mismatch         a wallet's balance/totals/entry count disagree with its ledger
+- tally_mismatch          a batch's tally marker disagrees with the orders it credited
+- orphan_tally            a tally marker for a batch that credited no order of the hour
+- distributed_drift       the hour's "total distributed" counter differs from its tallies
+- stock_drift             a stock/budget counter's consumed sum differs from its orders
+- shard_over_cap          a counter shard consumed beyond its cap
+- over_budget             a scene consumed beyond its total
+- dlq_messages            messages are waiting in a dead-letter queue
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from chalicelib.rewards.tables import ACCEPTED, CREDIT, CREDITED, CREDITING, REFUND, WITHDRAWAL
+
+# A Lambda runs at most 15 minutes: a batch whose last credit is older than this can no longer be
+# writing its tally, so a missing marker means the invocation died.
+MAX_INVOCATION_MS = 15 * 60 * 1000
+MAX_LISTED = 200  # ids listed per kind in a report; counts stay exact
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One discrepancy: its kind, the child namespace it belongs to, the id it is about, and facts."""
+
+    kind: str
+    ns: str
+    id: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"kind": self.kind, "id": self.id, **self.details}
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    """The attributes of an order reconciliation looks at."""
+
+    order_key: str
+    ns: str
+    scene_id: str
+    activity_id: str
+    wallet_id: str
+    asset: str
+    amount: int
+    order_cap: int
+    status: int
+    created_at_ms: int
+    credited_at_ms: int | None
+    credited_by: str | None
+    redriven: str | None
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """The attributes of a ledger entry reconciliation looks at."""
+
+    wallet_id: str
+    entry_key: str
+    kind: str
+    amount: int
+    order_key: str | None
+    scene_id: str | None
+
+    @property
+    def ns(self) -> str:
+        """The child namespace, from the wallet id (`{ns}#{act_id}#{asset}`)."""
+        return self.wallet_id.split("#", 1)[0]
+
+
+def order_row(item: Mapping[str, Any]) -> OrderRow:
+    """An order row from stored attributes."""
+    key = item["order_key"]
+    return OrderRow(
+        order_key=key, ns=key.split("#", 1)[0], scene_id=item["scene_id"], activity_id=item["activity_id"],
+        wallet_id=item["wallet_id"], asset=item["asset"], amount=int(item["amount"]),
+        order_cap=int(item["order_cap"]), status=int(item["status"]), created_at_ms=int(item["created_at_ms"]),
+        credited_at_ms=int(item["credited_at_ms"]) if item.get("credited_at_ms") is not None else None,
+        credited_by=item.get("credited_by"), redriven=item.get("redriven"),
+    )
+
+
+def ledger_row(item: Mapping[str, Any]) -> LedgerRow:
+    """A ledger row from stored attributes."""
+    return LedgerRow(
+        wallet_id=item["wallet_id"], entry_key=item["entry_key"], kind=item["kind"], amount=int(item["amount"]),
+        order_key=item.get("order_key"), scene_id=item.get("scene_id"),
+    )
+
+
+@dataclass
+class Totals:
+    """Counts and sums of one child namespace's orders in the hour."""
+
+    orders: int = 0
+    orders_amount: int = 0
+    credited: int = 0
+    credited_amount: int = 0
+    pending: int = 0
+    pending_amount: int = 0
+
+    def add(self, other: Totals) -> None:
+        """Accumulate another bucket's totals."""
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class BucketResult:
+    """What one bucket of the hour yields (JSON-serialisable, stored per bucket for resumption)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    # Suspects need a strongly consistent read before they become findings (indexes lag).
+    suspect_missing_ledger: list[str] = field(default_factory=list)
+    suspect_orphans: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+    totals: dict[str, Totals] = field(default_factory=dict)
+    scene_amounts: dict[str, int] = field(default_factory=dict)  # "{ns}|{scene}" -> sum of all orders
+    batches: dict[str, list[int]] = field(default_factory=dict)  # "{ns}|{asset}|{batch}" -> [amount, count, last]
+    wallets: list[str] = field(default_factory=list)
+
+
+def examine_bucket(orders: Iterable[OrderRow], entries: Iterable[LedgerRow], now_ms: int, sla_ms: int,
+                   reconciled: Callable[[str, str], bool]) -> BucketResult:
+    """Join one bucket's orders with its ledger entries and decide what they show.
+
+    `reconciled(activity_id, scene_id)` says whether the scene takes part (scenes can opt out).
+    """
+    result = BucketResult()
+    by_key = {o.order_key: o for o in orders if reconciled(o.activity_id, o.scene_id)}
+    credits: dict[str, list[LedgerRow]] = defaultdict(list)
+    wallets: set[str] = set()
+    for entry in entries:
+        if entry.kind == CREDIT:
+            if entry.order_key in by_key:
+                credits[entry.order_key].append(entry)
+            else:
+                result.suspect_orphans.append(f"{entry.wallet_id}|{entry.entry_key}")
+        if entry.kind in (CREDIT, WITHDRAWAL, REFUND):
+            wallets.add(entry.wallet_id)
+    for key, order in sorted(by_key.items()):
+        totals = result.totals.setdefault(order.ns, Totals())
+        totals.orders += 1
+        totals.orders_amount += order.amount
+        scene = f"{order.ns}|{order.scene_id}"
+        result.scene_amounts[scene] = result.scene_amounts.get(scene, 0) + order.amount
+        if order.amount > order.order_cap:
+            result.findings.append(Finding("over_order_cap", order.ns, key,
+                                           {"amount": order.amount, "order_cap": order.order_cap}))
+        found = credits.get(key, [])
+        if order.status == CREDITED:
+            totals.credited += 1
+            totals.credited_amount += order.amount
+            batch = f"{order.ns}|{order.asset}|{order.credited_by or ''}"
+            sums = result.batches.setdefault(batch, [0, 0, 0])
+            sums[0] += order.amount
+            sums[1] += 1
+            sums[2] = max(sums[2], order.credited_at_ms or 0)
+            result.findings.extend(_credit_findings(order, found))
+            if not found:
+                result.suspect_missing_ledger.append(key)
+            wallets.add(order.wallet_id)
+        else:
+            totals.pending += 1
+            totals.pending_amount += order.amount
+            if found:
+                result.findings.extend(
+                    Finding("orphan_credit", order.ns, f"{e.wallet_id}|{e.entry_key}",
+                            {"order_key": key, "order_status": order.status}) for e in found)
+            if order.status in (ACCEPTED, CREDITING) and now_ms - order.created_at_ms > sla_ms:
+                result.stuck.append(key)
+    result.wallets = sorted(wallets)
+    return result
+
+
+def _credit_findings(order: OrderRow, found: list[LedgerRow]) -> list[Finding]:
+    findings = []
+    if len(found) > 1:
+        findings.append(Finding("duplicate_credit", order.ns, order.order_key,
+                                {"entries": sorted(e.entry_key for e in found)}))
+    for entry in found:
+        if entry.amount != order.amount:
+            findings.append(Finding("credit_amount_mismatch", order.ns, order.order_key,
+                                    {"order_amount": order.amount, "ledger_amount": entry.amount,
+                                     "entry_key": entry.entry_key}))
+        if entry.wallet_id != order.wallet_id:
+            findings.append(Finding("credit_wallet_mismatch", order.ns, order.order_key,
+                                    {"order_wallet": order.wallet_id, "ledger_wallet": entry.wallet_id}))
+    return findings
+
+
+def wallet_findings(wallet_id: str, wallet: Mapping[str, Any] | None, entries: Iterable[LedgerRow]) -> list[Finding]:
+    """Compare a wallet with its whole ledger: balance = credits - withdrawals + refunds, and the totals."""
+    sums = {CREDIT: 0, WITHDRAWAL: 0, REFUND: 0}
+    count = 0
+    for entry in entries:
+        sums[entry.kind] = sums.get(entry.kind, 0) + entry.amount
+        count += 1
+    expected = {
+        "balance": sums[CREDIT] - sums[WITHDRAWAL] + sums[REFUND],
+        "total_income": sums[CREDIT],
+        "total_withdrawn": sums[WITHDRAWAL],
+        "total_refunded": sums[REFUND],
+        "entry_count": count,
+    }
+    actual = {name: int((wallet or {}).get(name) or 0) for name in expected}
+    if actual == expected:
+        return []
+    ns = wallet_id.split("#", 1)[0]
+    return [Finding("wallet_mismatch", ns, wallet_id, {"wallet": actual, "ledger": expected})]
+
+
+def tally_findings(batches: Mapping[str, list[int]], markers: Mapping[str, Mapping[str, int]], hour: str,
+                   scan_started_ms: int, now_ms: int) -> tuple[list[Finding], list[tuple[str, str, str, int, int]]]:
+    """Compare each batch's credited orders with its tally marker.
+
+    `batches`: "{ns}|{asset}|{batch}" -> [amount, count, last_credited_at] from the orders.
+    `markers`: "{ns}|{asset}|{batch}" -> {"amount", "count", "updated_at_ms"}.
+    Returns the findings and the tallies to complete: (ns, asset, batch, amount, count) of batches whose
+    marker is missing and whose invocation is certainly over.
+    """
+    findings: list[Finding] = []
+    to_complete = []
+    for key, (amount, count, last) in sorted(batches.items()):
+        ns, asset, batch = key.split("|", 2)
+        marker = markers.get(key)
+        if marker is None:
+            if batch and now_ms - last > MAX_INVOCATION_MS:
+                to_complete.append((ns, asset, batch, amount, count))
+            continue
+        if marker["updated_at_ms"] >= scan_started_ms:
+            continue  # tallied after the orders were read: the two views are not comparable
+        if (marker["amount"], marker["count"]) != (amount, count):
+            findings.append(Finding("tally_mismatch", ns, f"{batch}#{asset}",
+                                    {"orders_amount": amount, "orders_count": count,
+                                     "marker_amount": marker["amount"], "marker_count": marker["count"],
+                                     "hour": hour}))
+    for key, marker in sorted(markers.items()):
+        if key not in batches and marker["updated_at_ms"] < scan_started_ms:
+            ns, asset, batch = key.split("|", 2)
+            findings.append(Finding("orphan_tally", ns, f"{batch}#{asset}",
+                                    {"marker_amount": marker["amount"], "hour": hour}))
+    return findings, to_complete
+
+
+def distributed_finding(ns: str, asset: str, hour: str, counter_before: int, counter_after: int,
+                        markers_amount: int) -> Finding | None:
+    """The hour's distributed counter must equal the sum of its tally markers (read between two counter reads).
+
+    Counter and markers are written in one transaction; if the counter moved between the two reads, the
+    snapshot is not consistent and the caller retries later instead of guessing.
+    """
+    if counter_before != counter_after or counter_before == markers_amount:
+        return None
+    return Finding("distributed_drift", ns, f"{asset}#{hour}",
+                   {"counter": counter_before, "tallies": markers_amount, "delta": counter_before - markers_amount})
+
+
+@dataclass(frozen=True)
+class ShardRow:
+    """A stock/budget shard as read."""
+
+    index: int
+    cap: int
+    consumed: int
+    updated_at_ms: int
+
+
+def stock_findings(ns: str, scene_id: str, total: int, shards: Iterable[ShardRow], orders_amount: int | None,
+                   quiet_since_ms: int) -> tuple[list[Finding], bool]:
+    """Check a scene's counter. Returns (findings, compared).
+
+    Caps and the total are checked on every pass. The consumed sum is compared with the orders only when
+    no shard changed since `quiet_since_ms` (the end of the last hour `orders_amount` covers): a counter
+    that is still moving cannot be compared with a sum of closed hours, so that comparison waits for a
+    pass where the scene holds still.
+    """
+    rows = list(shards)
+    findings = []
+    scene = f"{ns}|{scene_id}"
+    for row in rows:
+        if row.consumed > row.cap:
+            findings.append(Finding("shard_over_cap", ns, f"{scene}#{row.index}",
+                                    {"consumed": row.consumed, "cap": row.cap}))
+    consumed = sum(r.consumed for r in rows)
+    if consumed > total:
+        findings.append(Finding("over_budget", ns, scene, {"consumed": consumed, "total": total}))
+    quiet = all(r.updated_at_ms < quiet_since_ms for r in rows)
+    if orders_amount is None or not quiet:
+        return findings, False
+    if consumed != orders_amount:
+        findings.append(Finding("stock_drift", ns, scene,
+                                {"consumed": consumed, "orders": orders_amount, "delta": consumed - orders_amount}))
+    return findings, True

@@ -1,0 +1,657 @@
+"""Running a reconciliation pass: read, confirm, repair what is safe, report — resumably.
+
+A pass over hour H is `RG_HOUR_BUCKETS` bucket steps and one finishing step. Each bucket step reads
+the hour's orders and ledger entries of one index partition, joins them (`findings.examine_bucket`),
+confirms suspects with strongly consistent reads, re-enqueues stuck orders and checks the wallets the
+bucket touched; its compact result is stored, then the cursor (`head.step`) advances. A Lambda that
+runs out of time stops between steps and the next invocation continues from the cursor: nothing is
+read twice, nothing skipped. The finishing step checks tallies, the hour's distributed counter, stock
+counters, queues and callback events, then writes one report per (hour, child activity, pass).
+
+Repairs are only those that cannot harm: re-enqueueing a stuck order (crediting is idempotent) at most
+once per pass (the order's `redriven` marker), and finishing a crashed batch's tally (the marker makes
+it exactly-once). Everything else is reported, never "fixed".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+
+from chalicelib import clients, clock
+from chalicelib.callbacks import store as event_store
+from chalicelib.callbacks import sweeper as event_sweeper
+from chalicelib.callbacks.tables import EventRecord
+from chalicelib.dynamo import error_code, with_retries
+from chalicelib.errors import ActivityNotFound, InvalidField, SceneNotFound
+from chalicelib.observability import NAMESPACE, logger
+from chalicelib.queues import ALL_QUEUES
+from chalicelib.reconcile import findings as F
+from chalicelib.reconcile.tables import ReconItem
+from chalicelib.rewards import config_store, crediting, grants, ids, orders
+from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry, OrderItem, WalletItem
+from chalicelib.settings import settings
+
+HOUR_MS = 3600 * 1000
+RUN_TTL_S = 14 * 24 * 3600
+WALLET_READ_ATTEMPTS = 3
+WALLET_THREADS = 8
+RUN_NS = "_run"
+
+
+# --- hours, passes, budgets ------------------------------------------------------------------
+
+
+def parse_hour(text: str) -> str:
+    """An hour from `YYYY-MM-DDTHH` (UTC) or `YYYYMMDDHH`, as `YYYYMMDDHH`; `InvalidField` otherwise."""
+    for fmt in ("%Y-%m-%dT%H", "%Y%m%d%H"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC).strftime("%Y%m%d%H")
+        except (TypeError, ValueError):
+            continue
+    raise InvalidField("hour", "must be an hour like 2026-11-22T10 (UTC)")
+
+
+def display_hour(hour: str) -> str:
+    """`YYYYMMDDHH` as `YYYY-MM-DDTHH`."""
+    return f"{hour[:4]}-{hour[4:6]}-{hour[6:8]}T{hour[8:]}"
+
+
+def next_hour(hour: str, steps: int = 1) -> str:
+    """The hour `steps` after `hour`."""
+    return clock.hour_of(clock.hour_start_ms(hour) + steps * HOUR_MS)
+
+
+def grace_ms() -> int:
+    """How long after an hour ends its late writes are still awaited before it is reconciled."""
+    return settings().reconcile_grace_s * 1000
+
+
+def pass_for(hour: str, now_ms: int) -> int:
+    """Pass 1 (h+1) until the hour is two hours old, pass 2 (h+2) after; refuses an hour not yet closed."""
+    closes = clock.hour_start_ms(hour) + HOUR_MS + grace_ms()
+    if now_ms < closes:
+        raise InvalidField("hour", f"{display_hour(hour)} is not closed yet; it can be reconciled from "
+                                   f"{datetime.fromtimestamp(closes / 1000, tz=UTC):%Y-%m-%dT%H:%M}Z")
+    return 1 if now_ms < closes + HOUR_MS else 2
+
+
+def due_runs(now_ms: int) -> list[tuple[str, int]]:
+    """What the hourly schedule owes now: the previous hour's first pass and the one before's second."""
+    latest_closed = clock.hour_of(now_ms - HOUR_MS - grace_ms())
+    return [(latest_closed, 1), (clock.hour_of(clock.hour_start_ms(latest_closed) - HOUR_MS), 2)]
+
+
+class Budget:
+    """How long this invocation may keep working (steps start only while time is left)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._deadline = None if seconds is None else time.monotonic() + seconds
+
+    @classmethod
+    def from_context(cls, context: Any, reserve_s: float = 20.0) -> Budget:
+        """The Lambda's remaining time minus a reserve for the step in progress."""
+        if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+            return cls(None)
+        return cls(max(0.0, context.get_remaining_time_in_millis() / 1000 - reserve_s))
+
+    def expired(self) -> bool:
+        """Whether no new step should start."""
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+
+# --- storage helpers -------------------------------------------------------------------------
+
+
+def _run_pk(hour: str, pass_no: int) -> str:
+    return f"run#{hour}#p{pass_no}"
+
+
+def _get_body(pk: str, sk: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(with_retries(lambda: ReconItem.get(pk, sk, consistent_read=True)).body)
+    except DoesNotExist:
+        return None
+
+
+def _put_body(pk: str, sk: str, body: dict[str, Any], ttl_s: int | None = None) -> None:
+    now = clock.now_ms()
+    item = ReconItem(pk, sk, body=json.dumps(body, sort_keys=True, separators=(",", ":")), updated_at_ms=now,
+                     expires_at=clock.utc_datetime(now + ttl_s * 1000) if ttl_s else None)
+    with_retries(item.save)
+
+
+def _query_all(index_or_model: Any, hash_key: str, **kwargs: Any) -> list[Any]:
+    # One fresh query per attempt: a retried, half-consumed result iterator would skip items.
+    return with_retries(lambda: list(index_or_model.query(hash_key, **kwargs)))
+
+
+# --- configuration lookups -------------------------------------------------------------------
+
+
+class _Scenes:
+    """Per-invocation memory: scene configuration read once per scene, wallets already checked."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], Any] = {}
+        # A wallet touched in several buckets needs checking once; across invocations a repeat check
+        # is harmless (findings are merged by id).
+        self.checked_wallets: set[str] = set()
+
+    def get(self, activity_id: str, scene_id: str) -> Any:
+        key = (activity_id, scene_id)
+        if key not in self._cache:
+            try:
+                self._cache[key] = config_store.get_scene(activity_id, scene_id)
+            except (ActivityNotFound, SceneNotFound):
+                self._cache[key] = None
+        return self._cache[key]
+
+    def reconciled(self, activity_id: str, scene_id: str) -> bool:
+        scene = self.get(activity_id, scene_id)
+        # An order of a scene that no longer exists is still money: reconcile it.
+        return scene is None or scene.reconcile
+
+
+# --- the bucket step -------------------------------------------------------------------------
+
+
+def _confirm_missing_ledger(order_key: str) -> bool:
+    """True when a CREDITED order really has no ledger credit (not just index lag)."""
+    try:
+        order = with_retries(lambda: OrderItem.get(order_key, consistent_read=True))
+    except DoesNotExist:
+        return False
+    if order.status != CREDITED:
+        return False
+    try:
+        with_retries(lambda: LedgerEntry.get(order.wallet_id, crediting.credit_entry_key(order.order_id),
+                                             consistent_read=True))
+    except DoesNotExist:
+        return True
+    return False
+
+
+def _confirm_orphan(ref: str, hour: str, scenes: _Scenes) -> F.Finding | None:
+    wallet_id, entry_key = ref.split("|", 1)
+    try:
+        entry = with_retries(lambda: LedgerEntry.get(wallet_id, entry_key, consistent_read=True))
+    except DoesNotExist:
+        return None
+    ns = wallet_id.split("#", 1)[0]
+    activity_id = ns.split("/", 1)[0]
+    if entry.scene_id and not scenes.reconciled(activity_id, entry.scene_id):
+        return None
+    try:
+        order = with_retries(lambda: OrderItem.get(entry.order_key or "", consistent_read=True))
+    except DoesNotExist:
+        return F.Finding("orphan_credit", ns, ref, {"order_key": entry.order_key, "reason": "no such order"})
+    if order.status != CREDITED:
+        return F.Finding("orphan_credit", ns, ref, {"order_key": entry.order_key, "order_status": order.status})
+    if order.hour != hour:
+        return F.Finding("orphan_credit", ns, ref, {"order_key": entry.order_key, "order_hour": order.hour,
+                                                     "reason": "credit filed under another hour"})
+    return None  # the order exists, credited: the index had not caught up
+
+
+def _redrive(order_key: str, marker: str) -> str:
+    """Re-enqueue a stuck order once per pass. Returns "sent", "already" (this pass) or "credited"."""
+    try:
+        item = with_retries(lambda: OrderItem.get(order_key, consistent_read=True))
+    except DoesNotExist:
+        return "credited"
+    if item.status not in (ACCEPTED, CREDITING):
+        return "credited"
+    if item.redriven == marker:
+        return "already"
+    # Send first, then mark: a crash in between costs one duplicate message (crediting is idempotent),
+    # whereas marking first could leave an order marked "redriven" that was never sent.
+    grants.enqueue([orders.from_item(item)])
+    try:
+        with_retries(lambda: item.update(
+            actions=[OrderItem.redriven.set(marker)],
+            condition=OrderItem.status.is_in(ACCEPTED, CREDITING)))
+    except UpdateError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+    return "sent"
+
+
+def _wallet_snapshot(wallet_id: str) -> tuple[dict[str, Any] | None, list[F.LedgerRow]] | None:
+    """The wallet and its whole ledger, read so that they belong together (else None: it kept moving).
+
+    Every ledger write also changes the wallet (entry_count), so a wallet that reads the same before
+    and after its ledger query was not written in between.
+    """
+    def read_wallet() -> dict[str, Any] | None:
+        try:
+            return with_retries(lambda: WalletItem.get(wallet_id, consistent_read=True)).attribute_values
+        except DoesNotExist:
+            return None
+
+    for _ in range(WALLET_READ_ATTEMPTS):
+        before = read_wallet()
+        entries = [F.ledger_row(e.attribute_values) for e in _query_all(LedgerEntry, wallet_id, consistent_read=True)]
+        if read_wallet() == before:
+            return before, entries
+    return None
+
+
+def _check_wallets(wallet_ids: Iterable[str]) -> tuple[list[F.Finding], list[str]]:
+    found: list[F.Finding] = []
+    deferred: list[str] = []
+    wallet_ids = list(wallet_ids)
+    with ThreadPoolExecutor(max_workers=WALLET_THREADS) as pool:
+        for wallet_id, snapshot in zip(wallet_ids, pool.map(_wallet_snapshot, wallet_ids), strict=True):
+            if snapshot is None:
+                deferred.append(f"wallet:{wallet_id}")
+            else:
+                found.extend(F.wallet_findings(wallet_id, *snapshot))
+    return found, deferred
+
+
+BUCKET_LISTED = 2000  # findings kept per bucket, kind and child; beyond it only the count is kept
+
+
+def _listed(items: Iterable[F.Finding], cap: int = BUCKET_LISTED) -> dict[str, dict[str, dict[str, Any]]]:
+    """Findings grouped by ns and kind: the items (up to `cap`) and how many did not fit."""
+    grouped: dict[str, dict[str, dict[str, F.Finding]]] = defaultdict(lambda: defaultdict(dict))
+    for finding in items:
+        grouped[finding.ns][finding.kind][finding.id] = finding
+    return {
+        ns: {kind: {"items": [f.as_dict() for _, f in sorted(by_id.items())[:cap]],
+                    "overflow": max(0, len(by_id) - cap)}
+             for kind, by_id in kinds.items()}
+        for ns, kinds in grouped.items()
+    }
+
+
+def _merge_listed(into: dict[str, dict[str, dict[str, Any]]], part: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Merge stored findings, one per (kind, id): a wallet seen from two buckets is one finding."""
+    for ns, kinds in part.items():
+        for kind, entry in kinds.items():
+            merged = into.setdefault(ns, {}).setdefault(kind, {"items": {}, "overflow": 0})
+            for item in entry["items"]:
+                merged["items"][item["id"]] = item
+            merged["overflow"] += entry["overflow"]
+
+
+def bucket_step(hour: str, pass_no: int, bucket: int, scenes: _Scenes) -> dict[str, Any]:
+    """Reconcile one bucket of the hour; returns its compact, storable result."""
+    now_ms = clock.now_ms()
+    partition = ids.hour_bucket(hour, bucket)
+    order_rows = [F.order_row(i.attribute_values) for i in _query_all(OrderItem.by_hour, partition)]
+    ledger_rows = [F.ledger_row(i.attribute_values) for i in _query_all(LedgerEntry.by_hour, partition)]
+    result = F.examine_bucket(order_rows, ledger_rows, now_ms, settings().accepted_sla_s * 1000, scenes.reconciled)
+    found = list(result.findings)
+    by_key = {o.order_key: o for o in order_rows}
+    for key in result.suspect_missing_ledger:
+        if _confirm_missing_ledger(key):
+            order = by_key[key]
+            found.append(F.Finding("missing_ledger_credit", order.ns, key, {"wallet_id": order.wallet_id}))
+    for ref in result.suspect_orphans:
+        orphan = _confirm_orphan(ref, hour, scenes)
+        if orphan is not None:
+            found.append(orphan)
+    marker = f"{hour}:p{pass_no}"
+    redriven: dict[str, list[str]] = defaultdict(list)
+    for key in result.stuck:
+        outcome = _redrive(key, marker)
+        if outcome == "credited":
+            continue
+        order = by_key[key]
+        redriven[order.ns].append(key)
+        if pass_no == 2:
+            found.append(F.Finding("missing_credit", order.ns, key,
+                                   {"amount": order.amount, "created_at_ms": order.created_at_ms}))
+    wallets = [w for w in result.wallets if w not in scenes.checked_wallets]
+    scenes.checked_wallets.update(wallets)
+    wallet_found, deferred = _check_wallets(wallets)
+    found.extend(wallet_found)
+    return {
+        "totals": {ns: asdict(t) for ns, t in result.totals.items()},
+        "scene_amounts": result.scene_amounts,
+        "batches": result.batches,
+        "findings": _listed(found),
+        "redriven": {ns: {"count": len(keys), "items": sorted(keys)[:F.MAX_LISTED]} for ns, keys in redriven.items()},
+        "deferred": deferred,
+    }
+
+
+# --- the finishing step ----------------------------------------------------------------------
+
+
+@dataclass
+class _Aggregate:
+    totals: dict[str, F.Totals]
+    scene_amounts: dict[str, int]
+    batches: dict[str, list[int]]
+    listed: dict[str, dict[str, dict[str, Any]]]  # ns -> kind -> {"items": {id: item}, "overflow": n}
+    redriven: dict[str, dict[str, Any]]
+    deferred: list[str]
+
+
+def _aggregate(parts: Iterable[dict[str, Any]]) -> _Aggregate:
+    agg = _Aggregate({}, defaultdict(int), {}, {}, {}, [])
+    for part in parts:
+        for ns, values in part["totals"].items():
+            agg.totals.setdefault(ns, F.Totals()).add(F.Totals(**values))
+        for key, amount in part["scene_amounts"].items():
+            agg.scene_amounts[key] += amount
+        for key, (amount, count, last) in part["batches"].items():
+            sums = agg.batches.setdefault(key, [0, 0, 0])
+            sums[0] += amount
+            sums[1] += count
+            sums[2] = max(sums[2], last)
+        _merge_listed(agg.listed, part["findings"])
+        for ns, entry in part["redriven"].items():
+            merged = agg.redriven.setdefault(ns, {"count": 0, "items": []})
+            merged["count"] += entry["count"]
+            merged["items"] = sorted(merged["items"] + entry["items"])[:F.MAX_LISTED]
+        agg.deferred.extend(part["deferred"])
+    return agg
+
+
+def _add(agg: _Aggregate, found: Iterable[F.Finding]) -> None:
+    _merge_listed(agg.listed, _listed(found))
+
+
+def _discrepancies(listed: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], int]:
+    """The report form of merged findings: per kind an exact count and the first items by id."""
+    out = {}
+    for kind in sorted(listed):
+        items = [listed[kind]["items"][i] for i in sorted(listed[kind]["items"])]
+        out[kind] = {"count": len(items) + listed[kind]["overflow"], "items": items[:F.MAX_LISTED]}
+    return out, sum(entry["count"] for entry in out.values())
+
+
+def _markers(ns: str, hour: str) -> dict[str, dict[str, int]]:
+    """The hour's tally markers of a child namespace: "{ns}|{asset}|{batch}" -> amount, count, time."""
+    found = {}
+    for bucket in range(settings().hour_buckets):
+        for item in _query_all(CounterItem, ids.tally_counter_id(ns, hour, bucket), consistent_read=True):
+            batch, asset = item.sk.split("#", 1)
+            found[f"{ns}|{asset}|{batch}"] = {"amount": int(item.amount or 0), "count": int(item.count or 0),
+                                              "updated_at_ms": int(item.updated_at_ms or 0),
+                                              "completed": int(item.completed_by is not None)}
+    return found
+
+
+def _hour_counter(ns: str, asset: str, hour: str) -> int:
+    return sum(int(s.amount or 0) for s in _query_all(
+        CounterItem, ids.distributed_hour_counter_id(ns, asset, hour), consistent_read=True))
+
+
+def _check_tallies(hour: str, agg: _Aggregate, started_ms: int) -> dict[str, int]:
+    """Tallies against orders, finishing crashed batches; then each hour counter against its tallies.
+
+    Returns, per child namespace, how many of the hour's tallies reconciliation has completed (read from
+    the markers it tagged, so a second run reports the same number).
+    """
+    namespaces = set(agg.totals) | {key.split("|", 1)[0] for key in agg.batches}
+    markers: dict[str, dict[str, int]] = {}
+    for ns in sorted(namespaces):
+        markers.update(_markers(ns, hour))
+    found, to_complete = F.tally_findings(agg.batches, markers, hour, started_ms, clock.now_ms())
+    for ns, asset, batch, amount, count in to_complete:
+        group = crediting.TallyGroup(ns, asset, hour, amount, count)
+        crediting.write_tally(batch, group, completed_by="reconciliation")
+    completed: dict[str, int] = defaultdict(int)
+    pairs = {tuple(key.split("|", 2)[:2]) for key in list(agg.batches) + list(markers)}
+    for ns, asset in sorted(pairs):
+        before = _hour_counter(ns, asset, hour)
+        current = {k: m for k, m in _markers(ns, hour).items() if k.startswith(f"{ns}|{asset}|")}
+        after = _hour_counter(ns, asset, hour)
+        completed[ns] += sum(m["completed"] for m in current.values())
+        if before != after:
+            agg.deferred.append(f"distributed:{ns}|{asset}")
+            continue
+        drift = F.distributed_finding(ns, asset, hour, before, after, sum(m["amount"] for m in current.values()))
+        if drift:
+            found.append(drift)
+    _add(agg, found)
+    return completed
+
+
+def _scene_hour_sums(hour: str) -> dict[str, int]:
+    """Sum of every order's amount per "{ns}|{scene}" in one hour (used to fill checkpoint gaps)."""
+    sums: dict[str, int] = defaultdict(int)
+    for bucket in range(settings().hour_buckets):
+        for item in _query_all(OrderItem.by_hour, ids.hour_bucket(hour, bucket)):
+            sums[f"{item.order_key.split('#', 1)[0]}|{item.scene_id}"] += int(item.amount)
+    return sums
+
+
+def _stock_checkpoint(counter_id: str, scene_key: str, hour: str, hour_amount: int, first_hour: str,
+                      gap_sums: dict[str, dict[str, int]]) -> tuple[str, int]:
+    """(through_hour, sum of the scene's orders through it), advanced to `hour` if it was behind.
+
+    A checkpoint only ever covers closed hours, whose orders no longer change.
+    """
+    pk = f"cum#{counter_id}"
+    current = _get_body(pk, "stock")
+    if current is not None and current["through"] >= hour:
+        return current["through"], current["amount"]
+    base_hour, amount = (current["through"], current["amount"]) if current else (
+        clock.hour_of(clock.hour_start_ms(first_hour) - HOUR_MS), 0)
+    gap = next_hour(base_hour)
+    while gap < hour:
+        if gap not in gap_sums:
+            gap_sums[gap] = _scene_hour_sums(gap)
+        amount += gap_sums[gap].get(scene_key, 0)
+        gap = next_hour(gap)
+    amount += hour_amount
+    item = ReconItem(pk, "stock", body=json.dumps({"through": hour, "amount": amount}), updated_at_ms=clock.now_ms())
+    condition = ReconItem.pk.does_not_exist() if current is None else (ReconItem.body == json.dumps(current))
+    try:
+        with_retries(lambda: item.save(condition=condition))
+    except PutError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        latest = _get_body(pk, "stock")  # another run advanced it first: theirs stands
+        return latest["through"], latest["amount"]
+    return hour, amount
+
+
+def _check_stock(hour: str, agg: _Aggregate, scenes: _Scenes) -> None:
+    found: list[F.Finding] = []
+    gap_sums: dict[str, dict[str, int]] = {}
+    for scene_key, hour_amount in sorted(agg.scene_amounts.items()):
+        ns, scene_id = scene_key.split("|", 1)
+        activity_id, sub_activity_id = ns.split("/", 1)
+        scene = scenes.get(activity_id, scene_id)
+        if scene is None or not scene.stock_control or not scene.reconcile:
+            continue
+        try:
+            child = config_store.get_activity(activity_id).child(sub_activity_id)
+        except ActivityNotFound:
+            child = None
+        if child is None:
+            agg.deferred.append(f"stock:{scene_key}")
+            continue
+        counter_id = ids.stock_counter_id(ns, scene_id)
+        through, amount = _stock_checkpoint(counter_id, scene_key, hour, hour_amount,
+                                            clock.hour_of(child.starts_at_ms), gap_sums)
+        shards = [F.ShardRow(int(s.sk), int(s.cap or 0), int(s.consumed or 0), int(s.updated_at_ms or 0))
+                  for s in _query_all(CounterItem, counter_id, consistent_read=True) if s.sk.isdigit()]
+        stock, compared = F.stock_findings(ns, scene_id, scene.total, shards, amount,
+                                           quiet_since_ms=clock.hour_start_ms(next_hour(through)))
+        found.extend(stock)
+        if not compared:
+            agg.deferred.append(f"stock:{scene_key}")
+    _add(agg, found)
+
+
+def _dlq_depths() -> dict[str, int]:
+    depths = {}
+    for spec in ALL_QUEUES:
+        attributes = clients.sqs().get_queue_attributes(
+            QueueUrl=clients.queue_url(spec.dlq_name),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        depths[spec.dlq_name] = sum(int(v) for v in attributes.values())
+    return depths
+
+
+def _unapplied_events(hour: str, now_ms: int) -> list[str]:
+    """Callback events received in the hour and still not applied past the SLA."""
+    start, end = clock.hour_start_ms(hour), clock.hour_start_ms(next_hour(hour))
+    sla_ms = settings().received_sla_s * 1000
+    ids_ = []
+    for bucket in range(event_store.UNAPPLIED_BUCKETS):
+        ids_.extend(item.event_id for item in _query_all(EventRecord.unapplied, str(bucket)))
+    if not ids_:
+        return []
+    wanted = ["event_id", "status", "received_at_ms"]
+    items = with_retries(lambda: list(EventRecord.batch_get(ids_, consistent_read=True, attributes_to_get=wanted)))
+    return sorted(
+        i.event_id for i in items
+        if i.status == event_store.RECEIVED and start <= i.received_at_ms < end and now_ms - i.received_at_ms > sla_ms
+    )
+
+
+def _run_level(hour: str, pass_no: int, agg: _Aggregate) -> dict[str, Any]:
+    now_ms = clock.now_ms()
+    depths = _dlq_depths()
+    unapplied = _unapplied_events(hour, now_ms)
+    if unapplied:
+        swept = event_sweeper.sweep(now_ms)  # claims and re-enqueues overdue events, with its own backoff
+        logger.info("reconciliation re-enqueued callback events", extra={"hour": hour, "enqueued": swept.enqueued})
+    found = [F.Finding("dlq_messages", RUN_NS, name, {"messages": depth}) for name, depth in depths.items() if depth]
+    if pass_no == 2:
+        found.extend(F.Finding("events_unapplied", RUN_NS, event_id) for event_id in unapplied)
+    _add(agg, found)
+    return {"dlq_depths": depths, "events_unapplied": len(unapplied), "events_unapplied_ids": unapplied[:F.MAX_LISTED]}
+
+
+def _report(hour: str, pass_no: int, ns: str, agg: _Aggregate, completed: int) -> dict[str, Any]:
+    discrepancies, count = _discrepancies(agg.listed.get(ns, {}))
+    redriven = agg.redriven.get(ns, {"count": 0, "items": []})
+    activity_id, _, sub_activity_id = ns.partition("/")
+    return {
+        "hour": display_hour(hour), "pass": pass_no, "activity_id": activity_id, "sub_activity_id": sub_activity_id,
+        **asdict(agg.totals.get(ns, F.Totals())),
+        "redriven": redriven["count"], "redriven_orders": redriven["items"],
+        "tallies_completed": completed,
+        "deferred_checks": sorted({d for d in agg.deferred if ns in d}),
+        "discrepancies": discrepancies,
+        "discrepancy_count": count,
+        "ok": count == 0,
+    }
+
+
+def _emit(reports: list[dict[str, Any]], run_report: dict[str, Any]) -> None:
+    """One metric per run (an alarm watches it) and one log line per discrepancy kind and child activity."""
+    total = sum(r["discrepancy_count"] for r in reports) + run_report["discrepancy_count"]
+    with single_metric(name="ReconciliationDiscrepancies", unit=MetricUnit.Count, value=total,
+                       namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="stage", value=settings().stage)
+    for report in [*reports, run_report]:
+        for kind, entry in report["discrepancies"].items():
+            logger.error("reconciliation discrepancy", extra={
+                "kind": kind, "count": entry["count"], "hour": report["hour"], "pass": report["pass"],
+                "activity_id": report.get("activity_id"), "sub_activity_id": report.get("sub_activity_id"),
+                "sample": [item["id"] for item in entry["items"][:10]],
+            })
+
+
+def finish(hour: str, pass_no: int, head: dict[str, Any], scenes: _Scenes) -> list[dict[str, Any]]:
+    """Checks that need the whole hour; then the reports."""
+    parts = [json.loads(i.body) for i in _query_all(ReconItem, _run_pk(hour, pass_no),
+                                                     range_key_condition=ReconItem.sk.startswith("bucket#"),
+                                                     consistent_read=True)]
+    agg = _aggregate(parts)
+    completed = _check_tallies(hour, agg, head["started_at_ms"])
+    _check_stock(hour, agg, scenes)
+    run_facts = _run_level(hour, pass_no, agg)
+    reports = [_report(hour, pass_no, ns, agg, completed.get(ns, 0)) for ns in sorted(set(agg.totals) | set(agg.listed))
+               if ns != RUN_NS]
+    run_discrepancies, run_count = _discrepancies(agg.listed.get(RUN_NS, {}))
+    run_report = {"hour": display_hour(hour), "pass": pass_no, **run_facts,
+                  "discrepancies": run_discrepancies, "discrepancy_count": run_count, "ok": run_count == 0}
+    for report in reports:
+        _put_body(f"report#{hour}", f"{report['activity_id']}/{report['sub_activity_id']}#p{pass_no}", report)
+    _put_body(f"report#{hour}", f"{RUN_NS}#p{pass_no}", run_report)
+    _emit(reports, run_report)
+    return reports
+
+
+# --- driving a run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a pass stands after an invocation."""
+
+    hour: str
+    pass_no: int
+    status: str
+    step: int
+    steps: int
+    invocation_steps: int
+
+    def body(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"hour": display_hour(self.hour), "pass": self.pass_no, "status": self.status,
+                "progress": {"step": self.step, "steps": self.steps}}
+
+
+def run(hour: str, pass_no: int, budget: Budget, restart: bool = False) -> RunStatus:
+    """Advance pass `pass_no` over `hour` as far as the budget allows (always at least one step).
+
+    A finished pass is left as it is unless `restart`, which runs it again from the start.
+    """
+    pk = _run_pk(hour, pass_no)
+    steps = settings().hour_buckets + 1
+    head = _get_body(pk, "head")
+    if head is None or (restart and head["status"] == "done"):
+        head = {"status": "running", "step": 0, "started_at_ms": clock.now_ms(), "steps": steps}
+        _put_body(pk, "head", head, RUN_TTL_S)
+    scenes = _Scenes()
+    done_here = 0
+    while head["status"] != "done":
+        if done_here and budget.expired():
+            break
+        step = head["step"]
+        if step < settings().hour_buckets:
+            _put_body(pk, f"bucket#{step:04d}", bucket_step(hour, pass_no, step, scenes), RUN_TTL_S)
+            head["step"] = step + 1
+        else:
+            finish(hour, pass_no, head, scenes)
+            head["status"] = "done"
+            head["finished_at_ms"] = clock.now_ms()
+        _put_body(pk, "head", head, RUN_TTL_S)
+        done_here += 1
+    return RunStatus(hour, pass_no, head["status"], head["step"], steps, done_here)
+
+
+def status(hour: str, pass_no: int) -> dict[str, Any] | None:
+    """A pass's progress record, if it was ever started."""
+    return _get_body(_run_pk(hour, pass_no), "head")
+
+
+def reports(hour: str) -> list[dict[str, Any]]:
+    """Every stored report of an hour (each child activity and the run-level one, both passes)."""
+    return [json.loads(i.body) for i in _query_all(ReconItem, f"report#{hour}", consistent_read=True)]
+
+
+def scheduled(budget: Budget) -> list[RunStatus]:
+    """The schedule's work: start or continue the due passes, oldest first, while time is left."""
+    done = []
+    for hour, pass_no in sorted(due_runs(clock.now_ms()), key=lambda r: r[0]):
+        head = status(hour, pass_no)
+        if head is not None and head["status"] == "done":
+            continue
+        if done and budget.expired():
+            break
+        done.append(run(hour, pass_no, budget))
+    return done

@@ -1,0 +1,27 @@
+"""The reconciliation table: run progress, per-bucket partial results, reports, counter checkpoints.
+
+- `run#{hour}#p{pass}` / `head`: a run's progress (next step, status) — the resumption cursor.
+- `run#{hour}#p{pass}` / `bucket#{n}`: what bucket n of the hour yielded (kept until the run finishes).
+- `report#{hour}` / `{ns}#p{pass}` and `_run#p{pass}`: the reports.
+- `cum#{counter_id}` / `stock`: the sum of a stock counter's orders through a closed hour.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.models import Model
+
+from chalicelib.dynamo import meta, table
+
+
+@table
+class ReconItem(Model):
+    """One reconciliation record; `body` is JSON."""
+
+    Meta = meta("reconciliation", ttl_attribute="expires_at")
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    body = UnicodeAttribute()
+    updated_at_ms = NumberAttribute()
+    expires_at = TTLAttribute(null=True)

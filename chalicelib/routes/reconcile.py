@@ -1,0 +1,52 @@
+"""Reconciliation: the schedule that runs the hourly passes, and the on-demand API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint, Rate
+
+from chalicelib import clock, validate
+from chalicelib.errors import InvalidField, NotFound
+from chalicelib.http import api, json_object, json_response
+from chalicelib.reconcile import runner
+
+bp = Blueprint(__name__)
+
+# API Gateway cuts a request at 29 s; leave room for the step in progress and the answer.
+API_BUDGET_S = 15
+
+
+@bp.schedule(Rate(5, unit=Rate.MINUTES))
+def reconciler(event: Any) -> list[dict]:
+    """Run the due passes (h+1 of the last closed hour, h+2 of the one before), resuming where a run stopped."""
+    return [s.body() for s in runner.scheduled(runner.Budget.from_context(getattr(event, "context", None)))]
+
+
+@bp.route("/v1/admin/reconciliations", methods=["POST"])
+@api
+def start_reconciliation() -> Any:
+    """Run (or re-run, or continue) the pass an hour is due for: 200 with its reports, 202 while unfinished."""
+    body = json_object(bp.current_request.raw_body)
+    validate.no_unknown_fields(body, {"hour"})
+    if not isinstance(body.get("hour"), str):
+        raise InvalidField("hour", "is required, like 2026-11-22T10 (UTC)")
+    hour = runner.parse_hour(body["hour"])
+    pass_no = runner.pass_for(hour, clock.now_ms())
+    outcome = runner.run(hour, pass_no, runner.Budget(API_BUDGET_S), restart=True)
+    if outcome.status != "done":
+        return json_response(outcome.body(), 202)
+    reports = [r for r in runner.reports(hour) if r["pass"] == pass_no]
+    return json_response({**outcome.body(), "reports": reports})
+
+
+@bp.route("/v1/admin/reconciliations/{hour}", methods=["GET"])
+@api
+def get_reconciliation(hour: str) -> Any:
+    """An hour's runs and reports (both passes)."""
+    key = runner.parse_hour(hour)
+    runs = {f"pass{p}": runner.status(key, p) for p in (1, 2)}
+    found = runner.reports(key)
+    if not found and not any(runs.values()):
+        raise NotFound(f"hour {runner.display_hour(key)} has not been reconciled", hour=runner.display_hour(key))
+    return json_response({"hour": runner.display_hour(key), "runs": runs, "reports": found})

@@ -1,0 +1,302 @@
+"""Reconciliation on DynamoDB Local: an hour of real traffic, then known faults seeded in the tables.
+
+Each test runs at its own fake hour (the clock is patched), so the hour partitions it reconciles hold
+only its own traffic. Traffic goes through the real routes and the real credit worker; faults are then
+written straight into the tables, the way a bug or a manual edit would.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from chalicelib import clients, clock, faults
+from chalicelib.faults import InjectedCrash
+from chalicelib.queues import ALL_QUEUES, CREDITS
+from chalicelib.reconcile import runner
+from chalicelib.rewards import ids, payouts
+from chalicelib.rewards.tables import CounterItem, LedgerEntry, OrderItem, WalletItem
+from chalicelib.settings import settings
+from tests.rewards_support import (
+    call,
+    chalice_client,
+    deliver_credits,
+    drain_queue,
+    install_signing_key,
+    make_campaign,
+    purge_credits,
+)
+
+HOUR_MS = 3600 * 1000
+MINUTE_MS = 60 * 1000
+
+
+class FakeClock:
+    """A settable clock standing in for `chalicelib.clock.now_ms`."""
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+@pytest.fixture
+def hour_clock(monkeypatch):
+    # A random hour years ahead: no other test writes into its index partitions.
+    hour_start = clock.hour_start_ms("2033010100") + random.randrange(0, 24 * 3000) * HOUR_MS
+    fake = FakeClock(hour_start + 20 * MINUTE_MS)
+    monkeypatch.setattr(clock, "now_ms", fake)
+    install_signing_key()
+    payouts.set_fake_mode("ok")
+    yield fake, clock.hour_of(hour_start), hour_start
+    payouts.set_fake_mode("ok")
+
+
+def purge_dlqs() -> None:
+    for spec in ALL_QUEUES:
+        drain_queue(spec.dlq_name)
+
+
+def hour_of_traffic(client, fake: FakeClock, users: int, rounds: int = 2, seed: int = 1):
+    """A campaign with `users` x `rounds` cash grants, all credited, some withdrawals (one refunded)."""
+    rng = random.Random(seed)
+    campaign = make_campaign(client, now_ms=fake.ms, total=10_000_000, shard_count=4, order_cap=5_000)
+    granted = {}
+    for round_no in range(rounds):
+        bodies = [campaign.grant_body(f"u{i}", rain_id=f"r{round_no}", amount=rng.randrange(100, 2_000))
+                  for i in range(users)]
+        for start in range(0, len(bodies), 100):
+            status, answer = call(client, "POST", "/v1/grants/batch", {"grants": bodies[start:start + 100]})
+            assert status == 200, answer
+            for body, result in zip(bodies[start:start + 100], answer["results"], strict=True):
+                assert result["status"] == 202, result
+                granted[result["body"]["order_id"]] = body
+        fake.ms += MINUTE_MS
+    deliver_credits(batch_size=10)
+    fake.ms += MINUTE_MS
+    for i in range(0, users, 5):
+        status, answer = call(client, "POST", f"/v1/wallets/u{i}/withdrawals",
+                              {"activity_id": campaign.activity_id, "request_id": f"w{i}", "amount": 50})
+        assert status == 200, answer
+    payouts.set_fake_mode("fail")
+    status, answer = call(client, "POST", "/v1/wallets/u1/withdrawals",
+                          {"activity_id": campaign.activity_id, "request_id": "w-refused", "amount": 30})
+    assert status == 502, answer
+    payouts.set_fake_mode("ok")
+    return campaign, granted
+
+
+def ns_of(campaign) -> str:
+    return ids.child_ns(campaign.activity_id, campaign.sub_activity_id)
+
+
+def wallet_of(campaign, act_id: str) -> str:
+    return ids.wallet_id(ns_of(campaign), act_id, ids.CASH_ASSET)
+
+
+def report_for(reports, campaign, pass_no: int = 1):
+    return next(r for r in reports if r.get("activity_id") == campaign.activity_id and r["pass"] == pass_no)
+
+
+def found(report) -> set[tuple[str, str]]:
+    return {(kind, item["id"]) for kind, entry in report["discrepancies"].items() for item in entry["items"]}
+
+
+def run_report(reports, pass_no: int = 1):
+    return next(r for r in reports if "dlq_depths" in r and r["pass"] == pass_no)
+
+
+def user_orders(granted, campaign, act_id: str) -> list[str]:
+    return sorted(ids.order_key(ns_of(campaign), oid) for oid, body in granted.items() if body["act_id"] == act_id)
+
+
+def test_reconcile__clean_hour_and_seeded_faults__finds_every_fault_without_false_alarms(hour_clock):
+    fake, hour, hour_start = hour_clock
+    client = chalice_client()
+    purge_credits()
+    purge_dlqs()
+    # GIVEN an hour of real traffic in two campaigns
+    clean, clean_granted = hour_of_traffic(client, fake, users=30, seed=1)
+    faulty, granted = hour_of_traffic(client, fake, users=30, seed=2)
+    # AND one order committed but never enqueued: the API process died right after its transaction
+    with faults.armed("grant.after_transaction"), pytest.raises(InjectedCrash):
+        call(client, "POST", "/v1/grants", faulty.grant_body("stuck", rain_id="r9", amount=77))
+    stuck_key = ids.order_key(ns_of(faulty), ids.order_id("stuck", faulty.scene_id, "r9", "cash", "1"))
+    # AND known faults written straight into the tables of the faulty campaign
+    ns = ns_of(faulty)
+    missing = [user_orders(granted, faulty, f"u{i}")[0] for i in (2, 3, 4)]
+    for key in missing:
+        order = OrderItem.get(key)
+        LedgerEntry(order.wallet_id, f"credit#{order.order_id}").delete()
+    duplicated = [user_orders(granted, faulty, f"u{i}")[0] for i in (6, 7)]
+    for key in duplicated:
+        order = OrderItem.get(key)
+        entry = LedgerEntry.get(order.wallet_id, f"credit#{order.order_id}")
+        entry.entry_key = f"credit#{order.order_id}#dup"
+        entry.save()
+    altered = user_orders(granted, faulty, "u8")[0]
+    order = OrderItem.get(altered)
+    LedgerEntry(order.wallet_id, f"credit#{order.order_id}").update(actions=[LedgerEntry.amount.add(5)])
+    ghost_key = ids.order_key(ns, "ghost_order")
+    orphan_wallet = wallet_of(faulty, "u9")
+    LedgerEntry(orphan_wallet, "credit#ghost_order", kind="credit", amount=321, sub_activity_id="formal",
+                order_key=ghost_key, scene_id=faulty.scene_id, posted_at_ms=fake.ms,
+                time_key=f"{fake.ms:013d}#credit#ghost_order", hour=hour,
+                hour_bucket=ids.hour_bucket(hour, ids.bucket_of(ghost_key, settings().hour_buckets))).save()
+    stock_counter = ids.stock_counter_id(ns, faulty.scene_id)
+    CounterItem(stock_counter, "0000").update(actions=[CounterItem.consumed.add(7)])
+    off_by_one = wallet_of(faulty, "u11")
+    WalletItem(off_by_one).update(actions=[WalletItem.balance.add(1)])
+    clients.sqs().send_message(QueueUrl=clients.queue_url(CREDITS.dlq_name), MessageBody='{"poison": true}')
+    balances_before = {w.wallet_id: int(w.balance) for w in WalletItem.batch_get(
+        [wallet_of(faulty, f"u{i}") for i in range(30)])}
+    consumed_before = int(CounterItem.get(stock_counter, "0000").consumed)
+
+    # WHEN the hour is reconciled at h+1 (through the API)
+    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
+    status, body = call(client, "POST", "/v1/admin/reconciliations", {"hour": runner.display_hour(hour)})
+
+    # THEN the clean campaign has no discrepancy and its figures add up
+    assert status == 200, body
+    reports = body["reports"]
+    clean_report = report_for(reports, clean)
+    amounts = [b["amount"] for b in clean_granted.values()]
+    assert clean_report["ok"] is True, clean_report["discrepancies"]
+    assert (clean_report["orders"], clean_report["orders_amount"]) == (len(amounts), sum(amounts))
+    assert (clean_report["credited"], clean_report["credited_amount"]) == (len(amounts), sum(amounts))
+    assert clean_report["redriven"] == 0
+    # AND every seeded fault is found, and nothing else is
+    faulty_report = report_for(reports, faulty)
+    expected = {("missing_ledger_credit", key) for key in missing}
+    expected |= {("duplicate_credit", key) for key in duplicated}
+    expected |= {("credit_amount_mismatch", altered)}
+    expected |= {("orphan_credit", f"{orphan_wallet}|credit#ghost_order")}
+    expected |= {("stock_drift", f"{ns}|{faulty.scene_id}")}
+    # each fault in a wallet's ledger (or its balance) also makes that wallet disagree with its ledger
+    expected |= {("wallet_mismatch", wallet_of(faulty, f"u{i}")) for i in (2, 3, 4, 6, 7, 8, 9, 11)}
+    assert found(faulty_report) == expected
+    assert faulty_report["discrepancy_count"] == len(expected)
+    assert faulty_report["ok"] is False
+    run_level = run_report(reports)
+    assert run_level["dlq_depths"][CREDITS.dlq_name] == 1
+    assert found(run_level) == {("dlq_messages", CREDITS.dlq_name)}
+    found_count = len(found(faulty_report) & expected) + len(found(run_level))
+    print(f"seeded={len(expected) + 1} found={found_count} false_alarms={len(found(clean_report))}")
+    # AND the only repair is the stuck order, re-enqueued once
+    assert faulty_report["redriven"] == 1 and faulty_report["redriven_orders"] == [stuck_key]
+    queued = clients.sqs().receive_message(QueueUrl=clients.queue_url(CREDITS.name), MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=1).get("Messages", [])
+    assert [json.loads(m["Body"])["order_key"] for m in queued] == [stuck_key]
+    for message in queued:  # back to the queue for the h+2 part below: nobody credits it in between
+        clients.sqs().change_message_visibility(QueueUrl=clients.queue_url(CREDITS.name),
+                                                ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=3600)
+    assert LedgerEntry.get(wallet_of(faulty, "u6"), f"credit#{OrderItem.get(duplicated[0]).order_id}#dup")
+    assert int(CounterItem.get(stock_counter, "0000").consumed) == consumed_before
+    balances_after = {w.wallet_id: int(w.balance) for w in WalletItem.batch_get(list(balances_before))}
+    assert balances_after == balances_before
+
+    # WHEN the same hour is reconciled again
+    again = runner.run(hour, 1, runner.Budget(None), restart=True)
+    # THEN the reports are the same and nothing more is repaired
+    assert again.status == "done"
+    assert sorted(runner.reports(hour), key=json.dumps) == sorted(reports, key=json.dumps)
+    assert clients.sqs().receive_message(QueueUrl=clients.queue_url(CREDITS.name), WaitTimeSeconds=0
+                                         ).get("Messages", []) == []
+
+    # WHEN the order is still stuck at h+2
+    fake.ms = hour_start + 2 * HOUR_MS + 6 * MINUTE_MS
+    second = runner.run(hour, 2, runner.Budget(None))
+    # THEN the second pass reports it as a missing credit (and re-drives it once more)
+    assert second.status == "done"
+    pass2 = report_for(runner.reports(hour), faulty, pass_no=2)
+    assert ("missing_credit", stuck_key) in found(pass2)
+    assert found(pass2) - {("missing_credit", stuck_key)} == expected
+    assert report_for(runner.reports(hour), clean, pass_no=2)["ok"] is True
+
+
+def test_reconcile__batch_crashed_before_its_tally__completes_the_tally_once(hour_clock):
+    fake, hour, hour_start = hour_clock
+    client = chalice_client()
+    purge_credits()
+    # GIVEN an hour of traffic whose first crediting batch died after crediting, before its tally
+    campaign = make_campaign(client, now_ms=fake.ms, total=1_000_000)
+    bodies = [campaign.grant_body(f"u{i}", amount=100 + i) for i in range(25)]
+    status, answer = call(client, "POST", "/v1/grants/batch", {"grants": bodies})
+    assert status == 200 and all(r["status"] == 202 for r in answer["results"])
+    with faults.armed("credit.before_tally"):
+        crashed = deliver_credits(max_batches=1, batch_size=10)
+    deliver_credits(batch_size=10)
+    granted_sum = sum(b["amount"] for b in bodies)
+    assert crashed.received == 10 and crashed.succeeded == 0  # the crash failed the whole invocation
+    totals = call(client, "GET", f"/v1/activities/{campaign.activity_id}/totals")[1]
+    tallied_before = totals["children"][0]["distributed"]["CNY"]["amount"]
+    assert tallied_before < granted_sum  # the crashed batch's credits are not in the total yet
+
+    # WHEN the hour is reconciled at h+1 (well over the 15 minutes a Lambda can live)
+    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
+    first = runner.run(hour, 1, runner.Budget(None), restart=True)
+    second = runner.run(hour, 1, runner.Budget(None), restart=True)
+
+    # THEN the crashed batch's tally is completed exactly once and the figures agree
+    assert first.status == second.status == "done"
+    report = report_for(runner.reports(hour), campaign)
+    assert report["ok"] is True, report["discrepancies"]
+    assert report["tallies_completed"] == 1
+    totals = call(client, "GET", f"/v1/activities/{campaign.activity_id}/totals")[1]
+    assert totals["children"][0]["distributed"]["CNY"] == {"amount": granted_sum, "rewards": len(bodies)}
+
+
+def test_reconcile__tiny_time_budget__resumes_from_its_cursor_to_the_same_report(hour_clock):
+    fake, hour, hour_start = hour_clock
+    client = chalice_client()
+    purge_credits()
+    # GIVEN an hour of traffic with one fault
+    campaign, granted = hour_of_traffic(client, fake, users=40, seed=3)
+    WalletItem(wallet_of(campaign, "u3")).update(actions=[WalletItem.balance.add(1)])
+    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
+
+    # WHEN every invocation may only start one step (a budget that is always spent)
+    invocations = []
+    while not invocations or invocations[-1].status != "done":
+        invocations.append(runner.run(hour, 1, runner.Budget(0)))
+        assert len(invocations) <= settings().hour_buckets + 1, "the run does not progress"
+
+    # THEN it took exactly one invocation per step, each continuing where the last stopped
+    steps = settings().hour_buckets + 1
+    assert [i.invocation_steps for i in invocations] == [1] * steps
+    assert [i.step for i in invocations[:-1]] == list(range(1, steps))
+    resumed = report_for(runner.reports(hour), campaign)
+    # AND the report equals the one a single unconstrained run produces
+    runner.run(hour, 1, runner.Budget(None), restart=True)
+    assert report_for(runner.reports(hour), campaign) == resumed
+    assert found(resumed) == {("wallet_mismatch", wallet_of(campaign, "u3"))}
+    assert resumed["orders"] == len(granted)
+
+
+def test_reconcile_api__bad_and_early_hours__refused_with_the_field_named(hour_clock):
+    fake, hour, hour_start = hour_clock
+    client = chalice_client()
+    # GIVEN an hour that has not closed yet, and one that was never reconciled
+    fake.ms = hour_start + 30 * MINUTE_MS
+    # WHEN / THEN
+    status, body = call(client, "POST", "/v1/admin/reconciliations", {"hour": "yesterday"})
+    assert (status, body["error"], body["field"]) == (400, "invalid_field", "hour")
+    status, body = call(client, "POST", "/v1/admin/reconciliations", {"hour": runner.display_hour(hour)})
+    assert (status, body["error"], body["field"]) == (400, "invalid_field", "hour")
+    assert "is not closed yet" in body["message"]
+    status, body = call(client, "GET", f"/v1/admin/reconciliations/{runner.display_hour(hour)}")
+    assert (status, body["error"]) == (404, "not_found")
+    assert runner.status(hour, 1) is None
+
+
+def test_reconcile_schedule__due_passes__are_previous_hour_first_pass_and_the_one_before_second(hour_clock):
+    fake, hour, hour_start = hour_clock
+    # GIVEN a time 10 minutes into the hour after next
+    fake.ms = hour_start + 2 * HOUR_MS + 10 * MINUTE_MS
+    # THEN the schedule owes h+1 of the last closed hour and h+2 of the one before
+    assert runner.due_runs(fake.ms) == [(runner.next_hour(hour), 1), (hour, 2)]
+    assert runner.pass_for(hour, fake.ms) == 2
+    assert runner.pass_for(runner.next_hour(hour), fake.ms) == 1

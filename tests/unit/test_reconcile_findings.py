@@ -1,0 +1,201 @@
+"""Reconciliation decisions, without storage: what a bucket, a wallet, a tally or a counter shows."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib import clock
+from chalicelib.errors import InvalidField
+from chalicelib.reconcile import findings as F
+from chalicelib.reconcile.runner import Budget, display_hour, due_runs, next_hour, parse_hour, pass_for
+
+NS = "act1/formal"
+NOW = 10_000_000_000
+SLA = 600_000
+
+
+def order(n: int, status: int = 8, amount: int = 100, cap: int = 1000, created: int = NOW - 3_600_000,
+          batch: str | None = "b1", wallet: str | None = None) -> F.OrderRow:
+    return F.OrderRow(
+        order_key=f"{NS}#o{n}", ns=NS, scene_id="s1", activity_id="act1",
+        wallet_id=wallet or f"{NS}#u{n}#CNY", asset="CNY", amount=amount, order_cap=cap, status=status,
+        created_at_ms=created, credited_at_ms=created + 1000 if status == 8 else None,
+        credited_by=batch if status == 8 else None, redriven=None,
+    )
+
+
+def credit(n: int, amount: int = 100, wallet: str | None = None, key: str | None = None) -> F.LedgerRow:
+    return F.LedgerRow(wallet_id=wallet or f"{NS}#u{n}#CNY", entry_key=key or f"credit#o{n}", kind="credit",
+                       amount=amount, order_key=f"{NS}#o{n}", scene_id="s1")
+
+
+def kinds(result: F.BucketResult) -> set[tuple[str, str]]:
+    return {(f.kind, f.id) for f in result.findings}
+
+
+def examine(orders, entries) -> F.BucketResult:
+    return F.examine_bucket(orders, entries, NOW, SLA, lambda activity, scene: True)
+
+
+def test_examine_bucket__matching_orders_and_credits__no_findings_and_exact_totals():
+    # GIVEN two credited orders with their credits and one fresh pending order
+    result = examine([order(1), order(2, amount=250), order(3, status=1, created=NOW - 1000)],
+                     [credit(1), credit(2, amount=250)])
+    # THEN nothing is wrong, the pending one is not stuck, and the sums are exact
+    assert result.findings == [] and result.suspect_missing_ledger == [] and result.stuck == []
+    assert result.totals[NS] == F.Totals(orders=3, orders_amount=450, credited=2, credited_amount=350,
+                                         pending=1, pending_amount=100)
+    assert result.batches == {f"{NS}|CNY|b1": [350, 2, NOW - 3_600_000 + 1000]}
+
+
+def test_examine_bucket__credit_faults__each_named_with_its_order():
+    # GIVEN a credited order without credit, one credited twice, one with a wrong amount, one in another wallet
+    result = examine(
+        [order(1), order(2), order(3), order(4)],
+        [credit(2), credit(2, key="credit#o2#dup"), credit(3, amount=105), credit(4, wallet=f"{NS}#intruder#CNY")],
+    )
+    # THEN
+    assert kinds(result) == {
+        ("duplicate_credit", f"{NS}#o2"),
+        ("credit_amount_mismatch", f"{NS}#o3"),
+        ("credit_wallet_mismatch", f"{NS}#o4"),
+    }
+    assert result.suspect_missing_ledger == [f"{NS}#o1"]
+
+
+def test_examine_bucket__credit_without_its_order__is_a_suspect_orphan():
+    result = examine([order(1)], [credit(1), credit(9)])
+    assert result.suspect_orphans == [f"{NS}#u9#CNY|credit#o9"]
+    assert result.findings == []
+
+
+def test_examine_bucket__credit_for_an_uncredited_order__orphan_credit():
+    result = examine([order(1, status=1, created=NOW - 1000)], [credit(1)])
+    assert kinds(result) == {("orphan_credit", f"{NS}#u1#CNY|credit#o1")}
+
+
+def test_examine_bucket__pending_past_sla__stuck_and_fresh_one_not():
+    result = examine([order(1, status=1, created=NOW - SLA - 1), order(2, status=1, created=NOW - SLA + 1)], [])
+    assert result.stuck == [f"{NS}#o1"]
+
+
+def test_examine_bucket__amount_above_cap__over_order_cap():
+    result = examine([order(1, amount=1001, cap=1000)], [credit(1, amount=1001)])
+    assert kinds(result) == {("over_order_cap", f"{NS}#o1")}
+
+
+def test_examine_bucket__scene_opted_out__its_orders_ignored():
+    result = F.examine_bucket([order(1)], [], NOW, SLA, lambda activity, scene: False)
+    assert result.totals == {} and result.suspect_missing_ledger == []
+
+
+def test_wallet_findings__balance_agrees_with_ledger__none():
+    entries = [credit(1, amount=500), F.LedgerRow(f"{NS}#u1#CNY", "withdrawal#w1", "withdrawal", 200, None, None),
+               F.LedgerRow(f"{NS}#u1#CNY", "refund#w1", "refund", 200, None, None)]
+    wallet = {"balance": 500, "total_income": 500, "total_withdrawn": 200, "total_refunded": 200, "entry_count": 3}
+    assert F.wallet_findings(f"{NS}#u1#CNY", wallet, entries) == []
+
+
+def test_wallet_findings__balance_off_by_one__mismatch_with_both_views():
+    wallet = {"balance": 101, "total_income": 100, "total_withdrawn": 0, "total_refunded": 0, "entry_count": 1}
+    [found] = F.wallet_findings(f"{NS}#u1#CNY", wallet, [credit(1)])
+    assert (found.kind, found.id) == ("wallet_mismatch", f"{NS}#u1#CNY")
+    assert found.details["wallet"]["balance"] == 101 and found.details["ledger"]["balance"] == 100
+
+
+def test_wallet_findings__credits_but_no_wallet__mismatch():
+    [found] = F.wallet_findings(f"{NS}#u1#CNY", None, [credit(1)])
+    assert found.details["wallet"]["balance"] == 0
+
+
+MARKER_T = NOW - 3_600_000
+
+
+def test_tally_findings__marker_matches__nothing():
+    found, complete = F.tally_findings({f"{NS}|CNY|b1": [300, 3, NOW - 3_600_000]},
+                                       {f"{NS}|CNY|b1": {"amount": 300, "count": 3, "updated_at_ms": MARKER_T}},
+                                       "2033010110", NOW - 60_000, NOW)
+    assert (found, complete) == ([], [])
+
+
+def test_tally_findings__marker_missing_for_a_dead_batch__completed():
+    found, complete = F.tally_findings({f"{NS}|CNY|b1": [300, 3, NOW - F.MAX_INVOCATION_MS - 1]}, {},
+                                       "2033010110", NOW - 60_000, NOW)
+    assert found == [] and complete == [(NS, "CNY", "b1", 300, 3)]
+
+
+def test_tally_findings__marker_missing_for_a_batch_that_may_still_run__left_alone():
+    _, complete = F.tally_findings({f"{NS}|CNY|b1": [300, 3, NOW - 60_000]}, {}, "2033010110", NOW - 60_000, NOW)
+    assert complete == []
+
+
+def test_tally_findings__marker_disagrees_or_has_no_orders__mismatch_and_orphan():
+    found, _ = F.tally_findings(
+        {f"{NS}|CNY|b1": [300, 3, MARKER_T]},
+        {f"{NS}|CNY|b1": {"amount": 301, "count": 3, "updated_at_ms": MARKER_T},
+         f"{NS}|CNY|b2": {"amount": 50, "count": 1, "updated_at_ms": MARKER_T},
+         f"{NS}|CNY|b3": {"amount": 50, "count": 1, "updated_at_ms": NOW}},  # written after the scan: not compared
+        "2033010110", NOW - 60_000, NOW)
+    assert {(f.kind, f.id) for f in found} == {("tally_mismatch", "b1#CNY"), ("orphan_tally", "b2#CNY")}
+
+
+def test_distributed_finding__counter_moved_between_reads__no_verdict():
+    assert F.distributed_finding(NS, "CNY", "h", 100, 150, 100) is None
+
+
+def test_distributed_finding__steady_counter_off__drift_with_delta():
+    found = F.distributed_finding(NS, "CNY", "h", 150, 150, 100)
+    assert (found.kind, found.details["delta"]) == ("distributed_drift", 50)
+
+
+def shards(*rows):
+    return [F.ShardRow(i, cap, consumed, updated) for i, (cap, consumed, updated) in enumerate(rows)]
+
+
+def test_stock_findings__quiet_counter_matches_orders__compared_clean():
+    found, compared = F.stock_findings(NS, "s1", 1000, shards((500, 200, 10), (500, 100, 20)), 300, quiet_since_ms=30)
+    assert (found, compared) == ([], True)
+
+
+def test_stock_findings__quiet_counter_drifted__stock_drift():
+    found, compared = F.stock_findings(NS, "s1", 1000, shards((500, 207, 10), (500, 100, 20)), 300, quiet_since_ms=30)
+    assert compared and [(f.kind, f.details["delta"]) for f in found] == [("stock_drift", 7)]
+
+
+def test_stock_findings__counter_still_moving__comparison_deferred_caps_still_checked():
+    # GIVEN 250 consumed against a total of 200, one shard over its cap, and a shard written after the hour
+    found, compared = F.stock_findings(NS, "s1", 200, shards((100, 150, 10), (100, 100, 99)), 0, quiet_since_ms=30)
+    assert not compared
+    assert {f.kind for f in found} == {"shard_over_cap", "over_budget"}
+
+
+@pytest.mark.parametrize("text", ["2026-11-22T10", "2026112210"])
+def test_parse_hour__both_forms__canonical(text):
+    assert parse_hour(text) == "2026112210"
+    assert display_hour(parse_hour(text)) == "2026-11-22T10"
+
+
+@pytest.mark.parametrize("text", ["", "2026-11-22", "2026-13-01T00", "2026-11-22T24", "tomorrow"])
+def test_parse_hour__not_an_hour__invalid_field(text):
+    with pytest.raises(InvalidField) as error:
+        parse_hour(text)
+    assert error.value.details == {"field": "hour"}
+
+
+def test_pass_for__by_age__not_closed_then_first_then_second():
+    start = clock.hour_start_ms("2026112210")
+    with pytest.raises(InvalidField):
+        pass_for("2026112210", start + 3_600_000 + 299_000)
+    assert pass_for("2026112210", start + 3_600_000 + 300_000) == 1
+    assert pass_for("2026112210", start + 2 * 3_600_000 + 300_000) == 2
+    assert next_hour("2026112223") == "2026112300"
+
+
+def test_due_runs__just_after_grace__previous_hour_first_pass_and_the_one_before_second():
+    now = clock.hour_start_ms("2026112212") + 301_000
+    assert due_runs(now) == [("2026112211", 1), ("2026112210", 2)]
+
+
+def test_budget__zero__expired_and_none__never():
+    assert Budget(0).expired() is True
+    assert Budget(None).expired() is False

@@ -9,7 +9,8 @@ read twice, nothing skipped. The finishing step checks tallies, the hour's distr
 counters, queues and callback events, then writes one report per (hour, child activity, pass).
 
 Repairs are only those that cannot harm: re-enqueueing a stuck order (crediting is idempotent) at most
-once per pass (the order's `redriven` marker), and finishing a crashed batch's tally (the marker makes
+once per pass (the order's `redriven` marker) — at h+1 only when the credit queue is empty, so a
+backlog that is merely slow is not sent twice — and finishing a crashed batch's tally (the marker makes
 it exactly-once). Everything else is reported, never "fixed".
 """
 
@@ -146,6 +147,19 @@ class _Scenes:
         # A wallet touched in several buckets needs checking once; across invocations a repeat check
         # is harmless (findings are merged by id).
         self.checked_wallets: set[str] = set()
+        self._credit_backlog: int | None = None
+
+    def credit_backlog(self) -> int:
+        """Messages waiting in (or held from) the credit queue, read once per invocation."""
+        if self._credit_backlog is None:
+            from chalicelib.queues import CREDITS
+
+            attributes = clients.sqs().get_queue_attributes(
+                QueueUrl=clients.queue_url(CREDITS.name),
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            self._credit_backlog = sum(int(v) for v in attributes.values())
+        return self._credit_backlog
 
     def get(self, activity_id: str, scene_id: str) -> Any:
         key = (activity_id, scene_id)
@@ -304,7 +318,15 @@ def bucket_step(hour: str, pass_no: int, bucket: int, scenes: _Scenes) -> dict[s
             found.append(orphan)
     marker = f"{hour}:p{pass_no}"
     redriven: dict[str, list[str]] = defaultdict(list)
+    deferred: list[str] = []
+    # At h+1 an order past the SLA while the credit queue still holds messages is most likely among
+    # them (crediting is behind, not lost): re-sending would duplicate a whole backlog. At h+2 it is
+    # re-sent whatever the queue holds, and reported.
+    hold_redrive = pass_no == 1 and bool(result.stuck) and scenes.credit_backlog() > 0
     for key in result.stuck:
+        if hold_redrive and by_key[key].redriven != marker:
+            deferred.append(f"redrive:{by_key[key].ns}|{key}")
+            continue
         outcome = _redrive(key, marker)
         if outcome == "credited":
             continue
@@ -315,8 +337,9 @@ def bucket_step(hour: str, pass_no: int, bucket: int, scenes: _Scenes) -> dict[s
                                    {"amount": order.amount, "created_at_ms": order.created_at_ms}))
     wallets = [w for w in result.wallets if w not in scenes.checked_wallets]
     scenes.checked_wallets.update(wallets)
-    wallet_found, deferred = _check_wallets(wallets)
+    wallet_found, wallet_deferred = _check_wallets(wallets)
     found.extend(wallet_found)
+    deferred.extend(wallet_deferred)
     return {
         "totals": {ns: asdict(t) for ns, t in result.totals.items()},
         "scene_amounts": result.scene_amounts,

@@ -300,3 +300,34 @@ def test_reconcile_schedule__due_passes__are_previous_hour_first_pass_and_the_on
     assert runner.due_runs(fake.ms) == [(runner.next_hour(hour), 1), (hour, 2)]
     assert runner.pass_for(hour, fake.ms) == 2
     assert runner.pass_for(runner.next_hour(hour), fake.ms) == 1
+
+
+def test_reconcile__stuck_order_while_crediting_lags__redrive_waits_for_h2(hour_clock):
+    fake, hour, hour_start = hour_clock
+    client = chalice_client()
+    purge_credits()
+    # GIVEN an order committed but never enqueued, while the credit queue holds a backlog
+    campaign = make_campaign(client, now_ms=fake.ms)
+    with faults.armed("grant.after_transaction"), pytest.raises(InjectedCrash):
+        call(client, "POST", "/v1/grants", campaign.grant_body("u1", amount=90))
+    stuck = ids.order_key(ns_of(campaign), ids.order_id("u1", campaign.scene_id, "r1", "cash", "1"))
+    clients.sqs().send_message(QueueUrl=clients.queue_url(CREDITS.name), MessageBody='{"backlog": true}')
+
+    # WHEN the hour is reconciled at h+1
+    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
+    runner.run(hour, 1, runner.Budget(None), restart=True)
+    # THEN the order is not re-sent into the backlog; the report says the re-drive waits
+    first = report_for(runner.reports(hour), campaign)
+    assert (first["redriven"], first["ok"]) == (0, True)
+    assert first["deferred_checks"] == [f"redrive:{ns_of(campaign)}|{stuck}"]
+    assert drain_queue(CREDITS.name) == 1  # only the backlog message: nothing was re-sent
+
+    # WHEN it is still stuck at h+2
+    fake.ms = hour_start + 2 * HOUR_MS + 6 * MINUTE_MS
+    clients.sqs().send_message(QueueUrl=clients.queue_url(CREDITS.name), MessageBody='{"backlog": true}')
+    runner.run(hour, 2, runner.Budget(None))
+    # THEN it is re-sent whatever the queue holds, and reported as a missing credit
+    second = report_for(runner.reports(hour), campaign, pass_no=2)
+    assert second["redriven_orders"] == [stuck]
+    assert found(second) == {("missing_credit", stuck)}
+    assert drain_queue(CREDITS.name) == 2

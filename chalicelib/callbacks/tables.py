@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 from chalicelib.dynamo import meta, table
@@ -32,14 +32,18 @@ class EventsByTpAppType(GlobalSecondaryIndex["EventRecord"]):
 
 
 class UnappliedEvents(GlobalSecondaryIndex["EventRecord"]):
-    """Sparse: only events still RECEIVED carry `unapplied_bucket`; the sweeper reads this index."""
+    """Sparse: only events still RECEIVED carry `unapplied_bucket`; the sweeper reads this index.
+
+    `due_at_ms` is when the sweeper should next re-enqueue the event (received + SLA, then backing
+    off), so one range query per bucket finds exactly the overdue events, without a scan.
+    """
 
     class Meta:
         index_name = "unapplied"
-        projection = KeysOnlyProjection()
+        projection = IncludeProjection(["sweep_attempts"])
 
     unapplied_bucket = UnicodeAttribute(hash_key=True)
-    received_at_ms = NumberAttribute(range_key=True)
+    due_at_ms = NumberAttribute(range_key=True)
 
 
 @table
@@ -47,6 +51,8 @@ class EventRecord(Model):
     """One platform callback, stored exactly once under the sha256 of its `Encrypt` field.
 
     Invariant (enforced by the put-if-absent in the gateway): one item per distinct ciphertext.
+    `status` goes RECEIVED -> APPLIED | UNKNOWN | MALFORMED, once; `unapplied_bucket` and `due_at_ms`
+    exist exactly while it is RECEIVED.
     """
 
     Meta = meta("events", ttl_attribute="expires_at")
@@ -57,11 +63,15 @@ class EventRecord(Model):
     app_id = UnicodeAttribute(null=True)
     payload = UnicodeAttribute()
     status = UnicodeAttribute()
+    channel = UnicodeAttribute(null=True)  # which endpoint received it: "auth" or "events"
+    note = UnicodeAttribute(null=True)  # why an event was not applied (UNKNOWN, MALFORMED)
     received_at_ms = NumberAttribute()
     applied_at_ms = NumberAttribute(null=True)
     list_sk = UnicodeAttribute()
     tp_app_type = UnicodeAttribute()
     unapplied_bucket = UnicodeAttribute(null=True)
+    due_at_ms = NumberAttribute(null=True)
+    sweep_attempts = NumberAttribute(null=True)
     expires_at = TTLAttribute()
 
     by_tp_app = EventsByTpApp()
@@ -73,9 +83,11 @@ class EventRecord(Model):
 class AppStateItem(Model):
     """One aspect of an authorized app's state (authorization, one review aspect) or a tp app's ticket.
 
-    `item_key` is `{app_id}#{aspect}`, or `#ticket` for the tp app's component ticket. Invariant
+    `item_key` is `{app_id}#{aspect}` (e.g. `tt01#authorization`, `tt01#review#package_audit#douyin`;
+    see `events.AspectUpdate.item_key`), or `#ticket` for the tp app's component ticket. Invariant
     (enforced by the conditional put in the events worker): an aspect only moves forward in
-    (`event_time_ms`, `event_id`) order, so redelivered or out-of-order events converge.
+    (`event_time_ms`, `event_id`) order, so redelivered or out-of-order events converge. `data` is the
+    aspect's JSON.
     """
 
     Meta = meta("app-state")

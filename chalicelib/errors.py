@@ -193,6 +193,12 @@ class WithdrawalConflict(RewardgateError):
     code = "withdrawal_conflict"
 
 
+class PayoutUnavailable(RewardgateError):
+    """No payout provider is configured for this deployment: withdrawals are refused before any debit."""
+
+    code = "payout_unavailable"
+
+
 class PayoutFailed(RewardgateError):
     """The payout provider refused the transfer; the debit was refunded."""
 

@@ -40,6 +40,7 @@ STATUS: dict[type[errors.RewardgateError], int] = {
     errors.PayoutFailed: 502,
     errors.StorageUnavailable: 503,
     errors.SwitchedOff: 503,
+    errors.PayoutUnavailable: 503,
 }
 
 

@@ -7,12 +7,32 @@ alarm can match either. Both objects are plain in-process writers: safe to build
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 
 from aws_lambda_powertools import Logger, Metrics
 
 SERVICE = "rewardgate"
 NAMESPACE = "rewardgate"
 
-logger = Logger(service=SERVICE, level=os.environ.get("RG_LOG_LEVEL", "INFO"))
+
+
+class _CurrentStdout(logging.StreamHandler):
+    """A handler writing to whatever `sys.stdout` is at the time of each record.
+
+    Lambda reads stdout; the operator CLI redirects stdout to stderr around domain calls so its own
+    output stays clean JSON or tables. A handler bound to the stdout of import time could not follow.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN202 - logging's own attribute
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+logger = Logger(service=SERVICE, level=os.environ.get("RG_LOG_LEVEL", "INFO"), logger_handler=_CurrentStdout())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

@@ -105,6 +105,14 @@ def forget(name: str | None = None) -> None:
         _secrets().clear_cache()
 
 
+def reset() -> None:
+    """Forget the provider and every cached value (after the Secrets Manager endpoint moved)."""
+    global _provider
+    with _lock:
+        _provider = None
+        _misses.clear()
+
+
 def get_tp_app(tp_app_id: str) -> TpAppCredentials | None:
     """Credentials of one tp app, or None if it is not configured."""
     value = get_secret_json(settings().tp_app_secret(tp_app_id))

@@ -11,6 +11,7 @@ use it, so both exercise the same delivery semantics.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -120,7 +121,9 @@ def receive(sqs: Any, queue_url: str, max_messages: int, wait_s: float = 0) -> l
         got = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=min(10, max_messages - len(messages)),
-            WaitTimeSeconds=int(remaining_wait) if not messages else 0,
+            # SQS waits whole seconds: round up, so a fraction of a second left is one long poll rather
+            # than a burst of zero-wait receives.
+            WaitTimeSeconds=min(20, math.ceil(remaining_wait)) if not messages else 0,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])

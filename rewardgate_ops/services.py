@@ -122,7 +122,8 @@ class Service:
             self.process.wait(timeout=10)
 
 
-def _wait_for_port(service: Service, timeout_s: float) -> None:
+def wait_for_port(service: Service, timeout_s: float) -> None:
+    """Wait until a started service accepts connections; stop it and raise if it dies or never does."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
@@ -135,7 +136,8 @@ def _wait_for_port(service: Service, timeout_s: float) -> None:
     raise ServiceError(f"{service.name} did not open port {service.port} within {timeout_s:.0f}s")
 
 
-def _spawn(name: str, args: list[str], port: int, log_path: Path | None, cwd: Path | None = None) -> Service:
+def spawn(name: str, args: list[str], port: int, log_path: Path | None, cwd: Path | None = None) -> Service:
+    """Start a service process in its own process group, logging to `log_path`."""
     if port_open(port):
         raise ServiceError(f"port {port} for {name} is already in use; stop what holds it or pick another")
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
@@ -155,16 +157,16 @@ def start_dynamodb_local(port: int, data_dir: Path | None = None, log_path: Path
         "java", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
         *storage, "-sharedDb", "-disableTelemetry", "-port", str(port),
     ]
-    service = _spawn("DynamoDB Local", args, port, log_path, cwd=jar.parent)
-    _wait_for_port(service, timeout_s=60)
+    service = spawn("DynamoDB Local", args, port, log_path, cwd=jar.parent)
+    wait_for_port(service, timeout_s=60)
     return service
 
 
 def start_moto_server(port: int, log_path: Path | None = None) -> Service:
     """Start moto's server (SQS, Secrets Manager, and the other mocked APIs) on 127.0.0.1."""
     args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    service = _spawn("moto server", args, port, log_path)
-    _wait_for_port(service, timeout_s=60)
+    service = spawn("moto server", args, port, log_path)
+    wait_for_port(service, timeout_s=60)
     return service
 
 

@@ -67,6 +67,6 @@ def aws_stack(tmp_path_factory: pytest.TempPathFactory) -> AwsStack:
         urls = provision_queues(boto3.client("sqs"), "local")
         yield AwsStack(ddb.endpoint, moto.endpoint, urls)
     finally:
-        secrets._provider = None
+        secrets.reset()
         moto.stop()
         ddb.stop()

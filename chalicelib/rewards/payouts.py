@@ -19,7 +19,7 @@ from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock
 from chalicelib.dynamo import error_code, with_retries
-from chalicelib.errors import RewardgateError
+from chalicelib.errors import PayoutUnavailable, RewardgateError
 from chalicelib.rewards.tables import ConfigItem
 from chalicelib.settings import settings
 
@@ -114,8 +114,12 @@ def set_fake_mode(mode: str) -> None:
 
 
 def provider() -> PayoutProvider:
-    """The configured payout provider (`RG_PAYOUT_PROVIDER`)."""
+    """The configured payout provider (`RG_PAYOUT_PROVIDER`); `PayoutUnavailable` when there is none.
+
+    `fake` is the local stack's provider; `none` (the prod default until a real provider adapter is
+    written, see README "Payouts") refuses withdrawals before anything is debited.
+    """
     name = settings().payout_provider
     if name == "fake":
         return FakePayoutProvider()
-    raise NotImplementedError(f"payout provider {name!r} is not implemented; see README 'Payouts'")
+    raise PayoutUnavailable(f"no payout provider is configured (RG_PAYOUT_PROVIDER={name!r})", provider=name)

@@ -76,6 +76,23 @@ def verify(token: str, public_keys: dict[str, Ed25519PublicKey]) -> dict[str, An
     return claims
 
 
+def claimed_kid(token: str) -> str | None:
+    """The key id a token names, read without verifying anything (to pick the key to verify with)."""
+    try:
+        claims = json.loads(_unb64(token.split(".")[0]))
+    except (binascii.Error, ValueError, IndexError):
+        return None
+    return claims.get("kid") if isinstance(claims, dict) else None
+
+
+def rotated_secret_value(current: dict[str, Any], kid: str, keep_previous: int = 3) -> dict[str, Any]:
+    """A new signing key whose secret still lists the retiring public keys, so issued tokens keep verifying."""
+    retiring = key_from_secret(current)
+    previous = [{"kid": retiring.kid, "public_key": public_key_b64(retiring.private_key.public_key())}]
+    previous += [p for p in current.get("previous_public_keys", []) if p["kid"] != kid]
+    return {**new_secret_value(kid), "previous_public_keys": previous[:keep_previous]}
+
+
 def public_key_b64(public_key: Ed25519PublicKey) -> str:
     """The raw 32-byte public key, base64url without padding."""
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat

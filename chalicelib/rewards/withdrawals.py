@@ -34,7 +34,7 @@ from chalicelib.errors import (
 from chalicelib.observability import logger
 from chalicelib.rewards import config_store, crediting, ids, tokens, wallets
 from chalicelib.rewards.crediting import time_key
-from chalicelib.rewards.payouts import FAILED, PAID, UNKNOWN, PayoutResult, PayoutTimeout, provider
+from chalicelib.rewards.payouts import FAILED, PAID, UNKNOWN, PayoutProvider, PayoutResult, PayoutTimeout, provider
 from chalicelib.rewards.tables import (
     CREDITED,
     PAYOUT_PENDING,
@@ -251,10 +251,10 @@ def _refund(record: WithdrawalItem, reason: str, now_ms: int) -> None:
         # Already refunded (or settled) by a concurrent settle: the first outcome stands.
 
 
-def pay_out(record: WithdrawalItem) -> WithdrawalItem:
+def pay_out(record: WithdrawalItem, payout_provider: PayoutProvider | None = None) -> WithdrawalItem:
     """Call the provider for a debited withdrawal and record what it says (a timeout changes nothing)."""
     try:
-        result = provider().transfer(record.request_id, record.wallet_id, int(record.amount))
+        result = (payout_provider or provider()).transfer(record.request_id, record.wallet_id, int(record.amount))
     except PayoutTimeout:
         logger.warning("payout timed out; the sweeper will settle it", extra={"request_id": record.request_id})
         return record
@@ -270,6 +270,7 @@ def withdraw(act_id: str, request: WithdrawalRequest) -> WithdrawalOutcome:
     if child is None:
         raise InvalidField("sub_activity_id", f"activity {activity.activity_id} has no such child activity")
     config_store.get_switches().require_withdrawal(act_id)
+    payout_provider = provider()  # refuse before any credit or debit when no provider is configured
     ns = activity.ns(child)
     wallet_id = ids.wallet_id(ns, act_id, ids.CASH_ASSET)
     existing = _get(wallet_id, request.request_id)
@@ -283,7 +284,7 @@ def withdraw(act_id: str, request: WithdrawalRequest) -> WithdrawalOutcome:
     except _Duplicate:
         return _repeat(_get(wallet_id, request.request_id), request.amount)  # type: ignore[arg-type]
     faults.point("withdrawal.after_debit")
-    record = pay_out(_get(wallet_id, request.request_id))  # type: ignore[arg-type]
+    record = pay_out(_get(wallet_id, request.request_id), payout_provider)  # type: ignore[arg-type]
     wallet = wallets.get_wallet_item(wallet_id)
     return _outcome(record, balance=int(wallet.balance) if wallet else 0)
 

@@ -1,0 +1,54 @@
+"""The `rewardgate` subcommands, one module each, plus the context they share.
+
+Adding a command: write `rewardgate_ops/commands/<name>.py` exposing a click command or group named
+`command`, and list the module in `rewardgate_ops.cli.COMMAND_MODULES`. A command that talks to AWS
+(or the local stack) calls `cli.target()` before it uses anything from `chalicelib` that reads
+settings, and imports the table models only after that: table names, the stage and the boto3 clients
+are fixed on first use (the models at import), so they must see the target's environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from rewardgate_ops.target import Target, TargetError, live_stack, resolve_target
+
+
+@dataclass
+class CliContext:
+    """The global options, and the target they resolve to (once, on first use)."""
+
+    choice: str | None
+    stage: str | None
+    state_dir: Path
+    _target: Target | None = field(default=None, repr=False)
+
+    def target(self) -> Target:
+        """Resolve the target, point this process's AWS clients at it, and say where we act (stderr)."""
+        if self._target is None:
+            try:
+                target = resolve_target(self.choice, self.stage, os.environ, self.state_dir, live_stack(self.state_dir))
+            except TargetError as exc:
+                raise click.ClickException(str(exc)) from exc
+            target.apply(os.environ)
+            _reset_chalicelib()
+            click.echo(f"target: {target.description}", err=True)
+            self._target = target
+        return self._target
+
+
+def _reset_chalicelib() -> None:
+    from chalicelib import clients, secrets, settings
+
+    settings.reset_settings()
+    clients.reset_clients()
+    # The secrets provider holds the Secrets Manager client it was built with.
+    secrets.reset()
+    secrets.forget()
+
+
+pass_cli = click.make_pass_decorator(CliContext)

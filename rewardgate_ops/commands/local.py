@@ -1,0 +1,59 @@
+"""`rewardgate local ...`: the embedded local stack (`local up` is what `make run` runs)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from rewardgate_ops.commands import CliContext, pass_cli
+from rewardgate_ops.target import LOCAL_STAGE, live_stack, stack_file
+
+
+@click.group("local")
+def command() -> None:
+    """The embedded local stack: DynamoDB Local, moto, chalice local, workers and schedules."""
+
+
+@command.command("up")
+@click.option("--api-port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="chalice local's port (127.0.0.1).")
+@click.option("--dynamodb-port", type=click.IntRange(1, 65535), default=8001, show_default=True,
+              help="DynamoDB Local's port (it listens on every interface: it has no bind-address option).")
+@click.option("--moto-port", type=click.IntRange(1, 65535), default=8002, show_default=True,
+              help="moto server's port (127.0.0.1): SQS and Secrets Manager.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where DynamoDB Local persists its data. Default: <state-dir>/data (.local/data).")
+@click.option("--reload/--no-reload", default=True, show_default=True,
+              help="Restart the API, workers and schedules when app.py, chalicelib/ or .chalice/config.json change.")
+@pass_cli
+def up(cli: CliContext, api_port: int, dynamodb_port: int, moto_port: int, data_dir: Path | None,
+       reload: bool) -> None:
+    """Start the whole application locally and serve until Ctrl-C, which stops everything it started."""
+    if cli.choice == "aws":
+        raise click.UsageError("`local up` always runs the local stack; drop --aws")
+    from rewardgate_ops.local_stack import LocalStackOptions, run_forever
+
+    options = LocalStackOptions(
+        api_port=api_port, dynamodb_port=dynamodb_port, moto_port=moto_port, state_dir=cli.state_dir,
+        data_dir=data_dir.absolute() if data_dir else None, reload=reload,
+    )
+    raise SystemExit(run_forever(options, echo=click.echo))
+
+
+@command.command("env")
+@pass_cli
+def env(cli: CliContext) -> None:
+    """Print `export` lines that point the AWS CLI, boto3 and scripts at the running local stack.
+
+    Use: eval "$(rewardgate local env)"
+    """
+    info = live_stack(cli.state_dir)
+    if info is None:
+        raise click.ClickException(f"the local stack is not running (no live {stack_file(cli.state_dir)})")
+    from rewardgate_ops.services import LOCAL_CREDENTIALS
+
+    values = {**LOCAL_CREDENTIALS, **info.environment(), "RG_STAGE": LOCAL_STAGE, "RG_API_URL": info.api.url}
+    for name, value in sorted(values.items()):
+        click.echo(f"export {name}={shlex.quote(value)}")

@@ -1,20 +1,29 @@
-"""CloudFormation for rewardgate's data plane, generated from the one definition in `chalicelib`.
+"""CloudFormation for rewardgate, generated from the one definition in `chalicelib`.
 
 Tables come from the PynamoDB models (`chalicelib.dynamo.all_models`), queues from
-`chalicelib.queues`. `make package` merges this into Chalice's SAM template; the local stack creates
-its tables and queues from the very same resource dicts (`infra.provision`), so the two cannot drift.
+`chalicelib.queues`: `data_resources(stage)`. The local stack creates its tables and queues from the
+very same resource dicts (`infra.provision`), so the two cannot drift.
+
+`merge_template(stage)` is what `make package` hands to `chalice package --merge-template`: the data
+resources plus one IAM role per function (`infra.iam`), alarms (`infra.alarms`), and the properties
+Chalice cannot express (partial batch failures on every SQS event source, the queue ARNs as
+references, IAM authorization on `/v1/`, explicit function names). Chalice deep-merges it into its
+own SAM template: dicts merge key by key, anything else in this template replaces Chalice's value.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.models import Model
 
 from chalicelib.dynamo import all_models
 from chalicelib.queues import ALL_QUEUES, QueueSpec
 from chalicelib.settings import resource_name
+
+if TYPE_CHECKING:  # hints only: the local stack imports this module and needs nothing of Chalice
+    from infra.lambdas import LambdaFunction, Route
 
 
 def logical_id(name: str, suffix: str) -> str:
@@ -115,3 +124,181 @@ def data_resources(stage: str) -> dict[str, Any]:
     for spec in ALL_QUEUES:
         resources.update(queue_resources(spec, stage))
     return resources
+
+
+# --- the merge template --------------------------------------------------------------------------
+
+SIGV4 = "sigv4"  # the security scheme name Chalice's own IAMAuthorizer uses
+
+
+def _lambda_overrides(fn: LambdaFunction, stage: str) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "FunctionName": fn.physical_name(stage),
+        "Role": {"Fn::GetAtt": [fn.role_id, "Arn"]},
+    }
+    if fn.queue is not None:
+        if fn.timeout_s > fn.queue.worker_timeout_s:
+            raise ValueError(
+                f"{fn.name} times out after {fn.timeout_s} s but queue {fn.queue.logical} is sized for "
+                f"{fn.queue.worker_timeout_s} s (visibility {fn.queue.visibility_timeout_s} s must be >= 6x the "
+                "timeout): align .chalice/config.json lambda_timeout with chalicelib/queues.py")
+        # `Queue` stays Chalice's (an ARN built from the stage's queue name): a merge can only add
+        # keys to that dict, not swap the intrinsic. The role's policy references the queue, which
+        # orders the event source after the queue's creation.
+        event: dict[str, Any] = {
+            # Without it Lambda ignores `batchItemFailures` and deletes a failed record with its batch.
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        }
+        if fn.reserved_concurrency:
+            # The event source stops scaling at the reserved concurrency instead of being throttled
+            # there; throttled receives would count towards maxReceiveCount and fill the DLQ.
+            if fn.reserved_concurrency < 2:
+                raise ValueError(f"{fn.name}: an SQS event source needs a reserved concurrency of at least 2")
+            event["ScalingConfig"] = {"MaximumConcurrency": fn.reserved_concurrency}
+        props["Events"] = {fn.sqs_event_id: {"Properties": event}}
+    override: dict[str, Any] = {"Properties": props, "Metadata": {"checkov": {"skip": _lambda_skips(fn)}}}
+    if fn.log_retention_days:
+        # The function has no logs:CreateLogGroup: its group must exist before its first invocation.
+        override["DependsOn"] = [fn.log_group_id]
+    return override
+
+
+def _lambda_skips(fn: LambdaFunction) -> list[dict[str, str]]:
+    skips = [
+        {"id": "CKV_AWS_117", "comment": "No VPC: the function reaches only DynamoDB, SQS, Secrets Manager and "
+                                         "CloudWatch over their IAM-authenticated public endpoints; a VPC would "
+                                         "add NAT gateways or endpoints and cold-start cost without narrowing access."},
+        {"id": "CKV_AWS_173", "comment": "The environment holds no secrets (stage name, log level, service name); "
+                                         "secrets are read from Secrets Manager at run time."},
+    ]
+    if fn.kind == "sqs":
+        skips.append({"id": "CKV_AWS_116", "comment": "SQS-triggered: failed records go to the queue's own DLQ "
+                                                      "(RedrivePolicy); a Lambda DLQ applies only to async invokes."})
+    elif fn.kind == "schedule":
+        skips.append({"id": "CKV_AWS_116", "comment": "Scheduled sweep: the next run (minutes later) redoes whatever a "
+                                                      "failed run left; a failed run raises the Errors alarm."})
+    else:
+        skips.append({"id": "CKV_AWS_116", "comment": "Invoked synchronously by API Gateway; a Lambda DLQ applies only "
+                                                      "to asynchronous invocations."})
+    if not fn.reserved_concurrency:
+        why = {
+            "api": "The API front door scales with traffic; a reservation would either cap it or hold idle "
+                   "capacity. See README 'Capacity'.",
+            "sqs": "Low-volume queue (platform callbacks); Lambda's SQS scaling is enough and a reservation "
+                   "would only hold idle capacity.",
+            "schedule": "One short run every few minutes; a throttled run is retried by the async invoke and "
+                        "the next run catches up.",
+        }[fn.kind]
+        skips.append({"id": "CKV_AWS_115", "comment": why})
+    return skips
+
+
+# Inline justifications for scanner findings on the data resources (checkov reads Metadata.checkov).
+DATA_SKIPS = {
+    "AWS::DynamoDB::Table": [{
+        "id": "CKV_AWS_119",
+        "comment": "Encrypted at rest with the AWS-managed key (SSESpecification). A customer-managed key would "
+                   "add key administration and a failure mode (a disabled key makes the table unreadable) "
+                   "without changing who can read: access is the per-function IAM policies.",
+    }],
+    "AWS::SQS::Queue": [{
+        "id": "CKV_AWS_27",
+        "comment": "Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled); the check only recognises "
+                   "KmsMasterKeyId. Messages carry order ids and amounts, no secrets.",
+    }],
+}
+API_SKIPS = [
+    {"id": "CKV_AWS_120", "comment": "No caching: grants and withdrawals are writes, and wallet reads must show "
+                                     "the latest balance."},
+    {"id": "CKV_AWS_73", "comment": "No X-Ray: at the target rate the default sampling (5%) would cost more than "
+                                    "the whole API; the functions log one structured line per request."},
+    {"id": "CKV_AWS_76", "comment": "No access logs: they need the account-wide API Gateway CloudWatch role, which "
+                                    "one application's stack must not own; the API function logs every request."},
+]
+
+
+def _api_overrides(routes: list[Route], stage: str) -> dict[str, Any]:
+    from chalice.app import IAMAuthorizer
+
+    paths: dict[str, Any] = {}
+    for route in routes:
+        if not route.public:
+            paths.setdefault(route.path, {})[route.method] = {"security": [{SIGV4: []}]}
+    return {
+        "Metadata": {"checkov": {"skip": API_SKIPS}},
+        "Properties": {
+            "Name": f"rewardgate-{stage}",
+            "DefinitionBody": {
+                "info": {"title": f"rewardgate-{stage}"},
+                "securityDefinitions": {SIGV4: IAMAuthorizer().to_swagger()},
+                "paths": paths,
+            },
+        },
+    }
+
+
+def _outputs(stage: str, has_api: bool) -> dict[str, Any]:
+    outputs: dict[str, Any] = {
+        "AlarmTopicArn": {"Description": "SNS topic every alarm notifies", "Value": {"Ref": "AlarmTopic"}},
+        "SecretsPrefix": {"Description": "Secrets Manager names the functions may read",
+                          "Value": f"rewardgate/{stage}/"},
+    }
+    if has_api:
+        base = "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
+        outputs |= {
+            "AuthCallbackUrl": {"Description": "Platform console: authorization event / ticket push URL",
+                                "Value": {"Fn::Sub": base + "/callbacks/{tp_app_id}/auth"}},
+            "EventsCallbackUrl": {"Description": "Platform console: message and event push URL",
+                                  "Value": {"Fn::Sub": base + "/callbacks/{tp_app_id}/events"}},
+            "ServiceApiPolicyArn": {"Description": "Attach to upstream services that call the /v1/ API",
+                                    "Value": {"Ref": "ServiceApiPolicy"}},
+            "AdminApiPolicyArn": {"Description": "Attach to operators who call /v1/admin/",
+                                  "Value": {"Ref": "AdminApiPolicy"}},
+        }
+    return outputs
+
+
+def merge_template(stage: str, app: Any = None) -> dict[str, Any]:
+    """The template `chalice package --stage {stage} --merge-template` merges into Chalice's output."""
+    # Imported here: those modules build on `logical_id` above.
+    from infra import alarms, iam, lambdas
+
+    functions = lambdas.functions(stage, app)
+    missing = iam.undeclared_functions(functions)
+    if missing:
+        raise ValueError(f"no access declared in infra/functions.py ACCESS for: {', '.join(missing)}")
+    routes = lambdas.routes(app) if any(fn.kind == "api" for fn in functions) else []
+    api_stage = lambdas.chalice_config(stage, lambdas.API_HANDLER).api_gateway_stage
+    resources = data_resources(stage)
+    for resource in resources.values():
+        resource["Metadata"] = {"checkov": {"skip": DATA_SKIPS[resource["Type"]]}}
+    for fn in functions:
+        resources[fn.role_id] = iam.role_resource(fn, stage)
+        resources[fn.logical_id] = _lambda_overrides(fn, stage)
+        if fn.log_retention_days:
+            resources[fn.log_group_id] = {
+                # A literal name (the function's name is fixed) instead of Chalice's `${Function}`, which
+                # made the group wait for the function, and which names `ApiHandler` for the API
+                # function after Chalice renamed that resource to `APIHandler`.
+                "Properties": {"LogGroupName": f"/aws/lambda/{fn.physical_name(stage)}"},
+                "Metadata": {"checkov": {"skip": [{
+                "id": "CKV_AWS_158",
+                "comment": "Logs are encrypted with CloudWatch Logs' own key; the log lines carry ids and counts, "
+                           "never secrets or callback plaintext.",
+                }]}},
+            }
+    if routes:
+        resources["RestAPI"] = _api_overrides(routes, stage)
+        resources |= iam.api_caller_policies(routes, stage)
+    resources |= alarms.topic_resources(stage)
+    resources |= alarms.alarm_resources(stage, functions, f"rewardgate-{stage}" if routes else None, api_stage)
+    return {
+        "Description": f"rewardgate {stage}: callback gateway, reward issuing and crediting, reconciliation",
+        "Parameters": {
+            alarms.EMAIL_PARAMETER: {"Type": "String", "Default": "",
+                                     "Description": "E-mail address subscribed to the alarm topic (optional)"},
+        },
+        "Conditions": {alarms.HAS_EMAIL: {"Fn::Not": [{"Fn::Equals": [{"Ref": alarms.EMAIL_PARAMETER}, ""]}]}},
+        "Resources": resources,
+        "Outputs": _outputs(stage, bool(routes)),
+    }

@@ -1,0 +1,126 @@
+"""CloudWatch alarms and the SNS topic they notify.
+
+- every dead-letter queue: a message in it means a record failed `maxReceiveCount` times;
+- reconciliation: the `ReconciliationDiscrepancies` metric the reconciler emits (EMF) is above 0;
+- every function: an invocation failed as a whole (unhandled error or timeout). Per-record failures
+  of the SQS workers are not errors; they show up as redeliveries and, in the end, as DLQ depth;
+- the credits queue: its oldest message is older than the ACCEPTED SLA (crediting falls behind);
+- the API: more than 1% of requests answered 5xx in five minutes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.observability import NAMESPACE, SERVICE
+from chalicelib.queues import ALL_QUEUES, CREDITS
+from chalicelib.settings import load_settings
+from infra.lambdas import LambdaFunction
+from infra.template import logical_id
+
+TOPIC_ID = "AlarmTopic"
+EMAIL_PARAMETER = "AlarmEmail"
+HAS_EMAIL = "HasAlarmEmail"
+DISCREPANCY_METRIC = "ReconciliationDiscrepancies"
+API_5XX_RATE = 0.01
+
+
+def discrepancy_dimensions(stage: str) -> dict[str, str]:
+    """The dimensions the reconciler's metric carries: its `stage` plus Powertools' `service`."""
+    return {"stage": stage, "service": SERVICE}
+
+
+def _alarm(stage: str, name: str, description: str, metric: dict[str, Any], *, threshold: float,
+           statistic: str = "Maximum", period_s: int = 300) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": f"rewardgate-{stage}-{name}",
+            "AlarmDescription": description,
+            **metric,
+            "Statistic": statistic,
+            "Period": period_s,
+            "EvaluationPeriods": 1,
+            "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanThreshold",
+            # No data means nothing happened (no DLQ message, no run, no invocation), not a failure.
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": TOPIC_ID}],
+            "OKActions": [{"Ref": TOPIC_ID}],
+        },
+    }
+
+
+def _dims(values: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"Name": k, "Value": v} for k, v in values.items()]
+
+
+def topic_resources(stage: str) -> dict[str, Any]:
+    """The alarm topic, and an e-mail subscription when the `AlarmEmail` parameter is given."""
+    return {
+        TOPIC_ID: {
+            "Type": "AWS::SNS::Topic",
+            "Metadata": {"checkov": {"skip": [{
+                "id": "CKV_AWS_26",
+                "comment": "Alarm notifications carry only alarm names and states. CloudWatch cannot publish to "
+                           "a topic encrypted with the AWS-managed SNS key, and a customer key would cost more "
+                           "than the confidentiality of alarm states is worth.",
+            }]}},
+            "Properties": {"TopicName": f"rewardgate-{stage}-alarms", "DisplayName": f"rewardgate {stage} alarms"},
+        },
+        "AlarmEmailSubscription": {
+            "Type": "AWS::SNS::Subscription",
+            "Condition": HAS_EMAIL,
+            "Properties": {"TopicArn": {"Ref": TOPIC_ID}, "Protocol": "email", "Endpoint": {"Ref": EMAIL_PARAMETER}},
+        },
+    }
+
+
+def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str | None,
+                    api_stage: str = "api") -> dict[str, Any]:
+    """Every alarm of a stage, keyed by logical id."""
+    resources: dict[str, Any] = {}
+    for spec in ALL_QUEUES:
+        dlq = logical_id(spec.logical, "DeadLetterQueue")
+        resources[logical_id(spec.logical, "DeadLetterAlarm")] = _alarm(
+            stage, f"{spec.logical}-dlq-not-empty",
+            f"Messages are waiting in the {spec.logical} dead-letter queue: each failed {spec.max_receive_count} "
+            "times. Inspect them, fix the cause, then redrive (README 'Deploy to AWS').",
+            {"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
+             "Dimensions": _dims({"QueueName": {"Fn::GetAtt": [dlq, "QueueName"]}})},
+            threshold=0, period_s=60,
+        )
+    resources["ReconciliationDiscrepancyAlarm"] = _alarm(
+        stage, "reconciliation-discrepancies",
+        "Reconciliation found orders, ledger entries, wallets or counters that disagree. "
+        "GET /v1/admin/reconciliations/{hour} lists them.",
+        {"Namespace": NAMESPACE, "MetricName": DISCREPANCY_METRIC, "Dimensions": _dims(discrepancy_dimensions(stage))},
+        threshold=0,
+    )
+    for fn in functions:
+        resources[f"{fn.logical_id}ErrorsAlarm"] = _alarm(
+            stage, f"{fn.name}-errors",
+            f"{fn.name} failed whole invocations (unhandled error or timeout); see its log group.",
+            {"Namespace": "AWS/Lambda", "MetricName": "Errors",
+             "Dimensions": _dims({"FunctionName": {"Ref": fn.logical_id}})},
+            threshold=0, statistic="Sum",
+        )
+    sla_s = load_settings().accepted_sla_s
+    resources[logical_id(CREDITS.logical, "QueueAgeAlarm")] = _alarm(
+        stage, f"{CREDITS.logical}-queue-behind",
+        f"The oldest credit message is older than the ACCEPTED SLA ({sla_s} s): crediting is slower than granting. "
+        "See README 'Capacity'.",
+        {"Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage",
+         "Dimensions": _dims({"QueueName": {"Fn::GetAtt": [logical_id(CREDITS.logical, "Queue"), "QueueName"]}})},
+        threshold=sla_s, period_s=60,
+    )
+    if api_name is not None:
+        resources["Api5xxAlarm"] = _alarm(
+            stage, "api-5xx",
+            f"More than {API_5XX_RATE:.0%} of API requests answered 5xx over five minutes (storage unavailable, "
+            "crashes, timeouts). Platform callbacks answered 5xx are retried by the platform.",
+            {"Namespace": "AWS/ApiGateway", "MetricName": "5XXError",
+             "Dimensions": _dims({"ApiName": api_name, "Stage": api_stage})},
+            threshold=API_5XX_RATE, statistic="Average",
+        )
+    return resources

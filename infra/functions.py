@@ -1,0 +1,138 @@
+"""What each Lambda function may touch: the one declaration the IAM policies are generated from.
+
+Chalice deploys every route as one function (`api_handler`) and each `@on_sqs_message` / `@schedule`
+handler as its own function named after the handler. Each gets its own role whose policy
+(`infra.iam`) grants exactly the actions listed here, on the named tables, indexes, queues and
+secrets of its stage, and nothing else.
+
+Adding a function: add its entry to `ACCESS` (packaging fails for a function without one). Adding
+a table or queue: the model / `QueueSpec` is the definition; grant it here to the functions that use
+it. The queue a function is triggered by needs no entry: its consume permissions come from the
+event source. The entries were derived by reading the code paths of each handler; the functional test
+`tests/functional/test_deploy_iam_coverage.py` records every AWS call the handlers make while
+exercising them and checks each one against the generated policy.
+
+Lambda settings (memory, timeout, reserved concurrency, architecture, log retention) are Chalice's and
+live in `.chalice/config.json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# DynamoDB actions, as IAM names them. A TransactWriteItems needs the per-item action (PutItem,
+# UpdateItem, ...) on each table it writes; TransactWriteItems itself is not an IAM action.
+GET = ("GetItem",)
+BATCH_GET = ("BatchGetItem",)
+QUERY = ("Query",)
+PUT = ("PutItem",)
+UPDATE = ("UpdateItem",)
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    """Actions on one table (by its logical name) and the indexes the function queries."""
+
+    actions: tuple[str, ...]
+    indexes: tuple[str, ...] = ()
+
+
+def table(*actions: tuple[str, ...], indexes: tuple[str, ...] = ()) -> TableAccess:
+    """`table(GET, PUT, indexes=("by_hour",))`: a sorted, duplicate-free TableAccess."""
+    return TableAccess(tuple(sorted({a for group in actions for a in group})), tuple(sorted(indexes)))
+
+
+@dataclass(frozen=True)
+class Access:
+    """Everything one function reaches besides its own log group and its triggering queue."""
+
+    tables: Mapping[str, TableAccess] = field(default_factory=dict)
+    send_to: tuple[str, ...] = ()  # queues (logical names) it sends messages to
+    dlq_depth_of: tuple[str, ...] = ()  # queues (logical names) whose DLQ depth it reads
+    secrets: tuple[str, ...] = ()  # names under `rewardgate/{stage}/`; a trailing `/*` for a family
+
+
+REWARD_TOKEN_KEY = "reward-token-key"  # noqa: S105 - a secret name, not a value
+TP_APPS = "tp-apps/*"
+
+# What the reconciler reads and repairs; the POST /v1/admin/reconciliations route runs the same
+# passes inside the API function, so the API handler holds the same grants.
+_RECONCILE_TABLES = {
+    "reconciliation": table(GET, PUT, QUERY, UPDATE),
+    "orders": table(GET, BATCH_GET, UPDATE, indexes=("by_hour",)),
+    "ledger": table(GET, QUERY, indexes=("by_hour",)),
+    "wallets": table(GET),
+    "counters": table(GET, QUERY, PUT, UPDATE),
+    "config": table(GET, QUERY),
+    "events": table(GET, BATCH_GET, UPDATE, indexes=("unapplied",)),
+}
+
+
+def _merge(*maps: Mapping[str, TableAccess]) -> dict[str, TableAccess]:
+    out: dict[str, TableAccess] = {}
+    for mapping in maps:
+        for name, access in mapping.items():
+            if name in out:
+                access = TableAccess(tuple(sorted({*out[name].actions, *access.actions})),
+                                     tuple(sorted({*out[name].indexes, *access.indexes})))
+            out[name] = access
+    return out
+
+
+ACCESS: dict[str, Access] = {
+    # Every route: admin config, grants, wallets and withdrawals, the callback gateway and its reads,
+    # the public key, and on-demand reconciliation.
+    "api_handler": Access(
+        tables=_merge(_RECONCILE_TABLES, {
+            "config": table(GET, QUERY, PUT),
+            "orders": table(GET, BATCH_GET, PUT, UPDATE, indexes=("pending_by_wallet",)),
+            "counters": table(GET, BATCH_GET, QUERY, PUT, UPDATE),
+            "wallets": table(GET, UPDATE),
+            "ledger": table(GET, PUT, QUERY, indexes=("by_time",)),
+            "withdrawals": table(GET, PUT, UPDATE),
+            "events": table(GET, PUT, indexes=("by_tp_app", "by_tp_app_type")),
+            "app-state": table(GET, QUERY),
+        }),
+        send_to=("credits", "events"),
+        dlq_depth_of=("credits", "events"),
+        secrets=(REWARD_TOKEN_KEY, TP_APPS),
+    ),
+    # Applies one stored callback event to the app's state.
+    "apply_callback_events": Access(
+        tables={"events": table(GET, UPDATE), "app-state": table(PUT)},
+    ),
+    # Re-enqueues callback events left RECEIVED.
+    "sweep_received_events": Access(
+        tables={"events": table(UPDATE, indexes=("unapplied",))},
+        send_to=("events",),
+    ),
+    # Credits orders: ledger entry, order status, wallet, and the batch tally on the counters.
+    "credit_worker": Access(
+        tables={
+            "orders": table(GET, UPDATE),
+            "ledger": table(PUT),
+            "wallets": table(UPDATE),
+            "counters": table(PUT, UPDATE),
+        },
+    ),
+    # Re-sends unsent credit messages; settles withdrawals whose payout outcome is unknown (the fake
+    # payout provider keeps its state in the config table).
+    "rewards_sweeper": Access(
+        tables={
+            "orders": table(BATCH_GET, UPDATE, indexes=("unsent",)),
+            "withdrawals": table(GET, UPDATE, indexes=("unresolved",)),
+            "ledger": table(PUT),
+            "wallets": table(UPDATE),
+            "config": table(GET, PUT),
+        },
+        send_to=("credits",),
+    ),
+    # The hourly passes: joins orders, ledger, wallets and counters, completes tallies, re-drives
+    # stuck credits and callback events, reads DLQ depth.
+    "reconciler": Access(
+        tables=_RECONCILE_TABLES,
+        send_to=("credits", "events"),
+        dlq_depth_of=("credits", "events"),
+    ),
+}

@@ -1,0 +1,139 @@
+"""The Lambda functions Chalice builds from `app.py`, with their settings from `.chalice/config.json`.
+
+This is read from the app object itself (its routes and event sources), not re-declared, so a new
+`@on_sqs_message` or `@schedule` handler shows up here, and in the checks, without anyone listing it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalice.app import Chalice, ScheduledEventConfig, SQSEventConfig
+from chalice.config import Config
+from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
+from chalice.utils import to_cfn_resource_name
+
+from chalicelib.queues import ALL_QUEUES, QueueSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+API_HANDLER = "api_handler"
+# Chalice renames the API function's resource to this logical id.
+API_HANDLER_LOGICAL_ID = "APIHandler"
+
+
+@dataclass(frozen=True)
+class LambdaFunction:
+    """One deployed function: its Chalice name, CloudFormation id and effective settings for a stage."""
+
+    name: str
+    logical_id: str
+    kind: str  # "api", "sqs" or "schedule"
+    memory_mb: int
+    timeout_s: int
+    reserved_concurrency: int | None
+    architecture: str
+    log_retention_days: int | None
+    queue: QueueSpec | None = None  # the queue whose event source triggers it
+
+    def physical_name(self, stage: str) -> str:
+        """The function's name in AWS (set explicitly, so alarms and log groups can name it)."""
+        return f"rewardgate-{stage}-{self.name}"
+
+    @property
+    def sqs_event_id(self) -> str:
+        """Logical id of the SAM SQS event Chalice generates for this function."""
+        return to_cfn_resource_name(f"{self.name}-sqs-event-source")
+
+    @property
+    def log_group_id(self) -> str:
+        """Logical id of the log group Chalice generates when `log_retention_in_days` is set."""
+        return to_cfn_resource_name(f"{self.name}-log-group")
+
+    @property
+    def role_id(self) -> str:
+        """Logical id of the function's own IAM role (defined by `infra.iam`)."""
+        return f"{self.logical_id}Role"
+
+
+def load_app() -> Chalice:
+    """The Chalice application object from `app.py`."""
+    import app  # the project root is on sys.path for `python -m infra...`, pytest and chalice alike
+
+    return app.app
+
+
+def chalice_config(stage: str, function_name: str) -> Config:
+    """Chalice's own view of `.chalice/config.json` for one function in one stage."""
+    config_from_disk = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return Config(chalice_stage=stage, function_name=function_name, config_from_disk=config_from_disk,
+                  user_provided_params={"project_dir": str(ROOT)})
+
+
+def _queue_spec(event: SQSEventConfig) -> QueueSpec:
+    for spec in ALL_QUEUES:
+        if event.queue in (spec.name, spec.logical):
+            return spec
+    raise ValueError(f"function {event.name} consumes queue {event.queue!r}, which no QueueSpec in "
+                     f"chalicelib/queues.py defines")
+
+
+def _function(stage: str, name: str, kind: str, logical_id: str, queue: QueueSpec | None = None) -> LambdaFunction:
+    config = chalice_config(stage, name)
+    return LambdaFunction(
+        name=name, logical_id=logical_id, kind=kind,
+        # Chalice leaves unset values as None and applies its defaults when it builds the function.
+        memory_mb=config.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
+        timeout_s=config.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
+        reserved_concurrency=config.reserved_concurrency, architecture=config.lambda_architecture,
+        log_retention_days=config.log_retention_in_days, queue=queue,
+    )
+
+
+def functions(stage: str, app: Chalice | None = None) -> list[LambdaFunction]:
+    """Every function `chalice package` will emit for `stage`, API handler first."""
+    app = app or load_app()
+    found = []
+    if app.routes:
+        found.append(_function(stage, API_HANDLER, "api", API_HANDLER_LOGICAL_ID))
+    for event in app.event_sources:
+        if isinstance(event, SQSEventConfig):
+            found.append(_function(stage, event.name, "sqs", to_cfn_resource_name(event.name), _queue_spec(event)))
+        elif isinstance(event, ScheduledEventConfig):
+            found.append(_function(stage, event.name, "schedule", to_cfn_resource_name(event.name)))
+        else:
+            raise ValueError(f"infra does not know how to deploy a {type(event).__name__} ({event.name})")
+    return found
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API route method."""
+
+    path: str
+    method: str
+
+    @property
+    def public(self) -> bool:
+        """Platform callbacks are public (they carry the platform's signature); everything else needs IAM."""
+        return self.path.startswith("/callbacks/")
+
+
+def routes(app: Chalice | None = None) -> list[Route]:
+    """Every route and method of the app; each must be either a callback or a `/v1/` route."""
+    app = app or load_app()
+    found = []
+    for path, methods in app.routes.items():
+        if not (path.startswith("/callbacks/") or path.startswith("/v1/")):
+            raise ValueError(f"route {path} is neither a public /callbacks/ route nor an IAM-authorized /v1/ route")
+        found.extend(Route(path, method.lower()) for method in methods)
+    return sorted(found, key=lambda r: (r.path, r.method))
+
+
+def json_settings(fn: LambdaFunction) -> dict[str, Any]:
+    """A function's settings as printed by `python -m infra.package functions`."""
+    return {"name": fn.name, "kind": fn.kind, "memory_mb": fn.memory_mb, "timeout_s": fn.timeout_s,
+            "reserved_concurrency": fn.reserved_concurrency, "architecture": fn.architecture,
+            "log_retention_days": fn.log_retention_days, "queue": fn.queue.logical if fn.queue else None}

@@ -1,0 +1,179 @@
+"""The generated IAM: one role per function, named resources only, exactly the declared grants."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+from chalice import Chalice, Rate
+
+from chalicelib.dynamo import all_models
+from chalicelib.queues import ALL_QUEUES
+from infra import iam, lambdas
+from infra.functions import ACCESS
+from infra.package import check_template, iam_statements
+from infra.template import merge_template
+
+STAGE = "prod"
+
+
+@functools.cache
+def merged() -> dict:
+    return merge_template(STAGE)
+
+
+def role_statements(role_id: str) -> dict[str, dict]:
+    role = merged()["Resources"][role_id]
+    (policy,) = role["Properties"]["Policies"]
+    return {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+
+
+def test_policies__every_role_and_managed_policy__no_wildcard_action_and_no_star_resource():
+    # GIVEN every permission statement the merge template grants
+    statements = iam_statements(merged())
+    # THEN none uses an action wildcard or Resource "*"
+    actions = [a for _, s in statements for a in s["Action"]]
+    resources = [r for _, s in statements for r in s["Resource"]]
+    print(f"statements={len(statements)} actions={len(actions)} resources={len(resources)}")
+    assert statements
+    assert [a for a in actions if "*" in a] == []
+    assert "*" not in resources
+    assert all(a.split(":")[0] in {"dynamodb", "sqs", "secretsmanager", "logs", "execute-api"} for a in actions)
+
+
+def test_policies__every_function_of_the_app__has_its_own_role_from_access():
+    # GIVEN the functions Chalice will deploy
+    functions = lambdas.functions(STAGE)
+    # THEN each has a declaration, its own role, and its function uses that role
+    assert {fn.name for fn in functions} == set(ACCESS)
+    for fn in functions:
+        override = merged()["Resources"][fn.logical_id]["Properties"]
+        assert override["Role"] == {"Fn::GetAtt": [fn.role_id, "Arn"]}
+        assert merged()["Resources"][fn.role_id]["Type"] == "AWS::IAM::Role"
+
+
+def test_access__declared_tables_queues_and_indexes__exist():
+    # GIVEN the table models and their indexes
+    indexes = {m.Meta.logical_name: {i.Meta.index_name for i in m._indexes.values()} for m in all_models()}
+    # THEN every declared table, queue and index exists
+    assert iam.unknown_declarations(lambdas.functions(STAGE), set(indexes)) == []
+    for name, access in ACCESS.items():
+        for table, grant in access.tables.items():
+            assert set(grant.indexes) <= indexes[table], (name, table)
+            assert set(grant.actions) <= {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem"}, (name, table)
+
+
+def test_policy__credit_worker__consumes_credits_and_writes_only_crediting_tables():
+    # GIVEN the credit worker's role
+    statements = role_statements("CreditWorkerRole")
+    # THEN it polls the credits queue, writes the crediting tables, reads no secret and sends nothing
+    assert statements["Consumecredits"]["Action"] == ["sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                                      "sqs:ReceiveMessage"]
+    assert statements["Consumecredits"]["Resource"] == [{"Fn::GetAtt": ["CreditsQueue", "Arn"]}]
+    assert statements["walletsTable"]["Action"] == ["dynamodb:UpdateItem"]
+    assert statements["ledgerTable"]["Action"] == ["dynamodb:PutItem"]
+    assert statements["ordersTable"]["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert sorted(statements) == ["Consumecredits", "OwnLogs", "countersTable", "ledgerTable", "ordersTable",
+                                  "walletsTable"]
+    assert statements["OwnLogs"]["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:"
+                                                  "${AWS::AccountId}:log-group:/aws/lambda/"
+                                                  "rewardgate-prod-credit_worker:*"}]
+
+
+def test_policy__index_queries__granted_on_the_named_index_only():
+    # GIVEN the rewards sweeper, which queries the sparse `unsent` and `unresolved` indexes
+    statements = role_statements("RewardsSweeperRole")
+    # THEN Query is granted on exactly those index ARNs, not on `/index/*`
+    assert statements["ordersIndexes"] == {
+        "Sid": "ordersIndexes", "Effect": "Allow", "Action": ["dynamodb:Query"],
+        "Resource": [{"Fn::Sub": "${OrdersTable.Arn}/index/unsent"}],
+    }
+    assert statements["withdrawalsIndexes"]["Resource"] == [{"Fn::Sub": "${WithdrawalsTable.Arn}/index/unresolved"}]
+    assert "dynamodb:Query" not in statements["ordersTable"]["Action"]
+
+
+def test_policy__secrets__only_api_reads_them_and_only_under_the_stage_prefix():
+    # GIVEN every role's secret grants
+    readers = {}
+    for role_id, resource in merged()["Resources"].items():
+        if resource.get("Type") == "AWS::IAM::Role":
+            readers[role_id] = role_statements(role_id).get("ReadSecrets")
+    # THEN only the API function reads secrets: the signing key and the tp-app credentials of this stage
+    assert {k for k, v in readers.items() if v} == {"APIHandlerRole"}
+    assert readers["APIHandlerRole"]["Action"] == ["secretsmanager:GetSecretValue"]
+    assert readers["APIHandlerRole"]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                    "rewardgate/prod/reward-token-key-??????"},
+        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                    "rewardgate/prod/tp-apps/*"},
+    ]
+
+
+def test_merge_template__function_without_access__refuses_to_package():
+    # GIVEN an app with a scheduled function nobody declared access for
+    app = Chalice(app_name="rewardgate")
+
+    @app.route("/v1/ping")
+    def ping() -> dict:
+        return {}
+
+    @app.schedule(Rate(5, unit=Rate.MINUTES))
+    def orphan_job(event: object) -> None:
+        return None
+
+    # WHEN the merge template is built THEN it names the function and where to declare it
+    with pytest.raises(ValueError, match=r"infra/functions.py ACCESS for: orphan_job"):
+        merge_template(STAGE, app=app)
+
+
+def test_merge_template__route_outside_v1_and_callbacks__refused():
+    # GIVEN an app with a route that is neither IAM-authorized nor a signed callback
+    app = Chalice(app_name="rewardgate")
+
+    @app.route("/debug")
+    def debug() -> dict:
+        return {}
+
+    # WHEN routes are classified THEN the route is refused rather than silently left public
+    with pytest.raises(ValueError, match="/debug is neither"):
+        lambdas.routes(app)
+
+
+def test_check_template__wildcard_grant__reported():
+    # GIVEN the merge template with one statement widened to dynamodb:* on "*"
+    template = json.loads(json.dumps(merged()))
+    role = template["Resources"]["CreditWorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    role["Statement"].append({"Sid": "Wide", "Effect": "Allow", "Action": ["dynamodb:*"], "Resource": "*"})
+    # WHEN checked THEN both the action and the resource are reported
+    problems = [p for p in check_template(template) if "CreditWorkerRole" in p]
+    assert problems == ["CreditWorkerRole: wildcard action dynamodb:*",
+                        "CreditWorkerRole: Resource '*' for ['dynamodb:*']"]
+
+
+def test_api_caller_policies__service_and_admin__split_by_path():
+    # GIVEN the managed policies for callers of the IAM-authorized API
+    service = merged()["Resources"]["ServiceApiPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]
+    admin = merged()["Resources"]["AdminApiPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]
+    service_arns = [r["Fn::Sub"].split("/api/", 1)[1] for r in service]
+    admin_arns = [r["Fn::Sub"].split("/api/", 1)[1] for r in admin]
+    # THEN services may grant and read wallets but not configure; admins only the admin routes; no callbacks
+    assert "POST/v1/grants" in service_arns
+    assert "GET/v1/wallets/*/flow" in service_arns
+    assert "PUT/v1/admin/activities/*" in admin_arns
+    assert not [a for a in service_arns if "/admin/" in a]
+    assert all("/v1/admin/" in a for a in admin_arns)
+    assert not [a for a in service_arns + admin_arns if "callbacks" in a]
+    routes = [r for r in lambdas.routes() if not r.public]
+    assert len(service_arns) + len(admin_arns) == len(routes)
+
+
+def test_queues__every_consumed_queue__visibility_at_least_six_times_consumer_timeout():
+    # GIVEN the consumers' timeouts from .chalice/config.json and the queue definitions
+    consumers = {fn.queue.logical: fn for fn in lambdas.functions(STAGE) if fn.queue}
+    # THEN every queue has a consumer whose timeout fits its visibility window
+    assert set(consumers) == {spec.logical for spec in ALL_QUEUES}
+    for spec in ALL_QUEUES:
+        timeout_s = consumers[spec.logical].timeout_s
+        print(f"{spec.logical}: visibility={spec.visibility_timeout_s}s consumer_timeout={timeout_s}s")
+        assert spec.visibility_timeout_s >= 6 * consumers[spec.logical].timeout_s

@@ -1,0 +1,144 @@
+"""The merge template: data resources from the models, event sources, authorization, alarms, config."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from chalicelib.queues import ALL_QUEUES
+from chalicelib.rewards.tables import LedgerEntry, OrderItem
+from infra import alarms, lambdas
+from infra.lambdas import ROOT
+from infra.template import data_resources, merge_template
+
+STAGE = "prod"
+
+
+@functools.cache
+def merged() -> dict:
+    return merge_template(STAGE)
+
+
+def test_tables__orders_and_ledger__keys_indexes_and_protection_from_the_models():
+    # GIVEN the orders and ledger tables of the merge template
+    resources = merged()["Resources"]
+    orders, ledger = resources["OrdersTable"], resources["LedgerTable"]
+    # THEN keys and indexes are the models', and data survives stack deletion and mistakes
+    assert orders["Properties"]["KeySchema"] == [{"AttributeName": "order_key", "KeyType": "HASH"}]
+    assert [g["IndexName"] for g in orders["Properties"]["GlobalSecondaryIndexes"]] == sorted(
+        i.Meta.index_name for i in OrderItem._indexes.values())
+    assert [i["IndexName"] for i in ledger["Properties"]["LocalSecondaryIndexes"]] == ["by_time"]
+    assert ledger["Properties"]["TableName"] == f"rewardgate-prod-{LedgerEntry.Meta.logical_name}"
+    for table in (orders, ledger):
+        assert table["DeletionPolicy"] == "Retain"
+        assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+    assert resources["EventsTable"]["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at",
+                                                                               "Enabled": True}
+
+
+def test_merge_template__data_resources__identical_to_what_the_local_stack_provisions():
+    # GIVEN the resources the local stack creates for a stage
+    local = data_resources(STAGE)
+    # THEN the merge template carries the same properties (plus only scanner justifications)
+    for lid, resource in local.items():
+        assert merged()["Resources"][lid]["Properties"] == resource["Properties"], lid
+        assert set(merged()["Resources"][lid]) - set(resource) == {"Metadata"}
+
+
+def test_queues__every_dlq__retained_longer_than_its_queue():
+    # GIVEN the queue pairs
+    resources = merged()["Resources"]
+    for spec in ALL_QUEUES:
+        queue = resources[f"{spec.logical.capitalize()}Queue"]["Properties"]
+        dlq = resources[f"{spec.logical.capitalize()}DeadLetterQueue"]["Properties"]
+        # THEN failed messages outlive the queue's own retention and land after maxReceiveCount
+        assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+        assert queue["RedrivePolicy"]["maxReceiveCount"] == spec.max_receive_count >= 3
+
+
+def test_sqs_functions__event_source__reports_batch_item_failures_and_caps_concurrency():
+    # GIVEN the SQS-triggered functions
+    for fn in [f for f in lambdas.functions(STAGE) if f.kind == "sqs"]:
+        event = merged()["Resources"][fn.logical_id]["Properties"]["Events"][fn.sqs_event_id]["Properties"]
+        # THEN a failed record is redelivered alone, and a reserved function's poller stops at the reservation
+        assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        if fn.reserved_concurrency:
+            assert event["ScalingConfig"] == {"MaximumConcurrency": fn.reserved_concurrency}
+
+
+def test_credit_worker__settings__reserved_arm64_retained_logs():
+    # GIVEN the credit worker as Chalice will build it
+    (fn,) = [f for f in lambdas.functions(STAGE) if f.name == "credit_worker"]
+    # THEN it has a reservation (the credit rate), runs on arm64 and keeps logs 30 days
+    assert fn.reserved_concurrency and fn.reserved_concurrency >= 2
+    assert (fn.architecture, fn.log_retention_days) == ("arm64", 30)
+    assert merged()["Resources"]["CreditWorker"]["Properties"]["FunctionName"] == "rewardgate-prod-credit_worker"
+    assert merged()["Resources"]["CreditWorkerLogGroup"]["Properties"]["LogGroupName"] == (
+        "/aws/lambda/rewardgate-prod-credit_worker")
+
+
+def test_api__v1_routes_need_iam__callbacks_stay_public():
+    # GIVEN the API overrides
+    body = merged()["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    routes = lambdas.routes()
+    # THEN every /v1 method carries the sigv4 scheme and no callback method does
+    assert body["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    secured = {(path, method) for path, methods in body["paths"].items() for method in methods}
+    assert secured == {(r.path, r.method) for r in routes if r.path.startswith("/v1/")}
+    assert {r.path for r in routes if r.public} == {"/callbacks/{tp_app_id}/auth", "/callbacks/{tp_app_id}/events"}
+
+
+def test_alarms__every_dlq_every_function_reconciliation_and_api__notify_the_topic():
+    # GIVEN the alarms of the stage
+    found = {lid: r["Properties"] for lid, r in merged()["Resources"].items()
+             if r.get("Type") == "AWS::CloudWatch::Alarm"}
+    functions = lambdas.functions(STAGE)
+    # THEN each DLQ, each function, the reconciliation metric and the API have one, all to the topic
+    expected = ({"CreditsDeadLetterAlarm", "EventsDeadLetterAlarm", "ReconciliationDiscrepancyAlarm",
+                 "CreditsQueueAgeAlarm", "Api5xxAlarm"} | {f"{fn.logical_id}ErrorsAlarm" for fn in functions})
+    assert set(found) == expected
+    for alarm in found.values():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    dlq = found["CreditsDeadLetterAlarm"]
+    assert (dlq["MetricName"], dlq["Threshold"], dlq["ComparisonOperator"]) == (
+        "ApproximateNumberOfMessagesVisible", 0, "GreaterThanThreshold")
+    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["CreditsDeadLetterQueue",
+                                                                                  "QueueName"]}}]
+
+
+def test_alarm__reconciliation__matches_the_metric_the_reconciler_emits(capsys, monkeypatch):
+    # GIVEN the deployed functions' environment (Powertools adds a `service` dimension from it)
+    from chalicelib.reconcile import runner
+    from chalicelib.settings import settings
+
+    deployed_env = json.loads((ROOT / ".chalice" / "config.json").read_text())["environment_variables"]
+    for name, value in deployed_env.items():
+        monkeypatch.setenv(name, value)
+    # WHEN the reconciler reports a run (CloudWatch embedded metric format on stdout)
+    runner._emit([], {"discrepancy_count": 0, "discrepancies": {}})
+    emf = json.loads([line for line in capsys.readouterr().out.splitlines() if '"_aws"' in line][-1])
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    emitted_dims = {name: emf[name] for name in directive["Dimensions"][0]}
+    # AND the alarm for the same stage is built
+    alarm = merge_template(settings().stage)["Resources"]["ReconciliationDiscrepancyAlarm"]["Properties"]
+    # THEN namespace, metric name and the full dimension set agree (CloudWatch matches all three exactly)
+    assert directive["Namespace"] == alarm["Namespace"] == "rewardgate"
+    assert [m["Name"] for m in directive["Metrics"]] == [alarm["MetricName"]] == [alarms.DISCREPANCY_METRIC]
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == emitted_dims
+
+
+def test_chalice_config__stages__name_their_stage_and_hold_no_secrets():
+    # GIVEN .chalice/config.json
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    # THEN each stage sets RG_STAGE to its own name, and the environment has only non-secret settings
+    assert set(config["stages"]) == {"local", "prod"}
+    for stage, body in config["stages"].items():
+        assert body["environment_variables"]["RG_STAGE"] == stage
+    names = set(config["environment_variables"]) | {n for s in config["stages"].values()
+                                                    for n in s.get("environment_variables", {})}
+    assert names == {"RG_LOG_LEVEL", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "RG_STAGE",
+                     "RG_PAYOUT_PROVIDER", "RG_HOUR_BUCKETS"}
+    text = json.dumps(config).lower()
+    assert not [w for w in ("secret", "password", "private", "aes_key", "token") if w in text]

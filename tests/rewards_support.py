@@ -336,12 +336,18 @@ def ledger_sums(wallet_id: str) -> LedgerSums:
 
 
 def stock_shards(campaign: Campaign, sub_activity_id: str | None = None) -> list[Any]:
-    """The scene's stock/budget shard items (strongly consistent)."""
-    from chalicelib.rewards import ids
+    """The scene's stock/budget shard items (strongly consistent), in shard order."""
+    from chalicelib.rewards import counters, ids
     from chalicelib.rewards.tables import CounterItem
 
     counter = ids.stock_counter_id(ns_of(campaign, sub_activity_id), campaign.scene_id)
-    return [i for i in CounterItem.query(counter, consistent_read=True) if i.sk.isdigit()]
+    keys = [ids.shard_key(counter, i) for i in range(counters.allocated_shards(counter))]
+    return sorted(CounterItem.batch_get(keys, consistent_read=True), key=lambda i: i.counter_id)
+
+
+def shard_index(item: Any) -> int:
+    """The shard number of a shard item (the suffix of its partition key)."""
+    return int(item.counter_id.rsplit("#", 1)[1])
 
 
 def distributed(campaign: Campaign, sub_activity_id: str | None = None, asset: str = "CNY") -> tuple[int, int]:
@@ -396,3 +402,44 @@ def switch(client: Client, name: str, value: dict[str, Any]) -> Iterator[None]:
         default = {"percent": 100} if "percent" in value else {"enabled": True}
         status, body = call(client, "PUT", f"/v1/admin/switches/{name}", default)
         assert status == 200, body
+
+
+def deliver_credits_concurrently(workers: int = 4, batch_size: int = 10) -> Delivery:
+    """Drain the credit queue with `workers` concurrent worker loops (Lambda's concurrent invocations).
+
+    Each loop stops at an empty receive; a final single loop picks up records that failed and came back.
+    """
+    import threading
+
+    total, lock = Delivery(), threading.Lock()
+
+    def loop() -> None:
+        done = deliver_credits(max_batches=10_000, batch_size=batch_size)
+        with lock:
+            total.received += done.received
+            total.succeeded += done.succeeded
+            total.failed += done.failed
+            total.failed_ids |= done.failed_ids
+
+    threads = [threading.Thread(target=loop) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    loop()
+    return total
+
+
+def credit_messages_of(campaign: Campaign) -> list[str]:
+    """Drain the (shared) credit queue and keep the credit messages of this campaign's activity."""
+    from chalicelib.errors import PoisonMessage
+    from chalicelib.rewards.orders import parse_credit_message
+
+    mine = []
+    for body in take_credit_messages():
+        try:
+            if parse_credit_message(body).activity_id == campaign.activity_id:
+                mine.append(body)
+        except PoisonMessage:
+            continue
+    return mine

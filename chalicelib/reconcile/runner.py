@@ -38,7 +38,7 @@ from chalicelib.observability import NAMESPACE, logger
 from chalicelib.queues import ALL_QUEUES
 from chalicelib.reconcile import findings as F
 from chalicelib.reconcile.tables import ReconItem
-from chalicelib.rewards import config_store, crediting, grants, ids, orders
+from chalicelib.rewards import config_store, counters, crediting, grants, ids, orders
 from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry, OrderItem, WalletItem
 from chalicelib.settings import settings
 
@@ -410,8 +410,7 @@ def _markers(ns: str, hour: str) -> dict[str, dict[str, int]]:
 
 
 def _hour_counter(ns: str, asset: str, hour: str) -> int:
-    return sum(int(s.amount or 0) for s in _query_all(
-        CounterItem, ids.distributed_hour_counter_id(ns, asset, hour), consistent_read=True))
+    return counters.sum_shards(ids.distributed_hour_counter_id(ns, asset, hour), settings().distributed_shards)[0]
 
 
 def _check_tallies(hour: str, agg: _Aggregate, started_ms: int) -> dict[str, int]:
@@ -504,8 +503,7 @@ def _check_stock(hour: str, agg: _Aggregate, scenes: _Scenes) -> None:
         counter_id = ids.stock_counter_id(ns, scene_id)
         through, amount = _stock_checkpoint(counter_id, scene_key, hour, hour_amount,
                                             clock.hour_of(child.starts_at_ms), gap_sums)
-        shards = [F.ShardRow(int(s.sk), int(s.cap or 0), int(s.consumed or 0), int(s.updated_at_ms or 0))
-                  for s in _query_all(CounterItem, counter_id, consistent_read=True) if s.sk.isdigit()]
+        shards = [F.ShardRow(s.index, s.cap, s.consumed, s.updated_at_ms) for s in counters.read_shards(counter_id)]
         stock, compared = F.stock_findings(ns, scene_id, scene.total, shards, amount,
                                            quiet_since_ms=clock.hour_start_ms(next_hour(through)))
         found.extend(stock)

@@ -183,7 +183,10 @@ def put_scene(scene: Scene) -> Scene:
                     total=scene.total, consumed=consumed,
                 )
         for counter_id in counter_ids:
-            counters.respread(counter_id, scene.total, scene.shard_count, new_version, decreases_only=True)
+            # strict: a grant that landed after the check above must turn this into TotalBelowConsumed,
+            # not into caps clamped at a consumption above the new total.
+            counters.respread(counter_id, scene.total, scene.shard_count, new_version, decreases_only=True,
+                              strict=True)
     version = _save(_activity_pk(scene.activity_id), _scene_sk(scene.scene_id), scene.to_body(),
                     int(current.version) if current else None)
     if scene.stock_control:

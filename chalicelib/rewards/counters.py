@@ -1,4 +1,7 @@
-"""Stock/budget counter shards in DynamoDB: read them, re-spread their caps, summarise them.
+"""Counter shards in DynamoDB: read them, re-spread stock/budget caps, summarise them.
+
+A counter `c` is a head item (`c` / `head`, holding how many shards were ever allocated, so retired
+shards are still found) and its shards (`c#0000` / `shard`, ...), each on its own partition.
 
 The grant path consumes a shard inside its own transaction (`chalicelib.rewards.grants`); this module
 owns everything else that touches shard items. Re-spreading is safe against live grants and against
@@ -14,26 +17,59 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import clock
 from chalicelib.dynamo import error_code, with_retries
 from chalicelib.errors import ConfigConflict
-from chalicelib.rewards.ids import shard_sk
+from chalicelib.rewards.ids import HEAD_SK, shard_key
 from chalicelib.rewards.spread import CapChange, ShardState, plan_changes
 from chalicelib.rewards.tables import CounterItem
 
 MAX_SPREAD_ROUNDS = 25
 
 
+def allocated_shards(counter_id: str) -> int:
+    """How many shards a counter has ever had (its head item's count; 0 for a new counter)."""
+    try:
+        head = with_retries(lambda: CounterItem.get(counter_id, HEAD_SK, consistent_read=True))
+    except DoesNotExist:
+        return 0
+    return int(head.count or 0)
+
+
 def read_shards(counter_id: str) -> list[ShardState]:
-    """Every shard of a counter, strongly consistent."""
-    items = with_retries(lambda: list(CounterItem.query(counter_id, consistent_read=True)))
-    return [
-        ShardState(index=int(item.sk), cap=int(item.cap or 0), consumed=int(item.consumed or 0))
-        for item in items
-        if item.sk.isdigit()
-    ]
+    """Every shard of a counter (retired ones included), strongly consistent."""
+    keys = [shard_key(counter_id, i) for i in range(allocated_shards(counter_id))]
+    if not keys:
+        return []
+    items = with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
+    return sorted(
+        (ShardState(index=int(item.counter_id.rsplit("#", 1)[1]), cap=int(item.cap or 0),
+                    consumed=int(item.consumed or 0), updated_at_ms=int(item.updated_at_ms or 0))
+         for item in items),
+        key=lambda s: s.index,
+    )
+
+
+def sum_shards(counter_id: str, shard_count: int) -> tuple[int, int]:
+    """(amount, count) summed over shards 0..shard_count-1 of an additive counter, strongly consistent."""
+    keys = [shard_key(counter_id, i) for i in range(shard_count)]
+    items = with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
+    return sum(int(i.amount or 0) for i in items), sum(int(i.count or 0) for i in items)
+
+
+def _allocate(counter_id: str, shard_count: int) -> None:
+    """Record that shards 0..shard_count-1 exist before any is created (the count only grows)."""
+    head = CounterItem(counter_id, HEAD_SK)
+    try:
+        with_retries(lambda: head.update(
+            actions=[CounterItem.count.set(shard_count), CounterItem.updated_at_ms.set(clock.now_ms())],
+            condition=CounterItem.count.does_not_exist() | (CounterItem.count < shard_count),
+        ))
+    except UpdateError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
 
 
 @dataclass(frozen=True)
@@ -62,7 +98,7 @@ class _Superseded(Exception):
 
 
 def _apply(counter_id: str, change: CapChange, version: int) -> None:
-    item = CounterItem(counter_id, shard_sk(change.index))
+    item = CounterItem(*shard_key(counter_id, change.index))
     newer_not_applied = CounterItem.spread_version.does_not_exist() | (CounterItem.spread_version <= version)
     planned_from = (CounterItem.cap == change.old) if change.exists else CounterItem.cap.does_not_exist()
     condition = planned_from & newer_not_applied
@@ -82,7 +118,7 @@ def _apply(counter_id: str, change: CapChange, version: int) -> None:
     except UpdateError as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
-        current = CounterItem.get(counter_id, shard_sk(change.index), consistent_read=True)
+        current = CounterItem.get(*shard_key(counter_id, change.index), consistent_read=True)
         if current.spread_version is not None and current.spread_version > version:
             raise _Superseded(counter_id) from exc
         raise ConfigConflict("counter moved while re-spreading") from exc
@@ -96,6 +132,7 @@ def respread(counter_id: str, total: int, shard_count: int, version: int, *, dec
     `decreases_only`, applies just the decreases (the first phase of a total change). Returns False
     when a newer configuration took over the counter (nothing more to do here).
     """
+    _allocate(counter_id, shard_count)
     for _ in range(MAX_SPREAD_ROUNDS):
         changes = plan_changes(total, shard_count, read_shards(counter_id), strict=strict)
         if decreases_only:

@@ -184,7 +184,7 @@ def write_tally(batch_id: str, group: TallyGroup, completed_by: str | None = Non
             for counter_id in (ids.distributed_counter_id(group.ns, group.asset),
                                ids.distributed_hour_counter_id(group.ns, group.asset, group.hour)):
                 tx.update(
-                    CounterItem(counter_id, ids.shard_sk(shard)),
+                    CounterItem(*ids.shard_key(counter_id, shard)),
                     actions=[CounterItem.amount.add(group.amount), CounterItem.count.add(group.count),
                              CounterItem.updated_at_ms.set(now_ms)],
                 )

@@ -90,7 +90,7 @@ def _transact(order: Order, counter_id: str, shard: int) -> None:
         with TransactWrite(connection=connection(), client_request_token=token) as tx:
             tx.save(orders.to_item(placed), condition=OrderItem.order_key.does_not_exist(), return_values="ALL_OLD")
             tx.update(
-                CounterItem(counter_id, ids.shard_sk(shard)),
+                CounterItem(*ids.shard_key(counter_id, shard)),
                 actions=[
                     CounterItem.consumed.add(order.amount),
                     CounterItem.remaining.add(-order.amount),
@@ -115,9 +115,9 @@ def _transact(order: Order, counter_id: str, shard: int) -> None:
 
 
 def _consistent_remaining(counter_id: str, shards: Sequence[int]) -> dict[int, int]:
-    keys = [(counter_id, ids.shard_sk(s)) for s in shards]
+    keys = [ids.shard_key(counter_id, s) for s in shards]
     items = with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
-    return {int(item.sk): int(item.remaining or 0) for item in items}
+    return {int(item.counter_id.rsplit("#", 1)[1]): int(item.remaining or 0) for item in items}
 
 
 def _place_with_stock(order: Order, counter_id: str, shard_count: int) -> Order:
@@ -125,6 +125,7 @@ def _place_with_stock(order: Order, counter_id: str, shard_count: int) -> Order:
     candidates = ids.shard_order(order.order_key, shard_count)
     deferred = [s for s in candidates if _hinted_full(counter_id, s, order.amount)]
     first_pass = [s for s in candidates if s not in deferred]
+    transacted = False
     for attempt_shards in (first_pass, None):
         if attempt_shards is None:
             # Every shard tried is full; confirm the ones skipped on a hint before saying sold out.
@@ -133,13 +134,26 @@ def _place_with_stock(order: Order, counter_id: str, shard_count: int) -> Order:
             room = _consistent_remaining(counter_id, deferred)
             attempt_shards = [s for s in deferred if room.get(s, 0) >= order.amount]
         for shard in attempt_shards:
+            transacted = True
             try:
                 _transact(order, counter_id, shard)
                 return replace(order, shard=shard)
             except _ShardFull as full:
                 _hint_full(counter_id, shard, full.remaining)
+    if not transacted:
+        # No transaction ran, so nothing checked whether this order already exists: a repeat of a granted
+        # order must get its order back, not sold_out.
+        _raise_if_exists(order.order_key)
     raise SoldOut(f"scene {order.scene_id} is sold out", scene_id=order.scene_id,
                   sub_activity_id=order.sub_activity_id)
+
+
+def _raise_if_exists(order_key: str) -> None:
+    try:
+        existing = with_retries(lambda: OrderItem.get(order_key, consistent_read=True))
+    except DoesNotExist:
+        return
+    raise _Exists(orders.from_item(existing))
 
 
 def _place_without_stock(order: Order) -> Order:

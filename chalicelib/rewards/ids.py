@@ -64,9 +64,18 @@ def tally_counter_id(ns: str, hour: str, bucket: int) -> str:
     return f"tally#{ns}#{hour}#{bucket}"
 
 
-def shard_sk(index: int) -> str:
-    """Sort key of shard `index` (zero-padded so shards list in order)."""
-    return f"{index:04d}"
+SHARD_SK = "shard"
+HEAD_SK = "head"
+
+
+def shard_key(counter_id: str, index: int) -> tuple[str, str]:
+    """(hash key, range key) of shard `index` of a counter.
+
+    The shard number is part of the partition key, so every shard sits on its own partition and gets
+    that partition's whole 1 000 write units/s from the first second. (Shards sharing one partition key
+    would share one partition until DynamoDB split it, capping a scene near 500 grants/s.)
+    """
+    return f"{counter_id}#{index:04d}", SHARD_SK
 
 
 def bucket_of(key: str, buckets: int) -> int:

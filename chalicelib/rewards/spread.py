@@ -21,6 +21,7 @@ class ShardState:
     index: int
     cap: int
     consumed: int
+    updated_at_ms: int = 0
 
     @property
     def remaining(self) -> int:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.dynamo import with_retries
 from chalicelib.rewards import config_store, counters, ids
 from chalicelib.rewards.config import Child, Scene
-from chalicelib.rewards.tables import CounterItem
+from chalicelib.settings import settings
 
 
 def stock(scene: Scene, ns: str, child: Child) -> dict[str, Any]:
@@ -25,8 +24,7 @@ def stock(scene: Scene, ns: str, child: Child) -> dict[str, Any]:
 
 def distributed(ns: str, asset: str) -> tuple[int, int]:
     """(amount, count) credited in one child for one asset, summed over the counter's shards."""
-    shards = with_retries(lambda: list(CounterItem.query(ids.distributed_counter_id(ns, asset), consistent_read=True)))
-    return sum(int(s.amount or 0) for s in shards), sum(int(s.count or 0) for s in shards)
+    return counters.sum_shards(ids.distributed_counter_id(ns, asset), settings().distributed_shards)
 
 
 def activity_totals(activity_id: str) -> dict[str, Any]:

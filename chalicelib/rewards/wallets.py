@@ -79,10 +79,26 @@ def get_wallet_item(wallet_id: str) -> WalletItem | None:
         return None
 
 
+VIEW_ATTEMPTS = 5
+
+
+def _entry_count(item: WalletItem | None) -> int:
+    return int(item.entry_count or 0) if item else 0
+
+
 def view(wallet_id: str, asset: str = CASH_ASSET) -> WalletView:
-    """Balance, pending (granted, not yet credited), totals."""
+    """Balance, pending (granted, not yet credited), totals.
+
+    A credit landing between the wallet read and the pending read would show the reward as neither, so
+    the wallet is read again: an unchanged `entry_count` proves no credit landed in between.
+    """
     item = get_wallet_item(wallet_id)
-    pending = sum(o.amount for o in pending_orders(wallet_id))
+    for _ in range(VIEW_ATTEMPTS):
+        pending = sum(o.amount for o in pending_orders(wallet_id))
+        again = get_wallet_item(wallet_id)
+        if _entry_count(again) == _entry_count(item):
+            break
+        item = again
     return WalletView(
         wallet_id=wallet_id,
         balance=int(item.balance) if item else 0,
@@ -135,13 +151,16 @@ def flow(wallet_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """One page of the wallet's flow (credits, withdrawals, refunds, pending rewards), newest first."""
     before = decode_flow_cursor(cursor)
     condition = LedgerEntry.time_key < before if before else None
+    # Pending orders first, the ledger second: a reward credited between the two reads then shows as its
+    # credit (replacing its pending row), never as neither. They sort by creation time; the ledger key of
+    # their future credit breaks ties.
+    before_ms = int(before[:13]) + 1 if before else None
+    pending = pending_orders(wallet_id, before_ms=before_ms, limit=limit + 1)
     entries = with_retries(lambda: list(LedgerEntry.by_time.query(
         wallet_id, range_key_condition=condition, scan_index_forward=False, limit=limit + 1,
         consistent_read=True)))
-    # Pending orders sort by creation time; the ledger key of their future credit breaks ties.
-    before_ms = int(before[:13]) + 1 if before else None
     rows: dict[str, dict[str, Any]] = {}
-    for order in pending_orders(wallet_id, before_ms=before_ms, limit=limit + 1):
+    for order in pending:
         key = time_key(order.created_at_ms, credit_entry_key(order.order_id))
         if before is None or key < before:
             rows[key] = _pending_view(order)

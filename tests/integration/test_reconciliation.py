@@ -147,13 +147,13 @@ def test_reconcile__clean_hour_and_seeded_faults__finds_every_fault_without_fals
                 time_key=f"{fake.ms:013d}#credit#ghost_order", hour=hour,
                 hour_bucket=ids.hour_bucket(hour, ids.bucket_of(ghost_key, settings().hour_buckets))).save()
     stock_counter = ids.stock_counter_id(ns, faulty.scene_id)
-    CounterItem(stock_counter, "0000").update(actions=[CounterItem.consumed.add(7)])
+    CounterItem(*ids.shard_key(stock_counter, 0)).update(actions=[CounterItem.consumed.add(7)])
     off_by_one = wallet_of(faulty, "u11")
     WalletItem(off_by_one).update(actions=[WalletItem.balance.add(1)])
     clients.sqs().send_message(QueueUrl=clients.queue_url(CREDITS.dlq_name), MessageBody='{"poison": true}')
     balances_before = {w.wallet_id: int(w.balance) for w in WalletItem.batch_get(
         [wallet_of(faulty, f"u{i}") for i in range(30)])}
-    consumed_before = int(CounterItem.get(stock_counter, "0000").consumed)
+    consumed_before = int(CounterItem.get(*ids.shard_key(stock_counter, 0)).consumed)
 
     # WHEN the hour is reconciled at h+1 (through the API)
     fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
@@ -194,7 +194,7 @@ def test_reconcile__clean_hour_and_seeded_faults__finds_every_fault_without_fals
         clients.sqs().change_message_visibility(QueueUrl=clients.queue_url(CREDITS.name),
                                                 ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=3600)
     assert LedgerEntry.get(wallet_of(faulty, "u6"), f"credit#{OrderItem.get(duplicated[0]).order_id}#dup")
-    assert int(CounterItem.get(stock_counter, "0000").consumed) == consumed_before
+    assert int(CounterItem.get(*ids.shard_key(stock_counter, 0)).consumed) == consumed_before
     balances_after = {w.wallet_id: int(w.balance) for w in WalletItem.batch_get(list(balances_before))}
     assert balances_after == balances_before
 

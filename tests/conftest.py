@@ -33,6 +33,9 @@ os.environ.update(
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(_name, None)
 
+# Fixtures shared by the callback suites (tp_app, queue).
+pytest_plugins = ["tests.callback_fixtures"]
+
 
 def uid(prefix: str = "t") -> str:
     """A fresh identifier that is valid everywhere rewardgate takes an id."""

@@ -13,11 +13,9 @@ from chalice.test import Client
 from app import app
 from chalicelib.callbacks import events, reads
 from chalicelib.callbacks.tables import AppStateItem, EventRecord
-from chalicelib.routes import callbacks as routes
 from chalicelib.secrets import put_tp_app
 from rewardgate_ops.sample_events import EVENT_NAMES, channel_of, sample_event
 from tests.callback_factory import (
-    EventsQueue,
     event_id_of,
     fresh_id,
     new_aes_key,
@@ -34,23 +32,6 @@ REJECTED = {"error": "rejected"}
 @pytest.fixture(scope="module")
 def client():
     return Client(app, stage_name="local", project_dir=str(ROOT))
-
-
-@pytest.fixture
-def tp_app():
-    credentials = new_credentials()
-    put_tp_app(credentials)
-    return credentials
-
-
-@pytest.fixture
-def queue():
-    events_queue = EventsQueue(routes.apply_callback_events)
-    events_queue.drain()  # whatever earlier tests left behind is not this test's business
-    events_queue.delivered.clear()
-    yield events_queue
-    # Leave no event RECEIVED behind: other suites (reconciliation) look for overdue ones.
-    events_queue.drain()
 
 
 def stored_events(tp_app_id: str) -> list[EventRecord]:

@@ -16,11 +16,10 @@ from chalicelib.callbacks import events, sweeper
 from chalicelib.callbacks.tables import EventRecord
 from chalicelib.queues import EVENTS
 from chalicelib.routes import callbacks as routes
-from chalicelib.secrets import put_tp_app
 from chalicelib.settings import settings
 from rewardgate_ops.lambda_events import LocalLambdaContext, scheduled_event
 from rewardgate_ops.sample_events import sample_event
-from tests.callback_factory import EventsQueue, event_id_of, fresh_id, new_credentials, platform_body, post
+from tests.callback_factory import event_id_of, fresh_id, platform_body, post
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,23 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def client():
     return Client(app, stage_name="local", project_dir=str(ROOT))
-
-
-@pytest.fixture
-def tp_app():
-    credentials = new_credentials()
-    put_tp_app(credentials)
-    return credentials
-
-
-@pytest.fixture
-def queue():
-    events_queue = EventsQueue(routes.apply_callback_events)
-    events_queue.drain()  # whatever earlier tests left behind is not this test's business
-    events_queue.delivered.clear()
-    yield events_queue
-    # Leave no event RECEIVED behind: other suites (reconciliation) look for overdue ones.
-    events_queue.drain()
 
 
 def run_sweeper() -> dict:

@@ -15,10 +15,8 @@ from chalice.test import Client
 from app import app
 from chalicelib.callbacks import apply, events
 from chalicelib.callbacks.tables import AppStateItem, EventRecord
-from chalicelib.routes import callbacks as routes
-from chalicelib.secrets import put_tp_app
 from rewardgate_ops.sample_events import sample_event
-from tests.callback_factory import EventsQueue, event_id_of, fresh_id, new_credentials, platform_body, post
+from tests.callback_factory import event_id_of, fresh_id, platform_body, post
 
 ROOT = Path(__file__).resolve().parents[2]
 T0_MS = events.parse_platform_time("2024-05-01 12:00:00")
@@ -27,23 +25,6 @@ T0_MS = events.parse_platform_time("2024-05-01 12:00:00")
 @pytest.fixture
 def client():
     return Client(app, stage_name="local", project_dir=str(ROOT))
-
-
-@pytest.fixture
-def tp_app():
-    credentials = new_credentials()
-    put_tp_app(credentials)
-    return credentials
-
-
-@pytest.fixture
-def queue():
-    events_queue = EventsQueue(routes.apply_callback_events)
-    events_queue.drain()  # whatever earlier tests left behind is not this test's business
-    events_queue.delivered.clear()
-    yield events_queue
-    # Leave no event RECEIVED behind: other suites (reconciliation) look for overdue ones.
-    events_queue.drain()
 
 
 @pytest.fixture

@@ -1,0 +1,37 @@
+"""Fixtures shared by the callback suites (functional and integration), loaded from tests/conftest.py.
+
+chalicelib is imported inside the fixtures, not at module level: the root conftest must set the
+environment (table and queue names) before anything from chalicelib is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chalicelib.secrets import TpAppCredentials
+from tests.callback_factory import EventsQueue, new_credentials
+
+
+@pytest.fixture
+def tp_app() -> TpAppCredentials:
+    """A fresh douyin tp app whose credentials are stored (moto's Secrets Manager)."""
+    from chalicelib.secrets import put_tp_app
+
+    credentials = new_credentials()
+    put_tp_app(credentials)
+    return credentials
+
+
+@pytest.fixture
+def queue() -> Iterator[EventsQueue]:
+    """The events queue, drained through the real events worker."""
+    from chalicelib.routes import callbacks as routes
+
+    events_queue = EventsQueue(routes.apply_callback_events)
+    events_queue.drain()  # whatever earlier tests left behind is not this test's business
+    events_queue.delivered.clear()
+    yield events_queue
+    # Leave no event RECEIVED behind: other suites (reconciliation) look for overdue ones.
+    events_queue.drain()

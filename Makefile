@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAGE ?= prod
 
-.PHONY: run test lint deps java dynamodb-local bench clean package iac-check deploy
+.PHONY: run test lint deps system dynamodb-local bench clean package iac-check deploy
 
 # Deploy packaging and IaC checks (README "Deploy to AWS"). checkov has a heavy, conflicting
 # dependency tree, so it lives in its own venv; cfn-lint and the SAM translator are in requirements-dev.txt.
@@ -18,24 +18,29 @@ IAC_STAMP := $(IAC_VENV)/.installed-checkov-$(CHECKOV_VERSION)
 STACK ?= rewardgate-$(STAGE)
 ALARM_EMAIL ?=
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml | system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . || $(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# DynamoDB Local needs Java 17+; install a headless runtime with apt-get when none is present.
-java:
-	@if ! java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])'; then \
-	  echo "Installing a Java 17 runtime for DynamoDB Local (apt-get)..."; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless; \
+# What a fresh Debian/Ubuntu machine may lack: venv for Python, npm to fetch DynamoDB Local, and a
+# Java 17+ runtime to run it. Installed with apt-get only when missing.
+system:
+	@need=""; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || need="$$need python3-venv"; \
+	command -v npm >/dev/null || need="$$need nodejs npm"; \
+	java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' || need="$$need openjdk-17-jre-headless"; \
+	if [ -n "$$need" ]; then \
+	  echo "Installing with apt-get:$$need"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$need; \
 	fi
 
-dynamodb-local: $(STAMP) java
+dynamodb-local: $(STAMP) system
 	@$(BIN)/python -c "from rewardgate_ops.services import ensure_dynamodb_local as e; print('DynamoDB Local:', e())"
 
-deps: $(STAMP) java dynamodb-local
+deps: $(STAMP) system dynamodb-local
 
 ## The main job on the embedded local stack: DynamoDB Local, moto, chalice local, workers, schedules.
 run: deps
@@ -53,7 +58,7 @@ lint: $(STAMP)
 package: $(STAMP)
 	$(BIN)/python -m infra.package build --stage $(STAGE) --out $(PACKAGE_DIR)
 
-$(IAC_STAMP):
+$(IAC_STAMP): | system
 	$(PYTHON) -m venv $(IAC_VENV)
 	$(IAC_VENV)/bin/pip install --quiet --upgrade pip
 	$(IAC_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)

@@ -106,12 +106,6 @@ class OutsideActivityWindow(NotFound):
     code = "outside_activity_window"
 
 
-class OrderNotFound(NotFound):
-    """No order with this id exists in the child activity."""
-
-    code = "order_not_found"
-
-
 # --- configuration ---------------------------------------------------------------------------
 
 

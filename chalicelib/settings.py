@@ -50,7 +50,6 @@ class Settings:
     hour_buckets: int
     distributed_shards: int
     config_cache_s: int
-    credit_batch_size: int
     accepted_sla_s: int
     api_instances: int
     reconcile_grace_s: int
@@ -82,7 +81,6 @@ def load_settings() -> Settings:
         hour_buckets=_int("RG_HOUR_BUCKETS", 16),
         distributed_shards=_int("RG_DISTRIBUTED_SHARDS", 8),
         config_cache_s=_int("RG_CONFIG_CACHE_S", 5),
-        credit_batch_size=_int("RG_CREDIT_BATCH_SIZE", 100),
         accepted_sla_s=_int("RG_ACCEPTED_SLA_S", 600),
         api_instances=max(1, _int("RG_API_INSTANCES", 1)),
         reconcile_grace_s=_int("RG_RECONCILE_GRACE_S", 300),

@@ -28,6 +28,12 @@ PLACEHOLDER_CODE_URI = "s3://deployment-bucket/deployment.zip"
 DEFAULT_REGION = "us-east-1"
 
 
+def configured_stages() -> list[str]:
+    """The stages `.chalice/config.json` defines (each sets RG_STAGE and its names)."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return sorted(config.get("stages", {}))
+
+
 def write_merge_template(stage: str, path: Path) -> Path:
     """Write the merge template for `stage` to `path`."""
     from infra.template import merge_template
@@ -253,6 +259,11 @@ def main(argv: list[str] | None = None) -> None:
     check_cmd = sub.add_parser("check", help="check a packaged template")
     check_cmd.add_argument("template", type=Path)
     args = parser.parse_args(argv)
+    if args.command in ("build", "merge-template"):
+        known = configured_stages()
+        if args.stage not in known:
+            # A stage without its own block deploys functions with no RG_STAGE: they would use local names.
+            parser.error(f"stage {args.stage!r} is not in .chalice/config.json (stages: {', '.join(known)})")
     if args.command == "build":
         template = build(args.stage, args.out)
         functions = len(_of_type(template, "AWS::Serverless::Function"))

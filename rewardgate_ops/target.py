@@ -96,7 +96,8 @@ class Target:
     description: str
     set_env: Mapping[str, str]
     unset_env: tuple[str, ...]
-    api_url: str = DEFAULT_API_URL
+    # None for AWS: the API's URL is not known from the stage alone (it is a stack output).
+    api_url: str | None = DEFAULT_API_URL
 
     def apply(self, environ: dict[str, str] | os._Environ[str]) -> None:
         """Make `environ` (normally `os.environ`) point boto3 and PynamoDB at this target."""
@@ -167,6 +168,7 @@ def resolve_target(
             description=f"AWS stage {stage!r} (credentials and region from the AWS environment/profile)",
             set_env={"RG_STAGE": stage},
             unset_env=tuple(_endpoint_vars(env)),
+            api_url=None,
         )
     if choice is not None:
         raise ValueError(f"unknown target {choice!r}")

@@ -170,10 +170,19 @@ def _place_without_stock(order: Order) -> Order:
     return order
 
 
-def _token(order: Order) -> str | None:
+def _issuing_key() -> tokens.SigningKey | None:
+    """The signing key when tokens are issued, None when switched off.
+
+    Read before anything is written: a missing key must refuse the grant (503), not answer 503 for a
+    grant that was committed and enqueued.
+    """
     if not config_store.get_switches().enabled(TOKEN_ISSUANCE):
         return None
-    return tokens.sign(order.token_claims(settings().app_id), tokens.signing_key())
+    return tokens.signing_key()
+
+
+def _token(order: Order, key: tokens.SigningKey | None) -> str | None:
+    return None if key is None else tokens.sign(order.token_claims(settings().app_id), key)
 
 
 def place(request: GrantRequest, now_ms: int | None = None) -> tuple[Order, bool]:
@@ -233,15 +242,17 @@ def _needs_reenqueue(order: Order, created: bool) -> bool:
 
 def grant(request: GrantRequest) -> Granted:
     """Grant one reward: commit the order, sign its token, enqueue it for crediting."""
+    key = _issuing_key()
     order, created = place(request)
     faults.point("grant.after_transaction")
     if _needs_reenqueue(order, created):
         enqueue([order])
-    return Granted(order=order, created=created, token=_token(order))
+    return Granted(order=order, created=created, token=_token(order, key))
 
 
 def grant_many(requests: Sequence[GrantRequest | RewardgateError]) -> list[Granted | RewardgateError]:
     """Grant a batch: each item independently (its own result or error); credit messages sent in batches."""
+    key = _issuing_key()
     results: list[Granted | RewardgateError] = []
     to_send: list[Order] = []
     for request in requests:
@@ -258,7 +269,7 @@ def grant_many(requests: Sequence[GrantRequest | RewardgateError]) -> list[Grant
         results.append(Granted(order=order, created=created, token=None))
     faults.point("grant.after_transaction")
     enqueue(to_send)
-    return [replace(r, token=_token(r.order)) if isinstance(r, Granted) else r for r in results]
+    return [replace(r, token=_token(r.order, key)) if isinstance(r, Granted) else r for r in results]
 
 
 def resend_unsent(limit_per_bucket: int = 200) -> int:

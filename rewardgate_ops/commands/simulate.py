@@ -154,6 +154,10 @@ def callback(cli: CliContext, tp_app_id: str, event_spec: str, times: int, fresh
     if url is not None and not url.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://", param_hint="'--url'")
     target = cli.target()
+    base_url = url or target.api_url
+    if base_url is None:
+        raise click.UsageError(f"--url is required for {target.description}: the API's base URL "
+                               "(the stack output EventsCallbackUrl up to /callbacks)")
     from chalicelib.callbacks.crypto import build_callback, random_prefix_bytes
     from chalicelib.secrets import get_tp_app
 
@@ -162,7 +166,7 @@ def callback(cli: CliContext, tp_app_id: str, event_spec: str, times: int, fresh
         raise click.ClickException(
             f"tp app {tp_app_id!r} is not configured at {target.description}; add it with `rewardgate tp-app add`"
         )
-    endpoint = f"{(url or target.api_url).rstrip('/')}/callbacks/{tp_app_id}/{path_kind or default_path(event)}"
+    endpoint = f"{base_url.rstrip('/')}/callbacks/{tp_app_id}/{path_kind or default_path(event)}"
     message = message_bytes(event)
 
     def build() -> tuple[bytes, dict[str, str]]:

@@ -305,6 +305,20 @@ def test_grant__token_issuance_off__accepted_with_null_token_then_the_repeat_car
     assert status == 200 and tokens.verify(again["token"], public_keys(client))["order_id"] == body["order_id"]
 
 
+def test_grant__signing_key_missing__503_before_anything_is_written(client, campaign, monkeypatch):
+    # GIVEN a deployment whose reward-token signing key is not configured (token issuance on)
+    monkeypatch.setattr(tokens, "get_secret_json", lambda name, **_: None)
+    # WHEN a grant and a batch grant arrive
+    status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u1"))
+    batch_status, batch = call(client, "POST", "/v1/grants/batch", {"grants": [campaign.grant_body("u2")]})
+    # THEN both are refused as a server-side fault, and no order, stock or ledger entry exists
+    assert (status, answer["error"], answer["message"]) == (
+        503, "storage_unavailable", "reward-token signing key is not configured")
+    assert (batch_status, batch) == (status, answer)
+    assert_nothing_written(campaign)
+    assert_nothing_written(campaign, act_id="u2")
+
+
 # --- batch -----------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,7 @@ def test_resolve_target__aws_flag_with_stage__endpoint_variables_dropped():
     assert target.kind == "aws"
     assert target.set_env == {"RG_STAGE": "prod"}
     assert set(target.unset_env) == set(ENDPOINT_ENV)
+    assert target.api_url is None  # a stack output: commands that post ask for --url
 
 
 def test_resolve_target__no_flag_and_endpoint_variables__environment_wins_over_running_stack():
@@ -151,6 +153,26 @@ def test_tp_app_add__aws_without_stage__error_exit_1(tmp_path, monkeypatch):
                                              "--platform", "douyin"])
     assert result.exit_code == 1
     assert "--aws needs the stage" in result.output
+
+
+def test_simulate_callback__aws_without_url__usage_error_before_any_aws_call(tmp_path, monkeypatch):
+    # GIVEN an operator aiming at a deployed stage (its API URL is a stack output, not known from the stage)
+    for name in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")] + ["RG_STAGE"]:
+        monkeypatch.setenv(name, os.environ.get(name, "local"))  # restored after the --aws target drops them
+    try:
+        # WHEN they simulate a callback without --url
+        result = CliRunner().invoke(rewardgate, ["--aws", "--stage", "prod", "--state-dir", str(tmp_path),
+                                                 "simulate", "callback", "--tp-app-id", "tt1", "--event", "PUSH"])
+    finally:
+        monkeypatch.undo()
+        from chalicelib import clients, secrets, settings
+
+        settings.reset_settings()
+        clients.reset_clients()
+        secrets.reset()
+    # THEN it stops with a usage error asking for --url (rather than posting to the local stack's address)
+    assert result.exit_code == 2, result.output
+    assert "--url is required for AWS stage 'prod'" in result.output
 
 
 def test_simulate_callback__app_id_with_file_event__usage_error(tmp_path):

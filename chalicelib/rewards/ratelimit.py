@@ -1,10 +1,10 @@
 """Per-scene grant rate limits: a token bucket per scene in each API instance.
 
 A shared (DynamoDB) limiter would cost a write per grant on a hot key, the very thing sharding avoids.
-Instead each instance admits `rate / RG_API_INSTANCES` grants per second with a one-second burst; with
-the API function's reserved concurrency set to RG_API_INSTANCES (see README "Capacity") the fleet
-admits about the configured rate. This bounds load, not money: stock and budget are enforced by the
-counter shards, never here.
+Instead each instance admits `rate / RG_API_INSTANCES` grants per second with a one-second burst, so the
+fleet admits about the configured rate only while about RG_API_INSTANCES instances run (the default, 1,
+lets every instance admit the whole rate; see README "Capacity"). This bounds load, not money: stock
+and budget are enforced by the counter shards, never here.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "rewardgate_ops.commands.local",
     "rewardgate_ops.commands.tp_app",
     "rewardgate_ops.commands.simulate",
+    "rewardgate_ops.commands.events",
     "rewardgate_ops.commands.activity",
     "rewardgate_ops.commands.scene",
     "rewardgate_ops.commands.switch",

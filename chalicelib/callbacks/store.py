@@ -15,7 +15,7 @@ from typing import Any
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 
 from chalicelib import clients
-from chalicelib.callbacks.events import Summary
+from chalicelib.callbacks.events import UNKNOWN, Summary
 from chalicelib.callbacks.tables import EventRecord
 from chalicelib.dynamo import error_code, with_retries
 from chalicelib.errors import StorageUnavailable
@@ -107,6 +107,29 @@ def finish(record: EventRecord, status: str, note: str | None, now_ms: int) -> b
         if error_code(exc) == "ConditionalCheckFailedException":
             return False
         raise StorageUnavailable("could not update the event") from exc
+    return True
+
+
+def reopen(record: EventRecord, now_ms: int) -> bool:
+    """Move an UNKNOWN event back to RECEIVED (due now, back in the sweeper's index); False if it is not UNKNOWN.
+
+    For events stored before their type had a handler: once reopened they take the normal path (queue,
+    worker, sweeper), and the worker's event-time ordering keeps an old event from overwriting newer state.
+    """
+    actions = [
+        EventRecord.status.set(RECEIVED),
+        EventRecord.unapplied_bucket.set(bucket_of(record.event_id)),
+        EventRecord.due_at_ms.set(now_ms),
+        EventRecord.sweep_attempts.set(0),
+        EventRecord.applied_at_ms.remove(),
+        EventRecord.note.remove(),
+    ]
+    try:
+        with_retries(lambda: record.update(actions=actions, condition=EventRecord.status == UNKNOWN))
+    except UpdateError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise StorageUnavailable("could not reopen the event") from exc
     return True
 
 

@@ -195,6 +195,55 @@ def test_callback__unknown_event_type__stored_as_unknown_and_visible(client, tp_
     assert state_items(tp_app.tp_app_id) == []
 
 
+def test_events_replay__handler_deployed_after_unknown_events__applied_once_newest_state_wins(
+        client, tp_app, queue, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from rewardgate_ops.cli import rewardgate
+
+    # GIVEN two events of a type nobody handled yet, stored UNKNOWN (the newer one posted first)
+    app_id = fresh_id("tt")
+    older, newer = ({"AppId": app_id, "TpAppId": tp_app.tp_app_id, "EventTime": at, "Event": "APPLY_GAME_CAPABILITY",
+                     "ApplyGameCapabilityResults": {"status": status}}
+                    for at, status in (("2024-05-01 12:00:00", "AUDITING"), ("2024-05-01 13:00:00", "PASS")))
+    for event in (newer, older):
+        assert_success(post(client, tp_app.tp_app_id, platform_body(tp_app, event)))
+    queue.drain()
+    assert {r.status for r in stored_events(tp_app.tp_app_id)} == {"UNKNOWN"}
+    # WHEN its handler is deployed and the operator replays that type
+    monkeypatch.setitem(events.HANDLERS, "APPLY_GAME_CAPABILITY",
+                        events._single_result("game_capability", "ApplyGameCapabilityResults"))
+    replay = CliRunner().invoke(rewardgate, ["--state-dir", str(tmp_path), "events", "replay",
+                                             "--tp-app-id", tp_app.tp_app_id, "--type", "APPLY_GAME_CAPABILITY"])
+    delivered = queue.drain()
+    # THEN both are re-queued once and applied; the state holds the newer result, whatever the order
+    assert replay.exit_code == 0, replay.output
+    assert json.loads(replay.stdout) == {"tp_app_id": tp_app.tp_app_id, "event_type": "APPLY_GAME_CAPABILITY",
+                                         "examined": 2, "reopened": 2, "send_failed": 0}
+    assert delivered == 2
+    assert {(r.status, r.unapplied_bucket, r.note) for r in stored_events(tp_app.tp_app_id)} == {
+        ("APPLIED", None, None)}
+    state = client.http.get(f"/v1/tp-apps/{tp_app.tp_app_id}/apps/{app_id}").json_body
+    game = state["review"]["game_capability"]
+    assert (game["data"], game["event_time"]) == ({"status": "PASS"}, "2024-05-01T13:00:00+08:00")
+    # AND a second replay finds nothing left to do
+    again = CliRunner().invoke(rewardgate, ["--state-dir", str(tmp_path), "events", "replay",
+                                            "--tp-app-id", tp_app.tp_app_id, "--type", "APPLY_GAME_CAPABILITY"])
+    assert json.loads(again.stdout)["reopened"] == 0
+    assert queue.drain() == 0
+
+
+def test_events_replay__bad_event_type__usage_error_names_it(tmp_path):
+    from click.testing import CliRunner
+
+    from rewardgate_ops.cli import rewardgate
+
+    result = CliRunner().invoke(rewardgate, ["--state-dir", str(tmp_path), "events", "replay",
+                                             "--tp-app-id", "tt1", "--type", "NOT A TYPE"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--type': must be 1-64 characters" in result.output
+
+
 def test_callback__genuine_but_malformed_event__marked_malformed_not_retried(client, tp_app, queue):
     event = sample_event("AUTHORIZED", AppId=fresh_id("tt"), TpAppId=tp_app.tp_app_id, EventTime="yesterday")
     body = platform_body(tp_app, event)

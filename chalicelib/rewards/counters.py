@@ -53,10 +53,30 @@ def read_shards(counter_id: str) -> list[ShardState]:
 
 
 def sum_shards(counter_id: str, shard_count: int) -> tuple[int, int]:
-    """(amount, count) summed over shards 0..shard_count-1 of an additive counter, strongly consistent."""
-    keys = [shard_key(counter_id, i) for i in range(shard_count)]
+    """(amount, count) summed over every shard an additive counter ever used, strongly consistent.
+
+    That is the larger of `shard_count` (today's setting) and the head's count (every count writers have
+    recorded), so lowering RG_DISTRIBUTED_SHARDS never hides amounts already added to higher shards.
+    """
+    keys = [shard_key(counter_id, i) for i in range(max(shard_count, allocated_shards(counter_id)))]
     items = with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
     return sum(int(i.amount or 0) for i in items), sum(int(i.count or 0) for i in items)
+
+
+# Counters whose head this process has already raised to (at least) a count: one head write per counter
+# per process, not per tally. Bounded: a long-lived worker sees a new hourly counter every hour.
+_recorded: dict[str, int] = {}
+_RECORDED_MAX = 10_000
+
+
+def record_shards(counter_id: str, shard_count: int) -> None:
+    """Before adding to shards 0..shard_count-1 of an additive counter, make its head cover them."""
+    if _recorded.get(counter_id, 0) >= shard_count:
+        return
+    _allocate(counter_id, shard_count)
+    if len(_recorded) >= _RECORDED_MAX:
+        _recorded.clear()
+    _recorded[counter_id] = shard_count
 
 
 def _allocate(counter_id: str, shard_count: int) -> None:

@@ -29,7 +29,7 @@ from chalicelib.batch import process_sqs_batch
 from chalicelib.dynamo import cancellation_codes, connection, with_retries
 from chalicelib.errors import PoisonMessage
 from chalicelib.observability import logger
-from chalicelib.rewards import ids
+from chalicelib.rewards import counters, ids
 from chalicelib.rewards.orders import Order, parse_credit_message
 from chalicelib.rewards.tables import (
     ACCEPTED,
@@ -176,13 +176,16 @@ def write_tally(batch_id: str, group: TallyGroup, completed_by: str | None = Non
     shard = random.randrange(settings().distributed_shards)
     marker = CounterItem(marker_counter, marker_sk, amount=group.amount, count=group.count, updated_at_ms=now_ms,
                          completed_by=completed_by, expires_at=clock.utc_datetime(now_ms + TALLY_TTL_S * 1000))
+    counter_ids = (ids.distributed_counter_id(group.ns, group.asset),
+                   ids.distributed_hour_counter_id(group.ns, group.asset, group.hour))
+    for counter_id in counter_ids:
+        counters.record_shards(counter_id, settings().distributed_shards)
     token = uuid.uuid4().hex
 
     def attempt() -> None:
         with TransactWrite(connection=connection(), client_request_token=token) as tx:
             tx.save(marker, condition=CounterItem.sk.does_not_exist())
-            for counter_id in (ids.distributed_counter_id(group.ns, group.asset),
-                               ids.distributed_hour_counter_id(group.ns, group.asset, group.hour)):
+            for counter_id in counter_ids:
                 tx.update(
                     CounterItem(*ids.shard_key(counter_id, shard)),
                     actions=[CounterItem.amount.add(group.amount), CounterItem.count.add(group.count),

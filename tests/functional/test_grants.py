@@ -25,6 +25,7 @@ from tests.rewards_support import (
     install_signing_key,
     ledger_sums,
     make_campaign,
+    ns_of,
     order_id_of,
     order_item,
     orders_of,
@@ -150,6 +151,35 @@ def test_grant__coupon_scene__credited_into_the_template_wallet(client):
     assert (status, cash["balance"]) == (200, 0)
     status, totals = call(client, "GET", f"/v1/activities/{campaign.activity_id}/totals")
     assert totals["children"][0]["distributed"] == {"coupon:tpl1": {"amount": 1, "rewards": 1}}
+
+
+def test_totals__distributed_shards_lowered_after_credits__every_credited_fen_still_counted(client, monkeypatch):
+    from chalicelib import settings as settings_module
+    from chalicelib.rewards import counters, crediting, ids
+
+    campaign = make_campaign(client, total=10_000, shard_count=2, order_cap=500)
+    purge_credits()
+    try:
+        # GIVEN rewards credited while RG_DISTRIBUTED_SHARDS was 16, tallied onto the highest shard
+        monkeypatch.setenv("RG_DISTRIBUTED_SHARDS", "16")
+        settings_module.reset_settings()
+        monkeypatch.setattr(crediting, "random", types.SimpleNamespace(randrange=lambda n: n - 1))
+        status, _ = call(client, "POST", "/v1/grants/batch",
+                         {"grants": [campaign.grant_body(f"u{i}", amount=100 + i) for i in range(5)]})
+        assert status == 200
+        deliver_credits()
+        # WHEN the setting is lowered to 4 and the totals are read
+        monkeypatch.setenv("RG_DISTRIBUTED_SHARDS", "4")
+        settings_module.reset_settings()
+        status, totals = call(client, "GET", f"/v1/activities/{campaign.activity_id}/totals")
+    finally:
+        monkeypatch.undo()
+        settings_module.reset_settings()
+    # THEN nothing credited is hidden: the head remembers 16 shards and all of them are summed
+    assert status == 200
+    assert totals["children"][0]["distributed"] == {"CNY": {"amount": 510, "rewards": 5}}
+    counter = ids.distributed_counter_id(ns_of(campaign), "CNY")
+    assert counters.allocated_shards(counter) == 16
 
 
 # --- refusals: exact bodies, nothing written -------------------------------------------------

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_STAGE = "local"
 
 
-def stage_name() -> str:
+def stage_name(env: Mapping[str, str] | None = None) -> str:
     """The deployment stage that names every table, queue and secret (`rewardgate-{stage}-...`)."""
-    return os.environ.get("RG_STAGE", DEFAULT_STAGE)
+    return (os.environ if env is None else env).get("RG_STAGE", DEFAULT_STAGE)
 
 
 def resource_name(logical: str, stage: str | None = None) -> str:
@@ -24,8 +25,8 @@ def resource_name(logical: str, stage: str | None = None) -> str:
     return f"rewardgate-{stage or stage_name()}-{logical}"
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -67,25 +68,26 @@ class Settings:
         return f"{self.secret_prefix}/tp-apps/{tp_app_id}"
 
 
-def load_settings() -> Settings:
-    """Read settings from the environment now (uncached); `settings()` is the cached accessor."""
-    stage = stage_name()
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment (or `env`) now, uncached; `settings()` is the cached accessor."""
+    env = os.environ if env is None else env
+    stage = stage_name(env)
     return Settings(
         stage=stage,
-        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-        callback_max_body_bytes=_int("RG_CALLBACK_MAX_BODY_BYTES", 64 * 1024),
-        callback_max_skew_s=_int("RG_CALLBACK_MAX_SKEW_S", 300),
-        event_ttl_days=_int("RG_EVENT_TTL_DAYS", 7),
-        received_sla_s=_int("RG_RECEIVED_SLA_S", 120),
-        app_id=os.environ.get("RG_APP_ID", "rewardgate"),
-        hour_buckets=_int("RG_HOUR_BUCKETS", 16),
-        distributed_shards=_int("RG_DISTRIBUTED_SHARDS", 8),
-        config_cache_s=_int("RG_CONFIG_CACHE_S", 5),
-        accepted_sla_s=_int("RG_ACCEPTED_SLA_S", 600),
-        api_instances=max(1, _int("RG_API_INSTANCES", 1)),
-        reconcile_grace_s=_int("RG_RECONCILE_GRACE_S", 300),
-        payout_provider=os.environ.get("RG_PAYOUT_PROVIDER", "fake"),
-        secret_prefix=os.environ.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        callback_max_body_bytes=_int(env, "RG_CALLBACK_MAX_BODY_BYTES", 64 * 1024),
+        callback_max_skew_s=_int(env, "RG_CALLBACK_MAX_SKEW_S", 300),
+        event_ttl_days=_int(env, "RG_EVENT_TTL_DAYS", 7),
+        received_sla_s=_int(env, "RG_RECEIVED_SLA_S", 120),
+        app_id=env.get("RG_APP_ID", "rewardgate"),
+        hour_buckets=_int(env, "RG_HOUR_BUCKETS", 16),
+        distributed_shards=_int(env, "RG_DISTRIBUTED_SHARDS", 8),
+        config_cache_s=_int(env, "RG_CONFIG_CACHE_S", 5),
+        accepted_sla_s=_int(env, "RG_ACCEPTED_SLA_S", 600),
+        api_instances=max(1, _int(env, "RG_API_INSTANCES", 1)),
+        reconcile_grace_s=_int(env, "RG_RECONCILE_GRACE_S", 300),
+        payout_provider=env.get("RG_PAYOUT_PROVIDER", "fake"),
+        secret_prefix=env.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
     )
 
 

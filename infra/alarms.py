@@ -1,7 +1,9 @@
 """CloudWatch alarms and the SNS topic they notify.
 
 - every dead-letter queue: a message in it means a record failed `maxReceiveCount` times;
-- reconciliation: the `ReconciliationDiscrepancies` metric the reconciler emits (EMF) is above 0;
+- reconciliation: the `ReconciliationDiscrepancies` metric the reconciler emits (EMF) is above 0; its
+  `ReconciliationPassesBehind` metric is above 0 or missing for an hour (a pass is late, or the schedule
+  stopped);
 - every function: an invocation failed as a whole (unhandled error or timeout). Per-record failures
   of the SQS workers are not errors; they show up as redeliveries and, in the end, as DLQ depth;
 - the credits queue: its oldest message is older than the ACCEPTED SLA (crediting falls behind);
@@ -14,14 +16,14 @@ from typing import Any
 
 from chalicelib.observability import NAMESPACE, SERVICE
 from chalicelib.queues import ALL_QUEUES, CREDITS
-from chalicelib.settings import load_settings
-from infra.lambdas import LambdaFunction
+from infra.lambdas import LambdaFunction, deployed_settings
 from infra.template import logical_id
 
 TOPIC_ID = "AlarmTopic"
 EMAIL_PARAMETER = "AlarmEmail"
 HAS_EMAIL = "HasAlarmEmail"
 DISCREPANCY_METRIC = "ReconciliationDiscrepancies"
+BEHIND_METRIC = "ReconciliationPassesBehind"
 API_5XX_RATE = 0.01
 
 
@@ -31,7 +33,7 @@ def discrepancy_dimensions(stage: str) -> dict[str, str]:
 
 
 def _alarm(stage: str, name: str, description: str, metric: dict[str, Any], *, threshold: float,
-           statistic: str = "Maximum", period_s: int = 300) -> dict[str, Any]:
+           statistic: str = "Maximum", period_s: int = 300, missing_data: str = "notBreaching") -> dict[str, Any]:
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
@@ -43,8 +45,8 @@ def _alarm(stage: str, name: str, description: str, metric: dict[str, Any], *, t
             "EvaluationPeriods": 1,
             "Threshold": threshold,
             "ComparisonOperator": "GreaterThanThreshold",
-            # No data means nothing happened (no DLQ message, no run, no invocation), not a failure.
-            "TreatMissingData": "notBreaching",
+            # Mostly, no data means nothing happened (no DLQ message, no invocation), not a failure.
+            "TreatMissingData": missing_data,
             "AlarmActions": [{"Ref": TOPIC_ID}],
             "OKActions": [{"Ref": TOPIC_ID}],
         },
@@ -97,6 +99,14 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
         {"Namespace": NAMESPACE, "MetricName": DISCREPANCY_METRIC, "Dimensions": _dims(discrepancy_dimensions(stage))},
         threshold=0,
     )
+    resources["ReconciliationBehindAlarm"] = _alarm(
+        stage, "reconciliation-behind",
+        "An hourly reconciliation pass did not finish in its hour and is still unfinished, or the reconciler "
+        "has not run for an hour (no data). The reconciler's log line 'reconciliation behind' names the passes; "
+        "rewardgate reconcile --hour H runs one by hand.",
+        {"Namespace": NAMESPACE, "MetricName": BEHIND_METRIC, "Dimensions": _dims(discrepancy_dimensions(stage))},
+        threshold=0, period_s=3600, missing_data="breaching",
+    )
     for fn in functions:
         resources[f"{fn.logical_id}ErrorsAlarm"] = _alarm(
             stage, f"{fn.name}-errors",
@@ -105,7 +115,8 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
              "Dimensions": _dims({"FunctionName": {"Ref": fn.logical_id}})},
             threshold=0, statistic="Sum",
         )
-    sla_s = load_settings().accepted_sla_s
+    # The SLA the deployed reconciler re-drives after, from the stage's configuration.
+    sla_s = deployed_settings(stage, "reconciler").accepted_sla_s
     resources[logical_id(CREDITS.logical, "QueueAgeAlarm")] = _alarm(
         stage, f"{CREDITS.logical}-queue-behind",
         f"The oldest credit message is older than the ACCEPTED SLA ({sla_s} s): crediting is slower than granting. "

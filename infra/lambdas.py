@@ -17,6 +17,7 @@ from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
 from chalice.utils import to_cfn_resource_name
 
 from chalicelib.queues import ALL_QUEUES, QueueSpec
+from chalicelib.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 API_HANDLER = "api_handler"
@@ -70,6 +71,11 @@ def chalice_config(stage: str, function_name: str) -> Config:
     config_from_disk = json.loads((ROOT / ".chalice" / "config.json").read_text())
     return Config(chalice_stage=stage, function_name=function_name, config_from_disk=config_from_disk,
                   user_provided_params={"project_dir": str(ROOT)})
+
+
+def deployed_settings(stage: str, function_name: str) -> Settings:
+    """The settings one function of `stage` reads in AWS: `.chalice/config.json`'s variables, not this shell's."""
+    return load_settings(chalice_config(stage, function_name).environment_variables)
 
 
 def _queue_spec(event: SQSEventConfig) -> QueueSpec:

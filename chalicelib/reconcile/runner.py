@@ -86,10 +86,21 @@ def pass_for(hour: str, now_ms: int) -> int:
     return 1 if now_ms < closes + HOUR_MS else 2
 
 
+# A pass the schedule could not finish within its hour is continued for this many hours more.
+LOOKBACK_HOURS = 6
+ON_TIME_RUNS = 2
+
+
 def due_runs(now_ms: int) -> list[tuple[str, int]]:
-    """What the hourly schedule owes now: the previous hour's first pass and the one before's second."""
+    """What the hourly schedule owes now, newest first, if not done yet.
+
+    The last closed hour's first pass and the one before's second pass are on time; then the second pass
+    of each of the LOOKBACK_HOURS hours before those. One of these still owed is a pass that did not
+    finish in its hour (a long hour, throttling, the schedule down): it is continued, never dropped,
+    and counted as behind. (An unfinished first pass is superseded by its hour's second pass.)
+    """
     latest_closed = clock.hour_of(now_ms - HOUR_MS - grace_ms())
-    return [(latest_closed, 1), (clock.hour_of(clock.hour_start_ms(latest_closed) - HOUR_MS), 2)]
+    return [(latest_closed, 1)] + [(next_hour(latest_closed, -back), 2) for back in range(1, LOOKBACK_HOURS + 2)]
 
 
 class Budget:
@@ -554,6 +565,12 @@ def _run_level(hour: str, pass_no: int, agg: _Aggregate) -> dict[str, Any]:
     return {"dlq_depths": depths, "events_unapplied": len(unapplied), "events_unapplied_ids": unapplied[:F.MAX_LISTED]}
 
 
+def _deferred_ns(deferred: str) -> str:
+    """The child activity a deferred check belongs to: `wallet:{ns}#...` or `redrive:{ns}|...`."""
+    kind, _, rest = deferred.partition(":")
+    return rest.partition("|")[0] if kind == "redrive" else rest.partition("#")[0]
+
+
 def _report(hour: str, pass_no: int, ns: str, agg: _Aggregate, completed: int) -> dict[str, Any]:
     discrepancies, count = _discrepancies(agg.listed.get(ns, {}))
     redriven = agg.redriven.get(ns, {"count": 0, "items": []})
@@ -563,7 +580,7 @@ def _report(hour: str, pass_no: int, ns: str, agg: _Aggregate, completed: int) -
         **asdict(agg.totals.get(ns, F.Totals())),
         "redriven": redriven["count"], "redriven_orders": redriven["items"],
         "tallies_completed": completed,
-        "deferred_checks": sorted({d for d in agg.deferred if ns in d}),
+        "deferred_checks": sorted({d for d in agg.deferred if _deferred_ns(d) == ns}),
         "discrepancies": discrepancies,
         "discrepancy_count": count,
         "ok": count == 0,
@@ -666,13 +683,30 @@ def reports(hour: str) -> list[dict[str, Any]]:
 
 
 def scheduled(budget: Budget) -> list[RunStatus]:
-    """The schedule's work: start or continue the due passes, oldest first, while time is left."""
-    done = []
-    for hour, pass_no in sorted(due_runs(clock.now_ms()), key=lambda r: r[0]):
-        head = status(hour, pass_no)
-        if head is not None and head["status"] == "done":
-            continue
-        if done and budget.expired():
+    """The schedule's work: start or continue the due passes, oldest first, while time is left.
+
+    Every invocation emits `ReconciliationPassesBehind` (late passes still unfinished when it stops): an
+    alarm fires when it is above 0, and when it is missing (the schedule itself stopped running).
+    """
+    due = due_runs(clock.now_ms())
+    late = set(due[ON_TIME_RUNS:])
+    owed = [(hour, pass_no) for hour, pass_no in due
+            if (head := status(hour, pass_no)) is None or head["status"] != "done"]
+    ran: list[RunStatus] = []
+    for hour, pass_no in sorted(owed, key=lambda r: r[0]):
+        if ran and budget.expired():
             break
-        done.append(run(hour, pass_no, budget))
-    return done
+        ran.append(run(hour, pass_no, budget))
+    finished = {(r.hour, r.pass_no) for r in ran if r.status == "done"}
+    behind = sorted(r for r in owed if r in late and r not in finished)
+    _emit_behind(behind)
+    return ran
+
+
+def _emit_behind(behind: list[tuple[str, int]]) -> None:
+    with single_metric(name="ReconciliationPassesBehind", unit=MetricUnit.Count, value=len(behind),
+                       namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="stage", value=settings().stage)
+    if behind:
+        logger.error("reconciliation behind", extra={
+            "passes": [f"{display_hour(hour)} pass {pass_no}" for hour, pass_no in behind]})

@@ -297,9 +297,40 @@ def test_reconcile_schedule__due_passes__are_previous_hour_first_pass_and_the_on
     # GIVEN a time 10 minutes into the hour after next
     fake.ms = hour_start + 2 * HOUR_MS + 10 * MINUTE_MS
     # THEN the schedule owes h+1 of the last closed hour and h+2 of the one before
-    assert runner.due_runs(fake.ms) == [(runner.next_hour(hour), 1), (hour, 2)]
+    assert runner.due_runs(fake.ms)[:runner.ON_TIME_RUNS] == [(runner.next_hour(hour), 1), (hour, 2)]
     assert runner.pass_for(hour, fake.ms) == 2
     assert runner.pass_for(runner.next_hour(hour), fake.ms) == 1
+
+
+def test_reconcile_schedule__pass_unfinished_in_its_hour__continued_later_and_reported_behind_until_done(
+        hour_clock, capsys):
+    fake, hour, hour_start = hour_clock
+    client = chalice_client()
+    purge_credits()
+    # GIVEN an hour of traffic whose second pass (h+2) stopped after one step and was not resumed in its hour
+    campaign, granted = hour_of_traffic(client, fake, users=10, seed=5)
+    fake.ms = hour_start + 2 * HOUR_MS + 10 * MINUTE_MS
+    assert runner.run(hour, 2, runner.Budget(0)).status == "running"
+    fake.ms = hour_start + 4 * HOUR_MS + 10 * MINUTE_MS
+    assert (hour, 2) in runner.due_runs(fake.ms)[runner.ON_TIME_RUNS:]
+    capsys.readouterr()
+
+    # WHEN the schedule runs two hours later with time for one step only
+    runner.scheduled(runner.Budget(0))
+    # THEN the late pass is still owed and said to be behind (metric and log line name it)
+    out = capsys.readouterr().out
+    assert f'"{runner.display_hour(hour)} pass 2"' in out
+    assert runner.status(hour, 2)["status"] == "running"
+
+    # WHEN the schedule has time to finish what it owes
+    ran = runner.scheduled(runner.Budget(None))
+    # THEN the late pass completed from where it stopped, with the hour's full report, and nothing is behind
+    assert (hour, 2, "done") in {(r.hour, r.pass_no, r.status) for r in ran}
+    report = report_for(runner.reports(hour), campaign, pass_no=2)
+    assert (report["orders"], report["ok"]) == (len(granted), True)
+    lines = capsys.readouterr().out.splitlines()
+    emitted = [json.loads(line) for line in lines if '"ReconciliationPassesBehind"' in line]
+    assert emitted[-1]["ReconciliationPassesBehind"] == [0.0]
 
 
 def test_reconcile__stuck_order_while_crediting_lags__redrive_waits_for_h2(hour_clock):

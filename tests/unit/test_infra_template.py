@@ -97,7 +97,8 @@ def test_alarms__every_dlq_every_function_reconciliation_and_api__notify_the_top
     functions = lambdas.functions(STAGE)
     # THEN each DLQ, each function, the reconciliation metric and the API have one, all to the topic
     expected = ({"CreditsDeadLetterAlarm", "EventsDeadLetterAlarm", "ReconciliationDiscrepancyAlarm",
-                 "CreditsQueueAgeAlarm", "Api5xxAlarm"} | {f"{fn.logical_id}ErrorsAlarm" for fn in functions})
+                 "ReconciliationBehindAlarm", "CreditsQueueAgeAlarm", "Api5xxAlarm"}
+                | {f"{fn.logical_id}ErrorsAlarm" for fn in functions})
     assert set(found) == expected
     for alarm in found.values():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
@@ -127,6 +128,38 @@ def test_alarm__reconciliation__matches_the_metric_the_reconciler_emits(capsys, 
     assert directive["Namespace"] == alarm["Namespace"] == "rewardgate"
     assert [m["Name"] for m in directive["Metrics"]] == [alarm["MetricName"]] == [alarms.DISCREPANCY_METRIC]
     assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == emitted_dims
+
+
+def test_alarm__reconciliation_behind__matches_the_metric_and_fires_when_the_schedule_goes_silent(
+        capsys, monkeypatch):
+    from chalicelib.reconcile import runner
+    from chalicelib.settings import settings
+
+    deployed_env = json.loads((ROOT / ".chalice" / "config.json").read_text())["environment_variables"]
+    for name, value in deployed_env.items():
+        monkeypatch.setenv(name, value)
+    # WHEN the schedule reports two late passes
+    runner._emit_behind([("2026112201", 2), ("2026112202", 2)])
+    out = capsys.readouterr().out.splitlines()
+    emf = json.loads([line for line in out if '"_aws"' in line][-1])
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    alarm = merge_template(settings().stage)["Resources"]["ReconciliationBehindAlarm"]["Properties"]
+    # THEN the alarm watches exactly that metric, fires above 0, and treats a silent hour as breaching
+    assert [m["Name"] for m in directive["Metrics"]] == [alarm["MetricName"]] == [alarms.BEHIND_METRIC]
+    assert emf[alarms.BEHIND_METRIC] == [2.0]
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {n: emf[n] for n in directive["Dimensions"][0]}
+    assert (alarm["Threshold"], alarm["Period"], alarm["TreatMissingData"]) == (0, 3600, "breaching")
+    # AND the log line names the late passes
+    assert any('"reconciliation behind"' in line and "2026-11-22T01 pass 2" in line for line in out)
+
+
+def test_alarm__credits_queue_age__threshold_from_the_stage_config_not_the_packaging_shell(monkeypatch):
+    # GIVEN a packaging shell that happens to carry another SLA
+    monkeypatch.setenv("RG_ACCEPTED_SLA_S", "5")
+    # WHEN the prod template is built
+    alarm = merge_template("prod")["Resources"]["CreditsQueueAgeAlarm"]["Properties"]
+    # THEN the threshold is what the deployed reconciler uses (the prod stage sets none: the 600 s default)
+    assert alarm["Threshold"] == lambdas.deployed_settings("prod", "reconciler").accepted_sla_s == 600
 
 
 def test_chalice_config__stages__name_their_stage_and_hold_no_secrets():

@@ -191,11 +191,21 @@ def test_pass_for__by_age__not_closed_then_first_then_second():
     assert next_hour("2026112223") == "2026112300"
 
 
-def test_due_runs__just_after_grace__previous_hour_first_pass_and_the_one_before_second():
+def test_due_runs__just_after_grace__first_pass_of_the_last_hour_then_second_passes_back_six_more_hours():
     now = clock.hour_start_ms("2026112212") + 301_000
-    assert due_runs(now) == [("2026112211", 1), ("2026112210", 2)]
+    assert due_runs(now) == [("2026112211", 1), ("2026112210", 2), ("2026112209", 2), ("2026112208", 2),
+                             ("2026112207", 2), ("2026112206", 2), ("2026112205", 2), ("2026112204", 2)]
 
 
 def test_budget__zero__expired_and_none__never():
     assert Budget(0).expired() is True
     assert Budget(None).expired() is False
+
+
+def test_deferred_check__owner__exact_child_activity_not_a_substring_match():
+    from chalicelib.reconcile.runner import _deferred_ns
+
+    # activity "a" must not claim the deferred checks of activity "ba"
+    assert _deferred_ns("wallet:ba/formal#u1#CNY") == "ba/formal"
+    assert _deferred_ns("redrive:ba/formal|ba/formal#o1") == "ba/formal"
+    assert _deferred_ns("wallet:a/formal#u1#CNY") == "a/formal"

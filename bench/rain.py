@@ -142,14 +142,16 @@ def call(client: Any, method: str, path: str, body: Any = None) -> tuple[int, An
     return response.status_code, json.loads(response.body)
 
 
-def configure_campaign(client: Any, tag: str, shards: int, total: int, order_cap: int) -> str:
-    """An activity with a `formal` child open now and one cash scene `rain` with budget control."""
+def configure_campaign(client: Any, tag: str, shards: int, total: int, order_cap: int,
+                       window_ms: tuple[int, int] | None = None, label: str = "spring-festival") -> str:
+    """An activity with a `formal` child (open now, or over `window_ms`) and a cash scene `rain` with budget control."""
     now = int(time.time() * 1000)
-    activity_id = f"{tag}-spring-festival-{random.randrange(16**8):08x}"
+    starts_at_ms, ends_at_ms = window_ms or (now - HOUR_MS, now + 24 * HOUR_MS)
+    activity_id = f"{tag}-{label}-{random.randrange(16**8):08x}"
     status, body = call(client, "PUT", f"/v1/admin/activities/{activity_id}", {
         "name": f"bench {tag}",
         "children": [{"sub_activity_id": "formal", "purpose": "formal",
-                      "starts_at_ms": now - HOUR_MS, "ends_at_ms": now + 24 * HOUR_MS}]})
+                      "starts_at_ms": starts_at_ms, "ends_at_ms": ends_at_ms}]})
     if status != 200:
         raise RuntimeError(f"activity configuration failed: {status} {body}")
     status, body = call(client, "PUT", f"/v1/admin/activities/{activity_id}/scenes/rain", {
@@ -211,12 +213,7 @@ def run_grants(meter: Any, mode: Mode, activity_id: str, plan: list[tuple[str, s
                         errors[f"{item_status} {item_body.get('error', '')}".strip()] += 1
             progress.update(len(chunk))
 
-    workers = [threading.Thread(target=api_instance, name=f"api-{i}") for i in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    started = run_threads(api_instance, threads, "api")
     result.grant_s = time.perf_counter() - started
     result.granted = len(granted)
     result.grant_errors = errors
@@ -276,16 +273,22 @@ def run_credits(meter: Any, mode: Mode, queue: tuple[str, str], expected: int, t
             deliver_batch(sqs, url, arn, timed_worker, mode.worker_batch_size, wait_s=1,
                           function_name="credit_worker", failure_visibility_s=0)
 
-    workers = [threading.Thread(target=poller, name=f"worker-{i}") for i in range(threads)]
+    started = run_threads(poller, threads, "worker")
+    result.credit_s = (state["finished_at"] or time.perf_counter()) - started
+    result.credited = len(credited_ids)
+    result.duplicate_deliveries = state["successes"] - len(credited_ids)
+    result.credit_failures = state["failed"]
+
+
+def run_threads(target: Any, count: int, name: str) -> float:
+    """Run `target` on `count` threads (concurrent Lambda instances) and wait for all; returns their start time."""
+    workers = [threading.Thread(target=target, name=f"{name}-{i}") for i in range(count)]
     started = time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    result.credit_s = (state["finished_at"] or time.perf_counter()) - started
-    result.credited = len(credited_ids)
-    result.duplicate_deliveries = state["successes"] - len(credited_ids)
-    result.credit_failures = state["failed"]
+    return started
 
 
 def verify(client: Any, activity_id: str, granted: dict[str, tuple[str, int]]) -> dict[str, Any]:

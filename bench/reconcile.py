@@ -106,22 +106,11 @@ def configure_campaign(client: Any, fake: BenchClock, hour_start: int, tag: str,
 
     The child opens at the hour itself, so the stock checkpoint starts at this hour (no earlier hours to sum).
     """
-    from bench.rain import call
+    from bench import rain
 
     fake.ms = hour_start - 10 * MINUTE_MS
-    activity_id = f"{tag}-recon-{random.randrange(16**8):08x}"
-    status, body = call(client, "PUT", f"/v1/admin/activities/{activity_id}", {
-        "name": f"bench {tag}",
-        "children": [{"sub_activity_id": "formal", "purpose": "formal",
-                      "starts_at_ms": hour_start, "ends_at_ms": hour_start + 3 * HOUR_MS}]})
-    if status != 200:
-        raise RuntimeError(f"activity configuration failed: {status} {body}")
-    status, body = call(client, "PUT", f"/v1/admin/activities/{activity_id}/scenes/rain", {
-        "award_type": "cash", "order_cap": order_cap, "total": total, "shard_count": shards,
-        "stock_control": True, "bill_text": "red packet rain"})
-    if status != 200:
-        raise RuntimeError(f"scene configuration failed: {status} {body}")
-    return activity_id
+    return rain.configure_campaign(client, tag, shards, total, order_cap,
+                                   window_ms=(hour_start, hour_start + 3 * HOUR_MS), label="recon")
 
 
 # --- seeding one hour --------------------------------------------------------------------------
@@ -213,13 +202,9 @@ def seed_hour(fake: BenchClock, activity_id: str, hour_start: int, plan: list[tu
                     failures["credit record failed"] += len(failed)
             progress.update(len(placed))
 
-    workers = [threading.Thread(target=seeder, name=f"seed-{i}") for i in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    result.seed_s = time.perf_counter() - started
+    from bench.rain import run_threads
+
+    result.seed_s = time.perf_counter() - run_threads(seeder, threads, "seed")
     result.seed_failures = failures
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
+from pynamodb.expressions.condition import Condition
 
 from chalicelib import clients
 from chalicelib.callbacks.events import UNKNOWN, Summary
@@ -91,6 +92,17 @@ def get_event(event_id: str) -> EventRecord | None:
         raise StorageUnavailable("could not read the event") from exc
 
 
+def _update_if(record: EventRecord, actions: list, condition: Condition, failure: str) -> bool:
+    """Apply `actions` if `condition` holds: True if applied, False if it did not hold."""
+    try:
+        with_retries(lambda: record.update(actions=actions, condition=condition))
+    except UpdateError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise StorageUnavailable(failure) from exc
+    return True
+
+
 def finish(record: EventRecord, status: str, note: str | None, now_ms: int) -> bool:
     """Move a RECEIVED event to its final status and out of the sweeper's index; False if already moved."""
     actions = [
@@ -101,13 +113,7 @@ def finish(record: EventRecord, status: str, note: str | None, now_ms: int) -> b
     ]
     if note:
         actions.append(EventRecord.note.set(note[:500]))
-    try:
-        with_retries(lambda: record.update(actions=actions, condition=EventRecord.status == RECEIVED))
-    except UpdateError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise StorageUnavailable("could not update the event") from exc
-    return True
+    return _update_if(record, actions, EventRecord.status == RECEIVED, "could not update the event")
 
 
 def reopen(record: EventRecord, now_ms: int) -> bool:
@@ -124,13 +130,7 @@ def reopen(record: EventRecord, now_ms: int) -> bool:
         EventRecord.applied_at_ms.remove(),
         EventRecord.note.remove(),
     ]
-    try:
-        with_retries(lambda: record.update(actions=actions, condition=EventRecord.status == UNKNOWN))
-    except UpdateError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise StorageUnavailable("could not reopen the event") from exc
-    return True
+    return _update_if(record, actions, EventRecord.status == UNKNOWN, "could not reopen the event")
 
 
 @dataclass(frozen=True)
@@ -160,13 +160,7 @@ def reschedule(found: Overdue, next_due_ms: int) -> bool:
     # event the worker finished in between (no due time any more) is left alone.
     condition = (EventRecord.status == RECEIVED) & (EventRecord.due_at_ms == found.due_at_ms)
     actions = [EventRecord.due_at_ms.set(next_due_ms), EventRecord.sweep_attempts.set(found.sweep_attempts + 1)]
-    try:
-        with_retries(lambda: record.update(actions=actions, condition=condition))
-    except UpdateError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise StorageUnavailable("could not reschedule the event") from exc
-    return True
+    return _update_if(record, actions, condition, "could not reschedule the event")
 
 
 def query_events(tp_app_id: str, event_type: str | None, limit: int,

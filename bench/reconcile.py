@@ -204,7 +204,8 @@ def seed_hour(fake: BenchClock, activity_id: str, hour_start: int, plan: list[tu
 
     from bench.rain import run_threads
 
-    result.seed_s = time.perf_counter() - run_threads(seeder, threads, "seed")
+    started = run_threads(seeder, threads, "seed")
+    result.seed_s = time.perf_counter() - started
     result.seed_failures = failures
 
 

@@ -88,6 +88,16 @@ def hour_bucket(hour: str, bucket: int) -> str:
     return f"{hour}#{bucket}"
 
 
+def wallet_hour_bucket(hour: str, wallet_id: str, buckets: int) -> str:
+    """Hour-index partition of an order or ledger entry: chosen by its wallet.
+
+    Invariant: every order and ledger entry of one wallet in one hour shares one bucket, so the reconciler
+    checks each wallet in exactly one bucket step, however often the pass is resumed. Writes still spread
+    over all buckets (wallets are many; one user's rewards in an hour are few).
+    """
+    return hour_bucket(hour, bucket_of(wallet_id, buckets))
+
+
 def shard_order(key: str, shard_count: int) -> list[int]:
     """The shards a grant tries, in order: a home shard chosen by the order key, then the others.
 

@@ -117,12 +117,12 @@ def decide_order(request: GrantRequest, activity: Activity, child: Child, scene:
     oid = ids.order_id(request.act_id, request.scene_id, request.rain_id, request.award_type, request.stage)
     key = ids.order_key(ns, oid)
     hour = clock.hour_of(now_ms)
+    wallet_id = ids.wallet_id(ns, request.act_id, scene.asset)
     return Order(
         order_key=key, order_id=oid, activity_id=activity.activity_id, sub_activity_id=child.sub_activity_id,
         scene_id=scene.scene_id, act_id=request.act_id, rain_id=request.rain_id, award_type=request.award_type,
-        stage=request.stage, amount=request.amount, asset=scene.asset,
-        wallet_id=ids.wallet_id(ns, request.act_id, scene.asset), order_cap=scene.order_cap,
-        created_at_ms=now_ms, hour=hour, hour_bucket=ids.hour_bucket(hour, ids.bucket_of(key, hour_buckets)),
+        stage=request.stage, amount=request.amount, asset=scene.asset, wallet_id=wallet_id, order_cap=scene.order_cap,
+        created_at_ms=now_ms, hour=hour, hour_bucket=ids.wallet_hour_bucket(hour, wallet_id, hour_buckets),
         bill_text=scene.bill_text,
     )
 

@@ -158,7 +158,7 @@ def _debit(wallet_id: str, request: WithdrawalRequest, act_id: str, sub_activity
         wallet_id, entry_key, kind=WITHDRAWAL, amount=request.amount, sub_activity_id=sub_activity_id,
         request_id=request.request_id, bill_text="withdrawal", posted_at_ms=now_ms,
         time_key=time_key(now_ms, entry_key), hour=hour,
-        hour_bucket=ids.hour_bucket(hour, ids.bucket_of(f"{wallet_id}#{entry_key}", settings().hour_buckets)),
+        hour_bucket=ids.wallet_hour_bucket(hour, wallet_id, settings().hour_buckets),
     )
     record = WithdrawalItem(
         wallet_id, request.request_id, amount=request.amount, status=PAYOUT_PENDING, created_at_ms=now_ms,
@@ -227,7 +227,7 @@ def _refund(record: WithdrawalItem, reason: str, now_ms: int) -> None:
         wallet_id, entry_key, kind=REFUND, amount=amount, sub_activity_id=wallet.sub_activity_id if wallet else "",
         request_id=request_id, bill_text="withdrawal refund", posted_at_ms=now_ms,
         time_key=time_key(now_ms, entry_key), hour=hour,
-        hour_bucket=ids.hour_bucket(hour, ids.bucket_of(f"{wallet_id}#{entry_key}", settings().hour_buckets)),
+        hour_bucket=ids.wallet_hour_bucket(hour, wallet_id, settings().hour_buckets),
     )
     token = uuid.uuid4().hex
 

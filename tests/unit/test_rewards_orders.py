@@ -41,8 +41,16 @@ def test_decide_order__cash__every_fact_fixed_by_request_child_scene_and_time():
     assert order.wallet_id == "act1/formal#user1#CNY"
     assert (order.amount, order.asset, order.order_cap, order.bill_text) == (300, "CNY", 500, "rain reward")
     assert (order.created_at_ms, order.hour) == (at, "2024050104")
-    assert order.hour_bucket == f"2024050104#{ids.bucket_of(order.order_key, 16)}"
+    assert order.hour_bucket == f"2024050104#{ids.bucket_of(order.wallet_id, 16)}"
     assert order.status_name == "ACCEPTED" and order.shard is None
+
+
+def test_decide_order__one_users_rewards_in_an_hour__share_one_hour_bucket_so_reconciliation_checks_the_wallet_once():
+    at = T0 + H // 2
+    orders = [decide_order(parse_grant(grant_body(rain_id=f"r{i}")), ACTIVITY, ACTIVITY.child_at(at), CASH_SCENE,
+                           at + i, hour_buckets=256) for i in range(20)]
+    assert len({o.order_key for o in orders}) == 20
+    assert {o.hour_bucket for o in orders} == {ids.wallet_hour_bucket("2024050104", orders[0].wallet_id, 256)}
 
 
 def test_decide_order__same_request_in_another_child__another_order_and_wallet():

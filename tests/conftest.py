@@ -33,8 +33,8 @@ os.environ.update(
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(_name, None)
 
-# Fixtures shared by the callback suites (tp_app, queue).
-pytest_plugins = ["tests.callback_fixtures"]
+# Fixtures shared by the functional and integration suites (client, tp_app, queue).
+pytest_plugins = ["tests.shared_fixtures"]
 
 
 def uid(prefix: str = "t") -> str:

@@ -14,19 +14,11 @@ from tests.rewards_support import (
     HOUR_MS,
     Campaign,
     call,
-    chalice_client,
     grant_direct,
-    install_signing_key,
     make_campaign,
     shard_index,
     stock_shards,
 )
-
-
-@pytest.fixture(scope="module")
-def client():
-    install_signing_key()
-    return chalice_client()
 
 
 def scene_path(campaign: Campaign) -> str:

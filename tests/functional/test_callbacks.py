@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib.callbacks import events, reads
 from chalicelib.callbacks.tables import AppStateItem, EventRecord
 from chalicelib.secrets import put_tp_app
@@ -25,13 +22,7 @@ from tests.callback_factory import (
     post,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 REJECTED = {"error": "rejected"}
-
-
-@pytest.fixture(scope="module")
-def client():
-    return Client(app, stage_name="local", project_dir=str(ROOT))
 
 
 def stored_events(tp_app_id: str) -> list[EventRecord]:

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib import clock
 from chalicelib.routes import callbacks as routes
 from chalicelib.secrets import put_tp_app
 from rewardgate_ops.sample_events import channel_of, sample_event
 from tests.callback_factory import EventsQueue, event_id_of, fresh_id, new_credentials, platform_body, post
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def client():
-    return Client(app, stage_name="local", project_dir=str(ROOT))
 
 
 @pytest.fixture

@@ -17,12 +17,10 @@ from tests.rewards_support import (
     HOUR_MS,
     Campaign,
     call,
-    chalice_client,
     credit_messages_of,
     deliver_credits,
     distributed,
     grant_direct,
-    install_signing_key,
     ledger_sums,
     make_campaign,
     ns_of,
@@ -36,12 +34,6 @@ from tests.rewards_support import (
     switch,
     wallet_id_of,
 )
-
-
-@pytest.fixture(scope="module")
-def client():
-    install_signing_key()
-    return chalice_client()
 
 
 @pytest.fixture

@@ -3,17 +3,13 @@ orders, wallets, stock counters and distributed totals."""
 
 from __future__ import annotations
 
-import pytest
-
 from chalicelib import clock
 from tests.conftest import uid
 from tests.rewards_support import (
     HOUR_MS,
     Campaign,
     call,
-    chalice_client,
     deliver_credits,
-    install_signing_key,
     ledger_sums,
     make_campaign,
     order_item,
@@ -22,12 +18,6 @@ from tests.rewards_support import (
     wallet_id_of,
     withdrawal_body,
 )
-
-
-@pytest.fixture(scope="module")
-def client():
-    install_signing_key()
-    return chalice_client()
 
 
 def test_children__same_grant_in_each_window__independent_orders_wallets_counters_and_totals(client, monkeypatch):

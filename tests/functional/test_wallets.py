@@ -15,11 +15,9 @@ from tests.conftest import uid
 from tests.rewards_support import (
     Campaign,
     call,
-    chalice_client,
     credit_message_for,
     distributed,
     grant_direct,
-    install_signing_key,
     ledger_sums,
     make_campaign,
     order_id_of,
@@ -31,12 +29,6 @@ from tests.rewards_support import (
     wallet_item,
     withdrawal_body,
 )
-
-
-@pytest.fixture(scope="module")
-def client():
-    install_signing_key()
-    return chalice_client()
 
 
 @pytest.fixture

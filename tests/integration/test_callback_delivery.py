@@ -4,13 +4,10 @@ between storing and enqueueing (the sweeper's job), and a queue message that can
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from chalice.test import Client
 
-from app import app
 from chalicelib import clients, clock
 from chalicelib.callbacks import events, sweeper
 from chalicelib.callbacks.tables import EventRecord
@@ -20,13 +17,6 @@ from chalicelib.settings import settings
 from rewardgate_ops.lambda_events import LocalLambdaContext, scheduled_event
 from rewardgate_ops.sample_events import sample_event
 from tests.callback_factory import event_id_of, fresh_id, platform_body, post
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def client():
-    return Client(app, stage_name="local", project_dir=str(ROOT))
 
 
 def run_sweeper() -> dict:

@@ -7,24 +7,15 @@ import os
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib.callbacks import apply, events
 from chalicelib.callbacks.tables import AppStateItem, EventRecord
 from rewardgate_ops.sample_events import sample_event
 from tests.callback_factory import event_id_of, fresh_id, platform_body, post
 
-ROOT = Path(__file__).resolve().parents[2]
 T0_MS = events.parse_platform_time("2024-05-01 12:00:00")
-
-
-@pytest.fixture
-def client():
-    return Client(app, stage_name="local", project_dir=str(ROOT))
 
 
 @pytest.fixture

@@ -22,14 +22,12 @@ from rewardgate_ops.lambda_events import LocalLambdaContext, sqs_event
 from tests.conftest import uid
 from tests.rewards_support import (
     call,
-    chalice_client,
     credit_messages_of,
     credit_records,
     deliver_credits,
     deliver_credits_concurrently,
     distributed,
     grant_direct,
-    install_signing_key,
     ledger_sums,
     make_campaign,
     order_item,
@@ -42,12 +40,6 @@ from tests.rewards_support import (
     withdraw_direct,
     withdrawal_body,
 )
-
-
-@pytest.fixture(scope="module")
-def client():
-    install_signing_key()
-    return chalice_client()
 
 
 @pytest.fixture

@@ -17,13 +17,11 @@ from tests.conftest import uid
 from tests.rewards_support import (
     Campaign,
     call,
-    chalice_client,
     credit_message_for,
     credit_messages_of,
     deliver_credits,
     distributed,
     grant_direct,
-    install_signing_key,
     ledger_sums,
     make_campaign,
     order_id_of,
@@ -40,12 +38,6 @@ from tests.rewards_support import (
     withdraw_direct,
     withdrawal_body,
 )
-
-
-@pytest.fixture(scope="module")
-def client():
-    install_signing_key()
-    return chalice_client()
 
 
 @pytest.fixture

@@ -17,11 +17,9 @@ from chalicelib.routes.rewards import credit_worker
 from rewardgate_ops.lambda_events import deliver_batch
 from tests.conftest import uid
 from tests.rewards_support import (
-    chalice_client,
     credit_message_for,
     distributed,
     grant_direct,
-    install_signing_key,
     ledger,
     ledger_sums,
     make_campaign,
@@ -30,12 +28,6 @@ from tests.rewards_support import (
     wallet_id_of,
     wallet_item,
 )
-
-
-@pytest.fixture(scope="module")
-def client():
-    install_signing_key()
-    return chalice_client()
 
 
 @pytest.fixture

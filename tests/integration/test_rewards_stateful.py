@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import ClassVar
 
-import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
@@ -25,11 +24,9 @@ from chalicelib.rewards import payouts, wallets
 from chalicelib.rewards.tables import CREDITED
 from tests.conftest import uid
 from tests.rewards_support import (
-    chalice_client,
     credit_message_for,
     distributed,
     grant_direct,
-    install_signing_key,
     ledger_sums,
     make_campaign,
     orders_of,
@@ -43,12 +40,6 @@ from tests.rewards_support import (
 )
 
 USERS = ("alice", "bob")
-
-
-@pytest.fixture(scope="module")
-def client():
-    install_signing_key()
-    return chalice_client()
 
 
 class RewardsMachine(RuleBasedStateMachine):

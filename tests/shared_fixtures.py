@@ -1,4 +1,4 @@
-"""Fixtures shared by the callback suites (functional and integration), loaded from tests/conftest.py.
+"""Fixtures shared by the functional and integration suites, loaded from tests/conftest.py.
 
 chalicelib is imported inside the fixtures, not at module level: the root conftest must set the
 environment (table and queue names) before anything from chalicelib is imported.
@@ -9,9 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from chalice.test import Client
 
 from chalicelib.secrets import TpAppCredentials
 from tests.callback_factory import EventsQueue, new_credentials
+
+
+@pytest.fixture(scope="module")
+def client(aws_stack) -> Client:
+    """A chalice test client over the real app (local stage), with a reward-token signing key installed."""
+    from tests.rewards_support import chalice_client, install_signing_key
+
+    install_signing_key()
+    return chalice_client()
 
 
 @pytest.fixture

@@ -419,8 +419,8 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
                 f"+ {slope:.4f} per order; wall time ~= {first.reconcile_s - time_slope * first.orders:.1f} s fixed + "
                 f"{1000 * time_slope:.3f} ms per order")
         else:
-            out("no line through the sizes: they took different numbers of invocations, and a wallet is checked "
-                "again in every invocation that meets it (see 'wallet checks per wallet')")
+            out("no line through the sizes: they took different numbers of invocations (each adds its own fixed "
+                "reads and start-up)")
     for r in results:
         u = usages[r.scope]
         tag = f"[{r.orders:,}]"

@@ -66,10 +66,19 @@ def load_app() -> Chalice:
     return app.app
 
 
+def config_on_disk() -> dict[str, Any]:
+    """`.chalice/config.json` as written."""
+    return json.loads((ROOT / ".chalice" / "config.json").read_text())
+
+
+def configured_stages() -> list[str]:
+    """The stages `.chalice/config.json` defines (each sets RG_STAGE and its names)."""
+    return sorted(config_on_disk().get("stages", {}))
+
+
 def chalice_config(stage: str, function_name: str) -> Config:
     """Chalice's own view of `.chalice/config.json` for one function in one stage."""
-    config_from_disk = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    return Config(chalice_stage=stage, function_name=function_name, config_from_disk=config_from_disk,
+    return Config(chalice_stage=stage, function_name=function_name, config_from_disk=config_on_disk(),
                   user_provided_params={"project_dir": str(ROOT)})
 
 

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra.lambdas import ROOT
+from infra.lambdas import ROOT, configured_stages
 from infra.template import SIGV4
 
 TEMPLATE_NAME = "sam.json"
@@ -26,12 +26,6 @@ TRANSFORMED_NAME = "transformed.json"
 # What `aws cloudformation package` puts in place of the local CodeUri; the translator insists on one.
 PLACEHOLDER_CODE_URI = "s3://deployment-bucket/deployment.zip"
 DEFAULT_REGION = "us-east-1"
-
-
-def configured_stages() -> list[str]:
-    """The stages `.chalice/config.json` defines (each sets RG_STAGE and its names)."""
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    return sorted(config.get("stages", {}))
 
 
 def write_merge_template(stage: str, path: Path) -> Path:

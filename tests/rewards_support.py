@@ -347,7 +347,9 @@ def stock_shards(campaign: Campaign, sub_activity_id: str | None = None) -> list
 
 def shard_index(item: Any) -> int:
     """The shard number of a shard item (the suffix of its partition key)."""
-    return int(item.counter_id.rsplit("#", 1)[1])
+    from chalicelib.rewards import ids
+
+    return ids.shard_index(item.counter_id)
 
 
 def distributed(campaign: Campaign, sub_activity_id: str | None = None, asset: str = "CNY") -> tuple[int, int]:

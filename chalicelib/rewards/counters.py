@@ -22,7 +22,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from chalicelib import clock
 from chalicelib.dynamo import error_code, with_retries
 from chalicelib.errors import ConfigConflict
-from chalicelib.rewards.ids import HEAD_SK, shard_key
+from chalicelib.rewards.ids import HEAD_SK, shard_index, shard_key
 from chalicelib.rewards.spread import CapChange, ShardState, plan_changes
 from chalicelib.rewards.tables import CounterItem
 
@@ -38,16 +38,20 @@ def allocated_shards(counter_id: str) -> int:
     return int(head.count or 0)
 
 
-def read_shards(counter_id: str) -> list[ShardState]:
-    """Every shard of a counter (retired ones included), strongly consistent."""
-    keys = [shard_key(counter_id, i) for i in range(allocated_shards(counter_id))]
+def _shard_items(counter_id: str, shard_count: int) -> list[CounterItem]:
+    """Shards 0..shard_count-1 that exist, strongly consistent, in one BatchGetItem."""
+    keys = [shard_key(counter_id, i) for i in range(shard_count)]
     if not keys:
         return []
-    items = with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
+    return with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
+
+
+def read_shards(counter_id: str) -> list[ShardState]:
+    """Every shard of a counter (retired ones included), strongly consistent."""
     return sorted(
-        (ShardState(index=int(item.counter_id.rsplit("#", 1)[1]), cap=int(item.cap or 0),
+        (ShardState(index=shard_index(item.counter_id), cap=int(item.cap or 0),
                     consumed=int(item.consumed or 0), updated_at_ms=int(item.updated_at_ms or 0))
-         for item in items),
+         for item in _shard_items(counter_id, allocated_shards(counter_id))),
         key=lambda s: s.index,
     )
 
@@ -58,8 +62,7 @@ def sum_shards(counter_id: str, shard_count: int) -> tuple[int, int]:
     That is the larger of `shard_count` (today's setting) and the head's count (every count writers have
     recorded), so lowering RG_DISTRIBUTED_SHARDS never hides amounts already added to higher shards.
     """
-    keys = [shard_key(counter_id, i) for i in range(max(shard_count, allocated_shards(counter_id)))]
-    items = with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
+    items = _shard_items(counter_id, max(shard_count, allocated_shards(counter_id)))
     return sum(int(i.amount or 0) for i in items), sum(int(i.count or 0) for i in items)
 
 

@@ -117,7 +117,7 @@ def _transact(order: Order, counter_id: str, shard: int) -> None:
 def _consistent_remaining(counter_id: str, shards: Sequence[int]) -> dict[int, int]:
     keys = [ids.shard_key(counter_id, s) for s in shards]
     items = with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
-    return {int(item.counter_id.rsplit("#", 1)[1]): int(item.remaining or 0) for item in items}
+    return {ids.shard_index(item.counter_id): int(item.remaining or 0) for item in items}
 
 
 def _place_with_stock(order: Order, counter_id: str, shard_count: int) -> Order:
@@ -162,11 +162,8 @@ def _place_without_stock(order: Order) -> Order:
     except PutError as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
-        try:
-            existing = with_retries(lambda: OrderItem.get(order.order_key, consistent_read=True))
-        except DoesNotExist:
-            raise StorageUnavailable("order vanished after a conflicting put") from exc
-        raise _Exists(orders.from_item(existing)) from exc
+        _raise_if_exists(order.order_key)
+        raise StorageUnavailable("order vanished after a conflicting put") from exc
     return order
 
 

@@ -78,6 +78,11 @@ def shard_key(counter_id: str, index: int) -> tuple[str, str]:
     return f"{counter_id}#{index:04d}", SHARD_SK
 
 
+def shard_index(shard_hash_key: str) -> int:
+    """The shard number of a shard item, from its hash key (the inverse of `shard_key`)."""
+    return int(shard_hash_key.rsplit("#", 1)[1])
+
+
 def bucket_of(key: str, buckets: int) -> int:
     """Which of `buckets` partitions a key's hour-index entry goes to."""
     return stable_hash(key) % buckets

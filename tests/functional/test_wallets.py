@@ -48,6 +48,15 @@ def grant(campaign: Campaign, act_id: str, rain_id: str, amount: int) -> dict:
     return body
 
 
+def grant_ms_apart(monkeypatch, campaign: Campaign, act_id: str, start_ms: int, rounds: range,
+                   base_amount: int) -> None:
+    """Grant reward `r{n}` of `base_amount + n` at `start_ms + n` for each n, one millisecond apart."""
+    for n in rounds:
+        monkeypatch.setattr(clock, "now_ms", lambda n=n: start_ms + n)
+        grant(campaign, act_id, f"r{n}", base_amount + n)
+    monkeypatch.undo()
+
+
 def credit(campaign: Campaign, act_id: str, *rain_ids: str) -> None:
     _, failed = run_credit_worker([credit_message_for(campaign, order_id_of(campaign, act_id, r)) for r in rain_ids])
     assert failed == []
@@ -128,19 +137,11 @@ def test_flow__credits_withdrawals_pending__newest_first_stable_cursor_pending_r
         client, campaign, monkeypatch):
     # GIVEN 7 rewards granted a millisecond apart, 4 credited; then a withdrawal
     user = uid("u")
-    start = clock.now_ms()
-    for n in range(7):
-        monkeypatch.setattr(clock, "now_ms", lambda n=n: start + n)
-        grant(campaign, user, f"r{n}", 100 + n)
-    monkeypatch.undo()
+    grant_ms_apart(monkeypatch, campaign, user, clock.now_ms(), range(7), base_amount=100)
     credit(campaign, user, "r0", "r2", "r4", "r6")
     assert withdraw(client, campaign, user, withdrawal_body(campaign, 50, "wd1"))[0] == 200
     # the withdrawal forced every pending reward in; grant three more that stay pending
-    later = clock.now_ms() + 10
-    for n in range(7, 10):
-        monkeypatch.setattr(clock, "now_ms", lambda n=n: later + n)
-        grant(campaign, user, f"r{n}", 100 + n)
-    monkeypatch.undo()
+    grant_ms_apart(monkeypatch, campaign, user, clock.now_ms() + 10, range(7, 10), base_amount=100)
 
     # WHEN the flow is read 3 at a time
     first_page = flow_pages(client, campaign, user, 3)[0]
@@ -167,11 +168,7 @@ def test_flow__credits_withdrawals_pending__newest_first_stable_cursor_pending_r
 def test_flow__pages_read_while_rewards_are_credited__no_row_lost_or_repeated(client, campaign, monkeypatch):
     # GIVEN 6 pending rewards
     user = uid("u")
-    start = clock.now_ms()
-    for n in range(6):
-        monkeypatch.setattr(clock, "now_ms", lambda n=n: start + n)
-        grant(campaign, user, f"r{n}", 10 + n)
-    monkeypatch.undo()
+    grant_ms_apart(monkeypatch, campaign, user, clock.now_ms(), range(6), base_amount=10)
     # WHEN the flow is paged 2 at a time, with a third of the rewards credited after every page
     seen, cursor = [], None
     for step in range(10):

@@ -8,7 +8,6 @@ import json
 from chalicelib.queues import ALL_QUEUES
 from chalicelib.rewards.tables import LedgerEntry, OrderItem
 from infra import alarms, lambdas
-from infra.lambdas import ROOT
 from infra.template import data_resources, merge_template
 
 STAGE = "prod"
@@ -114,7 +113,7 @@ def test_alarm__reconciliation__matches_the_metric_the_reconciler_emits(capsys, 
     from chalicelib.reconcile import runner
     from chalicelib.settings import settings
 
-    deployed_env = json.loads((ROOT / ".chalice" / "config.json").read_text())["environment_variables"]
+    deployed_env = lambdas.config_on_disk()["environment_variables"]
     for name, value in deployed_env.items():
         monkeypatch.setenv(name, value)
     # WHEN the reconciler reports a run (CloudWatch embedded metric format on stdout)
@@ -135,7 +134,7 @@ def test_alarm__reconciliation_behind__matches_the_metric_and_fires_when_the_sch
     from chalicelib.reconcile import runner
     from chalicelib.settings import settings
 
-    deployed_env = json.loads((ROOT / ".chalice" / "config.json").read_text())["environment_variables"]
+    deployed_env = lambdas.config_on_disk()["environment_variables"]
     for name, value in deployed_env.items():
         monkeypatch.setenv(name, value)
     # WHEN the schedule reports two late passes
@@ -164,7 +163,7 @@ def test_alarm__credits_queue_age__threshold_from_the_stage_config_not_the_packa
 
 def test_chalice_config__stages__name_their_stage_and_hold_no_secrets():
     # GIVEN .chalice/config.json
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config = lambdas.config_on_disk()
     # THEN each stage sets RG_STAGE to its own name, and the environment has only non-secret settings
     assert set(config["stages"]) == {"local", "prod"}
     for stage, body in config["stages"].items():

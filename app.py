@@ -1,20 +1,26 @@
 """rewardgate's Chalice application: every route, worker and schedule lives in a blueprint.
 
-Each blueprint module under `chalicelib/routes` is a thin edge: it parses the request, calls the
-domain in `chalicelib`, and turns the result (or a domain error) into a response.
+Each blueprint module under `chalicelib/routes` is a thin edge: it declares its operations
+(`chalicelib.edge.registry.operation`: models, errors, callers), calls the domain in `chalicelib`,
+and turns the result (or a domain error) into a response. `edge_middleware` wraps every request:
+problem+json for every refusal, request ids, metrics and one access line.
 """
 
 from chalice import Chalice
 
+from chalicelib.http import edge_middleware
 from chalicelib.routes.admin import bp as admin
 from chalicelib.routes.callbacks import bp as callbacks
+from chalicelib.routes.docs import bp as docs
 from chalicelib.routes.reconcile import bp as reconcile
 from chalicelib.routes.rewards import bp as rewards
 from chalicelib.routes.wallets import bp as wallets
 
 app = Chalice(app_name="rewardgate")
+app.register_middleware(edge_middleware, "http")
 app.register_blueprint(callbacks)
 app.register_blueprint(admin)
 app.register_blueprint(rewards)
 app.register_blueprint(wallets)
 app.register_blueprint(reconcile)
+app.register_blueprint(docs)

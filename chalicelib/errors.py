@@ -1,28 +1,44 @@
 """Every error rewardgate raises on purpose, under one base.
 
-Each error carries a stable machine `code` (the `error` field of the JSON body) and the facts a caller
-needs in `details`. HTTP statuses are assigned only at the edge (`chalicelib.http`), never here.
-Storage adapters translate PynamoDB/botocore failures into these (`raise SoldOut(...) from exc`).
+Each error carries a stable machine `code` (the `code` member of the RFC 9457 problem body), a
+`message` (its `detail`) and the facts a caller needs in `details`. The first line of each class's
+docstring is the problem's `title`. HTTP statuses and the problem body are assigned only at the edge
+(`chalicelib.http`), never here. Storage adapters translate PynamoDB/botocore failures into these
+(`raise SoldOut(...) from exc`).
+
+An error whose cause is internal (`public = False`: storage, secrets) shows the caller only its code
+and a generic detail; its message and details go to the log alone, so no body names a secret or a
+botocore error code.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class RewardgateError(Exception):
     """Base of every deliberate rewardgate error."""
 
     code = "error"
+    # False: the message and details describe internals; the caller sees `public_detail` only.
+    public: ClassVar[bool] = True
+    public_detail: ClassVar[str] = ""
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
 
+    @classmethod
+    def title(cls) -> str:
+        """The problem title: the first line of the class docstring (the same for every occurrence)."""
+        return (cls.__doc__ or cls.code).strip().splitlines()[0].rstrip(".")
+
     def body(self) -> dict[str, Any]:
-        """The JSON body a client sees: `{"error": code, "message": ..., **details}`."""
-        return {"error": self.code, "message": self.message, **self.details}
+        """What a client may see of this error: `{"code", "detail", **details}` (internals withheld)."""
+        if not self.public:
+            return {"code": self.code, "detail": self.public_detail or self.title()}
+        return {"code": self.code, "detail": self.message, **self.details}
 
 
 # --- request shape ---------------------------------------------------------------------------
@@ -33,8 +49,11 @@ class InvalidField(RewardgateError):
 
     code = "invalid_field"
 
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}", field=field)
+    def __init__(self, field: str, problem: str, errors: list[dict[str, str]] | None = None) -> None:
+        # `field` names the first invalid field; `errors` lists every one as {field, problem}.
+        errors = errors or [{"field": field, "problem": problem}]
+        message = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
+        super().__init__(message, field=field, errors=errors)
 
 
 class InvalidJson(RewardgateError):
@@ -49,6 +68,18 @@ class PayloadTooLarge(RewardgateError):
     code = "payload_too_large"
 
 
+class MethodNotAllowed(RewardgateError):
+    """The route does not take this HTTP method."""
+
+    code = "method_not_allowed"
+
+
+class UnsupportedMediaType(RewardgateError):
+    """The request's Content-Type is not one the route takes."""
+
+    code = "unsupported_media_type"
+
+
 # --- callbacks -------------------------------------------------------------------------------
 
 
@@ -59,24 +90,27 @@ class UnknownTpApp(RewardgateError):
 
 
 class CallbackRejected(RewardgateError):
-    """A callback failed authentication (stale, forged, undecryptable): one generic answer."""
+    """Callback rejected.
+
+    A callback failed authentication (unknown tp app, stale, forged, undecryptable): every such callback
+    gets the same status and body, so a prober learns nothing; the reason goes to the log only.
+    """
 
     code = "rejected"
+    public = False
+    public_detail = "callback rejected"
 
     def __init__(self, reason: str) -> None:
-        # The reason is for the log only; the client-facing body never carries it (no oracle).
         super().__init__("callback rejected")
         self.reason = reason
-
-    def body(self) -> dict[str, Any]:
-        """The one generic body every rejected callback gets."""
-        return {"error": self.code}
 
 
 class StorageUnavailable(RewardgateError):
     """The database failed for a reason a retry may cure."""
 
     code = "storage_unavailable"
+    public = False
+    public_detail = "a backing service is unavailable; retry later"
 
 
 # --- lookups ---------------------------------------------------------------------------------
@@ -86,6 +120,18 @@ class NotFound(RewardgateError):
     """The addressed resource does not exist."""
 
     code = "not_found"
+
+
+class RouteNotFound(NotFound):
+    """No route answers this path."""
+
+    code = "route_not_found"
+
+
+class WithdrawalNotFound(NotFound):
+    """No withdrawal with this request id exists in the wallet."""
+
+    code = "withdrawal_not_found"
 
 
 class ActivityNotFound(NotFound):
@@ -137,7 +183,10 @@ class SoldOut(RewardgateError):
 
 
 class OrderConflict(RewardgateError):
-    """The order id exists with different content (TigerBeetle's exists_with_different_*)."""
+    """The order id exists with different content.
+
+    TigerBeetle's exists_with_different_*: a repeat with the same content is the original order.
+    """
 
     code = "order_conflict"
 
@@ -152,6 +201,12 @@ class AwardTypeMismatch(RewardgateError):
     """The grant's award type differs from the scene's configured award type."""
 
     code = "award_type_mismatch"
+
+
+class OpenTimeOutOfRange(RewardgateError):
+    """The grant's open_time_ms is outside the accepted retry horizon."""
+
+    code = "open_time_out_of_range"
 
 
 class SwitchedOff(RewardgateError):
@@ -200,6 +255,14 @@ class PayoutFailed(RewardgateError):
 
 
 # --- internal --------------------------------------------------------------------------------
+
+
+class InternalError(RewardgateError):
+    """An unexpected failure inside rewardgate."""
+
+    code = "internal_error"
+    public = False
+    public_detail = "internal error"
 
 
 class PoisonMessage(RewardgateError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,14 +24,44 @@ from chalicelib.settings import settings
 
 CACHE_S = 300
 # Unknown tp app ids are remembered briefly so a flood of forged ids does not become a flood of
-# Secrets Manager calls (which are billed and throttled).
+# Secrets Manager calls (which are billed and throttled). The memory is bounded (least recently
+# missed forgotten first), and lookups of names this process has never read are budgeted: at most
+# LOOKUP_BURST at once and LOOKUPS_PER_S after that, per process. Beyond the budget an unseen tp app
+# id is answered as unknown without a lookup (the platform retries a genuine callback later), so a
+# flood of forged ids costs at most that many billed reads per second per API instance.
 MISS_CACHE_S = 30
+MISS_CACHE_MAX = 4096
+LOOKUPS_PER_S = 5.0
+LOOKUP_BURST = 50
 
 PLATFORMS = ("douyin", "wechat")
 
 _provider: SecretsProvider | None = None
 _lock = threading.Lock()
-_misses: dict[str, float] = {}
+_misses: OrderedDict[str, float] = OrderedDict()
+_known: set[str] = set()
+
+
+class _LookupBudget:
+    """A token bucket for Secrets Manager reads of names not read before (thread-safe)."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = float(burst), time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+
+_budget = _LookupBudget(LOOKUPS_PER_S, LOOKUP_BURST)
 
 
 @dataclass(frozen=True)
@@ -67,20 +98,41 @@ def _not_found(exc: GetParameterError) -> bool:
     return "ResourceNotFoundException" in str(exc) or "ResourceNotFound" in repr(exc.__cause__)
 
 
-def get_secret_json(name: str, max_age: int = CACHE_S) -> dict[str, Any] | None:
-    """A JSON secret by name, cached; None when the secret does not exist."""
+def _remember_miss(name: str) -> None:
+    with _lock:
+        _misses[name] = time.monotonic()
+        _misses.move_to_end(name)
+        while len(_misses) > MISS_CACHE_MAX:
+            _misses.popitem(last=False)
+
+
+def get_secret_json(name: str, max_age: int = CACHE_S, budgeted: bool = False) -> dict[str, Any] | None:
+    """A JSON secret by name, cached; None when the secret does not exist.
+
+    `budgeted`: a name this process never read counts against the lookup budget; over budget it is
+    answered None without calling Secrets Manager (for names taken from untrusted input).
+    """
     missed_at = _misses.get(name)
     if missed_at is not None and time.monotonic() - missed_at < MISS_CACHE_S:
+        return None
+    if budgeted and name not in _known and not _budget.take():
         return None
     try:
         value = _secrets().get(name, max_age=max_age, transform="json")
     except GetParameterError as exc:
         if _not_found(exc):
-            _misses[name] = time.monotonic()
+            _remember_miss(name)
             return None
         raise StorageUnavailable("secrets store unavailable") from exc
-    _misses.pop(name, None)
+    with _lock:
+        _misses.pop(name, None)
+        _known.add(name)
     return value  # type: ignore[return-value]
+
+
+def miss_cache_size() -> int:
+    """How many unknown names are remembered now (bounded by MISS_CACHE_MAX)."""
+    return len(_misses)
 
 
 def put_secret_json(name: str, value: dict[str, Any]) -> None:
@@ -97,10 +149,12 @@ def put_secret_json(name: str, value: dict[str, Any]) -> None:
 def forget(name: str | None = None) -> None:
     """Drop cached values (one secret, or all) so the next read goes to Secrets Manager."""
     if name is None:
-        _misses.clear()
+        with _lock:
+            _misses.clear()
         _secrets().clear_cache()
     else:
-        _misses.pop(name, None)
+        with _lock:
+            _misses.pop(name, None)
         # Powertools has no per-key eviction; clearing everything is cheap and rare.
         _secrets().clear_cache()
 
@@ -111,11 +165,13 @@ def reset() -> None:
     with _lock:
         _provider = None
         _misses.clear()
+        _known.clear()
+    _budget.tokens = float(_budget.burst)
 
 
 def get_tp_app(tp_app_id: str) -> TpAppCredentials | None:
     """Credentials of one tp app, or None if it is not configured."""
-    value = get_secret_json(settings().tp_app_secret(tp_app_id))
+    value = get_secret_json(settings().tp_app_secret(tp_app_id), budgeted=True)
     if value is None:
         return None
     return TpAppCredentials(**value)

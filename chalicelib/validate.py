@@ -91,16 +91,6 @@ def no_unknown_fields(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
         raise InvalidField(unknown[0], "is not a known field")
 
 
-def query_limit(params: Mapping[str, str] | None, default: int = 20, maximum: int = 100) -> int:
-    """The `limit` query parameter."""
-    raw = (params or {}).get("limit")
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise InvalidField("limit", f"must be an integer between 1 and {maximum}")
-    return int(raw)
-
-
 def encode_cursor(last_evaluated_key: Mapping[str, Any] | None) -> str | None:
     """Opaque pagination cursor for a DynamoDB `LastEvaluatedKey` (None when there is no next page)."""
     if not last_evaluated_key:
@@ -109,13 +99,12 @@ def encode_cursor(last_evaluated_key: Mapping[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(params: Mapping[str, str] | None, expected_keys: Mapping[str, str]) -> dict[str, Any] | None:
-    """Decode the `cursor` query parameter back into a `LastEvaluatedKey`.
+def decode_cursor(raw: str | None, expected_keys: Mapping[str, str]) -> dict[str, Any] | None:
+    """Decode a `cursor` query parameter back into a `LastEvaluatedKey`.
 
     `expected_keys` maps each key attribute to the value it must hold (or "" for any string), so a
     cursor forged or copied from another listing is refused instead of reading someone else's page.
     """
-    raw = (params or {}).get("cursor")
     if raw is None:
         return None
     problem = InvalidField("cursor", "is not a cursor returned by this listing")

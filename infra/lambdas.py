@@ -125,25 +125,33 @@ def functions(stage: str, app: Chalice | None = None) -> list[LambdaFunction]:
 
 @dataclass(frozen=True)
 class Route:
-    """One API route method."""
+    """One API route method and who may call it (its operation's `access`, chalicelib.edge.registry)."""
 
     path: str
     method: str
+    access: str = "read"
 
     @property
     def public(self) -> bool:
-        """Platform callbacks are public (they carry the platform's signature); everything else needs IAM."""
+        """Callable without IAM: the platform callbacks (signed by the platform), the JWKS, the OpenAPI document."""
+        return self.access == "public"
+
+    @property
+    def callback(self) -> bool:
+        """A platform callback route (served by its own function, behind the WAF rate rule)."""
         return self.path.startswith("/callbacks/")
 
 
 def routes(app: Chalice | None = None) -> list[Route]:
-    """Every route and method of the app; each must be either a callback or a `/v1/` route."""
+    """Every route and method of the app with its declared access; `/v1/` routes must not be public."""
+    from chalicelib.edge.openapi import operations_of
+
     app = app or load_app()
     found = []
-    for path, methods in app.routes.items():
-        if not (path.startswith("/callbacks/") or path.startswith("/v1/")):
-            raise ValueError(f"route {path} is neither a public /callbacks/ route nor an IAM-authorized /v1/ route")
-        found.extend(Route(path, method.lower()) for method in methods)
+    for op in operations_of(app):
+        if op.path.startswith("/v1/") and op.public:
+            raise ValueError(f"{op.method} {op.path}: a /v1/ route must be IAM-authorized, not public")
+        found.append(Route(op.path, op.method.lower(), op.access))
     return sorted(found, key=lambda r: (r.path, r.method))
 
 

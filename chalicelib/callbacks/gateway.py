@@ -1,9 +1,10 @@
 """Receiving one callback: check, authenticate, store once, enqueue. Nothing is written before the
 event is proven genuine, and `success` is only answered once it is durable.
 
-Order of checks: size, JSON shape and fields (400 naming the field), known tp app (404), timestamp
-window, signature and decryption. The last two fail with one generic rejection whatever the cause,
-so a prober learns nothing; the log records the cause.
+Order of checks: size, JSON shape and fields (400 naming the field), then known tp app, timestamp
+window, signature and decryption. These last fail with ONE generic rejection whatever the cause —
+an unknown tp app id is answered exactly like a forged callback, so a prober can neither enumerate
+configured tp apps nor learn why; the log and the `CallbackRejected` metric (by `reason`) record it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from chalicelib import clock
 from chalicelib.callbacks import crypto, events, store
 from chalicelib.callbacks.envelope import parse_envelope
-from chalicelib.errors import CallbackRejected, UnknownTpApp
-from chalicelib.observability import logger
+from chalicelib.errors import CallbackRejected
+from chalicelib.observability import count, count_by, logger
 from chalicelib.secrets import get_tp_app
 from chalicelib.settings import settings
 from chalicelib.validate import IDENT
@@ -42,12 +43,12 @@ def receive(tp_app_id: str, channel: str, raw_body: bytes | str | None) -> Recei
     """Authenticate and store one callback; raises a domain error for every refusal."""
     config = settings()
     envelope = parse_envelope(raw_body, config.callback_max_body_bytes)
-    # An id that could never be configured is not worth a Secrets Manager lookup.
-    credentials = get_tp_app(tp_app_id) if IDENT.fullmatch(tp_app_id) else None
-    if credentials is None:
-        raise UnknownTpApp("no tp app with this id is configured")
     now_ms = clock.now_ms()
     try:
+        # An id that could never be configured is not worth a Secrets Manager lookup.
+        credentials = get_tp_app(tp_app_id) if IDENT.fullmatch(tp_app_id) else None
+        if credentials is None:
+            raise CallbackRejected("unknown_tp_app")
         check_fresh(envelope.timestamp_s, now_ms, config.callback_max_skew_s)
         message = crypto.open_callback(
             credentials, envelope.timestamp, envelope.nonce, envelope.encrypt, envelope.msg_signature,
@@ -56,6 +57,7 @@ def receive(tp_app_id: str, channel: str, raw_body: bytes | str | None) -> Recei
         logger.warning("callback rejected", extra={
             "tp_app_id": tp_app_id, "channel": channel, "reason": rejected.reason,
         })
+        count_by("CallbackRejected", "reason", rejected.reason)
         raise
     # Genuine from here on. The payload is kept as text; a platform bug sending invalid UTF-8 is kept
     # visible (marked MALFORMED by the worker) rather than refused and retried forever.
@@ -63,7 +65,9 @@ def receive(tp_app_id: str, channel: str, raw_body: bytes | str | None) -> Recei
     event_id = store.event_id_of(envelope.encrypt)
     record = store.new_event(event_id, tp_app_id, channel, payload, events.summarize(payload), now_ms)
     if not store.put_if_absent(record):
+        count("CallbacksDuplicate")
         return Received(event_id, duplicate=True, enqueued=False)
+    count("CallbacksStored")
     try:
         store.enqueue(event_id)
     except Exception:

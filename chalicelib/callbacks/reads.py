@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
@@ -13,7 +12,7 @@ from chalicelib.callbacks import events, store
 from chalicelib.callbacks.tables import AppStateItem, EventRecord
 from chalicelib.dynamo import with_retries
 from chalicelib.errors import InvalidField, StorageUnavailable
-from chalicelib.validate import decode_cursor, encode_cursor, query_limit
+from chalicelib.validate import decode_cursor, encode_cursor
 
 _TYPE_FILTER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -83,19 +82,16 @@ def _event_json(record: EventRecord) -> dict[str, Any]:
     }
 
 
-def list_events(tp_app_id: str, params: Mapping[str, str] | None) -> dict[str, Any]:
-    """One page of a tp app's stored events, newest first: `{"events": [...], "cursor": str | None}`."""
-    params = params or {}
-    event_type = params.get("type")
+def list_events(tp_app_id: str, event_type: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    """One page of a tp app's stored events, newest first: `{"items": [...], "next_cursor": str | None}`."""
     if event_type is not None and not _TYPE_FILTER.fullmatch(event_type):
         raise InvalidField("type", "must be an event type such as AUTHORIZED")
-    limit = query_limit(params)
     hash_name, hash_value = ("tp_app_id", tp_app_id) if event_type is None else (
         "tp_app_type", f"{tp_app_id}#{event_type}")
     # The cursor must belong to this very listing (same tp app, same type filter).
-    start = decode_cursor(params, {"event_id": "", hash_name: hash_value, "list_sk": ""})
+    start = decode_cursor(cursor, {"event_id": "", hash_name: hash_value, "list_sk": ""})
     try:
         records, next_key = store.query_events(tp_app_id, event_type, limit, start)
     except PynamoDBException as exc:
         raise StorageUnavailable("could not list events") from exc
-    return {"events": [_event_json(r) for r in records], "cursor": encode_cursor(next_key)}
+    return {"items": [_event_json(r) for r in records], "next_cursor": encode_cursor(next_key)}

@@ -1,9 +1,14 @@
 """Reward tokens: the signed receipt a user sees the moment a grant is accepted.
 
-A token is `base64url(claims JSON) "." base64url(Ed25519 signature over those exact bytes)`. Anyone
-holding the public key (`GET /v1/keys/reward-token`) can verify it offline. Ed25519 signatures are
-deterministic, so re-signing an order's facts yields the identical token: a repeated grant returns
-the original token without storing it.
+A token is a **compact JWS** (RFC 7515) signed with **EdDSA over Ed25519** (RFC 8037): header
+`{"alg": "EdDSA", "kid", "typ": "JWT"}`, payload the order's claims (`v` = 2). Any JOSE library verifies
+it with the public JWKS at `GET /.well-known/jwks.json`. Signing and verifying use `joserfc`.
+Ed25519 signatures are deterministic and the header and claims are serialised canonically, so
+re-signing an order's facts yields the identical token: a repeated grant returns the original token
+without storing it.
+
+The former format, `base64url(claims JSON with v=1 and kid) "." base64url(signature)`, still verifies
+for as long as its key is listed (`previous_public_keys`); new tokens are always JWS.
 """
 
 from __future__ import annotations
@@ -12,21 +17,32 @@ import base64
 import binascii
 import json
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
 
 from chalicelib.errors import InvalidToken, StorageUnavailable
 from chalicelib.secrets import get_secret_json
 from chalicelib.settings import settings
 
-TOKEN_VERSION = 1
+# RFC 9864 prefers the fully specified "Ed25519" algorithm name; "EdDSA" (RFC 8037) is the one every
+# JOSE library verifies today, so tokens use it and joserfc's advisory warning is silenced.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated")
+ALG = "EdDSA"
+TOKEN_VERSION = 1  # the legacy format
+JWS_VERSION = 2
 CLAIM_NAMES = (
     "v", "kid", "app_id", "activity_id", "sub_activity_id", "act_id", "scene_id", "award_type", "asset",
     "amount", "order_id", "open_time_ms", "rain_id", "stage",
 )
+JWS_CLAIM_NAMES = tuple(name for name in CLAIM_NAMES if name != "kid")
+MAX_TOKEN_CHARS = 4096
 
 
 def _b64(data: bytes) -> str:
@@ -46,16 +62,59 @@ class SigningKey:
     public_keys: dict[str, Ed25519PublicKey]
 
 
+def _canonical(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _okp(kid: str, key: Ed25519PrivateKey | Ed25519PublicKey) -> OKPKey:
+    return OKPKey.import_key(key, parameters={"kid": kid})
+
+
 def sign(claims: dict[str, Any], key: SigningKey) -> str:
-    """A token for `claims` (which must not carry `kid`; the key's id is added)."""
-    body = json.dumps({**claims, "kid": key.kid}, sort_keys=True, separators=(",", ":")).encode()
-    return f"{_b64(body)}.{_b64(key.private_key.sign(body))}"
+    """A compact JWS for `claims` (which must not carry `kid`: the key's id goes in the header)."""
+    payload = _canonical({**claims, "v": JWS_VERSION})
+    header = {"alg": ALG, "kid": key.kid, "typ": "JWT"}
+    # joserfc serialises the header in insertion order; the order above is fixed, so tokens are stable.
+    return jws.serialize_compact(header, payload, _okp(key.kid, key.private_key), algorithms=[ALG])
 
 
-def verify(token: str, public_keys: dict[str, Ed25519PublicKey]) -> dict[str, Any]:
-    """The claims of a token whose signature verifies with the key it names; `InvalidToken` otherwise."""
-    if not isinstance(token, str) or token.count(".") != 1:
-        raise InvalidToken("token must be two base64url parts joined by '.'")
+def verify(token: Any, public_keys: dict[str, Ed25519PublicKey]) -> dict[str, Any]:
+    """The claims (with `kid`) of a token that verifies with the key it names; `InvalidToken` otherwise."""
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
+        raise InvalidToken(f"token must be a string of 1-{MAX_TOKEN_CHARS} characters")
+    try:
+        # Deeply nested JSON in a header or claims must be a bad token, not a RecursionError (a 500).
+        if token.count(".") == 2:
+            return _verify_jws(token, public_keys)
+        if token.count(".") == 1:
+            return _verify_legacy(token, public_keys)
+    except RecursionError as exc:
+        raise InvalidToken("token is nested too deeply") from exc
+    raise InvalidToken("token must be a compact JWS (three base64url parts joined by '.')")
+
+
+def _verify_jws(token: str, public_keys: dict[str, Ed25519PublicKey]) -> dict[str, Any]:
+    try:
+        header = json.loads(_unb64(token.split(".")[0]))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidToken("token header is not valid base64url JSON") from exc
+    if not isinstance(header, dict) or header.get("alg") != ALG:
+        raise InvalidToken(f"token header must name alg {ALG}")
+    kid = header.get("kid")
+    public_key = public_keys.get(kid) if isinstance(kid, str) else None
+    if public_key is None:
+        raise InvalidToken("token was signed by an unknown key")
+    try:
+        payload = jws.deserialize_compact(token, _okp(kid, public_key), algorithms=[ALG]).payload
+        claims = json.loads(payload)
+    except (JoseError, ValueError) as exc:
+        raise InvalidToken("token signature does not verify") from exc
+    if not isinstance(claims, dict) or claims.get("v") != JWS_VERSION or set(claims) != set(JWS_CLAIM_NAMES):
+        raise InvalidToken("token claims are not a reward token")
+    return {**claims, "kid": kid}
+
+
+def _verify_legacy(token: str, public_keys: dict[str, Ed25519PublicKey]) -> dict[str, Any]:
     body_part, signature_part = token.split(".")
     try:
         body, signature = _unb64(body_part), _unb64(signature_part)
@@ -64,7 +123,8 @@ def verify(token: str, public_keys: dict[str, Ed25519PublicKey]) -> dict[str, An
         raise InvalidToken("token is not valid base64url JSON") from exc
     if not isinstance(claims, dict):
         raise InvalidToken("token claims must be a JSON object")
-    public_key = public_keys.get(claims.get("kid"))  # type: ignore[arg-type]
+    kid = claims.get("kid")
+    public_key = public_keys.get(kid) if isinstance(kid, str) else None
     if public_key is None:
         raise InvalidToken("token was signed by an unknown key")
     try:
@@ -76,13 +136,31 @@ def verify(token: str, public_keys: dict[str, Ed25519PublicKey]) -> dict[str, An
     return claims
 
 
+def sign_legacy(claims: dict[str, Any], key: SigningKey) -> str:
+    """A token in the former format (no longer issued; kept so tests can prove old tokens still verify)."""
+    body = _canonical({**claims, "kid": key.kid})
+    return f"{_b64(body)}.{_b64(key.private_key.sign(body))}"
+
+
 def claimed_kid(token: str) -> str | None:
     """The key id a token names, read without verifying anything (to pick the key to verify with)."""
     try:
-        claims = json.loads(_unb64(token.split(".")[0]))
-    except (binascii.Error, ValueError, IndexError):
+        first = json.loads(_unb64(token.split(".")[0]))
+    except (binascii.Error, ValueError, IndexError, RecursionError):
         return None
-    return claims.get("kid") if isinstance(claims, dict) else None
+    kid = first.get("kid") if isinstance(first, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
+def ordered_kids(key: SigningKey) -> list[str]:
+    """Key ids, the current one first."""
+    return [key.kid, *sorted(k for k in key.public_keys if k != key.kid)]
+
+
+def jwks(key: SigningKey) -> dict[str, Any]:
+    """The public JSON Web Key Set: every key tokens may verify with, current first."""
+    return {"keys": [{**_okp(kid, key.public_keys[kid]).as_dict(private=False), "alg": ALG, "use": "sig"}
+                     for kid in ordered_kids(key)]}
 
 
 def rotated_secret_value(current: dict[str, Any], kid: str, keep_previous: int = 3) -> dict[str, Any]:
@@ -131,6 +209,7 @@ def signing_key() -> SigningKey:
     global _cached
     value = get_secret_json(settings().reward_token_secret)
     if value is None:
+        # The secret's name is logged with the refusal, never put in the answer.
         raise StorageUnavailable("reward-token signing key is not configured", secret=settings().reward_token_secret)
     fingerprint = json.dumps(value, sort_keys=True)
     with _lock:

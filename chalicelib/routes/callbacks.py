@@ -9,21 +9,27 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Blueprint, Rate, Response
 
 from chalicelib import clock
+from chalicelib import errors as e
 from chalicelib.batch import process_sqs_batch
 from chalicelib.callbacks import apply, gateway, reads, sweeper
-from chalicelib.errors import NotFound, PoisonMessage, UnknownTpApp
-from chalicelib.http import api, json_response
+from chalicelib.callbacks.models import AppStateView, CallbackEnvelope, EventPage, EventsQuery
+from chalicelib.edge.registry import PUBLIC, READ, Reply, operation
+from chalicelib.errors import PoisonMessage
+from chalicelib.http import json_response
 from chalicelib.queues import EVENTS
 from chalicelib.secrets import get_tp_app
-from chalicelib.validate import path_ident
 
 bp = Blueprint(__name__)
 
 # Platforms post JSON under any of these (or with no Content-Type, which Chalice treats as JSON);
 # without listing them Chalice answers 415 before the view runs.
-CALLBACK_CONTENT_TYPES = ["application/json", "text/plain"]
+CALLBACK_CONTENT_TYPES = ("application/json", "text/plain")
 SWEEP_EVERY_MINUTES = 3
 EVENT_ID = re.compile(r"[0-9a-f]{64}")
+
+SUCCESS = Reply("the bare text `success` (not JSON): stored, or a duplicate of a stored callback",
+                {"type": "string", "const": "success"}, "text/plain")
+CALLBACK_ERRORS = (e.InvalidJson, e.InvalidField, e.PayloadTooLarge, e.CallbackRejected, e.StorageUnavailable)
 
 
 def _success() -> Response:
@@ -36,45 +42,50 @@ def _callback(tp_app_id: str, channel: str) -> Response:
     return _success()
 
 
-@bp.route("/callbacks/{tp_app_id}/auth", methods=["POST"], content_types=CALLBACK_CONTENT_TYPES)
-@api
+def _callback_operation(channel: str, summary: str) -> Any:
+    return operation(
+        bp, "POST", f"/callbacks/{{tp_app_id}}/{channel}", summary=summary, access=PUBLIC, tags=("callbacks",),
+        body=CallbackEnvelope, parse_body=False, content_types=CALLBACK_CONTENT_TYPES,
+        # An unknown tp app id gets the same rejection as a forged callback (no enumeration).
+        path_params={"tp_app_id": None}, responses={200: SUCCESS}, errors=CALLBACK_ERRORS,
+        operation_id=f"{channel}_callback")
+
+
+@_callback_operation("auth", "Authorization events and component ticket pushes")
 def auth_callback(tp_app_id: str) -> Response:
-    """Authorization events and component ticket pushes."""
+    """Authorization events and component ticket pushes (signed and encrypted by the platform)."""
     return _callback(tp_app_id, "auth")
 
 
-@bp.route("/callbacks/{tp_app_id}/events", methods=["POST"], content_types=CALLBACK_CONTENT_TYPES)
-@api
+@_callback_operation("events", "Message and event pushes")
 def events_callback(tp_app_id: str) -> Response:
-    """Message and event pushes (reviews, capability applications, ...)."""
+    """Message and event pushes: reviews, capability applications, ... (signed and encrypted by the platform)."""
     return _callback(tp_app_id, "events")
 
 
 def _known_tp_app(tp_app_id: str) -> str:
-    path_ident(tp_app_id, "tp_app_id")
     if get_tp_app(tp_app_id) is None:
-        raise UnknownTpApp("no tp app with this id is configured")
+        raise e.UnknownTpApp("no tp app with this id is configured")
     return tp_app_id
 
 
-@bp.route("/v1/tp-apps/{tp_app_id}/apps/{app_id}", methods=["GET"])
-@api
+@operation(bp, "GET", "/v1/tp-apps/{tp_app_id}/apps/{app_id}", summary="An authorized app's state", access=READ,
+           tags=("callbacks",), responses={200: AppStateView}, errors=(e.UnknownTpApp, e.NotFound))
 def get_app_state(tp_app_id: str, app_id: str) -> Response:
-    """An authorized app's authorization and review state."""
+    """An authorized app's authorization, profile and review state."""
     _known_tp_app(tp_app_id)
-    path_ident(app_id, "app_id")
     state = reads.app_state(tp_app_id, app_id)
     if state is None:
-        raise NotFound("no state for this app", app_id=app_id)
+        raise e.NotFound("no state for this app", app_id=app_id)
     return json_response(state)
 
 
-@bp.route("/v1/tp-apps/{tp_app_id}/events", methods=["GET"])
-@api
-def list_events(tp_app_id: str) -> Response:
+@operation(bp, "GET", "/v1/tp-apps/{tp_app_id}/events", summary="A tp app's stored callbacks", access=READ,
+           tags=("callbacks",), query=EventsQuery, responses={200: EventPage}, errors=(e.UnknownTpApp,))
+def list_events(tp_app_id: str, query: EventsQuery) -> Response:
     """The tp app's stored callbacks, newest first (`type`, `limit`, `cursor`)."""
     _known_tp_app(tp_app_id)
-    return json_response(reads.list_events(tp_app_id, bp.current_request.query_params))
+    return json_response(reads.list_events(tp_app_id, query.type, query.limit, query.cursor))
 
 
 def _apply_record(record: SQSRecord) -> apply.Applied:

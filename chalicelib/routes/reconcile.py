@@ -6,10 +6,12 @@ from typing import Any
 
 from chalice import Blueprint, Rate
 
-from chalicelib import clock, validate
-from chalicelib.errors import InvalidField, NotFound
-from chalicelib.http import api, json_object, json_response
+from chalicelib import clock
+from chalicelib.edge.registry import ADMIN, READ, PathParam, Reply, operation
+from chalicelib.errors import NotFound
+from chalicelib.http import json_response
 from chalicelib.reconcile import runner
+from chalicelib.reconcile.models import HourView, ReconcileBody, RunView
 
 bp = Blueprint(__name__)
 
@@ -23,15 +25,12 @@ def reconciler(event: Any) -> list[dict]:
     return [s.body() for s in runner.scheduled(runner.Budget.from_context(getattr(event, "context", None)))]
 
 
-@bp.route("/v1/admin/reconciliations", methods=["POST"])
-@api
-def start_reconciliation() -> Any:
+@operation(bp, "POST", "/v1/admin/reconciliations", summary="Run an hour's due reconciliation pass", access=ADMIN,
+           body=ReconcileBody, responses={200: RunView, 202: Reply("the pass is unfinished: POST again", RunView)},
+           audit="reconciliation.run")
+def start_reconciliation(body: ReconcileBody) -> Any:
     """Run (or re-run, or continue) the pass an hour is due for: 200 with its reports, 202 while unfinished."""
-    body = json_object(bp.current_request.raw_body)
-    validate.no_unknown_fields(body, {"hour"})
-    if not isinstance(body.get("hour"), str):
-        raise InvalidField("hour", "is required, like 2026-11-22T10 (UTC)")
-    hour = runner.parse_hour(body["hour"])
+    hour = runner.parse_hour(body.hour)
     pass_no = runner.pass_for(hour, clock.now_ms())
     outcome = runner.run(hour, pass_no, runner.Budget(API_BUDGET_S), restart=True)
     if outcome.status != "done":
@@ -40,8 +39,12 @@ def start_reconciliation() -> Any:
     return json_response({**outcome.body(), "reports": reports})
 
 
-@bp.route("/v1/admin/reconciliations/{hour}", methods=["GET"])
-@api
+HOUR = PathParam(pattern=r"^[0-9]{4}-?[0-9]{2}-?[0-9]{2}T?[0-9]{2}$",
+                 problem="must be an hour like 2026-11-22T10 (UTC)")
+
+
+@operation(bp, "GET", "/v1/admin/reconciliations/{hour}", summary="An hour's reconciliation runs and reports",
+           access=READ, responses={200: HourView}, path_params={"hour": HOUR}, errors=(NotFound,))
 def get_reconciliation(hour: str) -> Any:
     """An hour's runs and reports (both passes)."""
     key = runner.parse_hour(hour)

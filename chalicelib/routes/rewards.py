@@ -1,101 +1,118 @@
-"""Grant routes, stock and totals reads, the public key, the credit worker and the rewards sweeper."""
+"""Grant routes, stock and totals reads, the public keys, the credit worker and the rewards sweeper."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from chalice import Blueprint, Rate
 
-from chalicelib import clock, validate
-from chalicelib.errors import InvalidField, RewardgateError
-from chalicelib.http import api, json_object, json_response, status_for
-from chalicelib.observability import logger
+from chalicelib import clock
+from chalicelib import errors as e
+from chalicelib.edge.registry import GRANT, PUBLIC, READ, operation, validate_body
+from chalicelib.http import json_response, problem_body, status_for
+from chalicelib.observability import count, logger
 from chalicelib.queues import CREDITS
 from chalicelib.rewards import config_store, crediting, grants, tokens, totals, withdrawals
-from chalicelib.rewards.orders import parse_grant
+from chalicelib.rewards.models import (
+    GrantBatchBody,
+    GrantBatchView,
+    GrantBody,
+    GrantView,
+    JwksView,
+    KeysView,
+    StockQuery,
+    StockView,
+    TotalsView,
+)
+from chalicelib.rewards.orders import GrantRequest
 
 bp = Blueprint(__name__)
 
-MAX_BATCH = 100
+GRANT_ERRORS = (e.ActivityNotFound, e.SceneNotFound, e.OutsideActivityWindow, e.SoldOut, e.OrderConflict,
+                e.AmountOverCap, e.AwardTypeMismatch, e.OpenTimeOutOfRange, e.RateLimited, e.SwitchedOff)
 
 
-def _granted_response(result: grants.Granted) -> Any:
+def grant_request(body: GrantBody) -> GrantRequest:
+    """The domain's request from the validated body (every field the domain's request declares)."""
+    return GrantRequest(**{f.name: getattr(body, f.name) for f in fields(GrantRequest)})
+
+
+def _count(result: grants.Granted) -> None:
+    count("GrantsCreated" if result.created else "GrantRepeats")
+
+
+@operation(bp, "POST", "/v1/grants", summary="Grant one reward", access=GRANT, body=GrantBody,
+           responses={202: GrantView, 200: GrantView}, errors=GRANT_ERRORS)
+def create_grant(body: GrantBody) -> Any:
+    """Grant one reward: 202 with the new order and its token, 200 with the original for a repeat."""
+    result = grants.grant(grant_request(body))
+    _count(result)
     return json_response(result.body(), 202 if result.created else 200)
 
 
-@bp.route("/v1/grants", methods=["POST"])
-@api
-def create_grant() -> Any:
-    """Grant one reward: 202 with the new order and its token, 200 with the original for a repeat."""
-    request = parse_grant(json_object(bp.current_request.raw_body))
-    return _granted_response(grants.grant(request))
+def _parse_item(raw: Any) -> GrantRequest | e.RewardgateError:
+    import json
 
-
-def _parse_item(raw: Any) -> Any:
     try:
-        return parse_grant(raw)
-    except RewardgateError as error:
+        return grant_request(validate_body(GrantBody, json.dumps(raw)))  # type: ignore[arg-type]
+    except e.RewardgateError as error:
         return error
 
 
-@bp.route("/v1/grants/batch", methods=["POST"])
-@api
-def create_grants() -> Any:
+@operation(bp, "POST", "/v1/grants/batch", summary="Grant up to 100 rewards", access=GRANT, body=GrantBatchBody,
+           responses={200: GrantBatchView}, max_body_bytes=1024 * 1024, errors=(e.SwitchedOff,))
+def create_grants(body: GrantBatchBody) -> Any:
     """Grant up to 100 rewards; each item gets its own status and body, as the single route would."""
-    body = json_object(bp.current_request.raw_body, max_bytes=1024 * 1024)
-    validate.no_unknown_fields(body, {"grants"})
-    items = body.get("grants")
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
-        raise InvalidField("grants", f"must be a list of 1 to {MAX_BATCH} grants")
     results = []
-    for index, outcome in enumerate(grants.grant_many([_parse_item(raw) for raw in items])):
-        if isinstance(outcome, RewardgateError):
-            results.append({"index": index, "status": status_for(outcome), "body": outcome.body()})
+    for index, outcome in enumerate(grants.grant_many([_parse_item(raw) for raw in body.grants])):
+        if isinstance(outcome, e.RewardgateError):
+            status = status_for(outcome)
+            results.append({"index": index, "status": status, "body": problem_body(outcome, status)})
         else:
+            _count(outcome)
             results.append({"index": index, "status": 202 if outcome.created else 200, "body": outcome.body()})
     return json_response({"results": results})
 
 
-def _query(name: str, required: bool = True) -> str | None:
-    value = (bp.current_request.query_params or {}).get(name)
-    if value is None:
-        if required:
-            raise InvalidField(name, "query parameter is required")
-        return None
-    return validate.path_ident(value, name)
-
-
-@bp.route("/v1/activities/{activity_id}/scenes/{scene_id}/stock", methods=["GET"])
-@api
-def scene_stock(activity_id: str, scene_id: str) -> Any:
+@operation(bp, "GET", "/v1/activities/{activity_id}/scenes/{scene_id}/stock", summary="A scene's stock or budget",
+           access=READ, query=StockQuery, responses={200: StockView},
+           errors=(e.ActivityNotFound, e.SceneNotFound, e.OutsideActivityWindow))
+def scene_stock(activity_id: str, scene_id: str, query: StockQuery) -> Any:
     """Total, consumed and remaining stock/budget of a scene in a child activity (default: the current one)."""
-    activity = config_store.get_activity(validate.path_ident(activity_id, "activity_id"))
-    scene = config_store.get_scene(activity_id, validate.path_ident(scene_id, "scene_id"))
-    sub = _query("sub_activity_id", required=False)
+    activity = config_store.get_activity(activity_id)
+    scene = config_store.get_scene(activity_id, scene_id)
+    sub = query.sub_activity_id
     child = activity.child(sub) if sub else activity.wallet_child_at(clock.now_ms())
     if child is None:
-        raise InvalidField("sub_activity_id", f"activity {activity_id} has no such child activity")
+        raise e.InvalidField("query.sub_activity_id", f"activity {activity_id} has no such child activity")
     return json_response(totals.stock(scene, activity.ns(child), child))
 
 
-@bp.route("/v1/activities/{activity_id}/totals", methods=["GET"])
-@api
+@operation(bp, "GET", "/v1/activities/{activity_id}/totals", summary="Total distributed", access=READ,
+           responses={200: TotalsView}, errors=(e.ActivityNotFound,))
 def activity_totals(activity_id: str) -> Any:
     """Total distributed per child activity and asset."""
-    return json_response(totals.activity_totals(validate.path_ident(activity_id, "activity_id")))
+    return json_response(totals.activity_totals(activity_id))
 
 
-@bp.route("/v1/keys/reward-token", methods=["GET"])
-@api
+@operation(bp, "GET", "/v1/keys/reward-token", summary="Reward-token public keys (legacy form)", access=READ,
+           responses={200: KeysView})
 def reward_token_keys() -> Any:
-    """The public keys reward tokens verify with (the current one first)."""
+    """The public keys reward tokens verify with (the current one first), as raw base64url Ed25519 keys."""
     key = tokens.signing_key()
-    ordered = [key.kid, *sorted(k for k in key.public_keys if k != key.kid)]
     return json_response({
         "alg": "Ed25519", "current_kid": key.kid,
         "keys": [{"kid": kid, "alg": "Ed25519", "public_key": tokens.public_key_b64(key.public_keys[kid])}
-                 for kid in ordered],
+                 for kid in tokens.ordered_kids(key)],
     })
+
+
+@operation(bp, "GET", "/.well-known/jwks.json", summary="JSON Web Key Set of reward tokens", access=PUBLIC,
+           responses={200: JwksView}, tags=("keys",))
+def jwks() -> Any:
+    """The JWKS (RFC 7517, OKP keys of RFC 8037) any JOSE library verifies reward tokens with; public."""
+    return json_response(tokens.jwks(tokens.signing_key()), headers={"Cache-Control": "public, max-age=300"})
 
 
 @bp.on_sqs_message(queue=CREDITS.name, batch_size=CREDITS.batch_size,
@@ -112,6 +129,3 @@ def rewards_sweeper(event: Any) -> dict:
     settled = withdrawals.sweep_unresolved()
     logger.info("rewards sweep", extra={"resent": resent, "settled_withdrawals": settled})
     return {"resent": resent, "settled_withdrawals": settled}
-
-
-

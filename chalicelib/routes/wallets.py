@@ -6,58 +6,77 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib import clock, validate
-from chalicelib.errors import InvalidField, PayoutFailed
-from chalicelib.http import api, error_response, json_object, json_response
-from chalicelib.rewards import config_store, ids, wallets, withdrawals
+from chalicelib import clock
+from chalicelib import errors as e
+from chalicelib.edge.registry import WALLET, operation
+from chalicelib.http import error_response, json_response
+from chalicelib.observability import count
+from chalicelib.rewards import config_store, ids, wallets, withdrawal_reads, withdrawals
+from chalicelib.rewards.config import Child
+from chalicelib.rewards.models import (
+    FlowPage,
+    FlowQuery,
+    WalletQuery,
+    WalletView,
+    WithdrawalBody,
+    WithdrawalQuery,
+    WithdrawalRecord,
+    WithdrawalView,
+)
 from chalicelib.rewards.tables import PAID, REFUNDED
 
 bp = Blueprint(__name__)
 
-ASSET_PATTERN = "CNY or coupon:<template_id>"
+WALLET_ERRORS = (e.ActivityNotFound, e.OutsideActivityWindow)
 
 
-def _wallet_id(act_id: str) -> tuple[str, str]:
-    params = bp.current_request.query_params or {}
-    activity_id = params.get("activity_id")
-    if activity_id is None:
-        raise InvalidField("activity_id", "query parameter is required")
-    activity = config_store.get_activity(validate.path_ident(activity_id, "activity_id"))
-    sub = params.get("sub_activity_id")
-    child = activity.child(validate.path_ident(sub, "sub_activity_id")) if sub else activity.wallet_child_at(
-        clock.now_ms())
+def _child(activity_id: str, sub_activity_id: str | None) -> tuple[str, Child]:
+    activity = config_store.get_activity(activity_id)
+    child = activity.child(sub_activity_id) if sub_activity_id else activity.wallet_child_at(clock.now_ms())
     if child is None:
-        raise InvalidField("sub_activity_id", f"activity {activity_id} has no such child activity")
-    asset = params.get("asset", ids.CASH_ASSET)
-    if asset != ids.CASH_ASSET and not (asset.startswith("coupon:") and validate.IDENT.fullmatch(asset[7:])):
-        raise InvalidField("asset", f"must be {ASSET_PATTERN}")
-    return ids.wallet_id(activity.ns(child), validate.path_ident(act_id, "act_id"), asset), asset
+        raise e.InvalidField("query.sub_activity_id", f"activity {activity_id} has no such child activity")
+    return activity.ns(child), child
 
 
-@bp.route("/v1/wallets/{act_id}", methods=["GET"])
-@api
-def wallet(act_id: str) -> Any:
+def _wallet_id(act_id: str, query: WalletQuery | WithdrawalQuery, asset: str = ids.CASH_ASSET) -> str:
+    ns, _ = _child(query.activity_id, query.sub_activity_id)
+    return ids.wallet_id(ns, act_id, asset)
+
+
+@operation(bp, "GET", "/v1/wallets/{act_id}", summary="A user's wallet", access=WALLET, query=WalletQuery,
+           responses={200: WalletView}, errors=WALLET_ERRORS)
+def wallet(act_id: str, query: WalletQuery) -> Any:
     """Balance, pending (granted but not yet credited) and totals of a user's wallet."""
-    wallet_id, asset = _wallet_id(act_id)
-    return json_response(wallets.view(wallet_id, asset).body())
+    return json_response(wallets.view(_wallet_id(act_id, query, query.asset), query.asset).body())
 
 
-@bp.route("/v1/wallets/{act_id}/flow", methods=["GET"])
-@api
-def wallet_flow(act_id: str) -> Any:
+@operation(bp, "GET", "/v1/wallets/{act_id}/flow", summary="A wallet's flow", access=WALLET, query=FlowQuery,
+           responses={200: FlowPage}, errors=WALLET_ERRORS)
+def wallet_flow(act_id: str, query: FlowQuery) -> Any:
     """Credits, withdrawals, refunds and pending rewards, newest first, with a stable cursor."""
-    wallet_id, _ = _wallet_id(act_id)
-    params = bp.current_request.query_params or {}
-    return json_response(wallets.flow(wallet_id, validate.query_limit(params), params.get("cursor")))
+    return json_response(wallets.flow(_wallet_id(act_id, query, query.asset), query.limit, query.cursor))
 
 
-@bp.route("/v1/wallets/{act_id}/withdrawals", methods=["POST"])
-@api
-def withdraw(act_id: str) -> Any:
+@operation(bp, "POST", "/v1/wallets/{act_id}/withdrawals", summary="Withdraw cash", access=WALLET,
+           body=WithdrawalBody, responses={200: WithdrawalView, 202: WithdrawalView}, audit="withdrawal.create",
+           errors=(*WALLET_ERRORS, e.InvalidToken, e.InsufficientBalance, e.WithdrawalConflict, e.SwitchedOff,
+                   e.PayoutUnavailable, e.PayoutFailed))
+def withdraw(act_id: str, body: WithdrawalBody) -> Any:
     """Withdraw cash: 200 paid, 202 payout pending, 502 payout failed and refunded; repeats answer the same."""
-    request = withdrawals.parse_withdrawal(json_object(bp.current_request.raw_body))
-    outcome = withdrawals.withdraw(validate.path_ident(act_id, "act_id"), request)
+    request = withdrawals.WithdrawalRequest(activity_id=body.activity_id, sub_activity_id=body.sub_activity_id,
+                                            request_id=body.request_id, amount=body.amount, tokens=tuple(body.tokens))
+    outcome = withdrawals.withdraw(act_id, request)
+    count(f"Withdrawals{outcome.status.title().replace('_', '')}")
     if outcome.status == REFUNDED:
-        failed = PayoutFailed(f"payout failed and was refunded: {outcome.failure}", **outcome.body())
+        failed = e.PayoutFailed(f"payout failed and was refunded: {outcome.failure}", **outcome.body())
         return error_response(failed)
     return json_response(outcome.body(), 200 if outcome.status == PAID else 202)
+
+
+@operation(bp, "GET", "/v1/wallets/{act_id}/withdrawals/{request_id}", summary="One withdrawal", access=WALLET,
+           query=WithdrawalQuery, responses={200: WithdrawalRecord}, errors=(*WALLET_ERRORS, e.WithdrawalNotFound))
+def get_withdrawal(act_id: str, request_id: str, query: WithdrawalQuery) -> Any:
+    """A withdrawal's amount, status, payout reference and times."""
+    ns, child = _child(query.activity_id, query.sub_activity_id)
+    wallet_id = ids.wallet_id(ns, act_id, ids.CASH_ASSET)
+    return json_response(withdrawal_reads.withdrawal_view(wallet_id, child.sub_activity_id, request_id))

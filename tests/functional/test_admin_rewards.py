@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib.rewards import config_store, counters
 from tests.conftest import uid
+from tests.problems import problem
 from tests.rewards_support import (
     HOUR_MS,
     Campaign,
@@ -56,7 +57,7 @@ def assert_exactly_the_rest_grantable(campaign: Campaign, total: int) -> None:
     room = sorted((int(s.remaining) for s in stock_shards(campaign) if int(s.remaining) > 0), reverse=True)
     grant_amounts(campaign, room)
     status, answer = grant_direct(campaign.grant_body("late", amount=1))
-    assert (status, answer["error"]) == (409, "sold_out")
+    assert (status, answer["code"]) == (409, "sold_out")
     assert sum(c for _, c in caps(campaign).values()) == total
 
 
@@ -80,10 +81,10 @@ def test_put_activity__overlapping_windows__409_nothing_stored(client):
     children = [{"sub_activity_id": "gray", "purpose": "gray_rehearsal", "starts_at_ms": 0, "ends_at_ms": 2 * HOUR_MS},
                 {"sub_activity_id": "formal", "purpose": "formal", "starts_at_ms": HOUR_MS, "ends_at_ms": 3 * HOUR_MS}]
     status, body = call(client, "PUT", f"/v1/admin/activities/{activity_id}", {"name": "x", "children": children})
-    assert (status, body) == (409, {"error": "overlapping_windows", "children": ["gray", "formal"],
-                                    "message": "child activities gray and formal overlap"})
+    assert (status, body) == (409, problem('overlapping_windows',
+                                           'child activities gray and formal overlap', children=['gray', 'formal']))
     status, body = call(client, "GET", f"/v1/admin/activities/{activity_id}")
-    assert (status, body["error"]) == (404, "activity_not_found")
+    assert (status, body["code"]) == (404, "activity_not_found")
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -96,7 +97,7 @@ def test_put_activity__overlapping_windows__409_nothing_stored(client):
 ])
 def test_put_activity__bad_fields__400_naming_the_field(client, body, field):
     status, answer = call(client, "PUT", f"/v1/admin/activities/{uid('act')}", body)
-    assert (status, answer["error"], answer["field"]) == (400, "invalid_field", field)
+    assert (status, answer["code"], answer["field"]) == (400, "invalid_field", field)
 
 
 def test_put_activity__bad_id_in_path__400(client):
@@ -122,13 +123,13 @@ def test_put_scene__bad_fields__400_naming_the_field_nothing_changed(client, bod
     campaign = make_campaign(client, total=1000)
     before = caps(campaign)
     status, answer = call(client, "PUT", scene_path(campaign), body)
-    assert (status, answer["error"], answer["field"]) == (400, "invalid_field", field)
+    assert (status, answer["code"], answer["field"]) == (400, "invalid_field", field)
     assert caps(campaign) == before and stock(client, campaign)["total"] == 1000
 
 
 def test_put_scene__unknown_activity__404(client):
     status, answer = call(client, "PUT", f"/v1/admin/activities/{uid('act')}/scenes/s1", scene_body(10))
-    assert (status, answer["error"]) == (404, "activity_not_found")
+    assert (status, answer["code"]) == (404, "activity_not_found")
 
 
 def test_put_scene__new__caps_spread_evenly_and_sum_to_the_total(client):
@@ -169,8 +170,8 @@ def test_put_scene__total_below_consumed__409_and_nothing_changed(client):
     status, body = call(client, "PUT", scene_path(campaign), scene_body(599))
     # THEN refused with the figures; caps, total and version unchanged
     counter = f"stock#{campaign.activity_id}/formal#{campaign.scene_id}"
-    assert (status, body) == (409, {"error": "total_below_consumed", "total": 599, "consumed": 600,
-                                    "message": f"total 599 is below the 600 already consumed ({counter})"})
+    assert (status, body) == (409, problem('total_below_consumed',
+                                           f'total 599 is below the 600 already consumed ({counter})', total=599, consumed=600))
     assert caps(campaign) == before
     status, activity = call(client, "GET", f"/v1/admin/activities/{campaign.activity_id}")
     assert [(s["total"], s["version"]) for s in activity["scenes"]] == [(1000, 1)]
@@ -221,7 +222,7 @@ def test_put_scene__total_lowered_while_a_grant_lands__never_200_with_consumptio
     if status == 200:
         assert consumed <= total, f"200 for total {total}, yet {consumed} is consumed (caps {shards})"
     else:
-        assert (status, body["error"], body["consumed"]) == (409, "total_below_consumed", 700)
+        assert (status, body["code"], body["consumed"]) == (409, "total_below_consumed", 700)
         assert total == 1000
 
 
@@ -245,4 +246,4 @@ def test_put_switch__then_list__value_stored(client):
 ])
 def test_put_switch__bad__400_naming_the_field(client, name, body, field):
     status, answer = call(client, "PUT", f"/v1/admin/switches/{name}", body)
-    assert (status, answer["error"], answer["field"]) == (400, "invalid_field", field)
+    assert (status, answer["code"], answer["field"]) == (400, "invalid_field", field)

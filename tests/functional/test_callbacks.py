@@ -21,8 +21,9 @@ from tests.callback_factory import (
     platform_body,
     post,
 )
+from tests.problems import problem
 
-REJECTED = {"error": "rejected"}
+REJECTED = problem('rejected')
 
 
 def stored_events(tp_app_id: str) -> list[EventRecord]:
@@ -274,19 +275,19 @@ def _bad_inputs(tp):
 
     cases = [
         ("oversized", json.dumps({**good, "Nonce": "x" * 65536}).encode(), tp.tp_app_id, 413,
-         {"error": "payload_too_large", "message": "request body exceeds 65536 bytes", "limit_bytes": 65536}),
+         problem('payload_too_large', 'request body exceeds 65536 bytes', limit_bytes=65536)),
         ("non_json", b"TimeStamp=1&Nonce=2", tp.tp_app_id, 400,
-         {"error": "invalid_json", "message": "request body is not valid JSON"}),
+         problem('invalid_json', 'request body is not valid JSON')),
         ("json_array", b"[]", tp.tp_app_id, 400,
-         {"error": "invalid_json", "message": "request body must be a JSON object"}),
+         problem('invalid_json', 'request body must be a JSON object')),
         ("empty", b"", tp.tp_app_id, 400,
-         {"error": "invalid_json", "message": "request body is empty; expected a JSON object"}),
+         problem('invalid_json', 'request body is empty; expected a JSON object')),
         ("nested_10000", b"[" * 10_000 + b"]" * 10_000, tp.tp_app_id, 400,
-         {"error": "invalid_json", "message": "request body is nested too deeply"}),
+         problem('invalid_json', 'request body is nested too deeply')),
         ("boolean_timestamp", json.dumps({**good, "TimeStamp": True}).encode(), tp.tp_app_id, 400,
-         {"error": "invalid_field", "message": "TimeStamp: must be a string or a number", "field": "TimeStamp"}),
+         problem('invalid_field', 'TimeStamp: must be a string or a number', field='TimeStamp')),
         ("unknown_tp_app", json.dumps(good).encode(), fresh_id("tp"), 404,
-         {"error": "unknown_tp_app", "message": "no tp app with this id is configured"}),
+         problem('unknown_tp_app', 'no tp app with this id is configured')),
         ("stale_timestamp", json.dumps(platform_body(tp, sample_event("PUSH"), timestamp=str(now_s() - 301))).encode(),
          tp.tp_app_id, 403, REJECTED),
         ("future_timestamp", json.dumps(platform_body(tp, sample_event("PUSH"), timestamp=str(now_s() + 301))).encode(),
@@ -297,7 +298,7 @@ def _bad_inputs(tp):
     ]
     for field in ("TimeStamp", "Nonce", "Encrypt", "MsgSignature"):
         cases.append((f"missing_{field}", without(field), tp.tp_app_id, 400,
-                      {"error": "invalid_field", "message": f"{field}: is required", "field": field}))
+                      problem('invalid_field', f'{field}: is required', field=field)))
     return cases
 
 
@@ -332,19 +333,19 @@ def test_callback__rejections__indistinguishable_to_the_caller(client, tp_app, q
 def test_callback__unknown_tp_app_id_shape__404_without_lookup(client, queue):
     response = post(client, "not-valid-because-it-is-way-too-long-" + "x" * 64, b'{"TimeStamp":"1","Nonce":"1",'
                     b'"Encrypt":"a","MsgSignature":"b"}')
-    assert (response.status_code, response.json_body["error"]) == (404, "unknown_tp_app")
+    assert (response.status_code, response.json_body["code"]) == (404, "unknown_tp_app")
 
 
 def test_app_state__app_without_state__404_naming_app(client, tp_app):
     app_id = fresh_id("tt")
     response = client.http.get(f"/v1/tp-apps/{tp_app.tp_app_id}/apps/{app_id}")
     assert (response.status_code, response.json_body) == (
-        404, {"error": "not_found", "message": "no state for this app", "app_id": app_id})
+        404, problem('not_found', 'no state for this app', app_id=app_id))
 
 
 def test_app_state__unknown_tp_app__404(client):
     response = client.http.get(f"/v1/tp-apps/{fresh_id('tp')}/apps/{fresh_id('tt')}")
-    assert (response.status_code, response.json_body["error"]) == (404, "unknown_tp_app")
+    assert (response.status_code, response.json_body["code"]) == (404, "unknown_tp_app")
 
 
 def test_app_state__invalid_app_id__400_naming_it(client, tp_app):

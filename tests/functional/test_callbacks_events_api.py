@@ -95,7 +95,7 @@ def test_events_api__cursor__stable_when_newer_events_arrive(client, posted):
 def test_events_api__bad_parameter__400_naming_it(client, posted, query, field):
     tp_app_id = posted[0].tp_app_id
     answer = client.http.get(f"/v1/tp-apps/{tp_app_id}/events?{query}")
-    assert (answer.status_code, answer.json_body["error"], answer.json_body["field"]) == (400, "invalid_field", field)
+    assert (answer.status_code, answer.json_body["code"], answer.json_body["field"]) == (400, "invalid_field", field)
 
 
 def test_events_api__cursor_from_another_tp_app__400(client, posted):
@@ -121,7 +121,7 @@ def test_events_api__cursor_of_the_unfiltered_listing_used_with_a_type__400(clie
 
 def test_events_api__unknown_tp_app__404(client):
     answer = client.http.get(f"/v1/tp-apps/{fresh_id('tp')}/events")
-    assert (answer.status_code, answer.json_body["error"]) == (404, "unknown_tp_app")
+    assert (answer.status_code, answer.json_body["code"]) == (404, "unknown_tp_app")
 
 
 def test_events_api__known_tp_app_without_events__empty_page(client):

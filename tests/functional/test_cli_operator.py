@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from tests.problems import problem
 import stat
 import threading
 from collections.abc import Iterator

@@ -90,7 +90,7 @@ def test_switch_set__grants_off_for_a_scene__grant_refused_until_back_on(tmp_pat
     assert invoke(tmp_path, "switch", "set", name, "--off").exit_code == 0
     status, body = call(client, "POST", "/v1/grants", campaign.grant_body("u1"))
     # THEN grants are refused, and accepted again once switched back on
-    assert (status, body["error"], body["switch"]) == (503, "switched_off", name)
+    assert (status, body["code"], body["switch"]) == (503, "switched_off", name)
     assert invoke(tmp_path, "switch", "set", name, "--on").exit_code == 0
     assert call(client, "POST", "/v1/grants", campaign.grant_body("u1"))[0] == 202
 
@@ -217,7 +217,7 @@ def test_withdrawal__no_payout_provider_configured__503_before_anything_is_debit
         status, body = call(client, "POST", "/v1/wallets/u1/withdrawals",
                             {"activity_id": campaign.activity_id, "request_id": "w1", "amount": 100})
         # THEN it is refused as unavailable and the balance is untouched
-        assert (status, body["error"], body["provider"]) == (503, "payout_unavailable", "none")
+        assert (status, body["code"], body["provider"]) == (503, "payout_unavailable", "none")
         assert call(client, "GET", f"/v1/wallets/u1?activity_id={campaign.activity_id}")[1]["balance"] == 500
     finally:
         monkeypatch.delenv("RG_PAYOUT_PROVIDER")

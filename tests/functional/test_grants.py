@@ -13,6 +13,7 @@ from chalicelib.rewards import grants, ratelimit, tokens
 from chalicelib.rewards.orders import parse_credit_message
 from chalicelib.rewards.tables import ACCEPTED, CREDITED
 from tests.conftest import uid
+from tests.problems import problem
 from tests.rewards_support import (
     HOUR_MS,
     Campaign,
@@ -97,8 +98,8 @@ def test_grant__same_order_id_other_amount__409_order_conflict_nothing_changed(c
     call(client, "POST", "/v1/grants", campaign.grant_body("u1", amount=120))
     status, body = call(client, "POST", "/v1/grants", campaign.grant_body("u1", amount=121))
     oid = order_id_of(campaign, "u1")
-    assert (status, body) == (409, {"error": "order_conflict", "message": f"order {oid} exists with different content",
-                                    "order_id": oid, "existing_amount": 120})
+    assert (status, body) == (409, problem('order_conflict',
+                                           f'order {oid} exists with different content', order_id=oid, existing_amount=120))
     assert consumed(campaign) == 120 and int(order_item(campaign, oid).amount) == 120
 
 
@@ -112,7 +113,7 @@ def test_grant__repeat_after_the_scene_sold_out__still_200_with_the_original_ord
     first = grant_direct(campaign.grant_body("a", amount=1))
     assert grant_direct(campaign.grant_body("b", amount=1))[0] == 202
     # GIVEN the scene is sold out (this process saw its shard full)
-    assert grant_direct(campaign.grant_body("c", amount=1))[1]["error"] == "sold_out"
+    assert grant_direct(campaign.grant_body("c", amount=1))[1]["code"] == "sold_out"
     # WHEN the first grant is repeated
     again = grant_direct(campaign.grant_body("a", amount=1))
     # THEN it gets its order back, not sold_out
@@ -183,8 +184,8 @@ def test_grant__field_missing__400_naming_it_nothing_written(client, campaign, f
     del body[field]
     status, answer = call(client, "POST", "/v1/grants", body)
     assert status == 400
-    assert answer["error"] == "invalid_field" and answer["field"] == field
-    assert answer["message"].startswith(f"{field}: is required")
+    assert answer["code"] == "invalid_field" and answer["field"] == field
+    assert answer["detail"].startswith(f"{field}: is required")
     assert_nothing_written(campaign)
 
 
@@ -206,14 +207,13 @@ IDENT_PROBLEM = "must be 1-64 characters of letters, digits, '.' or '-'"
 ])
 def test_grant__field_wrong__400_exact_body_nothing_written(client, campaign, field, value, problem):
     status, answer = call(client, "POST", "/v1/grants", {**campaign.grant_body("u1"), field: value})
-    assert (status, answer) == (400, {"error": "invalid_field", "message": f"{field}: {problem}", "field": field})
+    assert (status, answer) == (400, problem('invalid_field', f'{field}: {problem}', field=field))
     assert_nothing_written(campaign)
 
 
 def test_grant__unknown_field__400_naming_it(client, campaign):
     status, answer = call(client, "POST", "/v1/grants", {**campaign.grant_body("u1"), "order_id": "x"})
-    assert (status, answer) == (400, {"error": "invalid_field", "message": "order_id: is not a known field",
-                                      "field": "order_id"})
+    assert (status, answer) == (400, problem('invalid_field', 'order_id: is not a known field', field='order_id'))
     assert_nothing_written(campaign)
 
 
@@ -224,14 +224,14 @@ def test_grant__unknown_field__400_naming_it(client, campaign):
 ])
 def test_grant__not_a_json_object__400_invalid_json(client, raw, message):
     response = client.http.post("/v1/grants", body=raw, headers={"Content-Type": "application/json"})
-    assert (response.status_code, json.loads(response.body)) == (400, {"error": "invalid_json", "message": message})
+    assert (response.status_code, json.loads(response.body)) == (400, problem('invalid_json', message))
 
 
 def test_grant__unknown_activity_or_scene__404_with_code(client, campaign):
     ghost = uid("act")
     status, answer = call(client, "POST", "/v1/grants", {**campaign.grant_body("u1"), "activity_id": ghost})
-    assert (status, answer) == (404, {"error": "activity_not_found", "message": f"activity {ghost} is not configured",
-                                      "activity_id": ghost})
+    assert (status, answer) == (404, problem('activity_not_found',
+                                             f'activity {ghost} is not configured', activity_id=ghost))
     status, answer = call(client, "POST", "/v1/grants", {**campaign.grant_body("u1"), "scene_id": "nope"})
     assert (status, answer) == (404, {
         "error": "scene_not_found", "message": f"scene nope of activity {campaign.activity_id} is not configured",
@@ -253,15 +253,15 @@ def test_grant__amount_over_the_order_cap__422_naming_the_cap(client, campaign):
     ok = call(client, "POST", "/v1/grants", campaign.grant_body("u2", amount=500))
     status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u1", amount=501))
     assert ok[0] == 202
-    assert (status, answer) == (422, {"error": "amount_over_cap", "order_cap": 500,
-                                      "message": "amount 501 exceeds the per-order cap 500"})
+    assert (status, answer) == (422, problem('amount_over_cap',
+                                             'amount 501 exceeds the per-order cap 500', order_cap=500))
     assert order_item(campaign, order_id_of(campaign, "u1")) is None and consumed(campaign) == 500
 
 
 def test_grant__award_type_not_the_scenes__422(client, campaign):
     status, answer = call(client, "POST", "/v1/grants", {**campaign.grant_body("u1"), "award_type": "coupon"})
-    assert (status, answer) == (422, {"error": "award_type_mismatch", "expected": "cash",
-                                      "message": f"scene {campaign.scene_id} grants cash, not coupon"})
+    assert (status, answer) == (422, problem('award_type_mismatch',
+                                             f'scene {campaign.scene_id} grants cash, not coupon', expected='cash'))
     assert_nothing_written(campaign)
 
 
@@ -270,13 +270,13 @@ def test_grant__stock_exhausted__409_sold_out_nothing_written(client):
     assert call(client, "POST", "/v1/grants", campaign.grant_body("u1", amount=100))[0] == 202
     # 200 left over 3 shards (100 each at most): 150 fits no single shard, 100 does
     status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u2", amount=150))
-    assert (status, answer) == (409, {"error": "sold_out", "message": f"scene {campaign.scene_id} is sold out",
-                                      "scene_id": campaign.scene_id, "sub_activity_id": "formal"})
+    assert (status, answer) == (409, problem('sold_out',
+                                             f'scene {campaign.scene_id} is sold out', scene_id=campaign.scene_id, sub_activity_id='formal'))
     assert order_item(campaign, order_id_of(campaign, "u2")) is None and consumed(campaign) == 100
     for user in ("u3", "u4"):
         assert call(client, "POST", "/v1/grants", campaign.grant_body(user, amount=100))[0] == 202
     status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u5", amount=1))
-    assert (status, answer["error"]) == (409, "sold_out")
+    assert (status, answer["code"]) == (409, "sold_out")
     assert consumed(campaign) == 300 and len(orders_of(campaign)) == 3
 
 
@@ -289,8 +289,7 @@ def test_grant__rate_limit__429_with_retry_after_nothing_written(client, monkeyp
                                 headers={"Content-Type": "application/json"}) for n in range(3)]
     assert [a.status_code for a in answers] == [202, 202, 429]
     assert answers[2].headers["Retry-After"] == "1"
-    assert json.loads(answers[2].body) == {"error": "rate_limited", "message": "grant rate limit of 2/s reached",
-                                           "retry_after_s": 1}
+    assert json.loads(answers[2].body) == problem('rate_limited', 'grant rate limit of 2/s reached', retry_after_s=1)
     assert order_item(campaign, order_id_of(campaign, "u2")) is None and len(orders_of(campaign)) == 2
     reset_process_state()
 
@@ -304,8 +303,7 @@ def test_grant__grants_switched_off__503_switched_off_nothing_written(client, ca
     with switch(client, name, {"enabled": False}):
         status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u1"))
         batch_status, batch = call(client, "POST", "/v1/grants/batch", {"grants": [campaign.grant_body("u2")]})
-    assert (status, answer) == (503, {"error": "switched_off", "message": f"grants are switched off ({name})",
-                                      "switch": name})
+    assert (status, answer) == (503, problem('switched_off', f'grants are switched off ({name})', switch=name))
     assert batch_status == 200 and batch["results"][0]["status"] == 503
     assert_nothing_written(campaign)
     # switched back on, the same grant goes through
@@ -334,7 +332,7 @@ def test_grant__signing_key_missing__503_before_anything_is_written(client, camp
     status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u1"))
     batch_status, batch = call(client, "POST", "/v1/grants/batch", {"grants": [campaign.grant_body("u2")]})
     # THEN both are refused as a server-side fault, and no order, stock or ledger entry exists
-    assert (status, answer["error"], answer["message"]) == (
+    assert (status, answer["code"], answer["detail"]) == (
         503, "storage_unavailable", "reward-token signing key is not configured")
     assert (batch_status, batch) == (status, answer)
     assert_nothing_written(campaign)
@@ -364,11 +362,10 @@ def test_grant_batch__mixed_items__each_with_its_own_status_and_body(client, cam
                                                            (5, 200), (6, 400)]
     assert results[1]["body"] == existing
     assert results[5]["body"] == results[0]["body"]
-    assert results[2]["body"]["error"] == "order_conflict"
-    assert results[3]["body"] == {"error": "invalid_field", "message": f"act_id: {IDENT_PROBLEM}", "field": "act_id"}
-    assert results[4]["body"]["error"] == "amount_over_cap"
-    assert results[6]["body"] == {"error": "invalid_field", "message": "grant: must be a JSON object",
-                                  "field": "grant"}
+    assert results[2]["body"]["code"] == "order_conflict"
+    assert results[3]["body"] == problem('invalid_field', f'act_id: {IDENT_PROBLEM}', field='act_id')
+    assert results[4]["body"]["code"] == "amount_over_cap"
+    assert results[6]["body"] == problem('invalid_field', 'grant: must be a JSON object', field='grant')
     assert tokens.verify(results[0]["body"]["token"], public_keys(client))["amount"] == 20
     # only the one new order was written and sent for crediting
     assert sorted(o.order_id for o in orders_of(campaign)) == sorted([order_id_of(campaign, "new1"),
@@ -391,8 +388,8 @@ def test_grant_batch__bad_envelope__400(client, body, field):
 def test_grant_batch__more_than_100_items__400_nothing_written(client, campaign):
     items = [campaign.grant_body(f"u{n}", amount=1) for n in range(101)]
     status, answer = call(client, "POST", "/v1/grants/batch", {"grants": items})
-    assert (status, answer) == (400, {"error": "invalid_field", "message": "grants: must be a list of 1 to 100 grants",
-                                      "field": "grants"})
+    assert (status, answer) == (400, problem('invalid_field',
+                                             'grants: must be a list of 1 to 100 grants', field='grants'))
     assert orders_of(campaign) == [] and consumed(campaign) == 0
 
 

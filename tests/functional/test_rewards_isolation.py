@@ -87,6 +87,6 @@ def test_children__window_not_yet_open__grant_404_and_wallet_read_404(client):
     body = {"activity_id": activity_id, "scene_id": "s1", "act_id": "u1", "rain_id": "r", "award_type": "cash",
             "stage": "1", "amount": 1}
     status, answer = call(client, "POST", "/v1/grants", body)
-    assert (status, answer["error"]) == (404, "outside_activity_window")
+    assert (status, answer["code"]) == (404, "outside_activity_window")
     status, answer = call(client, "GET", f"/v1/wallets/u1?activity_id={activity_id}")
-    assert (status, answer["error"]) == (404, "outside_activity_window")
+    assert (status, answer["code"]) == (404, "outside_activity_window")

@@ -12,6 +12,7 @@ from chalicelib import clock
 from chalicelib.rewards import ids, wallets, withdrawals
 from chalicelib.rewards.tables import PAID, PAYOUT_PENDING, REFUNDED, WithdrawalItem
 from tests.conftest import uid
+from tests.problems import problem
 from tests.rewards_support import (
     Campaign,
     call,
@@ -110,12 +111,12 @@ def test_wallet__granted_then_credited__pending_moves_into_balance_never_both(cl
 ])
 def test_wallet__bad_query__400_naming_it(client, campaign, query, error, field):
     status, body = call(client, "GET", f"/v1/wallets/u1{query.format(act=campaign.activity_id)}")
-    assert (status, body["error"], body["field"]) == (400, error, field)
+    assert (status, body["code"], body["field"]) == (400, error, field)
 
 
 def test_wallet__unknown_activity__404(client):
     status, body = call(client, "GET", f"/v1/wallets/u1?activity_id={uid('act')}")
-    assert (status, body["error"]) == (404, "activity_not_found")
+    assert (status, body["code"]) == (404, "activity_not_found")
 
 
 # --- flow ------------------------------------------------------------------------------------
@@ -187,8 +188,8 @@ def test_flow__pages_read_while_rewards_are_credited__no_row_lost_or_repeated(cl
                                     base64.urlsafe_b64encode(b"\xff\xfe").decode()])
 def test_flow__bad_cursor__400(client, campaign, cursor):
     status, body = call(client, "GET", f"/v1/wallets/u1/flow?activity_id={campaign.activity_id}&cursor={cursor}")
-    assert (status, body) == (400, {"error": "invalid_field", "field": "cursor",
-                                    "message": "cursor: is not a cursor returned by this listing"})
+    assert (status, body) == (400, problem('invalid_field',
+                                           'cursor: is not a cursor returned by this listing', field='cursor'))
 
 
 @pytest.mark.parametrize("limit", ["0", "101", "x"])
@@ -230,8 +231,8 @@ def test_withdraw__repeat__first_outcome_no_second_debit_and_other_amount_409(cl
     conflict = withdraw(client, campaign, user, {**body, "amount": 401})
     # THEN the repeat answers the first outcome, the other amount is refused, and 400 left the wallet once
     assert first[0] == 200 and again == (200, {"request_id": body["request_id"], "amount": 400, "status": PAID})
-    assert conflict == (409, {"error": "withdrawal_conflict", "request_id": body["request_id"], "existing_amount": 400,
-                              "message": f"withdrawal {body['request_id']} exists with a different amount"})
+    assert conflict == (409, problem('withdrawal_conflict',
+                                     f"withdrawal {body['request_id']} exists with a different amount", request_id=body['request_id'], existing_amount=400))
     assert int(wallet_item(wallet_id_of(campaign, user)).balance) == 600
     assert ledger_sums(wallet_id_of(campaign, user)).withdrawals == 400
 
@@ -244,8 +245,8 @@ def test_withdraw__more_than_the_balance__409_with_the_balance_nothing_debited(c
     body = withdrawal_body(campaign, 200)
     status, answer = withdraw(client, campaign, user, body)
     # THEN it is refused with the balance (the pending reward counted in), and nothing is debited
-    assert (status, answer) == (409, {"error": "insufficient_balance", "balance": 150, "amount": 200,
-                                      "message": "balance 150 is below the withdrawal amount 200"})
+    assert (status, answer) == (409, problem('insufficient_balance',
+                                             'balance 150 is below the withdrawal amount 200', balance=150, amount=200))
     sums = ledger_sums(wallet_id_of(campaign, user))
     assert (sums.withdrawals, sums.balance, int(wallet_item(wallet_id_of(campaign, user)).balance)) == (0, 150, 150)
     assert WithdrawalItem.count(wallet_id_of(campaign, user)) == 0
@@ -257,7 +258,7 @@ def test_withdraw__more_than_the_balance__409_with_the_balance_nothing_debited(c
 def test_withdraw__never_credited_wallet__409_balance_zero(client, campaign):
     # a wallet never credited has no item at all: the debit condition must still refuse
     status, answer = withdraw(client, campaign, uid("nobody"), withdrawal_body(campaign, 1))
-    assert (status, answer["error"], answer["balance"]) == (409, "insufficient_balance", 0)
+    assert (status, answer["code"], answer["balance"]) == (409, "insufficient_balance", 0)
 
 
 @pytest.mark.parametrize(("change", "field"), [
@@ -268,7 +269,7 @@ def test_withdraw__never_credited_wallet__409_balance_zero(client, campaign):
 def test_withdraw__bad_field__400_nothing_debited(client, campaign, change, field):
     user = funded(campaign, 100)
     status, answer = withdraw(client, campaign, user, {**withdrawal_body(campaign, 10), **change})
-    assert (status, answer["error"], answer["field"]) == (400, "invalid_field", field)
+    assert (status, answer["code"], answer["field"]) == (400, "invalid_field", field)
     assert int(wallet_item(wallet_id_of(campaign, user)).balance) == 100
 
 
@@ -280,8 +281,8 @@ def test_withdraw__payout_fails__502_refund_entry_and_balance_restored(client, c
     with payout_mode("fail"):
         status, answer = withdraw(client, campaign, user, body)
         again = withdraw(client, campaign, user, body)
-    expected = {"error": "payout_failed", "request_id": body["request_id"], "amount": 200, "status": REFUNDED,
-                "failure": "fake provider refused", "message": "payout failed and was refunded: fake provider refused"}
+    expected = problem('payout_failed',
+                       'payout failed and was refunded: fake provider refused', request_id=body['request_id'], amount=200, status=REFUNDED, failure='fake provider refused')
     # THEN both answer 502 payout_failed, and a refund entry put the 200 back
     assert (status, {k: v for k, v in answer.items() if k != "balance"}) == (502, expected)
     assert answer["balance"] == 500
@@ -352,8 +353,7 @@ def test_withdraw__switched_off__503_nothing_debited(client, campaign):
     user = funded(campaign, 100)
     with switch(client, "withdrawals", {"enabled": False}):
         status, answer = withdraw(client, campaign, user, withdrawal_body(campaign, 50))
-    assert (status, answer) == (503, {"error": "switched_off", "message": "withdrawals are switched off",
-                                      "switch": "withdrawals"})
+    assert (status, answer) == (503, problem('switched_off', 'withdrawals are switched off', switch='withdrawals'))
     assert int(wallet_item(wallet_id_of(campaign, user)).balance) == 100
 
 
@@ -368,8 +368,8 @@ def test_withdraw__gray_percentage__admits_only_users_inside_it(client, campaign
         ok = withdraw(client, campaign, inside, withdrawal_body(campaign, 10))
         refused = withdraw(client, campaign, outside, withdrawal_body(campaign, 10))
     assert ok[0] == 200
-    assert refused == (503, {"error": "switched_off", "message": "withdrawals are not yet open to this user",
-                             "switch": "withdrawal_gray_percent"})
+    assert refused == (503, problem('switched_off',
+                                    'withdrawals are not yet open to this user', switch='withdrawal_gray_percent'))
     # refused before anything was forced in: the outside user's reward is still pending
     assert wallet_item(wallet_id_of(campaign, outside)) is None
 
@@ -391,8 +391,7 @@ def test_withdraw__token_of_another_user__400_invalid_token_nothing_debited_or_c
     token = grant(campaign, victim, "r1", 900)["token"]
     status, answer = withdraw(client, campaign, thief, withdrawal_body(campaign, 50, tokens_=[token]))
     # THEN it is refused; nothing debited from the thief, nothing credited anywhere
-    assert (status, answer) == (400, {"error": "invalid_token", "index": 0,
-                                      "message": "tokens[0]: token is for another wallet"})
+    assert (status, answer) == (400, problem('invalid_token', 'tokens[0]: token is for another wallet', index=0))
     assert int(wallet_item(wallet_id_of(campaign, thief)).balance) == 100
     assert ledger_sums(wallet_id_of(campaign, thief)).withdrawals == 0
     assert wallet_item(wallet_id_of(campaign, victim)) is None
@@ -405,7 +404,7 @@ def test_withdraw__tampered_token__400_invalid_token_nothing_debited(client, cam
     claims, signature = token.split(".")
     forged = f"{claims}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"
     status, answer = withdraw(client, campaign, user, withdrawal_body(campaign, 50, tokens_=[forged]))
-    assert (status, answer["error"], answer["index"]) == (400, "invalid_token", 0)
+    assert (status, answer["code"], answer["index"]) == (400, "invalid_token", 0)
     assert wallet_item(wallet_id_of(campaign, user)) is None
 
 

@@ -283,12 +283,12 @@ def test_reconcile_api__bad_and_early_hours__refused_with_the_field_named(hour_c
     fake.ms = hour_start + 30 * MINUTE_MS
     # WHEN / THEN
     status, body = call(client, "POST", "/v1/admin/reconciliations", {"hour": "yesterday"})
-    assert (status, body["error"], body["field"]) == (400, "invalid_field", "hour")
+    assert (status, body["code"], body["field"]) == (400, "invalid_field", "hour")
     status, body = call(client, "POST", "/v1/admin/reconciliations", {"hour": runner.display_hour(hour)})
-    assert (status, body["error"], body["field"]) == (400, "invalid_field", "hour")
-    assert "is not closed yet" in body["message"]
+    assert (status, body["code"], body["field"]) == (400, "invalid_field", "hour")
+    assert "is not closed yet" in body["detail"]
     status, body = call(client, "GET", f"/v1/admin/reconciliations/{runner.display_hour(hour)}")
-    assert (status, body["error"]) == (404, "not_found")
+    assert (status, body["code"]) == (404, "not_found")
     assert runner.status(hour, 1) is None
 
 

@@ -20,6 +20,7 @@ from chalicelib.rewards import config_store, orders
 from chalicelib.rewards.tables import CREDITED
 from rewardgate_ops.lambda_events import LocalLambdaContext, sqs_event
 from tests.conftest import uid
+from tests.problems import problem
 from tests.rewards_support import (
     call,
     credit_messages_of,
@@ -105,7 +106,7 @@ def test_grants__32_threads_x_50_against_stock_500_over_4_shards__exactly_500_gr
     granted = [body for status, body in answers if status == 202]
     sold_out = [body for status, body in answers if status == 409]
     assert statuses == {202: 500, 409: 1100}, statuses
-    assert all(body["error"] == "sold_out" and body["scene_id"] == campaign.scene_id for body in sold_out)
+    assert all(body["code"] == "sold_out" and body["scene_id"] == campaign.scene_id for body in sold_out)
     # AND the shards consumed exactly what the orders hold, each shard within its cap
     shards = stock_shards(campaign)
     consumed = sum(int(s.consumed) for s in shards)
@@ -159,9 +160,8 @@ def test_grants__one_order_id_claimed_by_32_threads__one_order_repeats_get_it_co
         else:
             # AND every different-content repeat is refused, naming the stored amount
             assert status == 409
-            assert body == {"error": "order_conflict", "order_id": original["order_id"],
-                            "existing_amount": winning_amount,
-                            "message": f"order {original['order_id']} exists with different content"}
+            assert body == problem('order_conflict',
+                                   f"order {original['order_id']} exists with different content", order_id=original['order_id'], existing_amount=winning_amount)
     # AND stock was consumed once
     assert sum(int(s.consumed) for s in stock_shards(campaign)) == winning_amount
     assert len(orders_of(campaign)) == 1
@@ -265,7 +265,7 @@ def test_withdrawals__20_concurrent_against_one_balance__never_negative_and_ledg
           f"final_balance={final} ledger: credits={sums.credits} withdrawals={sums.withdrawals} "
           f"refunds={sums.refunds}")
     assert len(paid) <= balance_before // amount_each
-    assert all(body["error"] == "insufficient_balance" and body["balance"] < amount_each for body in refused), refused
+    assert all(body["code"] == "insufficient_balance" and body["balance"] < amount_each for body in refused), refused
     assert final >= 0
     assert final == sums.credits - sums.withdrawals + sums.refunds
     assert (sums.credits, sums.withdrawals) == (balance_before, amount_each * len(paid))

@@ -14,6 +14,7 @@ from chalicelib.rewards import grants, tokens, withdrawals
 from chalicelib.rewards.orders import parse_credit_message, parse_grant
 from chalicelib.rewards.tables import ACCEPTED, CREDITED, PAID, PAYOUT_PENDING, REFUNDED, WithdrawalItem
 from tests.conftest import uid
+from tests.problems import problem
 from tests.rewards_support import (
     Campaign,
     call,
@@ -250,6 +251,5 @@ def test_withdrawal__crash_after_debit_or_payout__repeat_answers_pending_sweeper
         assert (status, answer) == (200, {"request_id": body["request_id"], "amount": 250, "status": PAID})
     else:
         assert status == 502
-        assert answer == {"error": "payout_failed", "request_id": body["request_id"], "amount": 250,
-                          "status": REFUNDED, "failure": "fake provider refused",
-                          "message": "payout failed and was refunded: fake provider refused"}
+        assert answer == problem('payout_failed',
+                                 'payout failed and was refunded: fake provider refused', request_id=body['request_id'], amount=250, status=REFUNDED, failure='fake provider refused')

@@ -105,11 +105,11 @@ class RewardsMachine(RuleBasedStateMachine):
         # every pending reward of the user is forced in first, whatever the outcome
         self.credited.update(oid for oid, (u, _) in self.orders.items() if u == user)
         if amount > available:
-            assert (status, answer["error"], answer["balance"]) == (409, "insufficient_balance", available)
+            assert (status, answer["code"], answer["balance"]) == (409, "insufficient_balance", available)
             self.seen["insufficient"] += 1
             return
         if provider_fails:
-            assert (status, answer["error"], answer["status"]) == (502, "payout_failed", "REFUNDED")
+            assert (status, answer["code"], answer["status"]) == (502, "payout_failed", "REFUNDED")
             self.seen["refunded"] += 1
         else:
             assert (status, answer["status"]) == (200, "PAID")

@@ -14,8 +14,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from chalicelib.callbacks import crypto
 from chalicelib.errors import CallbackRejected
+from chalicelib.http import problem_body
 from chalicelib.secrets import TpAppCredentials
 from tests.callback_factory import encrypt_like_platform, new_credentials, sign_like_platform
+from tests.problems import problem
 
 FIXED_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as the console shows them
 
@@ -107,7 +109,7 @@ def test_callback_crypto__one_field_tampered__rejected_as_signature(field):
     with pytest.raises(CallbackRejected) as caught:
         _open(credentials, body)
     assert caught.value.reason == "signature"
-    assert caught.value.body() == {"error": "rejected"}
+    assert problem_body(caught.value) == problem('rejected')
 
 
 def test_callback_crypto__signature_in_upper_case__accepted():
@@ -190,7 +192,7 @@ def test_callback_crypto__signed_but_broken_plaintext__rejected_with_logged_reas
     with pytest.raises(CallbackRejected) as caught:
         _open(credentials, body)
     assert caught.value.reason == expected_reason
-    assert caught.value.body() == {"error": "rejected"}
+    assert problem_body(caught.value) == problem('rejected')
 
 
 def test_callback_crypto__pad_of_exactly_32__accepted_where_a_16_byte_unpadder_would_fail():

@@ -9,6 +9,8 @@ import pytest
 from chalicelib.callbacks.envelope import parse_envelope
 from chalicelib.callbacks.gateway import check_fresh
 from chalicelib.errors import CallbackRejected, InvalidField, InvalidJson, PayloadTooLarge
+from chalicelib.http import problem_body
+from tests.problems import problem
 
 LIMIT = 64 * 1024
 GOOD = {"TimeStamp": "1700000000", "Nonce": "abc", "Encrypt": "ZW5j", "MsgSignature": "f" * 40}
@@ -29,7 +31,7 @@ def test_envelope__field_missing__invalid_field_names_it(field):
     body = {k: v for k, v in GOOD.items() if k != field}
     with pytest.raises(InvalidField) as caught:
         parse_envelope(json.dumps(body).encode(), LIMIT)
-    assert caught.value.body() == {"error": "invalid_field", "message": f"{field}: is required", "field": field}
+    assert problem_body(caught.value) == problem('invalid_field', f'{field}: is required', field=field)
 
 
 @pytest.mark.parametrize("field", ["TimeStamp", "Nonce", "Encrypt", "MsgSignature"])
@@ -37,7 +39,7 @@ def test_envelope__field_missing__invalid_field_names_it(field):
 def test_envelope__field_of_wrong_type__invalid_field_names_it(field, value):
     with pytest.raises(InvalidField) as caught:
         parse_envelope(json.dumps({**GOOD, field: value}).encode(), LIMIT)
-    assert caught.value.details == {"field": field}
+    assert caught.value.details["field"] == field
 
 
 @pytest.mark.parametrize("field", ["Encrypt", "MsgSignature"])
@@ -51,7 +53,7 @@ def test_envelope__number_where_only_text_is_signed__invalid_field(field):
 def test_envelope__timestamp_not_whole_seconds__invalid_field(value):
     with pytest.raises(InvalidField) as caught:
         parse_envelope(json.dumps({**GOOD, "TimeStamp": value}).encode(), LIMIT)
-    assert caught.value.details == {"field": "TimeStamp"}
+    assert caught.value.details["field"] == "TimeStamp"
 
 
 def test_envelope__over_the_limit__payload_too_large_before_parsing():

@@ -127,8 +127,8 @@ def test_merge_template__function_without_access__refuses_to_package():
         merge_template(STAGE, app=app)
 
 
-def test_merge_template__route_outside_v1_and_callbacks__refused():
-    # GIVEN an app with a route that is neither IAM-authorized nor a signed callback
+def test_merge_template__route_without_a_declared_operation__refused():
+    # GIVEN an app with a route declared without its operation (no access, no models)
     app = Chalice(app_name="rewardgate")
 
     @app.route("/debug")
@@ -136,7 +136,7 @@ def test_merge_template__route_outside_v1_and_callbacks__refused():
         return {}
 
     # WHEN routes are classified THEN the route is refused rather than silently left public
-    with pytest.raises(ValueError, match="/debug is neither"):
+    with pytest.raises(ValueError, match="GET /debug has no declared operation"):
         lambdas.routes(app)
 
 

@@ -86,7 +86,8 @@ def test_api__v1_routes_need_iam__callbacks_stay_public():
     assert body["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
     secured = {(path, method) for path, methods in body["paths"].items() for method in methods}
     assert secured == {(r.path, r.method) for r in routes if r.path.startswith("/v1/")}
-    assert {r.path for r in routes if r.public} == {"/callbacks/{tp_app_id}/auth", "/callbacks/{tp_app_id}/events"}
+    assert {r.path for r in routes if r.public} == {"/callbacks/{tp_app_id}/auth", "/callbacks/{tp_app_id}/events",
+                                                    "/.well-known/jwks.json", "/openapi.json"}
 
 
 def test_alarms__every_dlq_every_function_reconciliation_and_api__notify_the_topic():

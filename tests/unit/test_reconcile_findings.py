@@ -179,7 +179,7 @@ def test_parse_hour__both_forms__canonical(text):
 def test_parse_hour__not_an_hour__invalid_field(text):
     with pytest.raises(InvalidField) as error:
         parse_hour(text)
-    assert error.value.details == {"field": "hour"}
+    assert error.value.details["field"] == "hour"
 
 
 def test_pass_for__by_age__not_closed_then_first_then_second():

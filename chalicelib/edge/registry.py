@@ -1,0 +1,265 @@
+"""The operation registry: each route declared once, with its models, errors and callers.
+
+```python
+@operation(bp, "POST", "/v1/grants", summary="Grant one reward", body=GrantBody,
+           responses={202: GrantView, 200: GrantView}, errors=(SoldOut, OrderConflict), access=GRANT)
+def create_grant(body: GrantBody) -> Response: ...
+```
+
+`operation` registers the Chalice route (wrapped with `chalicelib.http.api`), and before the view runs
+validates the path parameters, the query string (`query=`) and the JSON body (`body=`) against their
+models, reporting **every** invalid field at once (`400 invalid_field` with `errors`). The view gets
+the path parameters, and `body` / `query` when declared, as keyword arguments.
+
+Every operation is recorded in `OPERATIONS`, from which `chalicelib.edge.openapi` builds the OpenAPI
+document and `infra` the IAM policies (`access`: who may call it). Routes that do not speak
+problem+json or JSON (the platform callbacks, Bilibili's `/v2/app/*` envelope) declare their own
+media types and bodies with `Reply` and `problems=False` / `parse_body=False`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from chalicelib import errors
+from chalicelib.edge.models import IDENT_PATTERN, IDENT_PROBLEM
+from chalicelib.http import JSON, api
+
+# Who may call an operation; infra/iam.py makes one managed policy per kind (and read-only: every GET).
+PUBLIC = "public"  # no IAM: platform callbacks (signed), the JWKS, the OpenAPI document
+ADMIN = "admin"  # operators: activities, scenes, switches, reconciliations
+GRANT = "grant"  # upstream services granting rewards
+WALLET = "wallet"  # the wallet service: balances, flow, withdrawals
+READ = "read"  # read-only callers (on-call, dashboards)
+ACCESS_KINDS = (PUBLIC, ADMIN, GRANT, WALLET, READ)
+
+DEFAULT_MAX_BODY = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A documented answer: its media type and schema (a model, a JSON schema dict, or None for none)."""
+
+    description: str
+    schema: type[BaseModel] | dict[str, Any] | None = None
+    media_type: str = JSON
+
+
+@dataclass(frozen=True)
+class PathParam:
+    """How a path parameter is checked (a regex) and documented."""
+
+    pattern: str | None = IDENT_PATTERN
+    problem: str = IDENT_PROBLEM
+    description: str = ""
+
+
+IDENT_PARAM = PathParam()
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route and method with everything the contract says about it."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    description: str
+    access: str
+    tags: tuple[str, ...]
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    responses: Mapping[int, Reply]
+    errors: tuple[type[errors.RewardgateError], ...]
+    path_params: Mapping[str, PathParam]
+    content_types: tuple[str, ...]
+    max_body_bytes: int
+    parse_body: bool
+    problems: bool
+    audit: str | None
+
+    @property
+    def public(self) -> bool:
+        """Callable without IAM authorization."""
+        return self.access == PUBLIC
+
+
+OPERATIONS: dict[tuple[str, str], Operation] = {}
+
+
+def _reply(value: Reply | type[BaseModel] | None, status: int) -> Reply:
+    if isinstance(value, Reply):
+        return value
+    return Reply(description={200: "OK", 201: "Created", 202: "Accepted"}.get(status, "answer"), schema=value)
+
+
+def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
+              responses: Mapping[int, Reply | type[BaseModel] | None],
+              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+              errors: tuple[type[errors.RewardgateError], ...] = (), tags: tuple[str, ...] = (),
+              path_params: Mapping[str, PathParam | None] | None = None,
+              content_types: tuple[str, ...] = (JSON,), max_body_bytes: int = DEFAULT_MAX_BODY,
+              parse_body: bool = True, problems: bool = True, audit: str | None = None,
+              operation_id: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare and register a route (see the module docstring).
+
+    `path_params` overrides the check of a path parameter (default: an identifier); `None` leaves it to
+    the view (the callback gateway answers an unknown tp app id exactly like a forged callback).
+    `parse_body=False` hands the raw body to the view (`body` is then documentation only); `audit`
+    names the action recorded in the audit log, with the caller's ARN, before the view runs.
+    """
+    if access not in ACCESS_KINDS:
+        raise ValueError(f"access must be one of {ACCESS_KINDS}")
+    method = method.upper()
+    names = re.findall(r"\{([^}]+)\}", path)
+    overrides = dict(path_params or {})
+    params = {name: overrides[name] if name in overrides else IDENT_PARAM for name in names}
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        op = Operation(
+            method=method, path=path, operation_id=operation_id or view.__name__, summary=summary,
+            description=(view.__doc__ or summary).strip(), access=access, tags=tags or (bp._import_name.split(".")[-1],),
+            body=body, query=query, responses={s: _reply(r, s) for s, r in responses.items()}, errors=errors,
+            path_params={n: p for n, p in params.items() if p is not None}, content_types=content_types,
+            max_body_bytes=max_body_bytes, parse_body=parse_body, problems=problems, audit=audit,
+        )
+        if (method, path) in OPERATIONS:
+            raise ValueError(f"{method} {path} is declared twice")
+        OPERATIONS[(method, path)] = op
+
+        @functools.wraps(view)
+        def handler(**path_values: str) -> Any:
+            request = bp.current_request
+            kwargs = validate_request(op, path_values, request.query_params, request.raw_body)
+            if op.audit is not None:
+                from chalicelib.audit import log as audit_log
+
+                audit_log.record_request(op.audit, path_values, kwargs.get("body"))
+            return view(**kwargs)
+
+        chalice_kwargs: dict[str, Any] = {"methods": [method]}
+        if method not in ("GET", "HEAD", "DELETE"):
+            chalice_kwargs["content_types"] = list(content_types)
+        bp.route(path, **chalice_kwargs)(api(handler))
+        return view
+
+    return decorate
+
+
+# --- validation -------------------------------------------------------------------------------------
+
+def _where(loc: tuple[Any, ...], prefix: str) -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field"
+    if kind == "string_pattern_mismatch":
+        return IDENT_PROBLEM if ctx.get("pattern") == IDENT_PATTERN else f"must match {ctx.get('pattern')}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "must be an integer"
+    if kind == "bool_type":
+        return "must be true or false"
+    if kind == "string_type":
+        return "must be a string"
+    if kind in ("list_type", "tuple_type"):
+        return "must be a list"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return "must be an object"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx.get('le')}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} items"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} items"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return f"must be at least {ctx.get('min_length')} characters"
+    if kind == "value_error":
+        return str(ctx.get("error") or error["msg"])
+    message = str(error["msg"])
+    return message[:1].lower() + message[1:]
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """Every error of a pydantic validation as `{field, problem}`."""
+    return [{"field": _where(tuple(e["loc"]), prefix), "problem": _problem(e)} for e in exc.errors()]
+
+
+def _body_json_error(exc: ValidationError) -> errors.InvalidJson | None:
+    for error in exc.errors():
+        if error["type"] == "json_invalid":
+            nested = "recursion limit" in str(error.get("ctx", {}).get("error", error["msg"]))
+            problem = "request body is nested too deeply" if nested else "request body is not valid JSON"
+            return errors.InvalidJson(problem)
+        if error["type"] == "model_type" and not error["loc"]:
+            return errors.InvalidJson("request body must be a JSON object")
+    return None
+
+
+def validate_body(model: type[BaseModel], raw: bytes | str | None, max_bytes: int = DEFAULT_MAX_BODY) -> BaseModel:
+    """A JSON body validated against `model`; `InvalidJson`, `PayloadTooLarge` or `InvalidField` otherwise."""
+    if raw is not None and len(raw) > max_bytes:
+        raise errors.PayloadTooLarge(f"request body exceeds {max_bytes} bytes", limit_bytes=max_bytes)
+    if raw is None or raw in (b"", ""):
+        raise errors.InvalidJson("request body is empty; expected a JSON object")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        bad_json = _body_json_error(exc)
+        if bad_json is not None:
+            raise bad_json from None
+        found = field_errors(exc)
+        raise errors.InvalidField(found[0]["field"], found[0]["problem"], found) from None
+
+
+def validate_request(op: Operation, path_values: Mapping[str, str], query: Mapping[str, str] | None,
+                     raw_body: bytes | str | None) -> dict[str, Any]:
+    """The view's keyword arguments, or one `InvalidField` naming every invalid part of the request."""
+    found: list[dict[str, str]] = []
+    for name, spec in op.path_params.items():
+        value = path_values.get(name) or ""
+        if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
+            found.append({"field": name, "problem": spec.problem})
+    kwargs: dict[str, Any] = dict(path_values)
+    if op.query is not None:
+        try:
+            kwargs["query"] = op.query.model_validate(dict(query or {}))
+        except ValidationError as exc:
+            found += field_errors(exc, "query")
+    elif query and op.problems and op.access != PUBLIC:
+        found += [{"field": f"query.{name}", "problem": "is not a known parameter"} for name in sorted(query)]
+    if op.body is not None and op.parse_body:
+        try:
+            kwargs["body"] = validate_body(op.body, raw_body, op.max_body_bytes)
+        except errors.InvalidField as exc:
+            found += exc.details["errors"]
+        except (errors.InvalidJson, errors.PayloadTooLarge):
+            if not found:
+                raise
+            # a malformed body and a malformed path: report the fields we could check
+    if found:
+        raise errors.InvalidField(found[0]["field"], found[0]["problem"], found)
+    return kwargs

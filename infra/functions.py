@@ -93,6 +93,8 @@ ACCESS: dict[str, Access] = {
             "withdrawals": table(GET, PUT, UPDATE),
             "events": table(GET, PUT, indexes=("by_tp_app", "by_tp_app_type")),
             "app-state": table(GET, QUERY),
+            # the audit record of every admin change and withdrawal, and its answered status
+            "audit": table(PUT, UPDATE),
         }),
         send_to=("credits", "events"),
         dlq_depth_of=("credits", "events"),

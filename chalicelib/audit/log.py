@@ -95,8 +95,8 @@ def entries(since_ms: int, until_ms: int | None = None, action: str | None = Non
         hour = clock.hour_of(hour_ms)
         found: list[AuditItem] = []
         for bucket in range(settings().hour_buckets):
-            found += with_retries(lambda b=bucket: list(AuditItem.query(
-                f"{hour}#{b}", AuditItem.sk.between(low, high), consistent_read=True)))
+            found += with_retries(lambda b=bucket, h=hour: list(AuditItem.query(
+                f"{h}#{b}", AuditItem.sk.between(low, high), consistent_read=True)))
         for item in sorted(found, key=lambda i: i.sk):
             if int(item.at_ms) >= until_ms or (action and item.action != action):
                 continue

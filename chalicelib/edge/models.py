@@ -58,7 +58,7 @@ class ResponseModel(BaseModel):
 class FieldError(ResponseModel):
     """One invalid field of a request."""
 
-    field: str = Field(description="path of the field: `amount`, `children[0].purpose`, `query.limit`")
+    field: str = Field(description="the field: `amount`, `children[0].purpose`, or a path or query parameter")
     problem: str
 
 

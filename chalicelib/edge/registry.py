@@ -125,7 +125,8 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         op = Operation(
             method=method, path=path, operation_id=operation_id or view.__name__, summary=summary,
-            description=(view.__doc__ or summary).strip(), access=access, tags=tags or (bp._import_name.split(".")[-1],),
+            description=(view.__doc__ or summary).strip(), access=access,
+            tags=tags or (bp._import_name.split(".")[-1],),
             body=body, query=query, responses={s: _reply(r, s) for s, r in responses.items()}, errors=errors,
             path_params={n: p for n, p in params.items() if p is not None}, content_types=content_types,
             max_body_bytes=max_body_bytes, parse_body=parse_body, problems=problems, audit=audit,
@@ -248,9 +249,9 @@ def validate_request(op: Operation, path_values: Mapping[str, str], query: Mappi
         try:
             kwargs["query"] = op.query.model_validate(dict(query or {}))
         except ValidationError as exc:
-            found += field_errors(exc, "query")
+            found += field_errors(exc)
     elif query and op.problems and op.access != PUBLIC:
-        found += [{"field": f"query.{name}", "problem": "is not a known parameter"} for name in sorted(query)]
+        found += [{"field": name, "problem": "is not a known parameter"} for name in sorted(query)]
     if op.body is not None and op.parse_body:
         try:
             kwargs["body"] = validate_body(op.body, raw_body, op.max_body_bytes)

@@ -54,6 +54,8 @@ def create_grant(body: GrantBody) -> Any:
 def _parse_item(raw: Any) -> GrantRequest | e.RewardgateError:
     import json
 
+    if not isinstance(raw, dict):
+        return e.InvalidField("grant", "must be a JSON object")
     try:
         return grant_request(validate_body(GrantBody, json.dumps(raw)))  # type: ignore[arg-type]
     except e.RewardgateError as error:
@@ -85,7 +87,7 @@ def scene_stock(activity_id: str, scene_id: str, query: StockQuery) -> Any:
     sub = query.sub_activity_id
     child = activity.child(sub) if sub else activity.wallet_child_at(clock.now_ms())
     if child is None:
-        raise e.InvalidField("query.sub_activity_id", f"activity {activity_id} has no such child activity")
+        raise e.InvalidField("sub_activity_id", f"activity {activity_id} has no such child activity")
     return json_response(totals.stock(scene, activity.ns(child), child))
 
 

@@ -34,7 +34,7 @@ def _child(activity_id: str, sub_activity_id: str | None) -> tuple[str, Child]:
     activity = config_store.get_activity(activity_id)
     child = activity.child(sub_activity_id) if sub_activity_id else activity.wallet_child_at(clock.now_ms())
     if child is None:
-        raise e.InvalidField("query.sub_activity_id", f"activity {activity_id} has no such child activity")
+        raise e.InvalidField("sub_activity_id", f"activity {activity_id} has no such child activity")
     return activity.ns(child), child
 
 

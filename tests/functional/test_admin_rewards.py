@@ -171,7 +171,8 @@ def test_put_scene__total_below_consumed__409_and_nothing_changed(client):
     # THEN refused with the figures; caps, total and version unchanged
     counter = f"stock#{campaign.activity_id}/formal#{campaign.scene_id}"
     assert (status, body) == (409, problem('total_below_consumed',
-                                           f'total 599 is below the 600 already consumed ({counter})', total=599, consumed=600))
+                                           f'total 599 is below the 600 already consumed ({counter})', total=599,
+                                           consumed=600))
     assert caps(campaign) == before
     status, activity = call(client, "GET", f"/v1/admin/activities/{campaign.activity_id}")
     assert [(s["total"], s["version"]) for s in activity["scenes"]] == [(1000, 1)]

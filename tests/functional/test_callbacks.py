@@ -95,8 +95,8 @@ def test_callback__each_event_type__stored_applied_and_read_back(client, tp_app,
     assert_success(response)
     assert queue.count(event_id) == 1
     listing = client.http.get(f"/v1/tp-apps/{tp_app.tp_app_id}/events").json_body
-    assert [(e["event_id"], e["event_type"], e["status"]) for e in listing["events"]] == [(event_id, name, "APPLIED")]
-    assert listing["events"][0]["payload"] == event
+    assert [(e["event_id"], e["event_type"], e["status"]) for e in listing["items"]] == [(event_id, name, "APPLIED")]
+    assert listing["items"][0]["payload"] == event
     # ... and its effect is readable: the ticket for PUSH, the app's state for everything else
     time_field = "CreateTime" if name == "PUSH" else "EventTime"
     event_time_ms = events.parse_platform_time(event[time_field])
@@ -181,7 +181,7 @@ def test_callback__unknown_event_type__stored_as_unknown_and_visible(client, tp_
     delivered = queue.drain()
     # THEN it was handed over once (no retry loop) and is listed as UNKNOWN with its payload
     assert (delivered, queue.count(event_id_of(body))) == (1, 1)
-    (listed,) = client.http.get(f"/v1/tp-apps/{tp_app.tp_app_id}/events?type=BRAND_NEW_THING").json_body["events"]
+    (listed,) = client.http.get(f"/v1/tp-apps/{tp_app.tp_app_id}/events?type=BRAND_NEW_THING").json_body["items"]
     assert (listed["status"], listed["payload"]) == ("UNKNOWN", event)
     assert "BRAND_NEW_THING" in listed["note"]
     assert state_items(tp_app.tp_app_id) == []
@@ -286,8 +286,8 @@ def _bad_inputs(tp):
          problem('invalid_json', 'request body is nested too deeply')),
         ("boolean_timestamp", json.dumps({**good, "TimeStamp": True}).encode(), tp.tp_app_id, 400,
          problem('invalid_field', 'TimeStamp: must be a string or a number', field='TimeStamp')),
-        ("unknown_tp_app", json.dumps(good).encode(), fresh_id("tp"), 404,
-         problem('unknown_tp_app', 'no tp app with this id is configured')),
+        # an unknown tp app is answered exactly like a forged callback: no way to enumerate tp apps
+        ("unknown_tp_app", json.dumps(good).encode(), fresh_id("tp"), 403, REJECTED),
         ("stale_timestamp", json.dumps(platform_body(tp, sample_event("PUSH"), timestamp=str(now_s() - 301))).encode(),
          tp.tp_app_id, 403, REJECTED),
         ("future_timestamp", json.dumps(platform_body(tp, sample_event("PUSH"), timestamp=str(now_s() + 301))).encode(),
@@ -321,19 +321,20 @@ def test_callback__bad_input__exact_status_and_body_and_nothing_written(client, 
 
 
 def test_callback__rejections__indistinguishable_to_the_caller(client, tp_app, queue):
-    # GIVEN a stale, a forged, and a wrong-key callback
-    bodies = {c[0]: c[1] for c in _bad_inputs(tp_app) if c[3] == 403}
+    # GIVEN an unknown tp app id, a stale, a forged and a wrong-key callback
+    cases = {c[0]: (c[2], c[1]) for c in _bad_inputs(tp_app) if c[3] == 403}
+    assert {"unknown_tp_app", "forged_signature"} <= set(cases)
     # WHEN each is posted
-    answers = {case: post(client, tp_app.tp_app_id, raw) for case, raw in bodies.items()}
-    # THEN status, headers and body are identical across them
+    answers = {case: post(client, path_tp, raw) for case, (path_tp, raw) in cases.items()}
+    # THEN status, content type and body are identical across them
     shapes = {(a.status_code, a.body, a.headers.get("Content-Type")) for a in answers.values()}
-    assert shapes == {(403, b'{"error":"rejected"}', "application/json")}
+    assert shapes == {(403, json.dumps(REJECTED, separators=(",", ":")).encode(), "application/problem+json")}
 
 
-def test_callback__unknown_tp_app_id_shape__404_without_lookup(client, queue):
+def test_callback__tp_app_id_that_can_never_exist__the_same_rejection(client, queue):
     response = post(client, "not-valid-because-it-is-way-too-long-" + "x" * 64, b'{"TimeStamp":"1","Nonce":"1",'
                     b'"Encrypt":"a","MsgSignature":"b"}')
-    assert (response.status_code, response.json_body["code"]) == (404, "unknown_tp_app")
+    assert (response.status_code, response.json_body) == (403, REJECTED)
 
 
 def test_app_state__app_without_state__404_naming_app(client, tp_app):

@@ -42,8 +42,8 @@ def _pages(client, tp_app_id: str, query: str) -> list[list[dict]]:
         suffix = f"&cursor={cursor}" if cursor else ""
         answer = client.http.get(f"/v1/tp-apps/{tp_app_id}/events?{query}{suffix}")
         assert answer.status_code == 200, answer.body
-        pages.append(answer.json_body["events"])
-        cursor = answer.json_body["cursor"]
+        pages.append(answer.json_body["items"])
+        cursor = answer.json_body["next_cursor"]
         if cursor is None:
             return pages
 
@@ -69,7 +69,7 @@ def test_events_api__type_filter__only_that_type_newest_first(client, posted):
 def test_events_api__exactly_full_last_page__no_cursor_to_an_empty_page(client, posted):
     tp_app_id = posted[0].tp_app_id
     answer = client.http.get(f"/v1/tp-apps/{tp_app_id}/events?limit=7").json_body
-    assert (len(answer["events"]), answer["cursor"]) == (7, None)
+    assert (len(answer["items"]), answer["next_cursor"]) == (7, None)
 
 
 def test_events_api__cursor__stable_when_newer_events_arrive(client, posted):
@@ -80,16 +80,18 @@ def test_events_api__cursor__stable_when_newer_events_arrive(client, posted):
     # WHEN a newer event arrives before the next page is read
     newer = platform_body(credentials, sample_event("PUSH"))
     assert post(client, tp_app_id, newer, "auth").status_code == 200
-    second = client.http.get(f"/v1/tp-apps/{tp_app_id}/events?limit=3&cursor={first['cursor']}").json_body
+    second = client.http.get(f"/v1/tp-apps/{tp_app_id}/events?limit=3&cursor={first['next_cursor']}").json_body
     # THEN the next page continues exactly after the first page's last event
-    assert [e["event_id"] for e in second["events"]] == [i for i, _ in reversed(ids)][3:6]
+    assert [e["event_id"] for e in second["items"]] == [i for i, _ in reversed(ids)][3:6]
     # ... and the newer event heads a fresh listing
-    assert client.http.get(f"/v1/tp-apps/{tp_app_id}/events?limit=1").json_body["events"][0]["event_id"] == (
+    assert client.http.get(f"/v1/tp-apps/{tp_app_id}/events?limit=1").json_body["items"][0]["event_id"] == (
         event_id_of(newer))
 
 
 @pytest.mark.parametrize(("query", "field"), [
     ("limit=0", "limit"), ("limit=101", "limit"), ("limit=abc", "limit"),
+    # `str.isdigit` accepts superscripts that `int` refuses: this reached a 500 before (issue 9 item 5)
+    ("limit=%C2%B2", "limit"), ("limit=%D9%A3", "limit"), ("limit=%205", "limit"), ("bogus=1", "bogus"),
     ("cursor=%%%", "cursor"), ("cursor=eyJhIjogMX0", "cursor"), ("type=no%20spaces", "type"),
 ])
 def test_events_api__bad_parameter__400_naming_it(client, posted, query, field):
@@ -105,7 +107,7 @@ def test_events_api__cursor_from_another_tp_app__400(client, posted):
     put_tp_app(other)
     for _ in range(2):
         assert post(client, other.tp_app_id, platform_body(other, sample_event("PUSH")), "auth").status_code == 200
-    foreign = client.http.get(f"/v1/tp-apps/{other.tp_app_id}/events?limit=1").json_body["cursor"]
+    foreign = client.http.get(f"/v1/tp-apps/{other.tp_app_id}/events?limit=1").json_body["next_cursor"]
     assert foreign
     # WHEN it is used on this tp app's listing THEN it is refused, naming the cursor
     answer = client.http.get(f"/v1/tp-apps/{tp_app_id}/events?cursor={foreign}")
@@ -114,7 +116,7 @@ def test_events_api__cursor_from_another_tp_app__400(client, posted):
 
 def test_events_api__cursor_of_the_unfiltered_listing_used_with_a_type__400(client, posted):
     tp_app_id = posted[0].tp_app_id
-    cursor = client.http.get(f"/v1/tp-apps/{tp_app_id}/events?limit=1").json_body["cursor"]
+    cursor = client.http.get(f"/v1/tp-apps/{tp_app_id}/events?limit=1").json_body["next_cursor"]
     answer = client.http.get(f"/v1/tp-apps/{tp_app_id}/events?type=PUSH&cursor={cursor}")
     assert (answer.status_code, answer.json_body["field"]) == (400, "cursor")
 
@@ -128,4 +130,4 @@ def test_events_api__known_tp_app_without_events__empty_page(client):
     credentials = new_credentials()
     put_tp_app(credentials)
     answer = client.http.get(f"/v1/tp-apps/{credentials.tp_app_id}/events")
-    assert (answer.status_code, answer.json_body) == (200, {"events": [], "cursor": None})
+    assert (answer.status_code, answer.json_body) == (200, {"items": [], "next_cursor": None})

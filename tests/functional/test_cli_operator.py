@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from tests.problems import problem
 import stat
 import threading
 from collections.abc import Iterator
@@ -200,10 +199,10 @@ def test_simulate_callback__verbose__shows_inputs_but_not_the_token(tmp_path, ap
 
 
 def test_simulate_callback__error_answer__printed_and_exit_1(tmp_path, api, credentials):
-    api.status, api.answer = 403, '{"error": "rejected"}'
+    api.status, api.answer = 403, '{"code": "rejected"}'
     result = simulate(tmp_path, api, credentials, "--event", "PUSH")
     assert result.exit_code == 1
-    assert '#1 403 text/plain {"error": "rejected"}' in result.output
+    assert '#1 403 text/plain {"code": "rejected"}' in result.output
 
 
 def test_simulate_callback__unknown_tp_app__error_names_the_fix(tmp_path, api):

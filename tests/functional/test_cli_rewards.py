@@ -122,10 +122,10 @@ def test_token_verify__offline_with_the_public_key__valid_with_its_claims(tmp_pa
 
 def test_token_verify__one_claim_altered__invalid_exit_1(tmp_path, granted_token):
     token, public_key = granted_token
-    body, signature = token.split(".")
+    header, body, signature = token.split(".")
     claims = json.loads(tokens._unb64(body))
     forged = tokens._b64(json.dumps({**claims, "amount": 52000}, sort_keys=True, separators=(",", ":")).encode())
-    result = invoke(tmp_path, "token", "verify", f"{forged}.{signature}", "--public-key", public_key)
+    result = invoke(tmp_path, "token", "verify", f"{header}.{forged}.{signature}", "--public-key", public_key)
     assert result.exit_code == 1
     assert "invalid token: token signature does not verify" in result.output
 

@@ -157,7 +157,7 @@ def test_newcomer_path__make_run_add_tp_app_simulate_callback__applied_then_clea
     while time.monotonic() < deadline:
         status, listing = http_get(f"{stack.api}/v1/tp-apps/{tp_app_id}/events")
         assert status == 200, listing
-        events = listing["events"]
+        events = listing["items"]
         if events and events[0]["status"] == "APPLIED":
             break
         time.sleep(0.5)

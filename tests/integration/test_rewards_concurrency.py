@@ -161,7 +161,8 @@ def test_grants__one_order_id_claimed_by_32_threads__one_order_repeats_get_it_co
             # AND every different-content repeat is refused, naming the stored amount
             assert status == 409
             assert body == problem('order_conflict',
-                                   f"order {original['order_id']} exists with different content", order_id=original['order_id'], existing_amount=winning_amount)
+                                   f"order {original['order_id']} exists with different content",
+                                   order_id=original['order_id'], existing_amount=winning_amount)
     # AND stock was consumed once
     assert sum(int(s.consumed) for s in stock_shards(campaign)) == winning_amount
     assert len(orders_of(campaign)) == 1

@@ -252,4 +252,6 @@ def test_withdrawal__crash_after_debit_or_payout__repeat_answers_pending_sweeper
     else:
         assert status == 502
         assert answer == problem('payout_failed',
-                                 'payout failed and was refunded: fake provider refused', request_id=body['request_id'], amount=250, status=REFUNDED, failure='fake provider refused')
+                                 'payout failed and was refunded: fake provider refused',
+                                 request_id=body['request_id'], amount=250, status=REFUNDED,
+                                 failure='fake provider refused')

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAGE ?= prod
 
-.PHONY: run test lint deps system dynamodb-local bench clean package iac-check deploy
+.PHONY: run test lint deps system dynamodb-local bench clean package iac-check deploy openapi
 
 # Deploy packaging and IaC checks (README "Deploy to AWS"). checkov has a heavy, conflicting
 # dependency tree, so it lives in its own venv; cfn-lint and the SAM translator are in requirements-dev.txt.
@@ -53,6 +53,10 @@ test: deps iac-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+## docs/openapi.json and the README's route table, generated from the typed models (tests fail when stale).
+openapi: $(STAMP)
+	$(BIN)/python -m chalicelib.edge
 
 ## build/package/sam.json + deployment.zip for STAGE (default prod), checked (python -m infra.package).
 package: $(STAMP)

@@ -144,6 +144,8 @@ def put_secret_json(name: str, value: dict[str, Any]) -> None:
     except client.exceptions.ResourceNotFoundException:
         client.create_secret(Name=name, SecretString=body)
     forget(name)
+    with _lock:
+        _known.add(name)  # this process wrote it: reading it back is not a guess
 
 
 def forget(name: str | None = None) -> None:

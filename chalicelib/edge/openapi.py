@@ -34,7 +34,8 @@ GATEWAY_RESPONSES = {
 
 def _auto_errors(op: Operation) -> list[type[errors.RewardgateError]]:
     found: list[type[errors.RewardgateError]] = []
-    if op.path_params or op.query is not None or (op.body is not None and op.parse_body):
+    # unknown query parameters are refused on every IAM route (chalicelib.edge.registry.validate_request)
+    if op.path_params or op.query is not None or (op.body is not None and op.parse_body) or not op.public:
         found.append(errors.InvalidField)
     if op.body is not None:
         found += [errors.InvalidJson, errors.PayloadTooLarge, errors.UnsupportedMediaType]

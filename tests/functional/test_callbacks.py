@@ -352,3 +352,32 @@ def test_app_state__unknown_tp_app__404(client):
 def test_app_state__invalid_app_id__400_naming_it(client, tp_app):
     response = client.http.get(f"/v1/tp-apps/{tp_app.tp_app_id}/apps/bad%23id")
     assert (response.status_code, response.json_body["field"]) == (400, "app_id")
+
+
+def test_callback__flood_of_forged_tp_app_ids__bounded_secret_reads_and_bounded_memory(client, queue, monkeypatch):
+    # issue 9 item 7: each forged tp app id cost one billed Secrets Manager read and a cache entry never evicted
+    import botocore.client
+
+    from chalicelib import secrets
+
+    secrets.reset()
+    monkeypatch.setattr(secrets, "MISS_CACHE_MAX", 50)
+    reads = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def spy(self, operation_name, api_params):
+        if operation_name == "GetSecretValue":
+            reads.append(api_params["SecretId"])
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", spy)
+    body = b'{"TimeStamp":"1","Nonce":"1","Encrypt":"a","MsgSignature":"b"}'
+    # WHEN 300 callbacks arrive, each for a different made-up tp app id
+    answers = {(r.status_code, r.body) for r in (post(client, fresh_id("tp"), body) for _ in range(300))}
+    # THEN every one got the same rejection, at most the lookup burst reached Secrets Manager, and the
+    # memory of unknown ids stayed within its bound
+    assert answers == {(403, json.dumps(REJECTED, separators=(",", ":")).encode())}
+    print(f"forged ids=300 secret reads={len(reads)} remembered misses={secrets.miss_cache_size()}")
+    assert len(reads) <= secrets.LOOKUP_BURST + 2  # + what refills during the run (5/s)
+    assert secrets.miss_cache_size() <= 50
+    secrets.reset()

@@ -5,7 +5,8 @@ everything it spawned):
 - DynamoDB Local, persisted under the data dir (a restart keeps the data);
 - moto's server for SQS and Secrets Manager (in memory: queues and secrets are re-created and
   re-seeded at every start);
-- `chalice local` serving the routes;
+- the API server (`rewardgate_ops.local_api`: a threaded server with a deep backlog in front of the
+  same Chalice app, answering the gateway's own refusals as problem+json);
 - `rewardgate_ops.local_workers`: the event-source loop (a thread per `@app.on_sqs_message`) and the
   scheduler (a thread per `@app.schedule`).
 
@@ -15,8 +16,10 @@ are restarted with the new code; the data services keep running. Chalice's own a
 used: it polls every file under the project (the venv, node_modules, and this stack's logs and data
 in `.local/`), so the stack's own writes would restart it in a loop.
 
-The stack records what it runs in `<state-dir>/stack.json`; operator commands find it there, and the
-next start uses it to stop children left behind by a run that was killed without a chance to.
+The stack records what it runs in `<state-dir>/stack.json` from the moment its first child starts
+(`starting: true` until all run); operator commands find a running stack there, and the next start
+uses it to stop children left behind by a run that was killed without a chance to — even one killed
+half-way through its start.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardgate_ops import services
+from rewardgate_ops.local_api import BACKLOG
 from rewardgate_ops.local_workers import Runners, build_runners, configure_logging, load_app
 from rewardgate_ops.scheduler import describe
 from rewardgate_ops.services import ROOT, Service, ServiceError
@@ -91,19 +95,6 @@ def chalice_environment(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[
     return {k: str(v) for k, v in env.items()}
 
 
-def chalice_executable() -> str:
-    """The `chalice` console script of this interpreter's environment."""
-    beside = Path(sys.executable).with_name("chalice")
-    if beside.exists():
-        return str(beside)
-    import shutil
-
-    found = shutil.which("chalice")
-    if found is None:
-        raise StackError("the `chalice` command is not installed in this environment; run `make deps`")
-    return found
-
-
 # --- watching the application's code ------------------------------------------------------------------
 
 def source_files(root: Path = ROOT) -> list[Path]:
@@ -136,7 +127,8 @@ class SourceWatcher:
 # --- leftovers of a killed run ------------------------------------------------------------------------
 
 # What each recorded process group's leader runs, to recognise our own leftovers (and nothing else).
-_LEFTOVER_MARKERS = {"api": "chalice", "moto": "moto.server", "dynamodb": "DynamoDBLocal", "workers": WORKERS_MODULE}
+API_MODULE = "rewardgate_ops.local_api"
+_LEFTOVER_MARKERS = {"api": API_MODULE, "moto": "moto.server", "dynamodb": "DynamoDBLocal", "workers": WORKERS_MODULE}
 
 
 def group_alive(pgid: int) -> bool:
@@ -177,7 +169,7 @@ def reap_leftovers(state_dir: Path) -> list[str]:
         groups["workers"] = int(info.extra["workers_pgid"])
     reaped = []
     for name, pgid in groups.items():
-        if _LEFTOVER_MARKERS[name] in (process_cmdline(pgid) or ""):
+        if pgid > 0 and _LEFTOVER_MARKERS[name] in (process_cmdline(pgid) or ""):
             stop_process_group(pgid)
             reaped.append(f"{name} (process group {pgid})")
     path.unlink(missing_ok=True)
@@ -223,9 +215,11 @@ class LocalStack:
         self.services["dynamodb"] = services.start_dynamodb_local(
             opts.dynamodb_port, data_dir=opts.data_path, log_path=opts.logs_dir / "dynamodb.log"
         )
+        self._record(starting=True)
         self._checkpoint()
         log.info("starting moto server on port %d", opts.moto_port)
         self.services["moto"] = services.start_moto_server(opts.moto_port, log_path=opts.logs_dir / "moto.log")
+        self._record(starting=True)
         self._checkpoint()
 
         self._point_environment_here()
@@ -233,8 +227,9 @@ class LocalStack:
         self._checkpoint()
         self._describe_app()
         self._start_workers()
+        self._record(starting=True)
         self._checkpoint()
-        self._start_chalice()
+        self._start_api()
         self._checkpoint()
         self._record()
 
@@ -291,29 +286,29 @@ class LocalStack:
         )
         self.services["workers"] = Service(name="workers", port=0, process=process, log_path=log_path)
 
-    def _start_chalice(self) -> None:
+    def _start_api(self) -> None:
         opts = self.options
-        args = [
-            chalice_executable(), "--project-dir", str(ROOT), "local", "--stage", LOCAL_STAGE,
-            "--host", "127.0.0.1", "--port", str(opts.api_port), "--no-autoreload",
-        ]
-        log.info("starting chalice local on port %d", opts.api_port)
-        # services' spawn/wait give chalice the same process-group handling as the other children.
-        service = services.spawn("chalice local", args, opts.api_port, opts.logs_dir / "chalice.log", cwd=ROOT)
+        args = [sys.executable, "-m", API_MODULE, "--host", "127.0.0.1", "--port", str(opts.api_port)]
+        log.info("starting the API server on port %d", opts.api_port)
+        # services' spawn/wait give the API the same process-group handling as the other children.
+        service = services.spawn("API server", args, opts.api_port, opts.logs_dir / "api.log", cwd=ROOT)
         self.services["api"] = service
         services.wait_for_port(service, timeout_s=60)
 
-    def _record(self) -> None:
+    def _record(self, starting: bool = False) -> None:
+        """Write the stack file: while `starting`, with what has started so far (port 0: not yet)."""
         opts = self.options
+        none = ServiceRecord(port=0, pgid=0, url="")
         records = {
             name: ServiceRecord(port=s.port, pgid=s.process.pid, url=s.endpoint)
             for name, s in self.services.items() if name != "workers"
         }
+        workers = self.services.get("workers")
         StackInfo(
             pid=os.getpid(), stage=LOCAL_STAGE, started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            api=records["api"], dynamodb=records["dynamodb"], moto=records["moto"],
+            api=records.get("api", none), dynamodb=records.get("dynamodb", none), moto=records.get("moto", none),
             data_dir=str(opts.data_path), logs_dir=str(opts.logs_dir),
-            extra={"workers_pgid": self.services["workers"].process.pid},
+            extra={"workers_pgid": workers.process.pid if workers else 0, "starting": starting},
         ).save(stack_file(opts.state_dir))
 
     # --- run -------------------------------------------------------------------------------------
@@ -352,7 +347,7 @@ class LocalStack:
             self._stop_service(name)
         self._start_workers()
         try:
-            self._start_chalice()
+            self._start_api()
         except ServiceError as exc:
             log.error("the API did not restart: %s", exc)
         self._record()
@@ -389,7 +384,8 @@ class LocalStack:
             "",
             *_columns([
                 ("SERVICE", "ADDRESS", "LOG / DATA"),
-                ("API (chalice local)", api, f"{_show(opts.logs_dir / 'chalice.log')} · {reload_note}"),
+                ("API (rewardgate_ops.local_api)", api, f"{_show(opts.logs_dir / 'api.log')} · threaded, backlog "
+                 f"{BACKLOG} · {reload_note}"),
                 ("DynamoDB Local", self.services["dynamodb"].endpoint,
                  f"{_show(opts.logs_dir / 'dynamodb.log')} · data {_show(opts.data_path)} (kept across restarts)"),
                 ("moto (SQS, Secrets)", self.services["moto"].endpoint,

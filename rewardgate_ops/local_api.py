@@ -1,0 +1,100 @@
+"""The local API server: a threaded HTTP server in front of the same Chalice app API Gateway would call.
+
+`python -m rewardgate_ops.local_api --port 8000` (the local stack runs it). It reuses Chalice's own
+local gateway (`chalice.local`: HTTP request → API Gateway proxy event → the app → HTTP answer), so a
+route behaves exactly as under `chalice local`, with three differences:
+
+- a thread per connection and a listen backlog of `BACKLOG` (socketserver's default is 5, which is
+  what made `chalice local` reset connections under 32 concurrent clients): 64 and more clients are
+  queued by the kernel, never refused;
+- the gateway's own refusals are problem+json like the app's (an unknown path is
+  `404 route_not_found`; in AWS the `GatewayResponses` do the same);
+- no request log on stderr: the app writes one structured access line per request.
+
+Extending it (a WebSocket endpoint, another protocol): subclass `ApiRequestHandler` or mount
+beside `LocalApiServer` in `make_server`; the app object is converted once, per Chalice's rules for
+thread-local `current_request`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from chalice.config import Config
+from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKLOG = 1024
+STAGE = "local"
+
+
+class LocalApiServer(ThreadingHTTPServer):
+    """One thread per connection, a deep accept backlog, threads that never block shutdown."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = BACKLOG
+
+
+class ApiRequestHandler(ChaliceRequestHandler):
+    """Chalice's local handler, with the gateway's own refusals as problem+json and no stderr log."""
+
+    def _send_error_response(self, error: Any) -> None:
+        from chalicelib import errors
+        from chalicelib.http import PROBLEM_JSON, problem_body
+
+        if error.CODE == 403 and b"Missing Authentication Token" in (error.body or b""):
+            problem = errors.RouteNotFound(f"no route answers {self.command} {self.path.split('?', 1)[0]}")
+        else:
+            problem = errors.RouteNotFound("the gateway refused the request")
+        body = json.dumps(problem_body(problem), separators=(",", ":")).encode()
+        self._send_http_response(404, {"Content-Type": PROBLEM_JSON}, body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: the app's access line records every request."""
+
+
+def api_config(project_dir: Path = ROOT, stage: str = STAGE) -> Config:
+    """Chalice's configuration of the API function for a stage (timeout, memory: the Lambda context's)."""
+    config = json.loads((project_dir / ".chalice" / "config.json").read_text())
+    return Config(chalice_stage=stage, function_name="api_handler", config_from_disk=config,
+                  user_provided_params={"project_dir": str(project_dir)})
+
+
+def make_server(app: Any, host: str, port: int, config: Config | None = None) -> LocalDevServer:
+    """A local API server for `app` on host:port (call `serve_forever`; `shutdown` from another thread)."""
+    if not isinstance(app, LocalChalice):
+        # chalice.local.create_local_server's conversion: `current_request` becomes thread-local
+        CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+        app.__class__ = CustomLocalChalice
+    return LocalDevServer(app, config or api_config(), host, port, handler_cls=ApiRequestHandler,
+                          server_cls=LocalApiServer)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the app of `app.py` until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m rewardgate_ops.local_api", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import app
+
+    server = make_server(app.app, args.host, args.port)
+    print(f"rewardgate API on http://{args.host}:{args.port} (threaded, backlog {BACKLOG})", flush=True)
+    try:
+        server.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = "rewardgate"
 NAMESPACE = "rewardgate"
@@ -59,21 +60,28 @@ def _stage() -> str:
     return settings().stage
 
 
+def emit_now(name: str, value: int, **dimensions: str) -> None:
+    """One metric as its own EMF document now, with `stage` (and `dimensions`); nothing when disabled."""
+    if is_metrics_disabled():  # the operator CLI: EMF means something only in Lambda's log stream
+        return
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="stage", value=_stage())
+        for key, label in dimensions.items():
+            metric.add_dimension(name=key, value=label)
+
+
 def count(name: str, value: int = 1) -> None:
     """Count a business event (GrantsCreated, SoldOut, ...) in the current scope (or emit it now)."""
     tally = _scope.get()
     if tally is not None:
         tally[name] += value
         return
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="stage", value=_stage())
+    emit_now(name, value)
 
 
 def count_by(name: str, dimension: str, label: str, value: int = 1) -> None:
     """Emit a count with one extra dimension now (e.g. CallbackRejected by `reason`)."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="stage", value=_stage())
-        metric.add_dimension(name=dimension, value=label)
+    emit_now(name, value, **{dimension: label})
 
 
 def emit_counts(counts: Counter[str]) -> None:

@@ -3,16 +3,19 @@
 Global options choose where commands act (see `rewardgate_ops.target` and README "CLI"):
 `--local` (the running local stack), `--aws --stage STAGE` (a deployed stage), or neither (endpoint
 variables from the environment, else the local stack if it is up, else an error).
-Each subcommand lives in its own module under `rewardgate_ops/commands/` (see that package's docstring).
+Each subcommand lives in its own module under `rewardgate_ops/commands/` (see that package's docstring);
+output, confirmation, secrets and progress follow `rewardgate_ops.output`.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 import click
 
+from chalicelib import __version__
 from rewardgate_ops.commands import CliContext
 from rewardgate_ops.target import default_state_dir
 
@@ -24,13 +27,68 @@ COMMAND_MODULES = (
     "rewardgate_ops.commands.activity",
     "rewardgate_ops.commands.scene",
     "rewardgate_ops.commands.switch",
+    "rewardgate_ops.commands.reads",
     "rewardgate_ops.commands.token",
     "rewardgate_ops.commands.keys",
     "rewardgate_ops.commands.reconcile",
+    "rewardgate_ops.commands.audit",
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def one_line(exc: BaseException) -> str | None:
+    """A one-line explanation of an AWS/network failure, or None for anything else."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+    )
+    from pynamodb.exceptions import PynamoDBException
+
+    from chalicelib.errors import RewardgateError
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, RewardgateError):
+            return f"{cause.code}: {cause.message}"
+        if isinstance(cause, NoCredentialsError | PartialCredentialsError):
+            return "no AWS credentials: configure a profile (aws configure / AWS_PROFILE) or use --local"
+        if isinstance(cause, NoRegionError):
+            return "no AWS region: set AWS_REGION (or a profile's region)"
+        if isinstance(cause, EndpointConnectionError):
+            return f"cannot reach {cause.kwargs.get('endpoint_url')}: is the local stack running (`make run`)?"
+        if isinstance(cause, ClientError):
+            code = cause.response.get("Error", {}).get("Code", "")
+            message = cause.response.get("Error", {}).get("Message", "")
+            if code == "ResourceNotFoundException":
+                return f"{message or code}: is the stack deployed for this stage (make deploy STAGE=...)?"
+            if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException",
+                        "ExpiredTokenException", "InvalidClientTokenId"):
+                return f"AWS refused the call ({code}): {message}"
+            return f"AWS error {code}: {message}"
+        cause = cause.__cause__ or getattr(cause, "cause", None) or (
+            cause.__context__ if isinstance(cause, PynamoDBException) else None)
+    return None
+
+
+class RewardgateGroup(click.Group):
+    """The root group: every failure ends as one line on stderr (exit 1), never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            message = one_line(exc)
+            if message is None:
+                raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+            raise click.ClickException(message) from exc
+
+
+@click.group(cls=RewardgateGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="rewardgate")
 @click.option("--local", "choice", flag_value="local", default=None,
               help="Act on the running local stack (`make run`), whatever the environment says.")
 @click.option("--aws", "choice", flag_value="aws",
@@ -42,12 +100,18 @@ COMMAND_MODULES = (
               help="Local stack state folder (stack.json, data, logs, local secrets). Default: the repo's .local")
 @click.pass_context
 def rewardgate(ctx: click.Context, choice: str | None, stage: str | None, state_dir: Path | None) -> None:
-    """rewardgate operator tool: local stack, tp apps, activities and scenes, keys, reconciliation."""
+    """rewardgate operator tool: local stack, tp apps, activities and scenes, reads, keys, reconciliation, audit.
+
+    Every command takes --output table|json; writes take --yes and --dry-run and ask before changing a
+    deployed stage.
+    """
     ctx.obj = CliContext(choice=choice, stage=stage, state_dir=(state_dir or default_state_dir()).absolute())
 
 
 for _module in COMMAND_MODULES:
-    rewardgate.add_command(importlib.import_module(_module).command)
+    _loaded = importlib.import_module(_module)
+    for _command in getattr(_loaded, "commands", None) or (_loaded.command,):
+        rewardgate.add_command(_command)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ arrive: reopening is conditioned on UNKNOWN, and applying is idempotent and orde
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib import clock
@@ -29,8 +30,12 @@ class Replayed:
         return {"examined": self.examined, "reopened": self.reopened, "send_failed": self.send_failed}
 
 
-def replay_unknown(tp_app_id: str, event_type: str, limit: int) -> Replayed:
-    """Reopen and re-enqueue up to `limit` of a tp app's UNKNOWN events of `event_type`, newest first."""
+def replay_unknown(tp_app_id: str, event_type: str, limit: int,
+                   on_examined: Callable[[int], None] | None = None) -> Replayed:
+    """Reopen and re-enqueue up to `limit` of a tp app's UNKNOWN events of `event_type`, newest first.
+
+    `on_examined(n)` is told after each page how many more events were looked at (a progress bar).
+    """
     now_ms = clock.now_ms()
     examined = 0
     reopened: list[str] = []
@@ -43,6 +48,8 @@ def replay_unknown(tp_app_id: str, event_type: str, limit: int) -> Replayed:
                 reopened.append(record.event_id)
                 if len(reopened) == limit:
                     break
+        if on_examined is not None:
+            on_examined(len(page))
         if start_key is None:
             break
     # An id whose send fails stays RECEIVED and due now: the events sweeper re-enqueues it.

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib import clients, clock
@@ -34,7 +33,7 @@ from chalicelib.callbacks import sweeper as event_sweeper
 from chalicelib.callbacks.tables import EventRecord
 from chalicelib.dynamo import error_code, with_retries
 from chalicelib.errors import ActivityNotFound, InvalidField, SceneNotFound
-from chalicelib.observability import NAMESPACE, logger
+from chalicelib.observability import emit_now, logger
 from chalicelib.queues import ALL_QUEUES
 from chalicelib.reconcile import findings as F
 from chalicelib.reconcile.tables import ReconItem
@@ -590,9 +589,7 @@ def _report(hour: str, pass_no: int, ns: str, agg: _Aggregate, completed: int) -
 def _emit(reports: list[dict[str, Any]], run_report: dict[str, Any]) -> None:
     """One metric per run (an alarm watches it) and one log line per discrepancy kind and child activity."""
     total = sum(r["discrepancy_count"] for r in reports) + run_report["discrepancy_count"]
-    with single_metric(name="ReconciliationDiscrepancies", unit=MetricUnit.Count, value=total,
-                       namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="stage", value=settings().stage)
+    emit_now("ReconciliationDiscrepancies", total)
     for report in [*reports, run_report]:
         for kind, entry in report["discrepancies"].items():
             logger.error("reconciliation discrepancy", extra={
@@ -704,9 +701,7 @@ def scheduled(budget: Budget) -> list[RunStatus]:
 
 
 def _emit_behind(behind: list[tuple[str, int]]) -> None:
-    with single_metric(name="ReconciliationPassesBehind", unit=MetricUnit.Count, value=len(behind),
-                       namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="stage", value=settings().stage)
+    emit_now("ReconciliationPassesBehind", len(behind))
     if behind:
         logger.error("reconciliation behind", extra={
             "passes": [f"{display_hour(hour)} pass {pass_no}" for hour, pass_no in behind]})

@@ -111,6 +111,13 @@ def get_scene(activity_id: str, scene_id: str) -> Scene:
     return found
 
 
+def list_activities() -> list[Activity]:
+    """Every activity (a scan of the config table, which holds only configuration: operator reads only)."""
+    items = with_retries(lambda: list(ConfigItem.scan(ConfigItem.sk == "meta", consistent_read=True)))
+    found = [_activity_from_item(i) for i in items if i.pk.startswith("activity#")]
+    return sorted(found, key=lambda a: a.activity_id)
+
+
 def list_scenes(activity_id: str) -> list[Scene]:
     """Every scene of an activity (uncached, strongly consistent)."""
     items = with_retries(lambda: list(ConfigItem.query(

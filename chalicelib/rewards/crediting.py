@@ -28,7 +28,7 @@ from chalicelib import clock, faults
 from chalicelib.batch import process_sqs_batch
 from chalicelib.dynamo import cancellation_codes, connection, with_retries
 from chalicelib.errors import PoisonMessage
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger
 from chalicelib.rewards import counters, ids
 from chalicelib.rewards.orders import Order, parse_credit_message
 from chalicelib.rewards.tables import (
@@ -227,3 +227,4 @@ def handle_batch(event: Any) -> dict:
     finally:
         # Even when the invocation fails as a whole, what was credited is tallied.
         tally(batch_id, credited)
+        count("Credits", len(credited))

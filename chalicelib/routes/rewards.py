@@ -10,8 +10,8 @@ from chalice import Blueprint, Rate
 from chalicelib import clock
 from chalicelib import errors as e
 from chalicelib.edge.registry import GRANT, PUBLIC, READ, operation, validate_body
-from chalicelib.http import json_response, problem_body, status_for
-from chalicelib.observability import count, logger
+from chalicelib.http import REFUSAL_METRICS, json_response, problem_body, status_for
+from chalicelib.observability import count, logger, metric_scope
 from chalicelib.queues import CREDITS
 from chalicelib.rewards import config_store, crediting, grants, tokens, totals, withdrawals
 from chalicelib.rewards.models import (
@@ -70,6 +70,8 @@ def create_grants(body: GrantBatchBody) -> Any:
     for index, outcome in enumerate(grants.grant_many([_parse_item(raw) for raw in body.grants])):
         if isinstance(outcome, e.RewardgateError):
             status = status_for(outcome)
+            if outcome.code in REFUSAL_METRICS:
+                count(REFUSAL_METRICS[outcome.code])
             results.append({"index": index, "status": status, "body": problem_body(outcome, status)})
         else:
             _count(outcome)
@@ -121,7 +123,8 @@ def jwks() -> Any:
                    maximum_batching_window_in_seconds=CREDITS.batching_window_s)
 def credit_worker(event: Any) -> dict:
     """Credit every order in the batch exactly once; failed records are reported, not the batch."""
-    return crediting.handle_batch(event)
+    with metric_scope():  # one EMF document per batch (Credits)
+        return crediting.handle_batch(event)
 
 
 @bp.schedule(Rate(2, unit=Rate.MINUTES))

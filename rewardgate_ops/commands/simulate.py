@@ -16,6 +16,7 @@ import click
 
 from rewardgate_ops.commands import CliContext, pass_cli
 from rewardgate_ops.commands.tp_app import check_tp_app_id, key_fingerprint
+from rewardgate_ops.output import emit, output_option, progress, rich_table
 
 HTTP_TIMEOUT_S = 30
 
@@ -137,10 +138,11 @@ def command() -> None:
 @click.option("--nonce", default=None, help="Nonce to sign (default: random digits).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the plaintext, the envelope and the signature inputs.")
 @click.option("--show-secrets", is_flag=True, help="With --verbose, show the token instead of <token>.")
+@output_option
 @pass_cli
 def callback(cli: CliContext, tp_app_id: str, event_spec: str, times: int, fresh: bool, app_id: str | None,
              path_kind: str | None, url: str | None, timestamp: str | None, nonce: str | None, verbose: bool,
-             show_secrets: bool) -> None:
+             show_secrets: bool, output: str) -> None:
     """Encrypt and sign an event exactly as the platform does, POST it, and print each answer.
 
     A sample event is addressed to --tp-app-id (its TpAppId field) and, with --app-id, to that app;
@@ -180,17 +182,24 @@ def callback(cli: CliContext, tp_app_id: str, event_spec: str, times: int, fresh
 
     prefix, body = build()
     failures = 0
-    for attempt in range(1, times + 1):
-        if fresh and attempt > 1:
-            prefix, body = build()
-        if verbose and (attempt == 1 or fresh):
-            _show_verbose(credentials, message, prefix, body, endpoint, show_secrets)
-        try:
-            status, content_type, text = post_json(endpoint, body)
-        except (urllib.error.URLError, OSError) as exc:
-            raise click.ClickException(f"cannot reach {endpoint}: {exc}; is the API running (`make run`)?") from exc
-        failures += not 200 <= status < 300
-        click.echo(f"#{attempt} {status} {content_type or '-'} {text}")
+    answers = []
+    with progress(output if times > 1 else "json", times, f"posting {event_spec}") as advance:
+        for attempt in range(1, times + 1):
+            if fresh and attempt > 1:
+                prefix, body = build()
+            if verbose and (attempt == 1 or fresh):
+                _show_verbose(credentials, message, prefix, body, endpoint, show_secrets)
+            try:
+                status, content_type, text = post_json(endpoint, body)
+            except (urllib.error.URLError, OSError) as exc:
+                raise click.ClickException(f"cannot reach {endpoint}: {exc}; is the API running (`make run`)?") from exc
+            failures += not 200 <= status < 300
+            answers.append({"attempt": attempt, "status": status, "content_type": content_type or None, "body": text})
+            advance(1)
+    emit(output, {"endpoint": endpoint, "answers": answers, "failures": failures},
+         lambda d: rich_table(("#", "status", "content type", "body"),
+                              [(a["attempt"], a["status"], a["content_type"], a["body"]) for a in d["answers"]],
+                              f"POST {endpoint}"))
     if failures:
         click.echo(f"{failures} of {times} answers were not 2xx", err=True)
         raise SystemExit(1)

@@ -1,23 +1,24 @@
-"""`rewardgate token verify TOKEN`: check a reward token, offline with a public key or with the stage's keys."""
+"""`rewardgate token verify --token T`: check a reward token, offline with a public key or with the stage's keys."""
 
 from __future__ import annotations
 
 import click
 
 from rewardgate_ops.commands import CliContext, pass_cli
-from rewardgate_ops.commands._domain import echo_json
+from rewardgate_ops.output import emit, output_option
 
 
 @click.group("token")
 def command() -> None:
-    """Reward tokens (Ed25519-signed receipts of accepted grants)."""
+    """Reward tokens (compact JWS, EdDSA; the former two-part format still verifies)."""
 
 
 @command.command("verify")
-@click.argument("token")
-@click.option("--public-key", help="The base64url public key (GET /v1/keys/reward-token); no network needed.")
+@click.option("--token", required=True, help="The token (a receipt, not a secret).")
+@click.option("--public-key", help="A base64url public key (GET /v1/keys/reward-token); no network needed.")
+@output_option
 @pass_cli
-def verify(cli: CliContext, token: str, public_key: str | None) -> None:
+def verify(cli: CliContext, token: str, public_key: str | None, output: str) -> None:
     """Verify a token's signature and print its claims; exit 1 if it does not verify."""
     from chalicelib.errors import InvalidToken
     from chalicelib.rewards import tokens
@@ -34,4 +35,5 @@ def verify(cli: CliContext, token: str, public_key: str | None) -> None:
         claims = tokens.verify(token, keys)
     except InvalidToken as error:
         raise click.ClickException(f"invalid token: {error.message}") from error
-    echo_json({"valid": True, "claims": claims})
+    emit(output, {"valid": True, "format": "jws" if token.count(".") == 2 else "legacy", "claims": claims},
+         title="token verifies")

@@ -12,6 +12,7 @@ import click
 
 from chalicelib.secrets import CACHE_S, PLATFORMS
 from rewardgate_ops.commands import CliContext, pass_cli
+from rewardgate_ops.output import emit, output_option, read_secret, rich_table, write_options
 
 # The callback gateway takes tp app ids from the URL path with the same rule (chalicelib.validate.IDENT);
 # an id outside it could be stored but never called back.
@@ -83,46 +84,91 @@ def command() -> None:
 @command.command("add")
 @click.option("--tp-app-id", required=True, callback=_checked(check_tp_app_id),
               help="The tp app's id (the {tp_app_id} of its callback URLs).")
-@click.option("--token", required=True, callback=_checked(check_token), help="The message-verification Token.")
-@click.option("--aes-key", required=True, callback=_checked(check_aes_key),
-              help="The current EncodingAESKey (43 characters).")
-@click.option("--previous-aes-key", default=None, callback=_checked(check_aes_key),
-              help="The key being rotated out; callbacks encrypted with it are still accepted.")
 @click.option("--platform", required=True, type=click.Choice(PLATFORMS),
               help="Wire profile: douyin (32-byte random prefix) or wechat (16-byte).")
+@click.option("--token-file", default=None, help="File holding the message-verification Token (- for stdin); "
+                                                 "prompted for when omitted.")
+@click.option("--aes-key-file", default=None, help="File holding the current EncodingAESKey (43 characters; - for "
+                                                   "stdin); prompted for when omitted.")
+@click.option("--previous-aes-key-file", default=None,
+              help="File holding the key being rotated out; callbacks encrypted with it are still accepted.")
 @click.option("--receiver-id", default=None, callback=_checked(check_receiver_id),
               help="The id the platform appends to each plaintext, when it is not the tp app id.")
+@write_options
+@output_option
 @pass_cli
-def add(cli: CliContext, tp_app_id: str, token: str, aes_key: str, previous_aes_key: str | None, platform: str,
-        receiver_id: str | None) -> None:
+def add(cli: CliContext, tp_app_id: str, platform: str, token_file: str | None, aes_key_file: str | None,
+        previous_aes_key_file: str | None, receiver_id: str | None, yes: bool, dry_run: bool, output: str) -> None:
     """Store (or replace) a tp app's callback credentials in Secrets Manager.
 
-    Replacing a key: pass the new one as --aes-key and the old one as --previous-aes-key until the
-    platform has switched, then run the command again without --previous-aes-key.
+    The token and keys are read from files (--token-file ..., `-` for stdin) or typed at a hidden prompt,
+    never from the command line. Replacing a key: give the new one as the AES key and the old one as the
+    previous AES key until the platform has switched, then run the command again without it.
     """
+    if [token_file, aes_key_file, previous_aes_key_file].count("-") > 1:
+        raise click.UsageError("only one secret can come from stdin (-); give the others as files")
+    token = _read(check_token, "token", token_file)
+    aes_key = _read(check_aes_key, "aes key", aes_key_file)
+    previous_aes_key = _read(check_aes_key, "previous aes key", previous_aes_key_file, required=False)
     if previous_aes_key is not None and previous_aes_key == aes_key:
-        raise click.BadParameter("must differ from --aes-key", param_hint="'--previous-aes-key'")
+        raise click.BadParameter("must differ from the AES key", param_hint="'--previous-aes-key-file'")
     target = cli.target()
     from chalicelib.secrets import TpAppCredentials, put_tp_app
     from chalicelib.settings import settings
 
     credentials = TpAppCredentials(
-        tp_app_id=tp_app_id, token=token, aes_key=aes_key, platform=platform,
+        tp_app_id=tp_app_id, token=token, aes_key=aes_key, platform=platform,  # type: ignore[arg-type]
         previous_aes_key=previous_aes_key, receiver_id=receiver_id,
     )
-    try:
-        put_tp_app(credentials)
-    except Exception as exc:  # boto3 raises many types; the operator needs the message, not a traceback
-        raise click.ClickException(f"could not store the credentials at {target.description}: {exc}") from exc
-    click.echo(f"stored tp app {tp_app_id} ({platform}) as secret {settings().tp_app_secret(tp_app_id)}")
-    click.echo(f"  aes key {key_fingerprint(aes_key)} (sha256 prefix)"
-               + (f", previous aes key {key_fingerprint(previous_aes_key)}" if previous_aes_key else "")
-               + f", receiver id {credentials.expected_receiver_id}")
+    name = settings().tp_app_secret(tp_app_id)
+    summary = {"tp_app_id": tp_app_id, "platform": platform, "secret": name,
+               "aes_key_fingerprint": key_fingerprint(aes_key),
+               "previous_aes_key_fingerprint": key_fingerprint(previous_aes_key) if previous_aes_key else None,
+               "receiver_id": credentials.expected_receiver_id}
+    if not cli.confirm(f"store the credentials of tp app {tp_app_id} in {name}", yes, dry_run):
+        emit(output, {"dry_run": True, **summary})
+        return
+    cli.audit("tp_app.put", {"tp_app_id": tp_app_id}, {k: v for k, v in summary.items() if k != "secret"})
+    put_tp_app(credentials)
     if target.kind == "local":
         import json
 
         from rewardgate_ops.local_secrets import remember_tp_app
 
-        path = remember_tp_app(cli.state_dir, tp_app_id, json.loads(credentials.to_json()))
-        click.echo(f"  remembered in {path}: the local stack seeds it again at every start")
-    click.echo(f"  a running API picks up changed credentials within {CACHE_S // 60} minutes (its secrets cache)")
+        summary["remembered_in"] = str(remember_tp_app(cli.state_dir, tp_app_id, json.loads(credentials.to_json())))
+    summary["note"] = f"a running API picks up changed credentials within {CACHE_S // 60} minutes (its secrets cache)"
+    emit(output, summary, title=f"stored tp app {tp_app_id}")
+
+
+def _read(check: Any, label: str, path: str | None, required: bool = True) -> str | None:
+    value = read_secret(label, path, required=required)
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except click.BadParameter as exc:
+        raise click.BadParameter(exc.message, param_hint=f"the {label}") from exc
+
+
+@command.command("list")
+@output_option
+@pass_cli
+def list_(cli: CliContext, output: str) -> None:
+    """The tp apps configured for this stage (names and dates from Secrets Manager; no secret value is read)."""
+    cli.target()
+    from chalicelib.clients import secretsmanager
+    from chalicelib.settings import settings
+
+    prefix = settings().tp_app_secret("")
+    found = []
+    for page in secretsmanager().get_paginator("list_secrets").paginate(
+            Filters=[{"Key": "name", "Values": [prefix]}]):
+        for entry in page.get("SecretList", []):
+            if entry["Name"].startswith(prefix):
+                changed = entry.get("LastChangedDate") or entry.get("CreatedDate")
+                found.append({"tp_app_id": entry["Name"][len(prefix):], "secret": entry["Name"],
+                              "last_changed": changed.isoformat(timespec="seconds") if changed else None})
+    found.sort(key=lambda e: e["tp_app_id"])
+    emit(output, found, lambda d: rich_table(("tp app", "secret", "last changed"),
+                                             [(e["tp_app_id"], e["secret"], e["last_changed"]) for e in d],
+                                             f"tp apps ({len(d)})"))

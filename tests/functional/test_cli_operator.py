@@ -31,8 +31,16 @@ from tests.callback_factory import new_aes_key, sign_like_platform
 from tests.conftest import uid
 
 
-def invoke(tmp_path, *args: str):
-    return CliRunner().invoke(rewardgate, ["--state-dir", str(tmp_path), *args])
+def invoke(tmp_path, *args: str, stdin: str | None = None, output: str = "json"):
+    return CliRunner(env={"RG_OUTPUT": output, "COLUMNS": "240"}).invoke(
+        rewardgate, ["--state-dir", str(tmp_path), *args], input=stdin)
+
+
+def secret_file(tmp_path, value: str) -> str:
+    path = tmp_path / f"secret-{uid('f')}"
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return str(path)
 
 
 def stored_secret(name: str) -> dict | None:
@@ -49,9 +57,11 @@ def test_tp_app_add__valid_input__credentials_stored_in_secrets_manager(tmp_path
     # GIVEN valid credentials, with a key being rotated out and an explicit receiver id
     tp_app_id, key, previous = uid("tt"), new_aes_key(), new_aes_key()
     # WHEN tp-app add runs (the environment points at moto, as `eval "$(rewardgate local env)"` would)
-    result = invoke(tmp_path, "tp-app", "add", "--tp-app-id", tp_app_id, "--token", "T0ken-x",
-                    "--aes-key", key, "--previous-aes-key", previous, "--platform", "wechat",
-                    "--receiver-id", "wx-receiver")
+    # (the token from stdin, the keys from files: never on the command line)
+    result = invoke(tmp_path, "tp-app", "add", "--tp-app-id", tp_app_id, "--token-file", "-",
+                    "--aes-key-file", secret_file(tmp_path, key),
+                    "--previous-aes-key-file", secret_file(tmp_path, previous), "--platform", "wechat",
+                    "--receiver-id", "wx-receiver", stdin="T0ken-x\n")
     # THEN it succeeds and the secret holds exactly these credentials
     assert result.exit_code == 0, result.output
     assert stored_secret(settings().tp_app_secret(tp_app_id)) == {
@@ -67,19 +77,44 @@ def test_tp_app_add__valid_input__credentials_stored_in_secrets_manager(tmp_path
 
 def test_tp_app_add__same_id_again__credentials_replaced(tmp_path):
     tp_app_id, first, second = uid("tt"), new_aes_key(), new_aes_key()
-    base = ["tp-app", "add", "--tp-app-id", tp_app_id, "--token", "tok", "--platform", "douyin"]
-    assert invoke(tmp_path, *base, "--aes-key", first).exit_code == 0
+    base = ["tp-app", "add", "--tp-app-id", tp_app_id, "--token-file", secret_file(tmp_path, "tok"),
+            "--platform", "douyin"]
+    assert invoke(tmp_path, *base, "--aes-key-file", secret_file(tmp_path, first)).exit_code == 0
     # WHEN the key is rotated with the old one kept as previous
-    assert invoke(tmp_path, *base, "--aes-key", second, "--previous-aes-key", first).exit_code == 0
+    assert invoke(tmp_path, *base, "--aes-key-file", secret_file(tmp_path, second),
+                  "--previous-aes-key-file", secret_file(tmp_path, first)).exit_code == 0
     stored = stored_secret(settings().tp_app_secret(tp_app_id))
     assert (stored["aes_key"], stored["previous_aes_key"]) == (second, first)
 
 
 def test_tp_app_add__invalid_key__nothing_stored(tmp_path):
     tp_app_id = uid("tt")
-    result = invoke(tmp_path, "tp-app", "add", "--tp-app-id", tp_app_id, "--token", "tok",
-                    "--aes-key", "short", "--platform", "douyin")
+    result = invoke(tmp_path, "tp-app", "add", "--tp-app-id", tp_app_id, "--token-file", secret_file(tmp_path, "tok"),
+                    "--aes-key-file", secret_file(tmp_path, "short"), "--platform", "douyin")
     assert result.exit_code == 2
+    assert "an EncodingAESKey has exactly 43 characters, got 5" in result.output
+    assert stored_secret(settings().tp_app_secret(tp_app_id)) is None
+
+
+def test_tp_app_add__secret_on_the_command_line__refused(tmp_path):
+    # the old --token/--aes-key options put secrets in shell history and `ps`: they are gone
+    result = invoke(tmp_path, "tp-app", "add", "--tp-app-id", uid("tt"), "--token", "tok", "--platform", "douyin")
+    assert result.exit_code == 2
+    assert "No such option '--token'" in result.output
+
+
+def test_tp_app_add__no_file_and_no_terminal__refused_naming_the_file_option(tmp_path):
+    result = invoke(tmp_path, "tp-app", "add", "--tp-app-id", uid("tt"), "--platform", "douyin")
+    assert result.exit_code == 2
+    assert "--token-file PATH" in result.output
+
+
+def test_tp_app_add__dry_run__nothing_stored(tmp_path):
+    tp_app_id = uid("tt")
+    result = invoke(tmp_path, "tp-app", "add", "--tp-app-id", tp_app_id, "--token-file", secret_file(tmp_path, "tok"),
+                    "--aes-key-file", secret_file(tmp_path, new_aes_key()), "--platform", "douyin", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dry_run"] is True
     assert stored_secret(settings().tp_app_secret(tp_app_id)) is None
 
 
@@ -140,7 +175,8 @@ def test_simulate_callback__sample_event__platform_signed_encrypted_body_posted_
     result = simulate(tmp_path, api, credentials, "--event", "AUTHORIZED", "--app-id", "tt0app0001")
     # THEN one POST went to the authorization URL and its answer was printed
     assert result.exit_code == 0, result.output
-    assert "#1 200 text/plain success" in result.output
+    assert json.loads(result.stdout)["answers"] == [
+        {"attempt": 1, "status": 200, "content_type": "text/plain", "body": "success"}]
     ((path, body),) = api.received
     assert path == f"/callbacks/{credentials.tp_app_id}/auth"
     assert set(body) == {"TimeStamp", "Nonce", "Encrypt", "MsgSignature"}
@@ -170,7 +206,7 @@ def test_simulate_callback__event_file_and_times__same_body_replayed(tmp_path, a
     result = simulate(tmp_path, api, credentials, "--event", str(event_file), "--times", "3")
     # THEN the identical body is posted three times (the platform's retries), to the events URL
     assert result.exit_code == 0, result.output
-    assert [line.split()[0] for line in result.output.splitlines() if line.startswith("#")] == ["#1", "#2", "#3"]
+    assert [a["attempt"] for a in json.loads(result.stdout)["answers"]] == [1, 2, 3]
     bodies = [body for _, body in api.received]
     assert len(bodies) == 3 and bodies[0] == bodies[1] == bodies[2]
     assert {path for path, _ in api.received} == {f"/callbacks/{credentials.tp_app_id}/events"}
@@ -202,7 +238,9 @@ def test_simulate_callback__error_answer__printed_and_exit_1(tmp_path, api, cred
     api.status, api.answer = 403, '{"code": "rejected"}'
     result = simulate(tmp_path, api, credentials, "--event", "PUSH")
     assert result.exit_code == 1
-    assert '#1 403 text/plain {"code": "rejected"}' in result.output
+    assert json.loads(result.stdout)["answers"] == [
+        {"attempt": 1, "status": 403, "content_type": "text/plain", "body": '{"code": "rejected"}'}]
+    assert "1 of 1 answers were not 2xx" in result.stderr
 
 
 def test_simulate_callback__unknown_tp_app__error_names_the_fix(tmp_path, api):

@@ -42,10 +42,10 @@ class Stack:
     output: Path
     api: str
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         """Run `rewardgate --local --state-dir ... <args>` the way an operator would."""
         return subprocess.run(
-            [str(REWARDGATE), "--local", "--state-dir", str(self.state_dir), *args],
+            [str(REWARDGATE), "--local", "--state-dir", str(self.state_dir), *args], input=stdin,
             capture_output=True, text=True, timeout=120, env=clean_env(), cwd=ROOT, check=False,
         )
 
@@ -144,12 +144,16 @@ def test_newcomer_path__make_run_add_tp_app_simulate_callback__applied_then_clea
 
     # WHEN a developer adds a tp app and plays one AUTHORIZED callback through the CLI
     tp_app_id, app_id = uid("tt"), uid("tt")
-    added = stack.cli("tp-app", "add", "--tp-app-id", tp_app_id, "--token", "newcomerToken",
-                      "--aes-key", new_aes_key(), "--platform", "douyin")
+    key_file = stack.state_dir / "aes-key.txt"
+    key_file.write_text(new_aes_key())
+    added = stack.cli("tp-app", "add", "--tp-app-id", tp_app_id, "--token-file", "-", "--aes-key-file",
+                      str(key_file), "--platform", "douyin", stdin="newcomerToken\n")
     assert added.returncode == 0, added.stdout + added.stderr
-    sent = stack.cli("simulate", "callback", "--tp-app-id", tp_app_id, "--event", "AUTHORIZED", "--app-id", app_id)
+    sent = stack.cli("simulate", "callback", "--tp-app-id", tp_app_id, "--event", "AUTHORIZED", "--app-id", app_id,
+                     "--output", "json")
     assert sent.returncode == 0, sent.stdout + sent.stderr + stack.log_tail()
-    assert sent.stdout.strip() == "#1 200 text/plain success"
+    assert json.loads(sent.stdout)["answers"] == [
+        {"attempt": 1, "status": 200, "content_type": "text/plain", "body": "success"}]
 
     # THEN the event is stored and, through the events queue and the local worker, applied
     deadline = time.monotonic() + APPLY_TIMEOUT_S

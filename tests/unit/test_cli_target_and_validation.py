@@ -110,12 +110,22 @@ GOOD_KEY = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"  # 43 base64 characters
 OTHER_KEY = "QPONMLKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba"
 
 
+SECRET_OPTIONS = ("--token", "--aes-key", "--previous-aes-key")
+
+
 def add(tmp_path, **overrides):
+    """tp-app add with each secret (--token, --aes-key, --previous-aes-key) written to its own file."""
     options = {"--tp-app-id": "tt1234", "--token": "tok3n", "--aes-key": GOOD_KEY, "--platform": "douyin",
                **overrides}
     args = ["--state-dir", str(tmp_path), "tp-app", "add"]
     for name, value in options.items():
-        if value is not None:
+        if value is None:
+            continue
+        if name in SECRET_OPTIONS:
+            path = tmp_path / name.strip("-")
+            path.write_text(value + "\n", encoding="utf-8")
+            args += [f"{name}-file", str(path)]
+        else:
             args += [name, value]
     return CliRunner().invoke(rewardgate, args)
 
@@ -125,16 +135,16 @@ def add(tmp_path, **overrides):
     ({"--aes-key": GOOD_KEY + "A"}, "exactly 43 characters, got 44"),
     ({"--aes-key": GOOD_KEY[:42] + "-"}, "only base64 characters"),
     ({"--previous-aes-key": GOOD_KEY[:40]}, "exactly 43 characters, got 40"),
-    ({"--previous-aes-key": GOOD_KEY}, "must differ from --aes-key"),
+    ({"--previous-aes-key": GOOD_KEY}, "must differ from the AES key"),
     ({"--token": "has space"}, "printable ASCII without spaces"),
     ({"--token": "令牌"}, "printable ASCII without spaces"),
-    ({"--token": ""}, "must not be empty"),
+    ({"--token": ""}, "holds no token"),
     ({"--token": "x" * 129}, "at most 128 characters"),
     ({"--tp-app-id": "tt_1234"}, "letters, digits, '.' or '-'"),
     ({"--tp-app-id": "-tt"}, "letters, digits, '.' or '-'"),
     ({"--platform": "weibo"}, "'weibo' is not one of 'douyin', 'wechat'"),
     ({"--receiver-id": "has space"}, "printable ASCII"),
-    ({"--aes-key": None}, "Missing option '--aes-key'"),
+    ({"--aes-key": None}, "--aes-key-file PATH"),
 ])
 def test_tp_app_add__invalid_input__usage_error_before_any_target(tmp_path, overrides, message):
     # GIVEN one bad input (and no local stack in this state dir)
@@ -148,9 +158,11 @@ def test_tp_app_add__invalid_input__usage_error_before_any_target(tmp_path, over
 
 def test_tp_app_add__aws_without_stage__error_exit_1(tmp_path, monkeypatch):
     monkeypatch.delenv("RG_STAGE", raising=False)
+    (tmp_path / "token").write_text("t")
+    (tmp_path / "key").write_text(GOOD_KEY)
     result = CliRunner().invoke(rewardgate, ["--aws", "--state-dir", str(tmp_path), "tp-app", "add",
-                                             "--tp-app-id", "tt1", "--token", "t", "--aes-key", GOOD_KEY,
-                                             "--platform", "douyin"])
+                                             "--tp-app-id", "tt1", "--token-file", str(tmp_path / "token"),
+                                             "--aes-key-file", str(tmp_path / "key"), "--platform", "douyin"])
     assert result.exit_code == 1
     assert "--aws needs the stage" in result.output
 

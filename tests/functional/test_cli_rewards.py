@@ -54,7 +54,8 @@ def test_activity_and_scene_put__from_options__stored_as_the_admin_api_stores_th
                     "--child", f"formal,formal,2030-01-02T00:00:00+00:00,{JAN_1_2030 + 8 * DAY_MS}")
     assert result.exit_code == 0, result.output
     # WHEN a scene is put
-    result = invoke(tmp_path, "scene", "put", "--activity-id", activity_id, "--scene-id", scene_id, "--award-type", "cash", "--order-cap", "888",
+    result = invoke(tmp_path, "scene", "put", "--activity-id", activity_id, "--scene-id", scene_id,
+                    "--award-type", "cash", "--order-cap", "888",
                     "--total", "10000", "--shard-count", "8")
     # THEN the stored configuration is exactly that
     assert result.exit_code == 0, result.output
@@ -85,7 +86,8 @@ def test_activity_put__overlapping_children__refused_with_the_error_code_and_not
 
 
 def test_activity_put__malformed_child__usage_error_naming_the_value(tmp_path):
-    result = invoke(tmp_path, "activity", "put", "--activity-id", uid("act"), "--child", "a,formal,yesterday,2030-01-03T00:00:00")
+    result = invoke(tmp_path, "activity", "put", "--activity-id", uid("act"),
+                    "--child", "a,formal,yesterday,2030-01-03T00:00:00")
     assert result.exit_code == 2
     assert "'yesterday' is neither epoch milliseconds nor an ISO-8601 time" in result.output
 

@@ -14,11 +14,15 @@ from chalicelib.routes.callbacks import bp as callbacks
 from chalicelib.routes.docs import bp as docs
 from chalicelib.routes.reconcile import bp as reconcile
 from chalicelib.routes.rewards import bp as rewards
+from chalicelib.routes.tp_apps import bp as tp_apps
 from chalicelib.routes.wallets import bp as wallets
 
 app = Chalice(app_name="rewardgate")
 app.register_middleware(edge_middleware, "http")
+# In AWS the callback routes run in their own function (chalicelib/routes/callback_function.py); they are
+# registered here too so the API definition and the local server have them.
 app.register_blueprint(callbacks)
+app.register_blueprint(tp_apps)
 app.register_blueprint(admin)
 app.register_blueprint(rewards)
 app.register_blueprint(wallets)

@@ -130,6 +130,7 @@ class RequestContext:
     problem: str | None = None
     deliberate: bool = False
     audit_key: Any = None  # set when the request was recorded in the audit log
+    request: Any = None  # the Chalice request (views read it here: it works whichever app serves it)
 
     @classmethod
     def from_request(cls, request: Any) -> RequestContext:
@@ -141,7 +142,7 @@ class RequestContext:
         correlation = supplied if isinstance(supplied, str) and _CORRELATION.fullmatch(supplied) else request_id
         return cls(request_id=request_id, correlation_id=correlation, caller_arn=identity.get("userArn"),
                    method=getattr(request, "method", "") or "", route=context.get("resourcePath") or "",
-                   path=getattr(request, "path", "") or context.get("path") or "")
+                   path=getattr(request, "path", "") or context.get("path") or "", request=request)
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("rg_request", default=None)
@@ -150,6 +151,12 @@ _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar
 def current() -> RequestContext | None:
     """The context of the request being served on this thread (None outside a request)."""
     return _current.get()
+
+
+def current_request() -> Any:
+    """The Chalice request being served (None outside a request)."""
+    context = current()
+    return context.request if context else None
 
 
 def caller_arn() -> str | None:

@@ -7,7 +7,11 @@
 - every function: an invocation failed as a whole (unhandled error or timeout). Per-record failures
   of the SQS workers are not errors; they show up as redeliveries and, in the end, as DLQ depth;
 - the credits queue: its oldest message is older than the ACCEPTED SLA (crediting falls behind);
-- the API: more than 1% of requests answered 5xx in five minutes.
+- the API: more than 1% of requests answered 5xx in five minutes, by the functions' own `Requests` and
+  `ServerErrors` metrics: deliberate refusals (a switch turned off, no payout provider) answer 503
+  without counting as errors, so they do not page anyone;
+- callbacks: many rejected in five minutes (`CallbackRejected`, any reason): keys rotated on one side
+  only, or someone forging callbacks.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ HAS_EMAIL = "HasAlarmEmail"
 DISCREPANCY_METRIC = "ReconciliationDiscrepancies"
 BEHIND_METRIC = "ReconciliationPassesBehind"
 API_5XX_RATE = 0.01
+CALLBACK_REJECTIONS = 50  # per five minutes
 
 
 def discrepancy_dimensions(stage: str) -> dict[str, str]:
@@ -126,12 +131,32 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
         threshold=sla_s, period_s=60,
     )
     if api_name is not None:
-        resources["Api5xxAlarm"] = _alarm(
+        dims = _dims(discrepancy_dimensions(stage))
+
+        def stat(metric_id: str, name: str) -> dict[str, Any]:
+            return {"Id": metric_id, "ReturnData": False, "MetricStat": {
+                "Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims},
+                "Period": 300, "Stat": "Sum"}}
+
+        alarm = _alarm(
             stage, "api-5xx",
             f"More than {API_5XX_RATE:.0%} of API requests answered 5xx over five minutes (storage unavailable, "
-            "crashes, timeouts). Platform callbacks answered 5xx are retried by the platform.",
-            {"Namespace": "AWS/ApiGateway", "MetricName": "5XXError",
-             "Dimensions": _dims({"ApiName": api_name, "Stage": api_stage})},
-            threshold=API_5XX_RATE, statistic="Average",
-        )
+            "crashes). Deliberate refusals (switched_off, payout_unavailable) do not count. Platform callbacks "
+            "answered 5xx are retried by the platform. The access lines with status >= 500 name the routes.",
+            {}, threshold=API_5XX_RATE)
+        props = alarm["Properties"]
+        for key in ("Statistic", "Period"):
+            props.pop(key)
+        props["Metrics"] = [stat("errors", "ServerErrors"), stat("requests", "Requests"),
+                            {"Id": "rate", "Expression": "errors / requests", "ReturnData": True,
+                             "Label": "share of requests answered 5xx"}]
+        resources["Api5xxAlarm"] = alarm
+        resources["CallbackRejectionsAlarm"] = _alarm(
+            stage, "callback-rejections",
+            f"More than {CALLBACK_REJECTIONS} platform callbacks were rejected in five minutes. By reason "
+            "(metric CallbackRejected, dimension `reason`): signature/padding/receiver_id after a key or token change on one side "
+            "only (run `rewardgate tp-app add` with the platform console's values); unknown_tp_app or stale "
+            "timestamps in bulk: forgery (the WAF rate rule limits it).",
+            {"Namespace": NAMESPACE, "MetricName": "CallbacksRejected", "Dimensions": dims},
+            threshold=CALLBACK_REJECTIONS, statistic="Sum")
     return resources

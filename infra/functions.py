@@ -81,8 +81,8 @@ def _merge(*maps: Mapping[str, TableAccess]) -> dict[str, TableAccess]:
 
 
 ACCESS: dict[str, Access] = {
-    # Every route: admin config, grants, wallets and withdrawals, the callback gateway and its reads,
-    # the public key, and on-demand reconciliation.
+    # Every route but the callbacks: admin config, grants, wallets and withdrawals, the tp apps' reads,
+    # the public keys, on-demand reconciliation, the audit log.
     "api_handler": Access(
         tables=_merge(_RECONCILE_TABLES, {
             "config": table(GET, QUERY, PUT),
@@ -91,7 +91,7 @@ ACCESS: dict[str, Access] = {
             "wallets": table(GET, UPDATE),
             "ledger": table(GET, PUT, QUERY, indexes=("by_time",)),
             "withdrawals": table(GET, PUT, UPDATE),
-            "events": table(GET, PUT, indexes=("by_tp_app", "by_tp_app_type")),
+            "events": table(GET, indexes=("by_tp_app", "by_tp_app_type")),
             "app-state": table(GET, QUERY),
             # the audit record of every admin change and withdrawal, and its answered status
             "audit": table(PUT, UPDATE),
@@ -99,6 +99,13 @@ ACCESS: dict[str, Access] = {
         send_to=("credits", "events"),
         dlq_depth_of=("credits", "events"),
         secrets=(REWARD_TOKEN_KEY, TP_APPS),
+    ),
+    # The platform's callbacks: store each event once (put-if-absent), enqueue it, read the tp app's
+    # credentials. Nothing of the rewards: a bug here cannot touch money.
+    "callback_handler": Access(
+        tables={"events": table(PUT)},
+        send_to=("events",),
+        secrets=(TP_APPS,),
     ),
     # Applies one stored callback event to the app's state.
     "apply_callback_events": Access(

@@ -104,6 +104,11 @@ def policy_document(fn: LambdaFunction, stage: str) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+# X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions (their only resource
+# is "*"), so the tracing grant is AWS's own managed policy for exactly those two actions.
+XRAY_WRITE_POLICY = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"}
+
+
 def role_resource(fn: LambdaFunction, stage: str) -> dict[str, Any]:
     """The `AWS::IAM::Role` of one function (no RoleName: CloudFormation names it, so CAPABILITY_IAM suffices)."""
     return {
@@ -112,6 +117,7 @@ def role_resource(fn: LambdaFunction, stage: str) -> dict[str, Any]:
             "Description": f"rewardgate {stage} {fn.name}: only what infra/functions.py grants it",
             "AssumeRolePolicyDocument": LAMBDA_TRUST_POLICY,
             "Policies": [{"PolicyName": f"{fn.name}-access", "PolicyDocument": policy_document(fn, stage)}],
+            "ManagedPolicyArns": [XRAY_WRITE_POLICY],
         },
     }
 
@@ -123,23 +129,35 @@ def _invoke_arn(route: Route) -> dict[str, Any]:
                        f"{route.method.upper()}{path}"}
 
 
-def api_caller_policies(routes: list[Route], stage: str) -> dict[str, Any]:
-    """Managed policies to attach to callers: one for the service routes, one for `/v1/admin/`."""
+# One managed policy per kind of caller (the operation's `access`, chalicelib/edge/registry.py); attach
+# the one (or ones) a principal needs. Read-only covers every GET route that needs IAM.
+CALLER_POLICIES = {
+    "AdminApiPolicy": ("admin", "operators' changes: activities, scenes, switches, reconciliations"),
+    "GrantServicePolicy": ("grant", "upstream services granting rewards: grants and batch grants"),
+    "WalletServicePolicy": ("wallet", "the wallet service: balances, flow, withdrawals"),
+    "ReadOnlyApiPolicy": ("read", "read-only callers (on-call, dashboards): every GET route"),
+}
+
+
+def caller_routes(routes: list[Route], kind: str) -> list[Route]:
+    """The IAM-authorized routes a caller kind's managed policy allows."""
     private = [r for r in routes if not r.public]
-    groups = {
-        "ServiceApiPolicy": ("service routes (grants, wallets, stock, keys, tp-app reads)",
-                             [r for r in private if not r.path.startswith("/v1/admin/")]),
-        "AdminApiPolicy": ("admin routes (activities, scenes, switches, reconciliations)",
-                           [r for r in private if r.path.startswith("/v1/admin/")]),
-    }
+    if kind == "read":
+        return [r for r in private if r.method == "get"]
+    return [r for r in private if r.access == kind]
+
+
+def api_caller_policies(routes: list[Route], stage: str) -> dict[str, Any]:
+    """Managed policies to attach to callers, one per caller kind (see CALLER_POLICIES)."""
     resources = {}
-    for lid, (what, members) in groups.items():
+    for lid, (kind, what) in CALLER_POLICIES.items():
+        members = caller_routes(routes, kind)
         if not members:
             continue
         resources[lid] = {
             "Type": "AWS::IAM::ManagedPolicy",
             "Properties": {
-                "Description": f"Invoke the rewardgate {stage} {what}",
+                "Description": f"Invoke the rewardgate {stage} API as {what}",
                 "PolicyDocument": {"Version": "2012-10-17", "Statement": [
                     _statement("InvokeApi", ["execute-api:Invoke"], [_invoke_arn(r) for r in members]),
                 ]},

@@ -54,6 +54,11 @@ class LambdaFunction:
         return to_cfn_resource_name(f"{self.name}-log-group")
 
     @property
+    def chalice_managed(self) -> bool:
+        """Whether `chalice package` emits this function (the callback function it does not)."""
+        return self.name != "callback_handler"
+
+    @property
     def role_id(self) -> str:
         """Logical id of the function's own IAM role (defined by `infra.iam`)."""
         return f"{self.logical_id}Role"
@@ -107,12 +112,21 @@ def _function(stage: str, name: str, kind: str, logical_id: str, queue: QueueSpe
     )
 
 
+CALLBACK_HANDLER = "callback_handler"
+CALLBACK_HANDLER_LOGICAL_ID = "CallbackHandler"
+
+
 def functions(stage: str, app: Chalice | None = None) -> list[LambdaFunction]:
-    """Every function `chalice package` will emit for `stage`, API handler first."""
+    """Every function of `stage`: the API function, the callback function, then Chalice's event handlers.
+
+    The callback function is not Chalice's (one app, one API function): infra.edge defines it.
+    """
     app = app or load_app()
     found = []
     if app.routes:
         found.append(_function(stage, API_HANDLER, "api", API_HANDLER_LOGICAL_ID))
+    if any(path.startswith("/callbacks/") for path in app.routes):
+        found.append(_function(stage, CALLBACK_HANDLER, "api", CALLBACK_HANDLER_LOGICAL_ID))
     for event in app.event_sources:
         if isinstance(event, SQSEventConfig):
             found.append(_function(stage, event.name, "sqs", to_cfn_resource_name(event.name), _queue_spec(event)))

@@ -14,6 +14,7 @@ own SAM template: dicts merge key by key, anything else in this template replace
 from __future__ import annotations
 
 import re
+import sys
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.models import Model
@@ -129,6 +130,8 @@ def data_resources(stage: str) -> dict[str, Any]:
 # --- the merge template --------------------------------------------------------------------------
 
 SIGV4 = "sigv4"  # the security scheme name Chalice's own IAMAuthorizer uses
+# The Lambda runtime follows the Python of the environment that packages (as `chalice package` does).
+RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def _lambda_overrides(fn: LambdaFunction, stage: str) -> dict[str, Any]:
@@ -210,17 +213,19 @@ DATA_SKIPS = {
 API_SKIPS = [
     {"id": "CKV_AWS_120", "comment": "No caching: grants and withdrawals are writes, and wallet reads must show "
                                      "the latest balance."},
-    {"id": "CKV_AWS_73", "comment": "No X-Ray: at the target rate the default sampling (5%) would cost more than "
-                                    "the whole API; the functions log one structured line per request."},
-    {"id": "CKV_AWS_76", "comment": "No access logs: they need the account-wide API Gateway CloudWatch role, which "
-                                    "one application's stack must not own; the API function logs every request."},
+    {"id": "CKV_AWS_76", "comment": "No API Gateway access logs: they need the account-wide API Gateway CloudWatch "
+                                    "role, which one application's stack must not own; the functions write one "
+                                    "structured access line per request (route, status, latency, ids, caller ARN)."},
 ]
 
 
 def _api_overrides(routes: list[Route], stage: str) -> dict[str, Any]:
     from chalice.app import IAMAuthorizer
 
-    paths: dict[str, Any] = {}
+    from infra.edge import api_properties
+
+    edge = api_properties(routes)
+    paths: dict[str, Any] = edge["DefinitionBody"].pop("paths")
     for route in routes:
         if not route.public:
             paths.setdefault(route.path, {})[route.method] = {"security": [{SIGV4: []}]}
@@ -228,13 +233,33 @@ def _api_overrides(routes: list[Route], stage: str) -> dict[str, Any]:
         "Metadata": {"checkov": {"skip": API_SKIPS}},
         "Properties": {
             "Name": f"rewardgate-{stage}",
+            **{k: v for k, v in edge.items() if k != "DefinitionBody"},
             "DefinitionBody": {
                 "info": {"title": f"rewardgate-{stage}"},
                 "securityDefinitions": {SIGV4: IAMAuthorizer().to_swagger()},
+                **edge["DefinitionBody"],
                 "paths": paths,
             },
         },
     }
+
+
+def _log_group(fn: LambdaFunction, stage: str) -> dict[str, Any]:
+    group: dict[str, Any] = {
+        # A literal name (the function's name is fixed) instead of Chalice's `${Function}`, which
+        # made the group wait for the function, and which names `ApiHandler` for the API
+        # function after Chalice renamed that resource to `APIHandler`.
+        "Properties": {"LogGroupName": f"/aws/lambda/{fn.physical_name(stage)}"},
+        "Metadata": {"checkov": {"skip": [{
+            "id": "CKV_AWS_158",
+            "comment": "Logs are encrypted with CloudWatch Logs' own key; the log lines carry ids and counts, "
+                       "never secrets or callback plaintext.",
+        }]}},
+    }
+    if not fn.chalice_managed:
+        group["Type"] = "AWS::Logs::LogGroup"
+        group["Properties"]["RetentionInDays"] = fn.log_retention_days
+    return group
 
 
 def _outputs(stage: str, has_api: bool) -> dict[str, Any]:
@@ -250,10 +275,14 @@ def _outputs(stage: str, has_api: bool) -> dict[str, Any]:
                                 "Value": {"Fn::Sub": base + "/callbacks/{tp_app_id}/auth"}},
             "EventsCallbackUrl": {"Description": "Platform console: message and event push URL",
                                   "Value": {"Fn::Sub": base + "/callbacks/{tp_app_id}/events"}},
-            "ServiceApiPolicyArn": {"Description": "Attach to upstream services that call the /v1/ API",
-                                    "Value": {"Ref": "ServiceApiPolicy"}},
-            "AdminApiPolicyArn": {"Description": "Attach to operators who call /v1/admin/",
+            "AdminApiPolicyArn": {"Description": "Attach to operators who change configuration (/v1/admin/ writes)",
                                   "Value": {"Ref": "AdminApiPolicy"}},
+            "GrantServicePolicyArn": {"Description": "Attach to upstream services that grant rewards",
+                                      "Value": {"Ref": "GrantServicePolicy"}},
+            "WalletServicePolicyArn": {"Description": "Attach to the wallet service (balances, flow, withdrawals)",
+                                       "Value": {"Ref": "WalletServicePolicy"}},
+            "ReadOnlyApiPolicyArn": {"Description": "Attach to read-only callers (every GET route)",
+                                     "Value": {"Ref": "ReadOnlyApiPolicy"}},
         }
     return outputs
 
@@ -261,7 +290,7 @@ def _outputs(stage: str, has_api: bool) -> dict[str, Any]:
 def merge_template(stage: str, app: Any = None) -> dict[str, Any]:
     """The template `chalice package --stage {stage} --merge-template` merges into Chalice's output."""
     # Imported here: those modules build on `logical_id` above.
-    from infra import alarms, iam, lambdas
+    from infra import alarms, edge, iam, lambdas
 
     functions = lambdas.functions(stage, app)
     missing = iam.undeclared_functions(functions)
@@ -274,22 +303,18 @@ def merge_template(stage: str, app: Any = None) -> dict[str, Any]:
         resource["Metadata"] = {"checkov": {"skip": DATA_SKIPS[resource["Type"]]}}
     for fn in functions:
         resources[fn.role_id] = iam.role_resource(fn, stage)
-        resources[fn.logical_id] = _lambda_overrides(fn, stage)
+        if fn.chalice_managed:
+            resources[fn.logical_id] = _lambda_overrides(fn, stage)
+        else:
+            resources[fn.logical_id] = edge.callback_function(fn, stage, RUNTIME)
+            resources[f"{fn.logical_id}InvokePermission"] = edge.callback_permission()
         if fn.log_retention_days:
-            resources[fn.log_group_id] = {
-                # A literal name (the function's name is fixed) instead of Chalice's `${Function}`, which
-                # made the group wait for the function, and which names `ApiHandler` for the API
-                # function after Chalice renamed that resource to `APIHandler`.
-                "Properties": {"LogGroupName": f"/aws/lambda/{fn.physical_name(stage)}"},
-                "Metadata": {"checkov": {"skip": [{
-                "id": "CKV_AWS_158",
-                "comment": "Logs are encrypted with CloudWatch Logs' own key; the log lines carry ids and counts, "
-                           "never secrets or callback plaintext.",
-                }]}},
-            }
+            resources[fn.log_group_id] = _log_group(fn, stage)
     if routes:
         resources["RestAPI"] = _api_overrides(routes, stage)
         resources |= iam.api_caller_policies(routes, stage)
+        resources |= edge.waf_resources(stage)
+    resources |= edge.sampling_rule(stage)
     resources |= alarms.topic_resources(stage)
     resources |= alarms.alarm_resources(stage, functions, f"rewardgate-{stage}" if routes else None, api_stage)
     return {

@@ -105,6 +105,9 @@ def rewardgate(ctx: click.Context, choice: str | None, stage: str | None, state_
     Every command takes --output table|json; writes take --yes and --dry-run and ask before changing a
     deployed stage.
     """
+    from rewardgate_ops.output import metrics_off_while
+
+    metrics_off_while(ctx)
     ctx.obj = CliContext(choice=choice, stage=stage, state_dir=(state_dir or default_state_dir()).absolute())
 
 

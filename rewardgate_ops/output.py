@@ -33,9 +33,22 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("table", "json")
 
-# The CLI runs domain code in-process: it must not print EMF metric documents (they mean something only
-# in Lambda's log stream) into a terminal or a progress bar.
-os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+METRICS_SWITCH = "POWERTOOLS_METRICS_DISABLED"
+
+
+def metrics_off_while(ctx: click.Context) -> None:
+    """For this invocation, domain code run in-process prints no EMF metric documents (they mean something
+    only in Lambda's log stream, and they broke progress bars); restored when the invocation ends."""
+    previous = os.environ.get(METRICS_SWITCH)
+    os.environ[METRICS_SWITCH] = "true"
+
+    def restore() -> None:
+        if previous is None:
+            os.environ.pop(METRICS_SWITCH, None)
+        else:
+            os.environ[METRICS_SWITCH] = previous
+
+    ctx.call_on_close(restore)
 
 
 def output_option(command: F) -> F:

@@ -37,7 +37,7 @@ def tp_app() -> TpAppCredentials:
 @pytest.fixture
 def queue() -> Iterator[EventsQueue]:
     """The events queue, drained through the real events worker."""
-    from chalicelib.routes import callbacks as routes
+    from chalicelib.routes import tp_apps as routes
 
     events_queue = EventsQueue(routes.apply_callback_events)
     events_queue.drain()  # whatever earlier tests left behind is not this test's business

@@ -57,6 +57,7 @@ def receive(tp_app_id: str, channel: str, raw_body: bytes | str | None) -> Recei
         logger.warning("callback rejected", extra={
             "tp_app_id": tp_app_id, "channel": channel, "reason": rejected.reason,
         })
+        count("CallbacksRejected")  # the total, which the callback-rejections alarm watches
         count_by("CallbackRejected", "reason", rejected.reason)
         raise
     # Genuine from here on. The payload is kept as text; a platform bug sending invalid UTF-8 is kept

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib import errors
 from chalicelib.edge.models import IDENT_PATTERN, IDENT_PROBLEM
-from chalicelib.http import JSON, api
+from chalicelib.http import JSON, api, current_request
 
 # Who may call an operation; infra/iam.py makes one managed policy per kind (and read-only: every GET).
 PUBLIC = "public"  # no IAM: platform callbacks (signed), the JWKS, the OpenAPI document
@@ -137,7 +137,7 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
 
         @functools.wraps(view)
         def handler(**path_values: str) -> Any:
-            request = bp.current_request
+            request = current_request() or bp.current_request
             kwargs = validate_request(op, path_values, request.query_params, request.raw_body)
             if op.audit is not None:
                 from chalicelib.audit import log as audit_log
@@ -148,7 +148,12 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
         chalice_kwargs: dict[str, Any] = {"methods": [method]}
         if method not in ("GET", "HEAD", "DELETE"):
             chalice_kwargs["content_types"] = list(content_types)
-        bp.route(path, **chalice_kwargs)(api(handler))
+        wrapped = api(handler)
+        # Not `bp.route`: Chalice's deferred route registration pops `methods` from a dict it shares
+        # between registrations, so a blueprint registered in two apps (the API and the callback
+        # function) gets GET in the second. A fresh copy of the arguments for every app avoids it.
+        bp._deferred_registrations.append(
+            lambda app, _options: app.route(path, **{**chalice_kwargs, "name": view.__name__})(wrapped))
         return view
 
     return decorate

@@ -1,31 +1,27 @@
-"""The callback gateway's edge: the two platform endpoints, the events worker, the sweeper, the read API."""
+"""The platform's two callback endpoints: public, signed by the platform, answered `success`.
+
+In AWS these routes run in their own function (`callback_handler`, `chalicelib.routes.callback_function`)
+whose role can store and enqueue callback events and read tp app credentials, and touch nothing of the
+rewards; `app.py` registers them too, so the API's definition (and the local server) has them.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from chalice import Blueprint, Rate, Response
+from chalice import Blueprint, Response
 
-from chalicelib import clock
 from chalicelib import errors as e
-from chalicelib.batch import process_sqs_batch
-from chalicelib.callbacks import apply, gateway, reads, sweeper
-from chalicelib.callbacks.models import AppStateView, CallbackEnvelope, EventPage, EventsQuery
-from chalicelib.edge.registry import PUBLIC, READ, Reply, operation
-from chalicelib.errors import PoisonMessage
-from chalicelib.http import json_response
-from chalicelib.queues import EVENTS
-from chalicelib.secrets import get_tp_app
+from chalicelib.callbacks import gateway
+from chalicelib.callbacks.models import CallbackEnvelope
+from chalicelib.edge.registry import PUBLIC, Reply, operation
+from chalicelib.http import current_request
 
 bp = Blueprint(__name__)
 
 # Platforms post JSON under any of these (or with no Content-Type, which Chalice treats as JSON);
 # without listing them Chalice answers 415 before the view runs.
 CALLBACK_CONTENT_TYPES = ("application/json", "text/plain")
-SWEEP_EVERY_MINUTES = 3
-EVENT_ID = re.compile(r"[0-9a-f]{64}")
 
 SUCCESS = Reply("the bare text `success` (not JSON): stored, or a duplicate of a stored callback",
                 {"type": "string", "const": "success"}, "text/plain")
@@ -38,7 +34,7 @@ def _success() -> Response:
 
 
 def _callback(tp_app_id: str, channel: str) -> Response:
-    gateway.receive(tp_app_id, channel, bp.current_request.raw_body)
+    gateway.receive(tp_app_id, channel, current_request().raw_body)
     return _success()
 
 
@@ -61,52 +57,3 @@ def auth_callback(tp_app_id: str) -> Response:
 def events_callback(tp_app_id: str) -> Response:
     """Message and event pushes: reviews, capability applications, ... (signed and encrypted by the platform)."""
     return _callback(tp_app_id, "events")
-
-
-def _known_tp_app(tp_app_id: str) -> str:
-    if get_tp_app(tp_app_id) is None:
-        raise e.UnknownTpApp("no tp app with this id is configured")
-    return tp_app_id
-
-
-@operation(bp, "GET", "/v1/tp-apps/{tp_app_id}/apps/{app_id}", summary="An authorized app's state", access=READ,
-           tags=("callbacks",), responses={200: AppStateView}, errors=(e.UnknownTpApp, e.NotFound))
-def get_app_state(tp_app_id: str, app_id: str) -> Response:
-    """An authorized app's authorization, profile and review state."""
-    _known_tp_app(tp_app_id)
-    state = reads.app_state(tp_app_id, app_id)
-    if state is None:
-        raise e.NotFound("no state for this app", app_id=app_id)
-    return json_response(state)
-
-
-@operation(bp, "GET", "/v1/tp-apps/{tp_app_id}/events", summary="A tp app's stored callbacks", access=READ,
-           tags=("callbacks",), query=EventsQuery, responses={200: EventPage}, errors=(e.UnknownTpApp,))
-def list_events(tp_app_id: str, query: EventsQuery) -> Response:
-    """The tp app's stored callbacks, newest first (`type`, `limit`, `cursor`)."""
-    _known_tp_app(tp_app_id)
-    return json_response(reads.list_events(tp_app_id, query.type, query.limit, query.cursor))
-
-
-def _apply_record(record: SQSRecord) -> apply.Applied:
-    try:
-        event_id = record.json_body["event_id"]
-    except (ValueError, TypeError, KeyError) as exc:
-        raise PoisonMessage("events queue message is not {\"event_id\": ...}") from exc
-    if not isinstance(event_id, str) or not EVENT_ID.fullmatch(event_id):
-        raise PoisonMessage("events queue message carries no valid event id")
-    return apply.apply_event(event_id, clock.now_ms())
-
-
-@bp.on_sqs_message(queue=EVENTS.name, batch_size=EVENTS.batch_size)
-def apply_callback_events(event: Any) -> dict:
-    """Apply each queued event to app state; failed records are reported for redelivery."""
-    return process_sqs_batch(event, _apply_record, getattr(event, "context", None))
-
-
-@bp.schedule(Rate(SWEEP_EVERY_MINUTES, unit=Rate.MINUTES))
-def sweep_received_events(event: Any) -> dict:
-    """Re-enqueue events left RECEIVED past the SLA (lost sends, crashes between store and send)."""
-    result = sweeper.sweep(clock.now_ms())
-    return result.__dict__
-

@@ -37,8 +37,6 @@ class CliContext:
             except TargetError as exc:
                 raise click.ClickException(str(exc)) from exc
             target.apply(os.environ)
-            # The CLI runs domain code in-process; EMF metric lines mean nothing outside Lambda.
-            os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
             _reset_chalicelib()
             click.echo(f"target: {target.description}", err=True)
             self._target = target

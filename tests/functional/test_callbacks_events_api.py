@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from chalicelib import clock
-from chalicelib.routes import callbacks as routes
+from chalicelib.routes import tp_apps as routes
 from chalicelib.secrets import put_tp_app
 from rewardgate_ops.sample_events import channel_of, sample_event
 from tests.callback_factory import EventsQueue, event_id_of, fresh_id, new_credentials, platform_body, post

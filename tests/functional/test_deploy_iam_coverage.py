@@ -146,7 +146,11 @@ def clock_ahead(monkeypatch: pytest.MonkeyPatch, seconds: int) -> Iterator[None]
 
 
 def run_scenario(recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.routes import callbacks, reconcile, rewards
+    from chalice.test import Client
+
+    from chalicelib.routes import callback_function, reconcile, rewards
+    from chalicelib.routes import tp_apps as callbacks
+    from tests.conftest import ROOT
     from chalicelib.secrets import put_tp_app
     from rewardgate_ops.lambda_events import scheduled_event
     from rewardgate_ops.sample_events import sample_event
@@ -168,9 +172,12 @@ def run_scenario(recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
         status, batch = call(client, "POST", "/v1/grants/batch",
                              {"grants": [campaign.grant_body("u2", rain_id="r1"), campaign.grant_body("u1", "r2")]})
         assert status == 200, batch
+    with recorder.acting("callback_handler"):
+        # in AWS the callback routes run in their own function, on their own app object
+        callback_client = Client(callback_function.app, stage_name="local", project_dir=str(ROOT))
         app_id = "tt" + tp_app.tp_app_id[-8:]
         event = sample_event("AUTHORIZED", AppId=app_id, TpAppId=tp_app.tp_app_id)
-        response = post(client, tp_app.tp_app_id, platform_body(tp_app, event), channel="auth")
+        response = post(callback_client, tp_app.tp_app_id, platform_body(tp_app, event), channel="auth")
         assert response.status_code == 200, response.body
     with clock_ahead(monkeypatch, 3600), recorder.acting("sweep_received_events"):
         swept = callbacks.sweep_received_events(scheduled_event("sweep_received_events"), None)
@@ -215,7 +222,8 @@ def test_iam__every_call_each_function_makes__allowed_by_its_role(recorder, monk
     template = merge_template(settings().stage)
     resources = template["Resources"]
     policies = {name: resources[f"{lid}Role"]["Properties"]["Policies"][0]["PolicyDocument"]
-                for name, lid in {"api_handler": "APIHandler", "apply_callback_events": "ApplyCallbackEvents",
+                for name, lid in {"api_handler": "APIHandler", "callback_handler": "CallbackHandler",
+                                  "apply_callback_events": "ApplyCallbackEvents",
                                   "sweep_received_events": "SweepReceivedEvents", "credit_worker": "CreditWorker",
                                   "rewards_sweeper": "RewardsSweeper", "reconciler": "Reconciler"}.items()}
     # WHEN every function runs through its real handler

@@ -12,7 +12,7 @@ from chalicelib import clients, clock
 from chalicelib.callbacks import events, sweeper
 from chalicelib.callbacks.tables import EventRecord
 from chalicelib.queues import EVENTS
-from chalicelib.routes import callbacks as routes
+from chalicelib.routes import tp_apps as routes
 from chalicelib.settings import settings
 from rewardgate_ops.lambda_events import LocalLambdaContext, scheduled_event
 from rewardgate_ops.sample_events import sample_event

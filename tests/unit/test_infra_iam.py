@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 
 import pytest
 from chalice import Chalice, Rate
@@ -99,8 +100,12 @@ def test_policy__secrets__only_api_reads_them_and_only_under_the_stage_prefix():
     for role_id, resource in merged()["Resources"].items():
         if resource.get("Type") == "AWS::IAM::Role":
             readers[role_id] = role_statements(role_id).get("ReadSecrets")
-    # THEN only the API function reads secrets: the signing key and the tp-app credentials of this stage
-    assert {k for k, v in readers.items() if v} == {"APIHandlerRole"}
+    # THEN only the API function (signing key, tp-app credentials) and the callback function (tp-app credentials
+    # only) read secrets, under this stage's prefix
+    assert {k for k, v in readers.items() if v} == {"APIHandlerRole", "CallbackHandlerRole"}
+    assert readers["CallbackHandlerRole"]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                    "rewardgate/prod/tp-apps/*"}]
     assert readers["APIHandlerRole"]["Action"] == ["secretsmanager:GetSecretValue"]
     assert readers["APIHandlerRole"]["Resource"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
@@ -151,21 +156,15 @@ def test_check_template__wildcard_grant__reported():
                         "CreditWorkerRole: Resource '*' for ['dynamodb:*']"]
 
 
-def test_api_caller_policies__service_and_admin__split_by_path():
-    # GIVEN the managed policies for callers of the IAM-authorized API
-    service = merged()["Resources"]["ServiceApiPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]
-    admin = merged()["Resources"]["AdminApiPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]
-    service_arns = [r["Fn::Sub"].split("/api/", 1)[1] for r in service]
-    admin_arns = [r["Fn::Sub"].split("/api/", 1)[1] for r in admin]
-    # THEN services may grant and read wallets but not configure; admins only the admin routes; no callbacks
-    assert "POST/v1/grants" in service_arns
-    assert "GET/v1/wallets/*/flow" in service_arns
-    assert "PUT/v1/admin/activities/*" in admin_arns
-    assert not [a for a in service_arns if "/admin/" in a]
-    assert all("/v1/admin/" in a for a in admin_arns)
-    assert not [a for a in service_arns + admin_arns if "callbacks" in a]
-    routes = [r for r in lambdas.routes() if not r.public]
-    assert len(service_arns) + len(admin_arns) == len(routes)
+def test_api_caller_policies__every_iam_route__in_some_caller_policy_and_no_callback_in_any():
+    resources = merged()["Resources"]
+    granted = set()
+    for lid in ("AdminApiPolicy", "GrantServicePolicy", "WalletServicePolicy", "ReadOnlyApiPolicy"):
+        (statement,) = resources[lid]["Properties"]["PolicyDocument"]["Statement"]
+        granted |= {r["Fn::Sub"].split("/api/", 1)[1] for r in statement["Resource"]}
+    private = {f"{r.method.upper()}{re.sub(r'{[^}]+}', '*', r.path)}" for r in lambdas.routes() if not r.public}
+    assert granted == private
+    assert not [a for a in granted if "callbacks" in a or "well-known" in a]
 
 
 def test_queues__every_consumed_queue__visibility_at_least_six_times_consumer_timeout():
@@ -177,3 +176,54 @@ def test_queues__every_consumed_queue__visibility_at_least_six_times_consumer_ti
         timeout_s = consumers[spec.logical].timeout_s
         print(f"{spec.logical}: visibility={spec.visibility_timeout_s}s consumer_timeout={timeout_s}s")
         assert spec.visibility_timeout_s >= 6 * consumers[spec.logical].timeout_s
+
+
+def test_callback_function__role__no_rewards_table_and_callback_routes_integrate_with_it():
+    # GIVEN the merged template
+    resources = merged()["Resources"]
+    statements = role_statements("CallbackHandlerRole")
+    tables = {r["Fn::GetAtt"][0] for s in statements.values() for r in s["Resource"]
+              if isinstance(r, dict) and "Fn::GetAtt" in r and r["Fn::GetAtt"][0].endswith("Table")}
+    # THEN its role reaches the events table alone (no orders, ledger, wallets, counters, withdrawals, config)
+    assert tables == {"EventsTable"}
+    assert statements["eventsTable"]["Action"] == ["dynamodb:PutItem"]
+    # AND API Gateway sends the two callback routes to it, and every other route to the API function
+    paths = resources["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for path in ("/callbacks/{tp_app_id}/auth", "/callbacks/{tp_app_id}/events"):
+        uri = paths[path]["post"]["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        assert "${CallbackHandler.Arn}" in uri
+    assert all("x-amazon-apigateway-integration" not in m for p, ms in paths.items() if not p.startswith("/callbacks/")
+               for m in ms.values())
+    assert resources["CallbackHandler"]["Properties"]["Handler"] == "chalicelib.routes.callback_function.app"
+
+
+def test_caller_policies__one_per_kind__each_only_its_routes():
+    resources = merged()["Resources"]
+
+    def routes_of(lid):
+        (statement,) = resources[lid]["Properties"]["PolicyDocument"]["Statement"]
+        return {r["Fn::Sub"].rsplit("${RestAPI}/api/", 1)[1] for r in statement["Resource"]}
+
+    assert routes_of("GrantServicePolicy") == {"POST/v1/grants", "POST/v1/grants/batch"}
+    assert routes_of("WalletServicePolicy") == {
+        "GET/v1/wallets/*", "GET/v1/wallets/*/flow", "POST/v1/wallets/*/withdrawals", "GET/v1/wallets/*/withdrawals/*"}
+    assert routes_of("AdminApiPolicy") == {
+        "PUT/v1/admin/activities/*", "PUT/v1/admin/activities/*/scenes/*", "PUT/v1/admin/switches/*",
+        "POST/v1/admin/reconciliations"}
+    read_only = routes_of("ReadOnlyApiPolicy")
+    assert all(r.startswith("GET/v1/") for r in read_only) and "GET/v1/admin/switches" in read_only
+    assert not any(r.startswith(("POST", "PUT")) for r in read_only)
+
+
+def test_gateway_responses__every_refusal__problem_json():
+    body = merged()["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "ACCESS_DENIED", "THROTTLED", "MISSING_AUTHENTICATION_TOKEN",
+            "WAF_FILTERED"} <= set(responses)
+    for kind, response in responses.items():
+        assert response["responseParameters"]["gatewayresponse.header.Content-Type"] == "'application/problem+json'"
+        template = response["responseTemplates"]["application/json"]
+        rendered = json.loads(template.replace("$context.error.messageString", '"msg"'))
+        assert rendered["type"].startswith("urn:rewardgate:problem:") and rendered["code"], kind
+    assert json.loads(responses["THROTTLED"]["responseTemplates"]["application/json"].replace(
+        "$context.error.messageString", '"m"'))["status"] == 429

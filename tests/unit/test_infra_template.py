@@ -84,7 +84,8 @@ def test_api__v1_routes_need_iam__callbacks_stay_public():
     routes = lambdas.routes()
     # THEN every /v1 method carries the sigv4 scheme and no callback method does
     assert body["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
-    secured = {(path, method) for path, methods in body["paths"].items() for method in methods}
+    secured = {(path, method) for path, methods in body["paths"].items() for method, spec in methods.items()
+               if "security" in spec}
     assert secured == {(r.path, r.method) for r in routes if r.path.startswith("/v1/")}
     assert {r.path for r in routes if r.public} == {"/callbacks/{tp_app_id}/auth", "/callbacks/{tp_app_id}/events",
                                                     "/.well-known/jwks.json", "/openapi.json"}
@@ -97,7 +98,8 @@ def test_alarms__every_dlq_every_function_reconciliation_and_api__notify_the_top
     functions = lambdas.functions(STAGE)
     # THEN each DLQ, each function, the reconciliation metric and the API have one, all to the topic
     expected = ({"CreditsDeadLetterAlarm", "EventsDeadLetterAlarm", "ReconciliationDiscrepancyAlarm",
-                 "ReconciliationBehindAlarm", "CreditsQueueAgeAlarm", "Api5xxAlarm"}
+                 "ReconciliationBehindAlarm", "CreditsQueueAgeAlarm", "Api5xxAlarm",
+                 "CallbackRejectionsAlarm"}
                 | {f"{fn.logical_id}ErrorsAlarm" for fn in functions})
     assert set(found) == expected
     for alarm in found.values():

@@ -154,9 +154,9 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
         resources["CallbackRejectionsAlarm"] = _alarm(
             stage, "callback-rejections",
             f"More than {CALLBACK_REJECTIONS} platform callbacks were rejected in five minutes. By reason "
-            "(metric CallbackRejected, dimension `reason`): signature/padding/receiver_id after a key or token change on one side "
-            "only (run `rewardgate tp-app add` with the platform console's values); unknown_tp_app or stale "
-            "timestamps in bulk: forgery (the WAF rate rule limits it).",
+            "(metric CallbackRejected, dimension `reason`): signature/padding/receiver_id after a key or token "
+            "change on one side only (run `rewardgate tp-app add` with the platform console's values); "
+            "unknown_tp_app or stale timestamps in bulk: forgery (the WAF rate rule limits it).",
             {"Namespace": NAMESPACE, "MetricName": "CallbacksRejected", "Dimensions": dims},
             threshold=CALLBACK_REJECTIONS, statistic="Sum")
     return resources

@@ -150,10 +150,10 @@ def run_scenario(recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
 
     from chalicelib.routes import callback_function, reconcile, rewards
     from chalicelib.routes import tp_apps as callbacks
-    from tests.conftest import ROOT
     from chalicelib.secrets import put_tp_app
     from rewardgate_ops.lambda_events import scheduled_event
     from rewardgate_ops.sample_events import sample_event
+    from tests.conftest import ROOT
 
     # Setup that operators do, not the functions: keys, credentials, clean queues.
     install_signing_key()

@@ -29,7 +29,7 @@ from typing import Any
 from chalice import Response
 
 from chalicelib import errors
-from chalicelib.observability import count, logger, metric_scope
+from chalicelib.observability import count, logger, metric_scope, tracer
 
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
@@ -195,6 +195,8 @@ def edge_middleware(request: Any, get_response: Callable[[Any], Response]) -> Re
                 response = error_response(errors.InternalError("unhandled"))
             status = response.status_code
             tally["Requests"] += 1
+            tracer.put_annotation(key="route", value=f"{context.method} {context.route}")
+            tracer.put_annotation(key="status", value=status)
             if status >= 500 and not context.deliberate:
                 tally["ServerErrors"] += 1
             if context.audit_key is not None:

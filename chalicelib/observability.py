@@ -1,8 +1,12 @@
-"""Structured logs and CloudWatch metrics, through AWS Lambda Powertools.
+"""Structured logs, CloudWatch metrics and X-Ray traces, through AWS Lambda Powertools.
 
 Powertools writes one JSON object per log line (with the Lambda request id when there is one) and
 emits metrics in CloudWatch Embedded Metric Format on stdout, so a metric costs no API call and an
 alarm can match either. Both objects are plain in-process writers: safe to build at import.
+
+`tracer` patches botocore in Lambda (`Tracing: Active`), so every DynamoDB, SQS and Secrets Manager
+call is a subsegment of the request's trace; X-Ray samples 1 % (infra/edge.py). Outside Lambda (tests,
+the local stack, the CLI) Powertools disables it by itself.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
@@ -41,6 +45,7 @@ class _CurrentStdout(logging.StreamHandler):
 
 logger = Logger(service=SERVICE, level=os.environ.get("RG_LOG_LEVEL", "INFO"), logger_handler=_CurrentStdout())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+tracer = Tracer(service=SERVICE)
 
 
 # --- business metrics ------------------------------------------------------------------------------

@@ -80,9 +80,10 @@ def gateway_responses() -> dict[str, Any]:
     return out
 
 
-def _execute_arn(path: str, method: str = "*") -> dict[str, Any]:
+def _execute_arn(path: str, method: str = "*") -> str:
+    # In an API's own resource policy, `execute-api:/{stage}/{METHOD}/{path}` stands for this API.
     stub = "/".join("*" if part.startswith("{") else part for part in path.split("/"))
-    return {"Fn::Sub": "execute-api:/*/" + method.upper() + stub}
+    return "execute-api:/*/" + method.upper() + stub
 
 
 def resource_policy(routes: list[Route]) -> dict[str, Any]:

@@ -86,7 +86,8 @@ def test_storage_failure__no_internal_cause_in_the_body():
     assert caught.value.details == {"cause": "InternalServerError"}  # kept for the log
     assert problem_body(caught.value) == {
         "type": "urn:rewardgate:problem:storage_unavailable",
-        "title": "The database failed for a reason a retry may cure", "status": 503, "code": "storage_unavailable", "detail": "a backing service is unavailable; retry later"}
+        "title": "The database failed for a reason a retry may cure", "status": 503,
+        "code": "storage_unavailable", "detail": "a backing service is unavailable; retry later"}
 
 
 def test_signing_key_missing__no_secret_name_in_the_body(monkeypatch):

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib import errors
 from chalicelib.edge.models import IDENT_PATTERN, IDENT_PROBLEM
+from chalicelib.errors import RewardgateError
 from chalicelib.http import JSON, api, current_request
 
 # Who may call an operation; infra/iam.py makes one managed policy per kind (and read-only: every GET).
@@ -107,13 +108,18 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
               path_params: Mapping[str, PathParam | None] | None = None,
               content_types: tuple[str, ...] = (JSON,), max_body_bytes: int = DEFAULT_MAX_BODY,
               parse_body: bool = True, problems: bool = True, audit: str | None = None,
-              operation_id: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              operation_id: str | None = None,
+              on_error: Callable[[errors.RewardgateError], Any] | None = None,
+              ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare and register a route (see the module docstring).
 
     `path_params` overrides the check of a path parameter (default: an identifier); `None` leaves it to
     the view (the callback gateway answers an unknown tp app id exactly like a forged callback).
     `parse_body=False` hands the raw body to the view (`body` is then documentation only); `audit`
     names the action recorded in the audit log, with the caller's ARN, before the view runs.
+    `on_error` renders every domain error of this operation (validation included) instead of a problem:
+    a protocol with its own envelope (Bilibili's `{code, message, request_id, data}` at HTTP 200) passes
+    its renderer and `problems=False` (its answers are then documented by `responses` alone).
     """
     if access not in ACCESS_KINDS:
         raise ValueError(f"access must be one of {ACCESS_KINDS}")
@@ -135,8 +141,7 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
             raise ValueError(f"{method} {path} is declared twice")
         OPERATIONS[(method, path)] = op
 
-        @functools.wraps(view)
-        def handler(**path_values: str) -> Any:
+        def run(path_values: dict[str, str]) -> Any:
             request = current_request() or bp.current_request
             kwargs = validate_request(op, path_values, request.query_params, request.raw_body)
             if op.audit is not None:
@@ -144,6 +149,15 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
 
                 audit_log.record_request(op.audit, path_values, kwargs.get("body"))
             return view(**kwargs)
+
+        @functools.wraps(view)
+        def handler(**path_values: str) -> Any:
+            if on_error is None:
+                return run(path_values)
+            try:
+                return run(path_values)
+            except RewardgateError as error:  # (`errors` is this function's parameter here)
+                return on_error(error)
 
         chalice_kwargs: dict[str, Any] = {"methods": [method]}
         if method not in ("GET", "HEAD", "DELETE"):

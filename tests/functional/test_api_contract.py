@@ -276,3 +276,47 @@ def _campaign(client):
     if "c" not in _CAMPAIGN:
         _CAMPAIGN["c"] = make_campaign(client, total=10_000, order_cap=100)
     return _CAMPAIGN["c"]
+
+
+def test_registry__operation_with_its_own_envelope__errors_rendered_by_it_not_as_problems():
+    # GIVEN an operation of another protocol (as Bilibili's /v2/app/*: HTTP 200 and {code, message, data})
+    from chalice import Blueprint, Chalice
+    from chalice.test import Client
+
+    from chalicelib import errors
+    from chalicelib.edge.models import RequestModel
+    from chalicelib.edge.registry import OPERATIONS, PUBLIC, Reply, operation
+    from chalicelib.http import edge_middleware, json_response
+
+    class Start(RequestModel):
+        code: str
+
+    bp = Blueprint(__name__)
+    envelope = {"type": "object", "required": ["code", "message", "data"]}
+
+    @operation(bp, "POST", "/v2/test-envelope/start", summary="t", access=PUBLIC, body=Start, problems=False,
+               responses={200: Reply("envelope", envelope)},
+               on_error=lambda error: json_response({"code": 7007, "message": error.code, "data": {}}))
+    def start(body: Start):
+        if body.code == "bad":
+            raise errors.NotFound("no such code")
+        return json_response({"code": 0, "message": "ok", "data": {"code": body.code}})
+
+    app = Chalice(app_name="envelope-test")
+    app.register_middleware(edge_middleware, "http")
+    app.register_blueprint(bp)
+    try:
+        with Client(app) as test_client:
+            def post(body):
+                response = test_client.http.post("/v2/test-envelope/start", body=json.dumps(body),
+                                                 headers={"Content-Type": "application/json"})
+                return response.status_code, response.headers["Content-Type"], json.loads(response.body)
+
+            # THEN success, a domain error and a validation error all answer in its envelope, HTTP 200
+            assert post({"code": "c1"}) == (200, "application/json", {"code": 0, "message": "ok",
+                                                                       "data": {"code": "c1"}})
+            assert post({"code": "bad"})[2] == {"code": 7007, "message": "not_found", "data": {}}
+            assert post({"code": 5})[:2] == (200, "application/json")
+            assert post({"code": 5})[2]["message"] == "invalid_field"
+    finally:
+        OPERATIONS.pop(("POST", "/v2/test-envelope/start"))

@@ -146,31 +146,31 @@ def reset_process_state() -> None:
 
 def grant_direct(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """POST /v1/grants without HTTP: (status, body) exactly as the route answers."""
-    from chalicelib.http import status_for
+    from chalicelib.http import problem_body, status_for
     from chalicelib.rewards import grants
     from chalicelib.rewards.orders import parse_grant
 
     try:
         granted = grants.grant(parse_grant(body))
     except RewardgateError as error:
-        return status_for(error), error.body()
+        return status_for(error), problem_body(error)
     return (202 if granted.created else 200), granted.body()
 
 
 def withdraw_direct(act_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """POST /v1/wallets/{act_id}/withdrawals without HTTP: (status, body) exactly as the route answers."""
     from chalicelib.errors import PayoutFailed
-    from chalicelib.http import status_for
+    from chalicelib.http import problem_body, status_for
     from chalicelib.rewards import withdrawals
     from chalicelib.rewards.tables import PAID, REFUNDED
 
     try:
         outcome = withdrawals.withdraw(act_id, withdrawals.parse_withdrawal(body))
     except RewardgateError as error:
-        return status_for(error), error.body()
+        return status_for(error), problem_body(error)
     if outcome.status == REFUNDED:
         failed = PayoutFailed(f"payout failed and was refunded: {outcome.failure}", **outcome.body())
-        return status_for(failed), failed.body()
+        return status_for(failed), problem_body(failed)
     return (200 if outcome.status == PAID else 202), outcome.body()
 
 

@@ -206,7 +206,8 @@ def test_events_replay__handler_deployed_after_unknown_events__applied_once_newe
     monkeypatch.setitem(events.HANDLERS, "APPLY_GAME_CAPABILITY",
                         events._single_result("game_capability", "ApplyGameCapabilityResults"))
     replay = CliRunner().invoke(rewardgate, ["--state-dir", str(tmp_path), "events", "replay",
-                                             "--tp-app-id", tp_app.tp_app_id, "--type", "APPLY_GAME_CAPABILITY"])
+                                             "--tp-app-id", tp_app.tp_app_id, "--type", "APPLY_GAME_CAPABILITY",
+                                             "--output", "json"])
     delivered = queue.drain()
     # THEN both are re-queued once and applied; the state holds the newer result, whatever the order
     assert replay.exit_code == 0, replay.output
@@ -220,7 +221,8 @@ def test_events_replay__handler_deployed_after_unknown_events__applied_once_newe
     assert (game["data"], game["event_time"]) == ({"status": "PASS"}, "2024-05-01T13:00:00+08:00")
     # AND a second replay finds nothing left to do
     again = CliRunner().invoke(rewardgate, ["--state-dir", str(tmp_path), "events", "replay",
-                                            "--tp-app-id", tp_app.tp_app_id, "--type", "APPLY_GAME_CAPABILITY"])
+                                            "--tp-app-id", tp_app.tp_app_id, "--type", "APPLY_GAME_CAPABILITY",
+                                            "--output", "json"])
     assert json.loads(again.stdout)["reopened"] == 0
     assert queue.drain() == 0
 

@@ -104,7 +104,7 @@ def write_stack(state_dir, owner: int, api: int, ddb: int, moto: int, workers: i
 def test_reap_leftovers__owner_died__its_children_stopped_strangers_spared(tmp_path, processes):
     # GIVEN a stack file whose owner died, leaving chalice and the workers running,
     # and whose moto and DynamoDB slots now name a process that is not ours
-    chalice = sleeper("chalice", "local")
+    chalice = sleeper("rewardgate_ops.local_api", "--port")
     workers = sleeper("-m", "rewardgate_ops.local_workers")
     stranger = sleeper("something-else")
     processes += [chalice, workers, stranger]
@@ -121,7 +121,7 @@ def test_reap_leftovers__owner_died__its_children_stopped_strangers_spared(tmp_p
 
 def test_reap_leftovers__owner_still_running__refused_and_nothing_stopped(tmp_path, processes):
     owner = sleeper("rewardgate", "local", "up")
-    chalice = sleeper("chalice", "local")
+    chalice = sleeper("rewardgate_ops.local_api", "--port")
     processes += [owner, chalice]
     write_stack(tmp_path, owner.pid, api=chalice.pid, ddb=chalice.pid, moto=chalice.pid, workers=chalice.pid)
     time.sleep(0.2)  # let the owner's command line be readable

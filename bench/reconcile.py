@@ -186,7 +186,7 @@ def seed_hour(fake: BenchClock, activity_id: str, hour_start: int, plan: list[tu
                         order, created = grants.place(parse_grant(body), now_ms=at)
                 except RewardgateError as error:
                     with lock:
-                        failures[f"grant {error.body().get('error', type(error).__name__)}"] += 1
+                        failures[f"grant {error.code}"] += 1
                     continue
                 if not created:
                     with lock:

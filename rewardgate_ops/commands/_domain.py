@@ -1,4 +1,4 @@
-"""Running domain calls from a command: domain errors become clean CLI errors, results print as JSON."""
+"""Running domain calls from a command: domain errors become clean one-line CLI errors."""
 
 from __future__ import annotations
 
@@ -25,11 +25,6 @@ def domain_call(call: Callable[[], T]) -> T:
             return call()
     except RewardgateError as error:
         raise click.ClickException(f"{error.code}: {error.message}") from error
-
-
-def echo_json(value: Any) -> None:
-    """Print a JSON document, indented."""
-    click.echo(json.dumps(value, indent=2, sort_keys=True))
 
 
 def load_json_file(path: str) -> dict[str, Any]:

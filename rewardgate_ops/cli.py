@@ -48,10 +48,14 @@ def one_line(exc: BaseException) -> str | None:
 
     from chalicelib.errors import RewardgateError
 
+    chain: list[BaseException] = []
     cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, RewardgateError):
-            return f"{cause.code}: {cause.message}"
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or getattr(cause, "cause", None) or (
+            cause.__context__ if isinstance(cause, PynamoDBException) else None)
+    # The AWS cause first: "no credentials" says more than the "storage unavailable" it was wrapped in.
+    for cause in chain:
         if isinstance(cause, NoCredentialsError | PartialCredentialsError):
             return "no AWS credentials: configure a profile (aws configure / AWS_PROFILE) or use --local"
         if isinstance(cause, NoRegionError):
@@ -67,8 +71,9 @@ def one_line(exc: BaseException) -> str | None:
                         "ExpiredTokenException", "InvalidClientTokenId"):
                 return f"AWS refused the call ({code}): {message}"
             return f"AWS error {code}: {message}"
-        cause = cause.__cause__ or getattr(cause, "cause", None) or (
-            cause.__context__ if isinstance(cause, PynamoDBException) else None)
+    for cause in chain:
+        if isinstance(cause, RewardgateError):
+            return f"{cause.code}: {cause.message}"
     return None
 
 

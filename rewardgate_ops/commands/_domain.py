@@ -24,7 +24,9 @@ def domain_call(call: Callable[[], T]) -> T:
         with contextlib.redirect_stdout(sys.stderr):
             return call()
     except RewardgateError as error:
-        raise click.ClickException(f"{error.code}: {error.message}") from error
+        from rewardgate_ops.cli import one_line
+
+        raise click.ClickException(one_line(error) or f"{error.code}: {error.message}") from error
 
 
 def load_json_file(path: str) -> dict[str, Any]:

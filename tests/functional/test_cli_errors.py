@@ -1,0 +1,63 @@
+"""The CLI's failures are one line naming the fix, never a traceback."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from rewardgate_ops.cli import rewardgate
+
+
+def run(tmp_path, *args: str, env: dict | None = None):
+    return CliRunner(env=env).invoke(rewardgate, ["--state-dir", str(tmp_path), *args])
+
+
+def one_line_error(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_cli_error__no_local_stack__says_how_to_start_it(tmp_path):
+    line = one_line_error(run(tmp_path, "--local", "activity", "list"))
+    assert "the local stack is not running" in line and "make run" in line
+
+
+def test_cli_error__no_aws_credentials__one_line(tmp_path, monkeypatch):
+    # no credentials anywhere (and no instance metadata to ask): botocore refuses before any network call
+    import os
+
+    for name in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")] + ["RG_STAGE"]:
+        monkeypatch.setenv(name, os.environ.get(name, "local"))  # restored after the --aws target drops them
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    try:
+        line = one_line_error(run(tmp_path, "--aws", "--stage", "prod", "switch", "list", env=env))
+    finally:
+        monkeypatch.undo()
+        from chalicelib import clients, secrets, settings
+
+        settings.reset_settings()
+        clients.reset_clients()
+        secrets.reset()
+    assert line == "Error: no AWS credentials: configure a profile (aws configure / AWS_PROFILE) or use --local"
+
+
+def test_cli_error__stage_not_deployed__names_the_missing_table(tmp_path):
+    # a process of its own: table names are fixed when the models are first imported (after the target)
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+
+    cli = Path(sys.executable).with_name("rewardgate")
+    run_ = subprocess.run([str(cli), "--state-dir", str(tmp_path), "--stage", "nostage", "activity", "list"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=dict(os.environ), check=False)
+    lines = [line for line in run_.stderr.splitlines() if line.startswith("Error:")]
+    assert run_.returncode == 1 and "Traceback" not in run_.stderr, run_.stderr
+    assert len(lines) == 1 and "is the stack deployed for this stage" in lines[0], run_.stderr

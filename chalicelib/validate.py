@@ -1,4 +1,7 @@
-"""Field checks for request bodies and query strings; each failure names its field.
+"""Field checks of the domain's own parsers (configuration documents from the CLI and from storage,
+withdrawal and grant requests of direct callers); each failure names its field. The HTTP edge validates
+requests against the pydantic models first (`chalicelib/edge`, `chalicelib/*/models.py`), reporting every
+invalid field at once.
 
 Identifiers are restricted to `[A-Za-z0-9.-]` so that the separators rewardgate uses to build keys
 (`_` in order ids, `#` and `|` in table keys) can never occur inside a part: two different tuples can

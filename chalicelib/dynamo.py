@@ -27,6 +27,7 @@ TABLE_MODULES = (
     "chalicelib.callbacks.tables",
     "chalicelib.rewards.tables",
     "chalicelib.reconcile.tables",
+    "chalicelib.play.tables",
 )
 
 _REGISTRY: list[type[Model]] = []

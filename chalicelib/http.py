@@ -41,6 +41,7 @@ STATUS: dict[type[errors.RewardgateError], int] = {
     errors.StorageUnavailable: 503,
     errors.SwitchedOff: 503,
     errors.PayoutUnavailable: 503,
+    errors.PlayConflict: 409,
 }
 
 

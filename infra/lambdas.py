@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 API_HANDLER = "api_handler"
 # Chalice renames the API function's resource to this logical id.
 API_HANDLER_LOGICAL_ID = "APIHandler"
+# Routes authenticated by their own signature scheme instead of IAM: platform callbacks, and the
+# open-live API developers sign with their access keys (chalicelib/play/signing.py).
+PUBLIC_PREFIXES = ("/callbacks/", "/v2/app/")
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,9 @@ class Route:
 
     @property
     def public(self) -> bool:
-        """Platform callbacks are public (they carry the platform's signature); everything else needs IAM."""
-        return self.path.startswith("/callbacks/")
+        """Platform callbacks and the open-live API are public (each request carries its own signature);
+        everything else needs IAM."""
+        return self.path.startswith(PUBLIC_PREFIXES)
 
 
 def routes(app: Chalice | None = None) -> list[Route]:
@@ -141,8 +145,9 @@ def routes(app: Chalice | None = None) -> list[Route]:
     app = app or load_app()
     found = []
     for path, methods in app.routes.items():
-        if not (path.startswith("/callbacks/") or path.startswith("/v1/")):
-            raise ValueError(f"route {path} is neither a public /callbacks/ route nor an IAM-authorized /v1/ route")
+        if not path.startswith((*PUBLIC_PREFIXES, "/v1/")):
+            raise ValueError(f"route {path} is neither a public route ({', '.join(PUBLIC_PREFIXES)}) nor an "
+                             "IAM-authorized /v1/ route")
         found.extend(Route(path, method.lower()) for method in methods)
     return sorted(found, key=lambda r: (r.path, r.method))
 

@@ -73,10 +73,13 @@ class OpenLiveClient:
     access_key_id: str
     access_key_secret: str
     calls: list[tuple[str, int, int]] = field(default_factory=list)
+    now_s: Callable[[], int] | None = None  # the clock timestamps are signed with (default: time.time)
 
     def request(self, path: str, body: dict[str, Any], **sign: Any) -> dict[str, Any]:
         """One signed POST; returns the envelope (the HTTP status is recorded in `calls`)."""
         raw = json.dumps(body).encode()
+        if self.now_s is not None:
+            sign.setdefault("timestamp", self.now_s())
         status, answer = self.transport(path, bili_headers(self.access_key_id, self.access_key_secret, raw, **sign),
                                         raw)
         self.calls.append((path, status, answer.get("code", -1)))

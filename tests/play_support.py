@@ -65,7 +65,8 @@ def make_app(client: Client, *, share_bp: int = 5000, gift_ids: tuple[int, ...] 
 
 def open_live(client: Client, app: PlayApp) -> OpenLiveClient:
     """The independent open-live client, through the Chalice test client."""
-    return OpenLiveClient(ChaliceTransport(client), app.app_id, app.key.access_key_id, app.key.access_key_secret)
+    return OpenLiveClient(ChaliceTransport(client), app.app_id, app.key.access_key_id, app.key.access_key_secret,
+                          now_s=lambda: clock.now_ms() // 1000)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,12 @@ def danmaku(text: str = "hello", msg_id: str | None = None) -> dict[str, Any]:
 def post_events(client: Client, room_id: int, events: list[dict[str, Any]], test: bool = False) -> tuple[int, Any]:
     """The platform pushes live messages for a room (batch form)."""
     return call(client, "POST", f"/v1/play/rooms/{room_id}/events", {"events": events, "test": test})
+
+
+def raw_call(client: Client, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """One POST with exactly these headers and body bytes."""
+    response = client.http.post(path, headers=headers, body=body)
+    return response.status_code, json.loads(response.body)
 
 
 def start_game(client: Client, app: PlayApp, anchor: Anchor) -> str:

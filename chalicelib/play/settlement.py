@@ -32,9 +32,10 @@ class Ratio:
 
 def ratio_at(ratios: Sequence[Ratio], at_ms: int) -> Ratio:
     """The ratio in force at `at_ms`: the latest version that took effect at or before it (else the first)."""
-    in_force = ratios[0]
-    for ratio in ratios:
-        if ratio.effective_from_ms <= at_ms and ratio.version > in_force.version:
+    ordered = sorted(ratios, key=lambda r: r.version)
+    in_force = ordered[0]
+    for ratio in ordered:
+        if ratio.effective_from_ms <= at_ms:
             in_force = ratio
     return in_force
 

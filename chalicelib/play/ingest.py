@@ -1,10 +1,12 @@
 """Live events from the platform: deduplicated by msg_id, appended to the room's running game, settled.
 
-For each chunk of events (at most 100 transaction items): one allocation of consecutive seqs, then one
-transaction that, per event, puts the dedupe marker `msg#{room}#{msg_id}`, the stream item at its seq
-and, for a gift that counts, the settlement entry and the ADD on its hour counter. A cancelled chunk is
-retried event by event with the same seqs; an event whose marker already exists is a duplicate (its
-seq gets a skip item at once, so no reader waits for it), or a conflict if its content differs.
+Events whose marker exists are answered from it (duplicate, or conflict if the content differs) before
+anything is written. For each chunk of the others (at most 100 transaction items): one allocation of
+consecutive seqs, then one transaction that, per event, puts the dedupe marker `msg#{room}#{msg_id}`,
+the stream item at its seq and, for a gift that counts, the settlement entry and the ADD on its hour
+counter. A cancelled chunk is retried event by event with the same seqs; an event whose marker appeared
+meanwhile (a redelivery racing its original) is a duplicate, and its seq gets a skip item at once so
+that no reader waits for it.
 """
 
 from __future__ import annotations
@@ -212,8 +214,18 @@ def ingest(room_id: int, events: Sequence[Incoming], test: bool, now_ms: int | N
     if game is None:
         _no_game(room_id, fresh, results)
         return _finish(events, results, first_index)
+    # A redelivery is answered from its marker without taking a seq; only a redelivery racing its original
+    # gets past this and costs a skipped seq.
+    markers = _markers(room_id, [e for _, e in fresh]) if fresh else {}
+    unseen = []
+    for index, event in fresh:
+        marker = markers.get(marker_pk(room_id, event.msg_id))
+        if marker is not None:
+            results[index] = _known(room_id, event, marker)
+        else:
+            unseen.append((index, event))
     planned = [_Planned(index, event, settlement.decide(event.gift, app.interactive_gift_ids, app.ratios, now_ms)
-                        if event.gift else None) for index, event in fresh]
+                        if event.gift else None) for index, event in unseen]
     pending = list(planned)
     for chunk in _chunks(planned):
         try:

@@ -220,13 +220,18 @@ def _pending_bills(app_id: int, days: Iterable[str]) -> list[PlaySettlementItem]
     return sorted((i for i in items if i.credit_status == PENDING), key=lambda i: i.sk)
 
 
-def close_due(now_ms: int | None = None, deadline_s: float | None = None) -> CloseReport:
-    """Close every due day of every app (oldest first) and place every pending credit of the last weeks."""
+def close_due(now_ms: int | None = None, deadline_s: float | None = None,
+              app_ids: Iterable[int] | None = None) -> CloseReport:
+    """Close every due day of every app (or of `app_ids`), oldest first; place every pending credit of the
+    last two months."""
     now_ms = clock.now_ms() if now_ms is None else now_ms
     stop_at = None if deadline_s is None else time.monotonic() + deadline_s
     latest = settlement.latest_closable_day(now_ms)
     report = CloseReport()
+    chosen = None if app_ids is None else set(app_ids)
     for app in apps.list_apps():
+        if chosen is not None and app.app_id not in chosen:
+            continue
         cursor = _get(app.app_id, CURSOR_SK)
         day = (settlement.next_day(cursor.through_day) if cursor is not None
                else settlement.day_of(app.created_at_ms))

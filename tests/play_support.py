@@ -136,3 +136,32 @@ def envelope_codes(answers: list[dict[str, Any]]) -> list[int]:
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes."""
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+class DirectTransport:
+    """The open-live pipeline called in-process (`openlive.call`), safe from many threads at once.
+
+    Chalice's test client keeps the current request on the shared app object, so concurrent tests call the
+    same pipeline the route calls, with the headers lower-cased as API Gateway's are case-insensitive.
+    """
+
+    def __call__(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        from chalicelib.play import openlive
+
+        answer = openlive.call(path.rsplit("/", 1)[-1], {k.lower(): v for k, v in headers.items()}, body)
+        return answer.status, answer.body
+
+
+def direct_client(app: PlayApp) -> OpenLiveClient:
+    """The independent open-live client over `DirectTransport`."""
+    return OpenLiveClient(DirectTransport(), app.app_id, app.key.access_key_id, app.key.access_key_secret,
+                          now_s=lambda: clock.now_ms() // 1000)
+
+
+def ingest_direct(room_id: int, messages: list[dict[str, Any]], test: bool = False) -> list[Any]:
+    """The platform's push, in-process (what `POST /v1/play/rooms/{room}/events` does), thread-safe."""
+    from chalicelib.play import ingest
+    from chalicelib.play.models import LiveEventIn
+
+    incoming = [ingest.parse_event(room_id, LiveEventIn.model_validate(m), test) for m in messages]
+    return ingest.ingest(room_id, incoming, test)

@@ -69,7 +69,7 @@ _PLAY_RECONCILE_TABLES = {
 _PLAY_API_TABLES = {
     "play-config": table(GET, QUERY, PUT, UPDATE, DELETE),
     "play-games": table(GET, BATCH_GET, PUT, UPDATE, indexes=("by_app",)),
-    "play-streams": table(GET, QUERY, BATCH_GET, PUT),
+    "play-streams": table(QUERY, BATCH_GET, PUT),
     "play-guard": table(GET, BATCH_GET, PUT, UPDATE),
     "play-settlement": table(GET, QUERY, BATCH_GET, PUT, UPDATE),
 }
@@ -167,8 +167,8 @@ ACCESS: dict[str, Access] = {
     ),
     # Closes the due daily bills of interactive play (reconciling each day first) and grants their credits.
     "play_bills": Access(
-        tables=_merge(_PLAY_RECONCILE_TABLES, {"play-settlement": table(GET, QUERY, BATCH_GET, PUT, UPDATE)},
-                      _GRANT_PATH),
+        tables={"play-config": table(QUERY), "play-settlement": table(GET, QUERY, BATCH_GET, PUT, UPDATE),
+                **_GRANT_PATH},
         send_to=("credits",),
         secrets=(REWARD_TOKEN_KEY,),
     ),

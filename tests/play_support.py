@@ -165,3 +165,41 @@ def ingest_direct(room_id: int, messages: list[dict[str, Any]], test: bool = Fal
 
     incoming = [ingest.parse_event(room_id, LiveEventIn.model_validate(m), test) for m in messages]
     return ingest.ingest(room_id, incoming, test)
+
+
+class ChaliceBridge:
+    """A real HTTP endpoint (127.0.0.1, a free port) that serves requests through `chalice.test.Client`.
+
+    For tools that speak HTTP (the CLI's `simulate live-event`) against the real handlers; one request at a
+    time, as the test client keeps the current request on the app.
+    """
+
+    def __init__(self, client: Client) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with lock:
+                    response = client.http.post(self.path, headers=dict(self.headers.items()), body=body)
+                payload = response.body if isinstance(response.body, bytes) else response.body.encode()
+                self.send_response(response.status_code)
+                self.send_header("Content-Type", response.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -54,19 +54,20 @@ def test_packaged__templates__pass_infra_checks_and_cfn_lint():
     assert [str(m) for m in lint] == []
 
 
-def test_packaged__api__v1_iam_authorized_and_callbacks_public_after_transform():
+def test_packaged__api__v1_iam_authorized_callbacks_and_open_live_public_after_transform():
     # GIVEN the RestApi CloudFormation will create
     body = packaged().expanded["Resources"]["RestAPI"]["Properties"]["Body"]
     methods = {(path, method): spec for path, ops in body["paths"].items() for method, spec in ops.items()
                if method != "options"}
-    # THEN /v1 methods require SigV4 and the callback methods do not
+    # THEN /v1 methods require SigV4; the callback and open-live methods (each signed its own way) do not
     v1 = {k: v for k, v in methods.items() if k[0].startswith("/v1/")}
     callbacks = {k: v for k, v in methods.items() if k[0].startswith("/callbacks/")}
-    print(f"v1_methods={len(v1)} callback_methods={len(callbacks)}")
-    assert len(v1) + len(callbacks) == len(methods)
+    open_live = {k: v for k, v in methods.items() if k[0].startswith("/v2/app/")}
+    print(f"v1_methods={len(v1)} callback_methods={len(callbacks)} open_live_methods={len(open_live)}")
+    assert len(v1) + len(callbacks) + len(open_live) == len(methods)
     assert all(spec["security"] == [{"sigv4": []}] for spec in v1.values())
-    assert all("security" not in spec for spec in callbacks.values())
-    assert len(callbacks) == 2
+    assert all("security" not in spec for spec in [*callbacks.values(), *open_live.values()])
+    assert len(callbacks) == 2 and len(open_live) == 5
     assert body["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
 
 

@@ -28,7 +28,6 @@ BATCH_GET = ("BatchGetItem",)
 QUERY = ("Query",)
 PUT = ("PutItem",)
 UPDATE = ("UpdateItem",)
-DELETE = ("DeleteItem",)
 
 
 @dataclass(frozen=True)
@@ -67,13 +66,13 @@ _PLAY_RECONCILE_TABLES = {
     "play-streams": table(QUERY, BATCH_GET),
 }
 _PLAY_API_TABLES = {
-    "play-config": table(GET, QUERY, PUT, UPDATE, DELETE),
+    "play-config": table(GET, QUERY, PUT, UPDATE),
     "play-games": table(GET, BATCH_GET, PUT, UPDATE, indexes=("by_app",)),
     "play-streams": table(QUERY, BATCH_GET, PUT),
     "play-guard": table(GET, BATCH_GET, PUT, UPDATE),
     "play-settlement": table(GET, QUERY, BATCH_GET, PUT, UPDATE),
 }
-# Closing a bill places its credit through the rewards grant path (chalicelib.rewards.grants.grant).
+# Closing a bill places its credit through the rewards grant path (chalicelib.rewards.grants.place/enqueue).
 _GRANT_PATH = {
     "config": table(GET, QUERY, PUT),
     "orders": table(GET, PUT, UPDATE),
@@ -165,11 +164,10 @@ ACCESS: dict[str, Access] = {
             "play-streams": table(PUT),
         },
     ),
-    # Closes the due daily bills of interactive play (reconciling each day first) and grants their credits.
+    # Closes the due daily bills of interactive play (reconciling each day first) and places their credits.
     "play_bills": Access(
         tables={"play-config": table(QUERY), "play-settlement": table(GET, QUERY, BATCH_GET, PUT, UPDATE),
                 **_GRANT_PATH},
         send_to=("credits",),
-        secrets=(REWARD_TOKEN_KEY,),
     ),
 }

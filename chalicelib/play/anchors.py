@@ -2,8 +2,8 @@
 
 The code is derived from (anchor id, generation) under the play key and never stored; the table holds
 its HMAC (`code#{hmac}`), which is what a start resolves. A refresh moves the anchor to the next
-generation and swaps the code items in one transaction, so the old code answers 7007 at once (running
-games go on: they no longer need the code).
+generation and puts the new code item in one transaction; a code item resolves only while its generation
+is the anchor's, so the old code answers 7007 at once (running games go on: they no longer need the code).
 """
 
 from __future__ import annotations
@@ -108,15 +108,13 @@ def refresh_code(anchor_id: int) -> CodeView:
         old = _anchor(item)
         new = Anchor(old.anchor_id, old.room_id, old.uname, old.generation + 1)
         now_ms = clock.now_ms()
-        old_code = _code_item(old, now_ms)
         try:
-            def swap(o: Anchor = old, n: Anchor = new, at: int = now_ms, oc: PlayConfigItem = old_code) -> None:
+            def swap(o: Anchor = old, n: Anchor = new, at: int = now_ms) -> None:
                 with TransactWrite(connection=connection()) as tx:
                     tx.update(PlayConfigItem(_anchor_pk(anchor_id), CODE_SK),
                               actions=[PlayConfigItem.generation.set(n.generation),
                                        PlayConfigItem.updated_at_ms.set(at)],
                               condition=PlayConfigItem.generation == o.generation)
-                    tx.delete(PlayConfigItem(oc.pk, CODE_SK))
                     tx.save(_code_item(n, at))
 
             with_retries(swap)

@@ -5,7 +5,8 @@ is due, oldest day first per app). Before closing, the day is reconciled (every 
 its counter); a day with a discrepancy is held, reported and retried, never closed on wrong figures.
 Closing puts the bill (immutable: put-if-absent) and moves the app's cursor (last closed day,
 cumulative developer share) in one transaction. The credit is then placed through the rewards slice's
-public grant path, `chalicelib.rewards.grants.grant`, with the order id
+public grant path, `chalicelib.rewards.grants.place` (the order, put-if-absent) and `grants.enqueue` (the
+credit message; a failed send is flagged and re-sent by the rewards sweeper), with the order id
 `play-app-{app_id}_bill_{YYYYMMDD}_cash_1` in the activity `RG_PLAY_BILL_ACTIVITY` (`play-bills`; sandbox
 apps: `play-bills-sandbox`), scene `bill`, so the credit worker credits the wallet of act id
 `play-app-{app_id}` exactly once (a repeated grant returns the same order). Amounts: platform units
@@ -195,23 +196,30 @@ def ensure_bill_activity(activity_id: str) -> None:
 
 
 def place_credit(app: apps.PlayApp, bill: PlaySettlementItem) -> str:
-    """Grant a closed bill's credit (idempotent by order id) and mark it PLACED; returns the order id."""
+    """Place a closed bill's credit (idempotent by order id) and mark it PLACED; returns the order id.
+
+    No reward token is signed (nobody presents one for a bill), so this needs no signing key.
+    """
     from chalicelib.rewards import grants
     from chalicelib.rewards.orders import GrantRequest
+    from chalicelib.rewards.tables import CREDITED
 
     activity_id = bill_activity(app)
     ensure_bill_activity(activity_id)
-    granted = grants.grant(GrantRequest(activity_id=activity_id, scene_id=BILL_SCENE,
-                                        act_id=wallet_act_id(app.app_id), rain_id=settlement.day_key(bill.day),
-                                        award_type="cash", stage="1", amount=int(bill.credit_fen)))
+    order, _created = grants.place(GrantRequest(
+        activity_id=activity_id, scene_id=BILL_SCENE, act_id=wallet_act_id(app.app_id),
+        rain_id=settlement.day_key(bill.day), award_type="cash", stage="1", amount=int(bill.credit_fen)))
+    if order.status != CREDITED:
+        # Crediting is idempotent: re-sending for an order placed by an earlier, interrupted run is harmless.
+        grants.enqueue([order])
     try:
         with_retries(lambda: bill.update(actions=[PlaySettlementItem.credit_status.set(PLACED),
-                                                  PlaySettlementItem.credit_order_id.set(granted.order.order_id)],
+                                                  PlaySettlementItem.credit_order_id.set(order.order_id)],
                                          condition=PlaySettlementItem.credit_status == PENDING))
     except UpdateError as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
-    return granted.order.order_id
+    return order.order_id
 
 
 def _pending_bills(app_id: int, days: Iterable[str]) -> list[PlaySettlementItem]:

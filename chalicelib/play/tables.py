@@ -27,9 +27,9 @@ class PlayConfigItem(Model):
     - `apps` / `app#{app_id}`: a play app; `body` is its JSON document (name, share ratio history,
       interactive gift ids, sandbox, limits, access key id). `rev` guards concurrent edits.
     - `anchor#{anchor_id}` / `code`: the anchor's room and the `generation` of its current code.
-    - `code#{hmac(code)}` / `code`: what a code resolves to. Invariant (one transaction with the anchor
-      item): exactly one code item per anchor, the one of its current generation; the code itself is
-      never stored, only its HMAC.
+    - `code#{hmac(code)}` / `code`: what a code resolves to, with its `generation`. Invariant (put in one
+      transaction with the anchor's generation): a code resolves only while its generation is the
+      anchor's current one; the code itself is never stored, only its HMAC.
     """
 
     Meta = meta("play-config")

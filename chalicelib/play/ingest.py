@@ -78,6 +78,7 @@ class _Planned:
 
     @property
     def items(self) -> int:
+        # marker, stream item, and for a settled gift its entry and (at most) one counter shard ADD
         return 4 if self.settled else 2
 
 
@@ -101,13 +102,28 @@ def _no_game(room_id: int, pending: Sequence[tuple[int, Incoming]], results: lis
                                                                                      status=NO_GAME)
 
 
-def _tx_items(room_id: int, game: Any, app: apps.PlayApp, planned: _Planned, at_ms: int, test: bool) -> list:
+@dataclass
+class _CounterDelta:
+    """What one transaction adds to one hour counter shard."""
+
+    app_id: int
+    hour: str
+    gifts: int = 0
+    revenue: int = 0
+    developer_share: int = 0
+    versions: set[int] | None = None
+
+
+def _tx_items(room_id: int, game: Any, app: apps.PlayApp, planned: _Planned, at_ms: int, test: bool,
+              counters: dict[str, _CounterDelta]) -> list[tuple[str, Any, Any]]:
+    """The puts one event needs; its counter ADD is accumulated into `counters` (one update per shard)."""
     event = planned.event
     hour = clock.hour_of(at_ms)
     ops: list[tuple[str, Any, Any]] = []
     settled_pk = None
     if planned.settled is not None:
-        settled_pk = settlement.entry_pk(app.app_id, hour, settlement.bucket_of(event.msg_id, play_settings().buckets))
+        settled_pk = settlement.entry_pk(app.app_id, hour, settlement.bucket_of(event.msg_id,
+                                                                                 play_settings().buckets))
     ops.append(("save", PlayGuardItem(
         marker_pk(room_id, event.msg_id), MARKER_SK, app_id=app.app_id, game_id=game.game_id, seq=planned.seq,
         content_hash=event.content_hash, at_ms=at_ms,
@@ -119,18 +135,36 @@ def _tx_items(room_id: int, game: Any, app: apps.PlayApp, planned: _Planned, at_
     if planned.settled is not None and settled_pk is not None:
         s = planned.settled
         ops.append(("save", PlaySettlementItem(
-            settled_pk, settlement.entry_sk(s.msg_id), app_id=app.app_id, msg_id=s.msg_id, day=settlement.day_of(at_ms),
-            hour=hour, gift_id=s.gift_id, gift_num=s.gift_num, price=s.price, revenue=s.revenue,
-            developer_share=s.developer_share, share_bp=s.share_bp, ratio_version=s.ratio_version,
-            game_id=game.game_id, seq=planned.seq, room_id=room_id, at_ms=at_ms, test=test or None),
+            settled_pk, settlement.entry_sk(s.msg_id), app_id=app.app_id, msg_id=s.msg_id,
+            day=settlement.day_of(at_ms), hour=hour, gift_id=s.gift_id, gift_num=s.gift_num, price=s.price,
+            revenue=s.revenue, developer_share=s.developer_share, share_bp=s.share_bp,
+            ratio_version=s.ratio_version, game_id=game.game_id, seq=planned.seq, room_id=room_id, at_ms=at_ms,
+            test=test or None),
             PlaySettlementItem.sk.does_not_exist()))
-        ops.append(("update", PlaySettlementItem(settled_pk, settlement.COUNTER_SK), [
-            PlaySettlementItem.gifts.add(1), PlaySettlementItem.revenue.add(s.revenue),
-            PlaySettlementItem.developer_share.add(s.developer_share),
-            PlaySettlementItem.ratio_versions.add({s.ratio_version}),
-            PlaySettlementItem.app_id.set(app.app_id), PlaySettlementItem.hour.set(hour),
-        ]))
+        delta = counters.setdefault(settled_pk, _CounterDelta(app.app_id, hour, versions=set()))
+        delta.gifts += 1
+        delta.revenue += s.revenue
+        delta.developer_share += s.developer_share
+        assert delta.versions is not None
+        delta.versions.add(s.ratio_version)
     return ops
+
+
+def _counter_ops(counters: dict[str, _CounterDelta]) -> list[tuple[str, Any, Any]]:
+    """One ADD per hour counter shard: a transaction may touch an item only once."""
+    return [("update", PlaySettlementItem(pk, settlement.COUNTER_SK), [
+        PlaySettlementItem.gifts.add(d.gifts), PlaySettlementItem.revenue.add(d.revenue),
+        PlaySettlementItem.developer_share.add(d.developer_share),
+        PlaySettlementItem.ratio_versions.add(d.versions or set()),
+        PlaySettlementItem.app_id.set(d.app_id), PlaySettlementItem.hour.set(d.hour),
+    ]) for pk, d in sorted(counters.items())]
+
+
+def _event_ops(room_id: int, game: Any, app: apps.PlayApp, planned: Sequence[_Planned], at_ms: int,
+               test: bool) -> list[tuple[str, Any, Any]]:
+    counters: dict[str, _CounterDelta] = {}
+    ops = [op for p in planned for op in _tx_items(room_id, game, app, p, at_ms, test, counters)]
+    return ops + _counter_ops(counters)
 
 
 def _commit(ops: list[tuple[str, Any, Any]]) -> None:
@@ -168,7 +202,7 @@ def _append_one(room_id: int, game: Any, app: apps.PlayApp, p: _Planned, at_ms: 
             p.seq = stream.allocate(game.game_id, 1, at_ms)
             allocated_at_ms = clock.now_ms()
         try:
-            _commit(_tx_items(room_id, game, app, p, at_ms, test))
+            _commit(_event_ops(room_id, game, app, [p], at_ms, test))
             return IngestResult(msg_id=p.event.msg_id, status=APPENDED, game_id=game.game_id, seq=p.seq,
                                 settled=p.settled is not None)
         except TransactWriteError as exc:
@@ -240,7 +274,7 @@ def ingest(room_id: int, events: Sequence[Incoming], test: bool, now_ms: int | N
         for offset, p in enumerate(chunk):
             p.seq = first + offset
         try:
-            _commit([op for p in chunk for op in _tx_items(room_id, game, app, p, now_ms, test)])
+            _commit(_event_ops(room_id, game, app, chunk, now_ms, test))
             for p in chunk:
                 results[p.index] = IngestResult(msg_id=p.event.msg_id, status=APPENDED, game_id=game.game_id,
                                                 seq=p.seq, settled=p.settled is not None)

@@ -117,3 +117,24 @@ def test_events__gift_of_another_app_kind__appended_not_settled(client):
     start_game(client, app, anchor)
     _, body = post_events(client, anchor.room_id, [gift(gift_id=1), gift(paid=False)])
     assert [(r["status"], r["settled"]) for r in body["results"]] == [("appended", False), ("appended", False)]
+
+
+def test_events__batch_of_gifts_sharing_counter_shards__one_transaction_for_the_whole_batch(client, monkeypatch):
+    # GIVEN 25 settled gifts in one push: with 8 counter shards, several share a shard
+    from botocore.client import BaseClient
+
+    app, anchor = make_app(client), make_anchor(client)
+    start_game(client, app, anchor)
+    calls = []
+    original = BaseClient._make_api_call
+
+    def counting(self, operation, params):
+        if operation == "TransactWriteItems":
+            calls.append(len(params["TransactItems"]))
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    status, body = post_events(client, anchor.room_id, [gift(price=100 + i) for i in range(25)])
+    # THEN they are appended and settled by one transaction (each shard's ADD once), not one per gift
+    assert status == 200 and {r["status"] for r in body["results"]} == {"appended"}
+    assert len(calls) == 1 and 75 < calls[0] <= 100, calls

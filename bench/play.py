@@ -7,8 +7,10 @@ play app (all gifts interactive, so every gift settles) and one game per platfor
   ingest  `--threads` platform threads push `--events` gifts each (batches of `--batch`) through the real
           `POST /v1/play/rooms/{room}/events` handler: dedupe marker, seq allocation, stream item,
           settlement entry and hour counter, per event, in one transaction per batch;
-          floor: the same stream items written with plain `BatchWriteItem` (no dedupe, no order, no
-          settlement: what merely storing the events costs);
+          floor: the same markers and stream items written by one bare `TransactWriteItems` per batch
+          (put-if-absent each: the least an exactly-once append writes; no reads, no allocation, no
+          settlement), and, for
+          reference, the stream items alone with plain `BatchWriteItem` (no exactly-once at all);
   pull    the same threads read every game's stream through the signed `POST /v2/app/events` (100 per
           call: signature, nonce, ban, rate limit, game read, stream query); floor: the bare consistent
           `Query` pages of the same items;
@@ -25,6 +27,7 @@ Then it verifies: every stream gapless 1..N, every gift settled once, the day's 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -39,10 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # Before chalicelib is imported: table and queue names are fixed at import time. Metrics are EMF lines on
-# stdout in Lambda; here they would drown the report.
+# stdout (as in Lambda): the timed parts still write them, to /dev/null, so that they do not drown the report.
 os.environ.update({"RG_STAGE": "local", "RG_LOG_LEVEL": "ERROR", "AWS_ACCESS_KEY_ID": "local",
-                   "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-                   "POWERTOOLS_METRICS_DISABLED": "true"})
+                   "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"})
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(_name, None)
 
@@ -98,14 +100,16 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="rewardgate-bench-play-"))
     print(f"starting DynamoDB Local and moto (logs in {workdir}) ...", file=sys.stderr)
     ddb, moto = start_stack(workdir)
+    report = sys.stdout
     try:
-        return run(args)
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            return run(args, report)
     finally:
         moto.stop()
         ddb.stop()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, out: Any) -> int:
     import boto3
     from chalice.test import Client
 
@@ -118,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from chalicelib.play.config import play_settings
     from chalicelib.play.models import PlayAppPut
     from chalicelib.play.settlement import day_of
-    from chalicelib.play.tables import PlayStreamItem
+    from chalicelib.play.tables import PlayGuardItem, PlayStreamItem
     from chalicelib.secrets import put_secret_json
     from infra.template import data_resources
     from tests.openlive_client import ChaliceTransport, OpenLiveClient
@@ -174,24 +178,41 @@ def run(args: argparse.Namespace) -> int:
             push(clients[0], rooms[-1], [danmaku_message(rooms[-1]) for _ in range(min(args.batch,
                                                                                       args.danmaku - start))])
 
-    # The ingest floor: the same stream items, stored with plain BatchWriteItem (25 per call) into the same table.
-    floor_game = [f"floor-{uuid.uuid4().hex}" for _ in range(args.threads)]
-
-    def floor_ingest(i: int) -> None:
-        local = boto3.session.Session().client("dynamodb")
+    # The floors: bare writes of the same items, each thread with a client made before the clock starts.
+    floor_clients = [boto3.session.Session().client("dynamodb") for _ in range(args.threads)]
+    for local in floor_clients:
         meter.attach(local)
+    guard_table = PlayGuardItem.Meta.table_name
+    stream_table = PlayStreamItem.Meta.table_name
+
+    def stream_items(game: str, i: int, start: int, count: int) -> list[dict[str, Any]]:
+        return [stream.event_item(game, start + n + 1, m["cmd"], m["data"], clock.now_ms(),
+                                  msg_id=m["data"]["msg_id"]).serialize()
+                for n, m in enumerate(planned[i][start:start + count])]
+
+    def floor_transact(i: int) -> None:
+        game = f"floor-tx-{uuid.uuid4().hex}"
+        for start in range(0, args.events, args.batch):
+            items = stream_items(game, i, start, args.batch)
+            markers = [{"pk": {"S": f"floor#{uuid.uuid4().hex}"}, "sk": {"S": "m"}} for _ in items]
+            # Put-if-absent, as exactly-once needs: a marker per msg_id, a stream item per seq.
+            floor_clients[i].transact_write_items(TransactItems=[
+                *({"Put": {"TableName": guard_table, "Item": m, "ConditionExpression": "attribute_not_exists(pk)"}}
+                  for m in markers),
+                *({"Put": {"TableName": stream_table, "Item": item,
+                           "ConditionExpression": "attribute_not_exists(seq)"}} for item in items)])
+
+    def floor_batch(i: int) -> None:
+        game = f"floor-bw-{uuid.uuid4().hex}"
         for start in range(0, args.events, 25):
-            items = []
-            for n, message in enumerate(planned[i][start:start + 25]):
-                item = stream.event_item(floor_game[i], start + n + 1, message["cmd"], message["data"], clock.now_ms(),
-                                         msg_id=message["data"]["msg_id"])
-                items.append({"PutRequest": {"Item": item.serialize()}})
-            pending = {PlayStreamItem.Meta.table_name: items}
+            pending = {stream_table: [{"PutRequest": {"Item": item}} for item in stream_items(game, i, start, 25)]}
             while pending:
-                pending = local.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                pending = floor_clients[i].batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
     with meter.scope("floor_ingest"):
-        floor_ingest_s = run_threads(args.threads, floor_ingest)
+        floor_ingest_s = run_threads(args.threads, floor_transact)
+    with meter.scope("floor_batch"):
+        floor_batch_s = run_threads(args.threads, floor_batch)
 
     # Pull: each thread reads its game through the signed API; floor: the bare consistent Query pages.
     pulled: dict[int, list[int]] = {}
@@ -212,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         pull_s = run_threads(args.threads, pull)
 
     def floor_pull(i: int) -> None:
-        local = boto3.session.Session().client("dynamodb")
+        local = floor_clients[i]
         start = None
         while True:
             kwargs = {"ExclusiveStartKey": start} if start else {}
@@ -242,28 +263,32 @@ def run(args: argparse.Namespace) -> int:
     floor_usage = meter.usage("floor_ingest")
     pull_usage = meter.usage("pull")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"play bench: {args.threads} platform threads x {args.events} gifts (batches of {args.batch}), one game "
-          f"each; {os.cpu_count()} CPUs, load average {load}; DynamoDB Local + moto, in-process handlers")
-    print(f"ingested:  {gifts / ingest_s:8.0f} events/s   floor (BatchWriteItem of the same items) "
-          f"{gifts / floor_ingest_s:8.0f}/s   ratio {floor_ingest_s / ingest_s:.2f}")
-    print(f"pulled:    {gifts / pull_s:8.0f} events/s   floor (bare Query pages of 100)          "
-          f"{gifts / floor_pull_s:8.0f}/s   ratio {floor_pull_s / pull_s:.2f}")
-    print(f"write units per gift settled: {usage.wru / gifts:.2f}   floor (one stored item per event): "
-          f"{floor_usage.wru / gifts:.2f}   ratio {usage.wru / floor_usage.wru:.2f}")
-    for target, units in sorted(usage.wru_by.items()):
-        print(f"    {target:<28} {units / gifts:6.2f}")
-    print(f"read units per gift ingested: {usage.rru / gifts:.2f}; DynamoDB requests per gift: "
-          f"{usage.dynamodb_requests / gifts:.2f} ({usage.cancelled_transactions} cancelled transactions)")
-    print(f"write units per danmaku (nothing to settle): {dm_usage.wru / args.danmaku:.2f}")
-    print(f"pull: read units per event pulled {pull_usage.rru / gifts:.3f}, write units per call "
-          f"{pull_usage.wru / max(1, pull_usage.dynamodb_calls.get('Query', 1)):.2f} (nonce + rate window)")
-    print(f"dollars per million gifts settled (DynamoDB writes, on-demand list price): "
-          f"${usage.wru / gifts * 0.625:.2f}")
-    print(f"verify: streams gapless 1..{args.events}, day's gifts/revenue/share equal to the model "
-          f"({view.gifts} gifts incl. {len(warm)} warm-up, share {view.developer_share}): "
-          f"{'OK' if not problems else 'FAILED'}")
-    for problem in problems:
-        print(f"  {problem}")
+    batch_usage = meter.usage("floor_batch")
+    lines = [
+        f"play bench: {args.threads} platform threads x {args.events} gifts (batches of {args.batch}), one game "
+        f"each; {os.cpu_count()} CPUs, load average {load}; DynamoDB Local + moto, in-process handlers",
+        f"ingested: {gifts / ingest_s:7.0f} events/s | floor, bare transaction of the same markers and stream "
+        f"items: {gifts / floor_ingest_s:5.0f}/s, ratio {floor_ingest_s / ingest_s:.2f} | reference, "
+        f"BatchWriteItem of the stream items: {gifts / floor_batch_s:.0f}/s",
+        f"pulled:   {gifts / pull_s:7.0f} events/s | floor, bare consistent Query pages of 100: "
+        f"{gifts / floor_pull_s:5.0f}/s, ratio {floor_pull_s / pull_s:.2f}",
+        f"write units per gift settled: {usage.wru / gifts:.2f} | floor (bare transaction): "
+        f"{floor_usage.wru / gifts:.2f}, ratio {usage.wru / floor_usage.wru:.2f} | reference (BatchWriteItem): "
+        f"{batch_usage.wru / gifts:.2f}",
+        *(f"    {target:<36} {units / gifts:6.2f}" for target, units in sorted(usage.wru_by.items())),
+        f"read units per gift ingested: {usage.rru / gifts:.2f}; DynamoDB requests per gift: "
+        f"{usage.dynamodb_requests / gifts:.2f} ({usage.cancelled_transactions} cancelled transactions)",
+        f"write units per danmaku (nothing to settle): {dm_usage.wru / args.danmaku:.2f}",
+        f"pull: read units per event pulled {pull_usage.rru / gifts:.3f}, write units per event pulled "
+        f"{pull_usage.wru / gifts:.3f} (each call: nonce put + rate-window ADD)",
+        f"DynamoDB write cost per million gifts settled (on-demand list price $0.625/M WRU): "
+        f"${usage.wru / gifts * 0.625:.2f}",
+        f"verify: streams gapless 1..{args.events}, day's gifts/revenue/share equal to the model "
+        f"({view.gifts} gifts incl. {len(warm)} warm-up, share {view.developer_share}): "
+        f"{'OK' if not problems else 'FAILED'}",
+        *(f"  {problem}" for problem in problems),
+    ]
+    out.write("\n".join(lines) + "\n")
     return 0 if not problems else 1
 
 if __name__ == "__main__":

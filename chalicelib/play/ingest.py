@@ -114,7 +114,7 @@ class _CounterDelta:
     versions: set[int] | None = None
 
 
-def _tx_items(room_id: int, game: Any, app: apps.PlayApp, planned: _Planned, at_ms: int, test: bool,
+def _tx_items(room_id: int, game_id: str, app: apps.PlayApp, planned: _Planned, at_ms: int, test: bool,
               counters: dict[str, _CounterDelta]) -> list[tuple[str, Any, Any]]:
     """The puts one event needs; its counter ADD is accumulated into `counters` (one update per shard)."""
     event = planned.event
@@ -125,11 +125,11 @@ def _tx_items(room_id: int, game: Any, app: apps.PlayApp, planned: _Planned, at_
         settled_pk = settlement.entry_pk(app.app_id, hour, settlement.bucket_of(event.msg_id,
                                                                                  play_settings().buckets))
     ops.append(("save", PlayGuardItem(
-        marker_pk(room_id, event.msg_id), MARKER_SK, app_id=app.app_id, game_id=game.game_id, seq=planned.seq,
+        marker_pk(room_id, event.msg_id), MARKER_SK, app_id=app.app_id, game_id=game_id, seq=planned.seq,
         content_hash=event.content_hash, at_ms=at_ms,
         expires_at=clock.utc_datetime(at_ms + play_settings().dedupe_ttl_days * 86_400_000)),
         PlayGuardItem.pk.does_not_exist()))
-    ops.append(("save", stream.event_item(game.game_id, planned.seq, event.cmd, event.data, at_ms,
+    ops.append(("save", stream.event_item(game_id, planned.seq, event.cmd, event.data, at_ms,
                                           msg_id=event.msg_id, test=test, settled=settled_pk),
                 PlayStreamItem.seq.does_not_exist()))
     if planned.settled is not None and settled_pk is not None:
@@ -138,7 +138,7 @@ def _tx_items(room_id: int, game: Any, app: apps.PlayApp, planned: _Planned, at_
             settled_pk, settlement.entry_sk(s.msg_id), app_id=app.app_id, msg_id=s.msg_id,
             day=settlement.day_of(at_ms), hour=hour, gift_id=s.gift_id, gift_num=s.gift_num, price=s.price,
             revenue=s.revenue, developer_share=s.developer_share, share_bp=s.share_bp,
-            ratio_version=s.ratio_version, game_id=game.game_id, seq=planned.seq, room_id=room_id, at_ms=at_ms,
+            ratio_version=s.ratio_version, game_id=game_id, seq=planned.seq, room_id=room_id, at_ms=at_ms,
             test=test or None),
             PlaySettlementItem.sk.does_not_exist()))
         delta = counters.setdefault(settled_pk, _CounterDelta(app.app_id, hour, versions=set()))
@@ -160,10 +160,10 @@ def _counter_ops(counters: dict[str, _CounterDelta]) -> list[tuple[str, Any, Any
     ]) for pk, d in sorted(counters.items())]
 
 
-def _event_ops(room_id: int, game: Any, app: apps.PlayApp, planned: Sequence[_Planned], at_ms: int,
+def _event_ops(room_id: int, game_id: str, app: apps.PlayApp, planned: Sequence[_Planned], at_ms: int,
                test: bool) -> list[tuple[str, Any, Any]]:
     counters: dict[str, _CounterDelta] = {}
-    ops = [op for p in planned for op in _tx_items(room_id, game, app, p, at_ms, test, counters)]
+    ops = [op for p in planned for op in _tx_items(room_id, game_id, app, p, at_ms, test, counters)]
     return ops + _counter_ops(counters)
 
 
@@ -193,23 +193,23 @@ def _chunks(planned: list[_Planned]) -> list[list[_Planned]]:
     return [c for c in chunks if c]
 
 
-def _append_one(room_id: int, game: Any, app: apps.PlayApp, p: _Planned, at_ms: int, test: bool,
+def _append_one(room_id: int, game_id: str, app: apps.PlayApp, p: _Planned, at_ms: int, test: bool,
                 allocated_at_ms: int) -> IngestResult:
     """Append one event at its already allocated seq (re-allocating if a reader filled it meanwhile)."""
     while True:
         if clock.now_ms() - allocated_at_ms > stream.WRITE_DEADLINE_MS:
             # Too late to write this seq (a reader may fill it): take a fresh one.
-            p.seq = stream.allocate(game.game_id, 1, at_ms)
+            p.seq = stream.allocate(game_id, 1, at_ms)
             allocated_at_ms = clock.now_ms()
         try:
-            _commit(_event_ops(room_id, game, app, [p], at_ms, test))
-            return IngestResult(msg_id=p.event.msg_id, status=APPENDED, game_id=game.game_id, seq=p.seq,
+            _commit(_event_ops(room_id, game_id, app, [p], at_ms, test))
+            return IngestResult(msg_id=p.event.msg_id, status=APPENDED, game_id=game_id, seq=p.seq,
                                 settled=p.settled is not None)
         except TransactWriteError as exc:
             codes = cancellation_codes(exc)
             # Puts are sent before updates: [0] marker, [1] stream item, [2] entry, [3] counter.
             if codes[:1] == ["ConditionalCheckFailed"] or codes[2:3] == ["ConditionalCheckFailed"]:
-                stream.put_if_absent(stream.event_item(game.game_id, p.seq, SEQ_SKIPPED, {}, clock.now_ms(),
+                stream.put_if_absent(stream.event_item(game_id, p.seq, SEQ_SKIPPED, {}, clock.now_ms(),
                                                        kind=stream.SKIP))
                 marker = _markers(room_id, [p.event]).get(marker_pk(room_id, p.event.msg_id))
                 if marker is None:
@@ -244,10 +244,8 @@ def ingest(room_id: int, events: Sequence[Incoming], test: bool, now_ms: int | N
     if test and not app.sandbox:
         raise SandboxOnly(f"room {room_id}'s game belongs to live app {app.app_id}; test events go to sandbox "
                           "apps' games only", app_id=app.app_id)
-    game = games.get_game(room[0].game_id)
-    if game is None:
-        _no_game(room_id, fresh, results)
-        return _finish(events, results, first_index)
+    # The room names its running game; the allocation below is conditioned on that game running and alive.
+    game_id = room[0].game_id
     # A redelivery is answered from its marker without taking a seq; only a redelivery racing its original
     # gets past this and costs a skipped seq.
     markers = _markers(room_id, [e for _, e in fresh]) if fresh else {}
@@ -263,9 +261,9 @@ def ingest(room_id: int, events: Sequence[Incoming], test: bool, now_ms: int | N
     pending = list(planned)
     for chunk in _chunks(planned):
         try:
-            first = stream.allocate(game.game_id, len(chunk), now_ms)
+            first = stream.allocate(game_id, len(chunk), now_ms)
         except stream.NotAccepting:
-            current = games.get_game(game.game_id)
+            current = games.get_game(game_id)
             if current is not None and current.expired(clock.now_ms()):
                 games.end_game(current, current.hb_deadline_ms, games.END_BY_TIMEOUT)
             _no_game(room_id, [(p.index, p.event) for p in pending], results)
@@ -274,13 +272,13 @@ def ingest(room_id: int, events: Sequence[Incoming], test: bool, now_ms: int | N
         for offset, p in enumerate(chunk):
             p.seq = first + offset
         try:
-            _commit(_event_ops(room_id, game, app, chunk, now_ms, test))
+            _commit(_event_ops(room_id, game_id, app, chunk, now_ms, test))
             for p in chunk:
-                results[p.index] = IngestResult(msg_id=p.event.msg_id, status=APPENDED, game_id=game.game_id,
+                results[p.index] = IngestResult(msg_id=p.event.msg_id, status=APPENDED, game_id=game_id,
                                                 seq=p.seq, settled=p.settled is not None)
         except TransactWriteError:
             for p in chunk:
-                results[p.index] = _append_one(room_id, game, app, p, now_ms, test, allocated_at)
+                results[p.index] = _append_one(room_id, game_id, app, p, now_ms, test, allocated_at)
         pending = pending[len(chunk):]
     return _finish(events, results, first_index)
 

@@ -22,6 +22,7 @@ from chalicelib.play.models import (
     PlayAppPut,
     parse,
 )
+from chalicelib.play.settlement import day_start_ms
 
 bp = Blueprint(__name__)
 
@@ -109,8 +110,6 @@ def app_settlement(app_id: str) -> Any:
     if day is None or not DAY.fullmatch(day):
         raise InvalidField("day", "query parameter is required, like 2026-11-22 (a UTC+8 day)")
     try:
-        from chalicelib.play.settlement import day_start_ms
-
         day_start_ms(day)
     except ValueError:
         raise InvalidField("day", "is not a calendar day") from None

@@ -139,11 +139,13 @@ def call(api: str, headers: Mapping[str, str], raw: bytes | str | None, now_ms: 
     now_ms = clock.now_ms() if now_ms is None else now_ms
     request_id = uuid.uuid4().hex
     raw_bytes = raw.encode() if isinstance(raw, str) else (raw or b"")
-    key_id = headers.get(signing.ACCESS_KEY_ID) or ""
-    app_id = keys.app_of_key(key_id)
+    # Metrics and logs name an app only once its signature verified: a forged key id must not mint metric
+    # dimensions (each distinct one is a billed CloudWatch metric).
+    app_id: int | None = None
     try:
         _check_media(headers)
         app = _authenticate(headers, raw_bytes, now_ms)
+        app_id = app.app_id
         security.admit(app, api, now_ms)
         model, operation = OPERATIONS[api]
         data = operation(app, parse_open_live(model, _body(raw_bytes)), now_ms)

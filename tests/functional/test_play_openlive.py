@@ -276,3 +276,14 @@ def test_events_pull__another_apps_game__7000_and_nothing_leaks(client):
     post_events(client, anchor.room_id, [danmaku("secret")])
     answer = open_live(client, other).events(game_id)
     assert answer["code"] == 7000 and "secret" not in json.dumps(answer)
+
+
+def test_metrics__forged_key_id__never_becomes_a_metric_dimension(client, capsys):
+    forged_app = new_id()
+    body = dumps({"game_id": "g"})
+    capsys.readouterr()
+    answer = raw_call(client, "/v2/app/heartbeat", body,
+                      bili_headers(f"rgak-{forged_app}-{'a' * 24}", "guess", body))[1]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert answer["code"] == 4002
+    assert {m["app_id"] for m in lines} == {"-"} and str(forged_app) not in json.dumps(lines)

@@ -31,6 +31,7 @@ from chalicelib.play.models import DATA_MODELS, SEND_GIFT, SEQ_SKIPPED, IngestRe
 from chalicelib.play.tables import PlayGuardItem, PlaySettlementItem, PlayStreamItem
 
 MAX_TX_ITEMS = 100
+APPEND_ATTEMPTS = 5
 MAX_DATA_BYTES = 16 * 1024
 MARKER_SK = "m"
 APPENDED, DUPLICATE, NO_GAME, CONFLICT = "appended", "duplicate", "no_game", "conflict"
@@ -196,10 +197,13 @@ def _chunks(planned: list[_Planned]) -> list[list[_Planned]]:
 def _append_one(room_id: int, game_id: str, app: apps.PlayApp, p: _Planned, at_ms: int, test: bool,
                 allocated_at_ms: int) -> IngestResult:
     """Append one event at its already allocated seq (re-allocating if a reader filled it meanwhile)."""
-    while True:
+    for _ in range(APPEND_ATTEMPTS):
         if clock.now_ms() - allocated_at_ms > stream.WRITE_DEADLINE_MS:
             # Too late to write this seq (a reader may fill it): take a fresh one.
-            p.seq = stream.allocate(game_id, 1, at_ms)
+            try:
+                p.seq = stream.allocate(game_id, 1, at_ms)
+            except stream.NotAccepting:
+                return IngestResult(msg_id=p.event.msg_id, status=NO_GAME)  # the game ended meanwhile
             allocated_at_ms = clock.now_ms()
         try:
             _commit(_event_ops(room_id, game_id, app, [p], at_ms, test))
@@ -219,6 +223,7 @@ def _append_one(room_id: int, game_id: str, app: apps.PlayApp, p: _Planned, at_m
                 allocated_at_ms = 0  # a reader filled our seq: re-allocate
                 continue
             raise
+    raise StorageUnavailable("the event could not be appended; retry")
 
 
 def ingest(room_id: int, events: Sequence[Incoming], test: bool, now_ms: int | None = None) -> list[IngestResult]:

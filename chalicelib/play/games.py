@@ -32,13 +32,12 @@ from chalicelib.play import anchors, codes, lifecycle, stream
 from chalicelib.play.apps import PlayApp
 from chalicelib.play.config import play_settings
 from chalicelib.play.keys import play_keys
-from chalicelib.play.lifecycle import ENDED, GAME_SK, ROOM_SK, RUNNING, Game, Room, game_pk, room_pk
+from chalicelib.play.lifecycle import ENDED, ENDING, GAME_SK, ROOM_SK, RUNNING, Game, Room, game_pk, room_pk
 from chalicelib.play.models import INTERACTION_END
 from chalicelib.play.tables import PlayGameItem
 from chalicelib.settings import settings
 
 START_ATTEMPTS = 6
-END_ATTEMPTS = 30
 RUNNING_BUCKETS = 16
 END_BY_CLIENT = "end"
 END_BY_TIMEOUT = "heartbeat_timeout"
@@ -162,12 +161,23 @@ def start(app: PlayApp, code: str, now_ms: int) -> Started:
         if decision.kind == lifecycle.EXPIRE and game is not None:
             end_game(game, game.hb_deadline_ms, END_BY_TIMEOUT)
             continue
+        if decision.kind == lifecycle.FINISH and game is not None:
+            end_game(game, game.ended_at_ms or now_ms, game.end_reason or END_BY_CLIENT)
+            continue
         item = _new_game(app, anchor, now_ms)
         if _claim(anchor.room_id, rev, item, now_ms):
             logger.info("play game started", extra={"game_id": item.game_id, "app_id": app.app_id,
                                                     "room_id": anchor.room_id})
             return Started(game_from_item(item), created=True)
     raise StorageUnavailable("the room kept changing; retry the start")
+
+
+def verify_auth_body(auth_body: str, now_ms: int | None = None) -> dict[str, Any]:
+    """The claims (`game_id, app_id, room_id, exp_ms`) of a start's `auth_body`, if valid and unexpired.
+
+    What the push side's `$connect` calls; `codes.InvalidGameToken` otherwise.
+    """
+    return codes.verify_game_token(play_keys(), auth_body, clock.now_ms() if now_ms is None else now_ms)
 
 
 # --- heartbeats ----------------------------------------------------------------------------------
@@ -186,10 +196,9 @@ def heartbeat(app_id: int, game_id: str, now_ms: int) -> None:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
         game = owned_game(app_id, game_id)
-        if game.expired(now_ms):
-            end_game(game, game.hb_deadline_ms, END_BY_TIMEOUT)
-            raise HeartbeatExpired("the game missed its heartbeat deadline and was ended") from None
-        if game.status == ENDED and game.end_reason == END_BY_TIMEOUT:
+        if game.needs_ending(now_ms):
+            game = _complete(game)
+        if game.end_reason == END_BY_TIMEOUT:
             raise HeartbeatExpired("the game missed its heartbeat deadline and was ended") from None
         raise GameNotRunning("the game has ended") from None
 
@@ -210,74 +219,100 @@ def batch_heartbeat(app_id: int, game_ids: list[str], now_ms: int) -> list[str]:
 
 
 def end_game(game: Game, ended_at_ms: int, reason: str) -> Game:
-    """End a game (idempotent): ENDED + the end event's seq + the room's cooldown, then the end event."""
-    cooldown_until = ended_at_ms + play_settings().room_cooldown_s * 1000
-    for _ in range(END_ATTEMPTS):
-        current = get_game(game.game_id)
-        if current is None:
-            raise GameNotRunning("no such game")
-        if current.status == ENDED:
-            break
-        token = uuid.uuid4().hex
+    """End a game (idempotent), in two steps that no concurrent append can disturb:
 
-        def attempt(n: int = current.next_seq, with_room: bool = True, t: str = token) -> None:
-            with TransactWrite(connection=connection(), client_request_token=t) as tx:
-                tx.update(PlayGameItem(game_pk(game.game_id), GAME_SK), actions=[
-                    PlayGameItem.status.set(ENDED), PlayGameItem.ended_at_ms.set(ended_at_ms),
-                    PlayGameItem.end_reason.set(reason), PlayGameItem.end_seq.set(n + 1),
-                    PlayGameItem.next_seq.set(n + 1), PlayGameItem.running_bucket.remove(),
-                    PlayGameItem.updated_at_ms.set(clock.now_ms()),
-                ], condition=(PlayGameItem.status == RUNNING) & (PlayGameItem.next_seq == n))
-                if with_room:
-                    tx.update(PlayGameItem(room_pk(game.room_id), ROOM_SK), actions=[
-                        PlayGameItem.status.set(ENDED), PlayGameItem.cooldown_until_ms.set(cooldown_until),
-                        PlayGameItem.rev.add(1), PlayGameItem.updated_at_ms.set(clock.now_ms()),
-                    ], condition=PlayGameItem.game_id == game.game_id)
-
-        try:
-            with_retries(attempt)
-            break
-        except TransactWriteError as exc:
-            codes_ = cancellation_codes(exc)
-            if codes_[1:2] == ["ConditionalCheckFailed"] and codes_[0] is None:
-                # The room no longer names this game (it cannot, while the game runs): end the game alone.
-                with_retries(lambda n=current.next_seq: attempt(n, with_room=False, t=uuid.uuid4().hex))
-                break
-            if "ConditionalCheckFailed" not in codes_:
-                raise
-            # An event took a seq meanwhile (or someone else ended it): read again.
-    else:
-        raise StorageUnavailable("the game kept changing; retry the end")
+    1. RUNNING -> ENDING (with the end time and reason): allocations need RUNNING, so from here no event
+       takes a seq, and the item's `next_seq` is final;
+    2. ENDING -> ENDED with `end_seq = next_seq + 1`, and the room freed with its cooldown, in one
+       transaction; then the end event is put at `end_seq`.
+    A crash after step 1 leaves ENDING, which every start, heartbeat, pull and the sweeper finish; a crash
+    before the end event is put leaves a hole that readers fill with that same event.
+    """
+    try:
+        with_retries(lambda: PlayGameItem(game_pk(game.game_id), GAME_SK).update(
+            actions=[PlayGameItem.status.set(ENDING), PlayGameItem.ended_at_ms.set(ended_at_ms),
+                     PlayGameItem.end_reason.set(reason), PlayGameItem.updated_at_ms.set(clock.now_ms())],
+            condition=PlayGameItem.status == RUNNING))
+    except UpdateError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+    current = get_game(game.game_id)
+    if current is None:
+        raise GameNotRunning("no such game")
+    if current.status == ENDING:
+        _finish_end(current)
     ended = get_game(game.game_id)
-    if ended is None or ended.end_seq is None or ended.ended_at_ms is None:
-        raise StorageUnavailable("ended game vanished")
+    if ended is None or ended.status != ENDED or ended.end_seq is None or ended.ended_at_ms is None:
+        raise StorageUnavailable("the game's end did not complete; retry")
     stream.put_if_absent(stream.event_item(ended.game_id, ended.end_seq, INTERACTION_END,
                                            stream.end_data(ended.game_id, ended.ended_at_ms), ended.ended_at_ms,
                                            kind=stream.END))
     return ended
 
 
+def _finish_end(game: Game) -> None:
+    """ENDING -> ENDED: the end event's seq, and the room's cooldown (if the room still names this game)."""
+    assert game.ended_at_ms is not None
+    n = game.next_seq
+    cooldown_until = game.ended_at_ms + play_settings().room_cooldown_s * 1000
+    finished = [PlayGameItem.status.set(ENDED), PlayGameItem.end_seq.set(n + 1), PlayGameItem.next_seq.set(n + 1),
+                PlayGameItem.running_bucket.remove(), PlayGameItem.updated_at_ms.set(clock.now_ms())]
+    condition = (PlayGameItem.status == ENDING) & (PlayGameItem.next_seq == n)
+
+    def both() -> None:
+        with TransactWrite(connection=connection(), client_request_token=token) as tx:
+            tx.update(PlayGameItem(game_pk(game.game_id), GAME_SK), actions=finished, condition=condition)
+            tx.update(PlayGameItem(room_pk(game.room_id), ROOM_SK), actions=[
+                PlayGameItem.status.set(ENDED), PlayGameItem.cooldown_until_ms.set(cooldown_until),
+                PlayGameItem.rev.add(1), PlayGameItem.updated_at_ms.set(clock.now_ms()),
+            ], condition=PlayGameItem.game_id == game.game_id)
+
+    token = uuid.uuid4().hex
+    try:
+        with_retries(both)
+    except TransactWriteError as exc:
+        codes_ = cancellation_codes(exc)
+        if codes_[:1] == ["ConditionalCheckFailed"]:
+            return  # another caller finished it
+        if codes_[1:2] != ["ConditionalCheckFailed"]:
+            raise
+        # The room names another game (it was taken over): finish the game alone.
+        try:
+            with_retries(lambda: PlayGameItem(game_pk(game.game_id), GAME_SK).update(
+                actions=finished, condition=condition))
+        except UpdateError as update_exc:
+            if error_code(update_exc) != "ConditionalCheckFailedException":
+                raise
+
+
 def end(app_id: int, game_id: str, now_ms: int) -> Game:
     """The app ends its game; ending an ended game is a success (the end event is written if missing)."""
     game = owned_game(app_id, game_id)
-    if game.expired(now_ms):
-        return end_game(game, game.hb_deadline_ms, END_BY_TIMEOUT)
+    if game.needs_ending(now_ms):
+        return _complete(game)
     return end_game(game, now_ms, END_BY_CLIENT)
 
 
 def alive(app_id: int, game_id: str, now_ms: int) -> Game:
     """The app's game after the on-read expiry check (an expired one is ended here and returned ENDED)."""
     game = owned_game(app_id, game_id)
-    if game.expired(now_ms):
-        return end_game(game, game.hb_deadline_ms, END_BY_TIMEOUT)
+    if game.needs_ending(now_ms):
+        return _complete(game)
     return game
+
+
+def _complete(game: Game) -> Game:
+    """End an expired game at its deadline, or finish an end that stopped half-way."""
+    if game.status == ENDING:
+        return end_game(game, game.ended_at_ms or game.hb_deadline_ms, game.end_reason or END_BY_CLIENT)
+    return end_game(game, game.hb_deadline_ms, END_BY_TIMEOUT)
 
 
 # --- the sweeper -------------------------------------------------------------------------------
 
 
 def sweep(now_ms: int | None = None) -> int:
-    """End every running game past its heartbeat deadline; returns how many it ended."""
+    """End every running game past its heartbeat deadline (and finish half-done ends); returns how many."""
     now_ms = clock.now_ms() if now_ms is None else now_ms
     ended = 0
     for bucket in range(RUNNING_BUCKETS):
@@ -287,9 +322,9 @@ def sweep(now_ms: int | None = None) -> int:
         items = with_retries(lambda k=keys: list(PlayGameItem.batch_get(k, consistent_read=True)))
         for item in items:
             game = game_from_item(item)
-            if game.expired(now_ms):
+            if game.needs_ending(now_ms):
                 try:
-                    end_game(game, game.hb_deadline_ms, END_BY_TIMEOUT)
+                    _complete(game)
                     ended += 1
                 except Exception:
                     logger.exception("could not end an expired game", extra={"game_id": game.game_id})

@@ -269,8 +269,8 @@ def ingest(room_id: int, events: Sequence[Incoming], test: bool, now_ms: int | N
             first = stream.allocate(game_id, len(chunk), now_ms)
         except stream.NotAccepting:
             current = games.get_game(game_id)
-            if current is not None and current.expired(clock.now_ms()):
-                games.end_game(current, current.hb_deadline_ms, games.END_BY_TIMEOUT)
+            if current is not None and current.needs_ending(clock.now_ms()):
+                games.alive(current.app_id, game_id, clock.now_ms())  # ends it (or finishes its end) now
             _no_game(room_id, [(p.index, p.event) for p in pending], results)
             return _finish(events, results, first_index)
         allocated_at = clock.now_ms()

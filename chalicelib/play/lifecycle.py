@@ -16,6 +16,7 @@ from chalicelib.errors import DuplicateGameIds, TooManyGameIds
 GAME_SK = "game"
 ROOM_SK = "room"
 RUNNING = "RUNNING"
+ENDING = "ENDING"  # closed to new events; the end event's seq not yet taken (see games.end_game)
 ENDED = "ENDED"
 MAX_BATCH = 200
 
@@ -24,6 +25,7 @@ EXISTING = "existing"
 BUSY = "busy"
 COOLING = "cooling"
 EXPIRE = "expire"
+FINISH = "finish"
 
 
 def game_pk(game_id: str) -> str:
@@ -65,6 +67,10 @@ class Game:
         """Running and alive."""
         return self.status == RUNNING and self.hb_deadline_ms >= now_ms
 
+    def needs_ending(self, now_ms: int) -> bool:
+        """An end someone must do or finish: the deadline passed, or an end stopped half-way."""
+        return self.expired(now_ms) or self.status == ENDING
+
 
 @dataclass(frozen=True)
 class Room:
@@ -79,7 +85,8 @@ class Room:
 
 @dataclass(frozen=True)
 class StartDecision:
-    """What a start must do: create a game, return `game_id`, refuse (busy, cooling) or first expire it."""
+    """What a start must do: create a game, return `game_id`, refuse (busy, cooling), or first expire it or
+    finish its half-done end."""
 
     kind: str
     game_id: str | None = None
@@ -90,6 +97,8 @@ def decide_start(room: Room | None, game: Game | None, app_id: int, now_ms: int)
     """What a start by `app_id` finds in the room at `now_ms` (`game`: the room's game, if it points to one)."""
     if room is None or room.game_id is None:
         return StartDecision(CREATE)
+    if room.status == RUNNING and game is not None and game.status == ENDING:
+        return StartDecision(FINISH, game.game_id)
     if room.status == RUNNING and game is not None and game.status == RUNNING:
         if game.expired(now_ms):
             return StartDecision(EXPIRE, game.game_id)

@@ -74,9 +74,9 @@ class PlayGameItem(Model):
     - `room#{room_id}` / `room`: which game runs in the room (`game_id`, `app_id`, `status`), and after
       an end, `cooldown_until_ms`. Invariant (conditional start transaction): at most one RUNNING game
       per room.
-    - `game#{game_id}` / `game`: one game. `status` moves RUNNING -> ENDED once, in the same transaction
-      that frees its room; `next_seq` is the last sequence number allocated in its event stream (only
-      ever ADDed to, and only while RUNNING, except the single allocation of the end event).
+    - `game#{game_id}` / `game`: one game. `status` moves RUNNING -> ENDING -> ENDED once; ENDED is set in
+      the transaction that frees its room; `next_seq` is the last sequence number allocated in its event
+      stream (ADDed to only while RUNNING, then set once for the end event).
     """
 
     Meta = meta("play-games")

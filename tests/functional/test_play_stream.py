@@ -84,3 +84,28 @@ def test_end_event_lost_before_it_was_written__the_next_read_writes_it(client):
     tail = play.events(game_id, after_seq=1)
     assert seqs_and_cmds(tail) == [(2, "LIVE_OPEN_PLATFORM_INTERACTION_END")]
     assert tail["data"]["events"][0]["data"] == {"game_id": game_id, "timestamp": ended.ended_at_ms // 1000}
+
+
+def test_end_stopped_after_closing_the_game__heartbeat_start_and_sweeper_finish_it(client):
+    from chalicelib.play.lifecycle import ENDING, game_pk
+    from chalicelib.play.tables import PlayGameItem
+
+    app = make_app(client)
+    play = direct_client(app)
+    anchors_ = [make_anchor(client) for _ in range(3)]
+    stuck = [start_game(client, app, a) for a in anchors_]
+    for game_id in stuck:
+        # GIVEN an end that died after step 1 (the game closed to events, its end seq not taken)
+        PlayGameItem(game_pk(game_id), "game").update(actions=[
+            PlayGameItem.status.set(ENDING), PlayGameItem.ended_at_ms.set(clock.now_ms()),
+            PlayGameItem.end_reason.set("end")])
+    # WHEN a heartbeat, a start in the room and the sweeper find them
+    assert play.heartbeat(stuck[0])["code"] == 7000
+    assert play.start(anchors_[1].code)["code"] == 7001  # finished, then the room cools down
+    assert games.sweep() >= 1
+    # THEN each is ENDED with the end event as its last seq
+    for game_id in stuck:
+        assert games.get_game(game_id).status == "ENDED"
+        assert [e.cmd for e in stream.scan_from(game_id, 1)] == ["LIVE_OPEN_PLATFORM_INTERACTION_END"]
+    # AND an event pushed to the room meanwhile was refused, not appended after the end
+    assert post_events(client, anchors_[2].room_id, [danmaku()])[1]["results"][0]["status"] == "no_game"

@@ -24,6 +24,7 @@ RUNNING_ROOM = lc.Room(room_id=9, game_id="g", app_id=1, status=lc.RUNNING)
     (RUNNING_ROOM, game(), 2, 1_001, lc.EXPIRE),
     (lc.Room(9, "g", 1, lc.ENDED, cooldown_until_ms=2_000), game(status=lc.ENDED), 1, 1_999, lc.COOLING),
     (lc.Room(9, "g", 1, lc.ENDED, cooldown_until_ms=2_000), game(status=lc.ENDED), 2, 2_000, lc.CREATE),
+    (RUNNING_ROOM, game(status=lc.ENDING), 2, 500, lc.FINISH),  # an end stopped half-way: finish it first
 ])
 def test_decide_start(room, the_game, app_id, now, kind):
     assert lc.decide_start(room, the_game, app_id, now).kind == kind
@@ -41,3 +42,4 @@ def test_game_expired_running__at_and_after_the_deadline():
     assert game().running(1_000) and not game().expired(1_000)
     assert game().expired(1_001) and not game().running(1_001)
     assert not game(status=lc.ENDED).expired(5_000)
+    assert game(status=lc.ENDING).needs_ending(0) and game().needs_ending(1_001) and not game().needs_ending(1_000)

@@ -12,6 +12,8 @@ from chalicelib.http import edge_middleware
 from chalicelib.routes.admin import bp as admin
 from chalicelib.routes.callbacks import bp as callbacks
 from chalicelib.routes.docs import bp as docs
+from chalicelib.routes.play import bp as play
+from chalicelib.routes.play_openlive import bp as play_openlive
 from chalicelib.routes.reconcile import bp as reconcile
 from chalicelib.routes.rewards import bp as rewards
 from chalicelib.routes.tp_apps import bp as tp_apps
@@ -28,3 +30,5 @@ app.register_blueprint(rewards)
 app.register_blueprint(wallets)
 app.register_blueprint(reconcile)
 app.register_blueprint(docs)
+app.register_blueprint(play)
+app.register_blueprint(play_openlive)

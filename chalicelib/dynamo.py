@@ -28,6 +28,7 @@ TABLE_MODULES = (
     "chalicelib.rewards.tables",
     "chalicelib.reconcile.tables",
     "chalicelib.audit.tables",
+    "chalicelib.play.tables",
 )
 
 _REGISTRY: list[type[Model]] = []

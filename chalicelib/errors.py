@@ -269,3 +269,170 @@ class PoisonMessage(RewardgateError):
     """A queue message can never succeed (unknown order, mismatched facts); it must reach the DLQ."""
 
     code = "poison_message"
+
+
+# --- interactive play (/v1 routes) -------------------------------------------------------------
+
+
+class InvalidFields(InvalidField):
+    """Several request fields are invalid; `fields` lists every one with its problem."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        first = problems[0]
+        super().__init__(first["field"], first["problem"])
+        self.message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        self.details["fields"] = problems
+
+
+class PlayConflict(RewardgateError):
+    """The request contradicts what interactive play already holds (the subclass says what)."""
+
+    code = "play_conflict"
+
+
+class PlayAppExists(PlayConflict):
+    """A play app with this id already exists (use rotate-key or PUT to change it)."""
+
+    code = "play_app_exists"
+
+
+class SandboxImmutable(PlayConflict):
+    """A play app's sandbox flag cannot change: sandbox and live money never share an app."""
+
+    code = "sandbox_immutable"
+
+
+class CodeRoomConflict(PlayConflict):
+    """The anchor's identity code is bound to another room."""
+
+    code = "code_room_conflict"
+
+
+class LiveEventConflict(PlayConflict):
+    """A live event with this msg_id was received with different content."""
+
+    code = "live_event_conflict"
+
+
+class SandboxOnly(PlayConflict):
+    """A test event was sent to a room whose running game belongs to a non-sandbox app."""
+
+    code = "sandbox_only"
+
+
+class PlayAppNotFound(NotFound):
+    """No play app with this id is configured."""
+
+    code = "play_app_not_found"
+
+
+class AnchorNotFound(NotFound):
+    """This anchor has no identity code yet."""
+
+    code = "anchor_not_found"
+
+
+# --- interactive play: the Bilibili-compatible signed API (/v2/app/*) ---------------------------
+
+
+class OpenLiveError(RewardgateError):
+    """An answer of the signed open-live API; `bili_code` is the Bilibili error code it carries."""
+
+    bili_code = 5000
+    code = "open_live_error"
+
+
+class OpenLiveBadRequest(OpenLiveError):
+    """A body field is missing or malformed (Bilibili 4000)."""
+
+    bili_code = 4000
+
+
+class OpenLiveInvalidApp(OpenLiveError):
+    """The body's app_id is not the app the access key belongs to (Bilibili 4001)."""
+
+    bili_code = 4001
+
+
+class SignatureInvalid(OpenLiveError):
+    """Unknown access key, missing signing header or a signature that does not verify (4002)."""
+
+    bili_code = 4002
+
+
+class TimestampOutOfWindow(OpenLiveError):
+    """`x-bili-timestamp` is outside the accepted window (4003)."""
+
+    bili_code = 4003
+
+
+class NonceReplayed(OpenLiveError):
+    """`x-bili-signature-nonce` was already used within the window (4004)."""
+
+    bili_code = 4004
+
+
+class PlayRateLimited(OpenLiveError):
+    """The app exceeded an API's rate limit, or is banned by the security centre (4009)."""
+
+    bili_code = 4009
+
+
+class WrongContentType(OpenLiveError):
+    """The request's Content-Type is not application/json (4011)."""
+
+    bili_code = 4011
+
+
+class ContentMd5Mismatch(OpenLiveError):
+    """`x-bili-content-md5` is not the MD5 of the body (4012)."""
+
+    bili_code = 4012
+
+
+class WrongAccept(OpenLiveError):
+    """The request's Accept header excludes application/json (4013)."""
+
+    bili_code = 4013
+
+
+class GameNotRunning(OpenLiveError):
+    """The game does not exist, is not this app's, or has ended (7000)."""
+
+    bili_code = 7000
+
+
+class RoomCoolingDown(OpenLiveError):
+    """The room's last game ended moments ago; a new one may start after the cooldown (7001)."""
+
+    bili_code = 7001
+
+
+class RoomBusy(OpenLiveError):
+    """Another app's game is running in the room (7002)."""
+
+    bili_code = 7002
+
+
+class HeartbeatExpired(OpenLiveError):
+    """The game received no heartbeat in time and was ended (7003)."""
+
+    bili_code = 7003
+
+
+class TooManyGameIds(OpenLiveError):
+    """A batch heartbeat named more than 200 games (7004)."""
+
+    bili_code = 7004
+
+
+class DuplicateGameIds(OpenLiveError):
+    """A batch heartbeat named a game more than once (7005)."""
+
+    bili_code = 7005
+
+
+class InvalidIdentityCode(OpenLiveError):
+    """The identity code is unknown or was refreshed (7007)."""
+
+    bili_code = 7007

@@ -66,6 +66,7 @@ STATUS: dict[type[errors.RewardgateError], int] = {
     errors.StorageUnavailable: 503,
     errors.SwitchedOff: 503,
     errors.PayoutUnavailable: 503,
+    errors.PlayConflict: 409,
 }
 
 # Refusals an operator chose (a switch, no payout provider): answered 503 so callers back off, but

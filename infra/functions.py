@@ -55,6 +55,28 @@ class Access:
 
 REWARD_TOKEN_KEY = "reward-token-key"  # noqa: S105 - a secret name, not a value
 TP_APPS = "tp-apps/*"
+PLAY_KEY = "play-key"
+PLAY_APPS = "play-apps/*"
+
+# Interactive play (chalicelib/play): what its hourly reconciliation reads, and what the API does.
+_PLAY_RECONCILE_TABLES = {
+    "play-config": table(QUERY),
+    "play-settlement": table(QUERY),
+    "play-games": table(BATCH_GET, indexes=("by_app",)),
+    "play-streams": table(QUERY, BATCH_GET),
+}
+_PLAY_API_TABLES = {
+    "play-config": table(GET, QUERY, PUT, UPDATE),
+    "play-games": table(GET, BATCH_GET, PUT, UPDATE, indexes=("by_app",)),
+    "play-streams": table(QUERY, BATCH_GET, PUT),
+    "play-guard": table(GET, BATCH_GET, PUT, UPDATE),
+    "play-settlement": table(GET, QUERY, BATCH_GET, PUT, UPDATE),
+}
+# Closing a bill places its credit through the rewards grant path (chalicelib.rewards.grants.place/enqueue).
+_GRANT_PATH = {
+    "config": table(GET, QUERY, PUT),
+    "orders": table(GET, PUT, UPDATE),
+}
 
 # What the reconciler reads and repairs; the POST /v1/admin/reconciliations route runs the same
 # passes inside the API function, so the API handler holds the same grants.
@@ -95,10 +117,10 @@ ACCESS: dict[str, Access] = {
             "app-state": table(GET, QUERY),
             # the audit record of every admin change and withdrawal, and its answered status
             "audit": table(PUT, UPDATE),
-        }),
+        }, _PLAY_RECONCILE_TABLES, _PLAY_API_TABLES),
         send_to=("credits", "events"),
         dlq_depth_of=("credits", "events"),
-        secrets=(REWARD_TOKEN_KEY, TP_APPS),
+        secrets=(REWARD_TOKEN_KEY, TP_APPS, PLAY_KEY, PLAY_APPS),
     ),
     # The platform's callbacks: store each event once (put-if-absent), enqueue it, read the tp app's
     # credentials. Nothing of the rewards: a bug here cannot touch money.
@@ -140,8 +162,21 @@ ACCESS: dict[str, Access] = {
     # The hourly passes: joins orders, ledger, wallets and counters, completes tallies, re-drives
     # stuck credits and callback events, reads DLQ depth.
     "reconciler": Access(
-        tables=_RECONCILE_TABLES,
+        tables=_merge(_RECONCILE_TABLES, _PLAY_RECONCILE_TABLES),
         send_to=("credits", "events"),
         dlq_depth_of=("credits", "events"),
+    ),
+    # Ends interactive-play games whose heartbeat deadline passed (and writes their end event).
+    "play_sweeper": Access(
+        tables={
+            "play-games": table(GET, BATCH_GET, UPDATE, indexes=("running",)),
+            "play-streams": table(PUT),
+        },
+    ),
+    # Closes the due daily bills of interactive play (reconciling each day first) and places their credits.
+    "play_bills": Access(
+        tables={"play-config": table(QUERY), "play-settlement": table(GET, QUERY, BATCH_GET, PUT, UPDATE),
+                **_GRANT_PATH},
+        send_to=("credits",),
     ),
 }

@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "rewardgate_ops.commands.keys",
     "rewardgate_ops.commands.reconcile",
     "rewardgate_ops.commands.audit",
+    "rewardgate_ops.commands.play_app",
+    "rewardgate_ops.commands.play",
 )
 
 

@@ -6,6 +6,9 @@ directory (`.local/` by default, git-ignored, files readable by the owner only):
   `chalicelib.rewards.tokens` reads, generated on first start. It never leaves the laptop.
 - `tp-apps.json`: the tp app credentials added with `rewardgate tp-app add` against the local stack, so
   that DynamoDB Local's persisted events and app states stay usable after a restart.
+- `play-key.json`: interactive play's master key (identity codes, open ids, game tokens), generated on
+  first start; `play-apps.json`: the play apps' access keys issued by `rewardgate play-app add` /
+  `rotate-key` against the local stack.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 
 SECRETS_FILE = "secrets.json"
 TP_APPS_FILE = "tp-apps.json"
+PLAY_KEY_FILE = "play-key.json"
+PLAY_APPS_FILE = "play-apps.json"
 
 
 class LocalSecretsError(RuntimeError):
@@ -110,4 +115,57 @@ def seed_secrets(state_dir: Path) -> dict[str, str]:
                 "fix or remove its entry, or add it again with `rewardgate tp-app add`"
             ) from exc
         seeded[settings().tp_app_secret(tp_app_id)] = f"tp app ({value.get('platform')}), from {TP_APPS_FILE}"
+    seeded.update(seed_play_secrets(state_dir))
+    return seeded
+
+
+def ensure_play_key(state_dir: Path) -> tuple[dict[str, Any], bool]:
+    """Interactive play's master key from `play-key.json`, generated on first use (never replaced:
+    identity codes derive from it)."""
+    from chalicelib.play.keys import new_master_secret
+
+    path = state_dir / PLAY_KEY_FILE
+    if path.exists():
+        value = _read_json(path)
+        if not isinstance(value, dict) or not isinstance(value.get("master_key"), str):
+            raise LocalSecretsError(f"{path} does not hold a play master key; delete it to generate a new one "
+                                    "(every identity code changes)")
+        return value, False
+    value = new_master_secret()
+    write_private_json(path, value)
+    return value, True
+
+
+def load_play_apps(state_dir: Path) -> dict[str, dict[str, Any]]:
+    """The play apps' access keys remembered for the local stack, by app id."""
+    path = state_dir / PLAY_APPS_FILE
+    if not path.exists():
+        return {}
+    value = _read_json(path)
+    if not isinstance(value, dict):
+        raise LocalSecretsError(f"{path} must hold a JSON object of app id -> access key")
+    return value
+
+
+def remember_play_app(state_dir: Path, app_id: int, access_key: dict[str, Any]) -> Path:
+    """Record a play app's access key for the next starts of the local stack; returns the file."""
+    found = load_play_apps(state_dir)
+    found[str(app_id)] = access_key
+    path = state_dir / PLAY_APPS_FILE
+    write_private_json(path, found)
+    return path
+
+
+def seed_play_secrets(state_dir: Path) -> dict[str, str]:
+    """Put the play master key and the remembered play apps' access keys into (moto's) Secrets Manager."""
+    from chalicelib.play.config import play_settings
+    from chalicelib.secrets import put_secret_json
+
+    seeded: dict[str, str] = {}
+    key, created = ensure_play_key(state_dir)
+    put_secret_json(play_settings().key_secret, key)
+    seeded[play_settings().key_secret] = f"{'generated now in' if created else 'from'} {state_dir / PLAY_KEY_FILE}"
+    for app_id, value in sorted(load_play_apps(state_dir).items()):
+        put_secret_json(play_settings().app_secret(int(app_id)), value)
+        seeded[play_settings().app_secret(int(app_id))] = f"play app access key, from {PLAY_APPS_FILE}"
     return seeded

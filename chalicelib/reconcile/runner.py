@@ -34,6 +34,7 @@ from chalicelib.callbacks.tables import EventRecord
 from chalicelib.dynamo import error_code, with_retries
 from chalicelib.errors import ActivityNotFound, InvalidField, SceneNotFound
 from chalicelib.observability import emit_now, logger
+from chalicelib.play import reconcile as play_reconcile
 from chalicelib.queues import ALL_QUEUES
 from chalicelib.reconcile import findings as F
 from chalicelib.reconcile.tables import ReconItem
@@ -560,8 +561,11 @@ def _run_level(hour: str, pass_no: int, agg: _Aggregate) -> dict[str, Any]:
     found = [F.Finding("dlq_messages", RUN_NS, name, {"messages": depth}) for name, depth in depths.items() if depth]
     if pass_no == 2:
         found.extend(F.Finding("events_unapplied", RUN_NS, event_id) for event_id in unapplied)
+    play = play_reconcile.reconcile_hour(hour)  # interactive play: events, settlement entries, counters
+    found.extend(F.Finding(f.kind, RUN_NS, f.id, dict(f.details)) for f in play.findings)
     _add(agg, found)
-    return {"dlq_depths": depths, "events_unapplied": len(unapplied), "events_unapplied_ids": unapplied[:F.MAX_LISTED]}
+    return {"dlq_depths": depths, "events_unapplied": len(unapplied), "events_unapplied_ids": unapplied[:F.MAX_LISTED],
+            "play": play.summary}
 
 
 def _deferred_ns(deferred: str) -> str:

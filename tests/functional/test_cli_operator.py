@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib.callbacks.crypto import open_callback
+from chalicelib.play.config import play_settings
 from chalicelib.rewards.tokens import key_from_secret
 from chalicelib.secrets import TpAppCredentials, put_tp_app
 from chalicelib.settings import settings
@@ -305,4 +306,8 @@ def test_seed_secrets__key_and_remembered_tp_apps__in_secrets_manager(tmp_path, 
     key_file = json.loads((tmp_path / SECRETS_FILE).read_text())
     assert stored_secret(settings().reward_token_secret) == key_file
     assert stored_secret(settings().tp_app_secret(creds.tp_app_id)) == json.loads(creds.to_json())
-    assert set(seeded) == {settings().reward_token_secret, settings().tp_app_secret(creds.tp_app_id)}
+    # AND interactive play's master key, generated into its own file
+    play_key = json.loads((tmp_path / "play-key.json").read_text())
+    assert stored_secret(play_settings().key_secret) == play_key
+    assert set(seeded) == {settings().reward_token_secret, settings().tp_app_secret(creds.tp_app_id),
+                           play_settings().key_secret}

@@ -54,24 +54,27 @@ def test_packaged__templates__pass_infra_checks_and_cfn_lint():
     assert [str(m) for m in lint] == []
 
 
-def test_packaged__api__v1_iam_authorized_and_callbacks_public_after_transform():
+def test_packaged__api__v1_iam_authorized_callbacks_and_open_live_public_after_transform():
     # GIVEN the RestApi CloudFormation will create
     body = packaged().expanded["Resources"]["RestAPI"]["Properties"]["Body"]
     methods = {(path, method): spec for path, ops in body["paths"].items() for method, spec in ops.items()
                if method != "options"}
-    # THEN /v1 methods require SigV4; the callbacks, the JWKS and the OpenAPI document do not
+    # THEN /v1 methods require SigV4; the callbacks, the open-live API (each signed its own way), the JWKS and
+    # the OpenAPI document do not
     v1 = {k: v for k, v in methods.items() if k[0].startswith("/v1/")}
     callbacks = {k: v for k, v in methods.items() if k[0].startswith("/callbacks/")}
+    open_live = {k: v for k, v in methods.items() if k[0].startswith("/v2/app/")}
     documents = {k: v for k, v in methods.items() if k[0] in ("/.well-known/jwks.json", "/openapi.json")}
-    print(f"v1_methods={len(v1)} callback_methods={len(callbacks)} public_documents={len(documents)}")
-    assert len(v1) + len(callbacks) + len(documents) == len(methods)
+    print(f"v1_methods={len(v1)} callback_methods={len(callbacks)} open_live_methods={len(open_live)} "
+          f"public_documents={len(documents)}")
+    assert len(v1) + len(callbacks) + len(open_live) + len(documents) == len(methods)
     assert all(spec["security"] == [{"sigv4": []}] for spec in v1.values())
-    assert all("security" not in spec for spec in [*callbacks.values(), *documents.values()])
-    assert len(callbacks) == 2 and len(documents) == 2
+    assert all("security" not in spec for spec in [*callbacks.values(), *open_live.values(), *documents.values()])
+    assert len(callbacks) == 2 and len(open_live) == 5 and len(documents) == 2
     # AND the callbacks go to the callback function, everything else to the API function
     uris = {k: v["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"] for k, v in methods.items()}
     assert all("${CallbackHandler.Arn}" in uris[k] for k in callbacks)
-    assert all("${APIHandler.Arn}" in uris[k] for k in [*v1, *documents])
+    assert all("${APIHandler.Arn}" in uris[k] for k in [*v1, *open_live, *documents])
     # AND the resource policy and the problem+json gateway responses made it through the transform
     assert {s["Sid"] for s in body["x-amazon-apigateway-policy"]["Statement"]} == {
         "PublicRoutes", "AccountPrincipals", "NoOtherAccount"}

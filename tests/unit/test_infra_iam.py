@@ -100,18 +100,17 @@ def test_policy__secrets__only_api_reads_them_and_only_under_the_stage_prefix():
     for role_id, resource in merged()["Resources"].items():
         if resource.get("Type") == "AWS::IAM::Role":
             readers[role_id] = role_statements(role_id).get("ReadSecrets")
-    # THEN only the API function (signing key, tp-app credentials) and the callback function (tp-app credentials
-    # only) read secrets, under this stage's prefix
+    # THEN only the API function (signing key, tp-app credentials, the play key and the play apps' access keys)
+    # and the callback function (tp-app credentials only) read secrets, under this stage's prefix
     assert {k for k, v in readers.items() if v} == {"APIHandlerRole", "CallbackHandlerRole"}
     assert readers["CallbackHandlerRole"]["Resource"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
                     "rewardgate/prod/tp-apps/*"}]
     assert readers["APIHandlerRole"]["Action"] == ["secretsmanager:GetSecretValue"]
+    prefix = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:rewardgate/prod/"
     assert readers["APIHandlerRole"]["Resource"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
-                    "rewardgate/prod/reward-token-key-??????"},
-        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
-                    "rewardgate/prod/tp-apps/*"},
+        {"Fn::Sub": prefix + name}
+        for name in ("play-apps/*", "play-key-??????", "reward-token-key-??????", "tp-apps/*")
     ]
 
 

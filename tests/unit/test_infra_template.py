@@ -78,17 +78,20 @@ def test_credit_worker__settings__reserved_arm64_retained_logs():
         "/aws/lambda/rewardgate-prod-credit_worker")
 
 
-def test_api__v1_routes_need_iam__callbacks_stay_public():
+def test_api__v1_routes_need_iam__callbacks_and_open_live_stay_public():
     # GIVEN the API overrides
     body = merged()["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     routes = lambdas.routes()
-    # THEN every /v1 method carries the sigv4 scheme and no callback method does
+    # THEN every /v1 method carries the sigv4 scheme and no callback or open-live method does
     assert body["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
     secured = {(path, method) for path, methods in body["paths"].items() for method, spec in methods.items()
                if "security" in spec}
     assert secured == {(r.path, r.method) for r in routes if r.path.startswith("/v1/")}
     assert {r.path for r in routes if r.public} == {"/callbacks/{tp_app_id}/auth", "/callbacks/{tp_app_id}/events",
-                                                    "/.well-known/jwks.json", "/openapi.json"}
+                                                    "/.well-known/jwks.json", "/openapi.json",
+                                                    *(f"/v2/app/{api}" for api in ("start", "heartbeat",
+                                                                                   "batchHeartbeat", "end",
+                                                                                   "events"))}
 
 
 def test_alarms__every_dlq_every_function_reconciliation_and_api__notify_the_topic():

@@ -1,0 +1,1 @@
+"""Interactive play: identity codes, games on a Bilibili-compatible signed API, live events, settlement, bans."""

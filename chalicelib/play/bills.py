@@ -1,0 +1,266 @@
+"""Daily bills: what a day (UTC+8) of an app's interactive gifts earned the developer, and the credit.
+
+A day closes at 00:30 UTC+8 the next day (the `play_bills` schedule, every 10 minutes, closes whatever
+is due, oldest day first per app). Before closing, the day is reconciled (every entry partition against
+its counter); a day with a discrepancy is held, reported and retried, never closed on wrong figures.
+Closing puts the bill (immutable: put-if-absent) and moves the app's cursor (last closed day,
+cumulative developer share) in one transaction. The credit is then placed through the rewards slice's
+public grant path, `chalicelib.rewards.grants.place` (the order, put-if-absent) and `grants.enqueue` (the
+credit message; a failed send is flagged and re-sent by the rewards sweeper), with the order id
+`play-app-{app_id}_bill_{YYYYMMDD}_cash_1` in the activity `RG_PLAY_BILL_ACTIVITY` (`play-bills`; sandbox
+apps: `play-bills-sandbox`), scene `bill`, so the credit worker credits the wallet of act id
+`play-app-{app_id}` exactly once (a repeated grant returns the same order). Amounts: platform units
+(1 000 = ¥1) in the bill; fen in the wallet, floor(cumulative share / 10) in total, so the sub-fen
+remainder of a day is carried, never lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import clock
+from chalicelib.dynamo import cancellation_codes, connection, error_code, with_retries
+from chalicelib.errors import ActivityNotFound, RewardgateError, SceneNotFound
+from chalicelib.observability import logger
+from chalicelib.play import apps, reconcile, settlement
+from chalicelib.play.config import play_settings
+from chalicelib.play.models import CreditView, SettlementView
+from chalicelib.play.tables import PlaySettlementItem
+
+CURSOR_SK = "cursor"
+BILL_SCENE = "bill"
+WALLET_PREFIX = "play-app-"
+PENDING, PLACED, NONE = "PENDING", "PLACED", "NONE"
+# Bills (fen) are bounded by the scene's per-order cap; this one is far above any day.
+BILL_ORDER_CAP = 10**12
+MAX_DAYS_PER_RUN = 62
+
+
+def bill_pk(app_id: int) -> str:
+    """Partition of an app's bills and its cursor."""
+    return f"bill#{app_id}"
+
+
+def wallet_act_id(app_id: int) -> str:
+    """The act id whose wallet receives an app's bills."""
+    return f"{WALLET_PREFIX}{app_id}"
+
+
+def bill_activity(app: apps.PlayApp) -> str:
+    """The rewards activity an app's bills are credited in (sandbox money never mixes with live money)."""
+    return play_settings().sandbox_bill_activity if app.sandbox else play_settings().bill_activity
+
+
+def credit_order_id(app_id: int, day: str) -> str:
+    """The rewards order id of a bill's credit: `{act_id}_{scene_id}_{rain_id}_{award_type}_{stage}`."""
+    from chalicelib.rewards import ids
+
+    return ids.order_id(wallet_act_id(app_id), BILL_SCENE, settlement.day_key(day), ids.CASH, "1")
+
+
+@dataclass(frozen=True)
+class DayTotals:
+    """A day's figures from the hour counters."""
+
+    gifts: int = 0
+    revenue: int = 0
+    developer_share: int = 0
+    ratio_versions: frozenset[int] = frozenset()
+
+
+def day_totals(app_id: int, day: str) -> DayTotals:
+    """Sum of the hour counters of a day (24 hours x buckets shards, one batch read)."""
+    keys = [(pk, settlement.COUNTER_SK) for hour in settlement.day_hours(day)
+            for pk in reconcile.hour_partitions(app_id, hour)]
+    items = with_retries(lambda: list(PlaySettlementItem.batch_get(keys, consistent_read=True)))
+    return DayTotals(gifts=sum(int(i.gifts or 0) for i in items), revenue=sum(int(i.revenue or 0) for i in items),
+                     developer_share=sum(int(i.developer_share or 0) for i in items),
+                     ratio_versions=frozenset(int(v) for i in items for v in (i.ratio_versions or ())))
+
+
+def _get(app_id: int, sk: str) -> PlaySettlementItem | None:
+    try:
+        return with_retries(lambda: PlaySettlementItem.get(bill_pk(app_id), sk, consistent_read=True))
+    except DoesNotExist:
+        return None
+
+
+def _credit_view(app: apps.PlayApp, bill: PlaySettlementItem) -> CreditView:
+    return CreditView(order_id=bill.credit_order_id, activity_id=bill_activity(app),
+                      wallet_act_id=wallet_act_id(app.app_id), amount_fen=int(bill.credit_fen or 0),
+                      status=bill.credit_status or NONE)
+
+
+def settlement_view(app_id: int, day: str) -> SettlementView:
+    """A day's settlement: the closed bill, or the running figures while it is open."""
+    app = apps.get_app(app_id)
+    bill = _get(app_id, settlement.day_key(day))
+    closes = settlement.bill_closes_at_ms(day)
+    if bill is not None:
+        return SettlementView(app_id=app_id, day=day, gifts=int(bill.gifts), revenue=int(bill.revenue),
+                              developer_share=int(bill.developer_share), closed=True,
+                              ratio_versions=sorted(int(v) for v in (bill.ratio_versions or ())), closes_at_ms=closes,
+                              cumulative_share=int(bill.cumulative_share), credit=_credit_view(app, bill))
+    totals = day_totals(app_id, day)
+    return SettlementView(app_id=app_id, day=day, gifts=totals.gifts, revenue=totals.revenue,
+                          developer_share=totals.developer_share, closed=False,
+                          ratio_versions=sorted(totals.ratio_versions), closes_at_ms=closes)
+
+
+# --- closing -------------------------------------------------------------------------------------
+
+
+@dataclass
+class CloseReport:
+    """What a closing run did."""
+
+    closed: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    credited: list[str] = field(default_factory=list)
+    credit_failed: list[str] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"closed": self.closed, "held": self.held, "credited": self.credited,
+                "credit_failed": self.credit_failed}
+
+
+def _day_findings(app: apps.PlayApp, day: str) -> list[reconcile.PlayFinding]:
+    found = []
+    for hour in settlement.day_hours(day):
+        found += reconcile.check_app_hour(app, hour, with_events=False).findings
+    return found
+
+
+def close_day(app: apps.PlayApp, day: str, cursor: PlaySettlementItem | None) -> str:
+    """Close one day: "closed", "held" (a discrepancy) or "exists" (someone closed it first)."""
+    findings = _day_findings(app, day)
+    if findings:
+        for finding in findings:
+            logger.error("play bill held: discrepancy", extra={"app_id": app.app_id, "day": day, **finding.as_dict()})
+        return "held"
+    totals = day_totals(app.app_id, day)
+    before = int(cursor.cumulative_share) if cursor is not None else 0
+    after = before + totals.developer_share
+    fen = settlement.credit_fen(before, after)
+    now_ms = clock.now_ms()
+    bill = PlaySettlementItem(
+        bill_pk(app.app_id), settlement.day_key(day), app_id=app.app_id, day=day, gifts=totals.gifts,
+        revenue=totals.revenue, developer_share=totals.developer_share,
+        ratio_versions=set(totals.ratio_versions) or None, cumulative_share=after, credit_fen=fen,
+        credit_status=PENDING if fen > 0 else NONE, credit_order_id=credit_order_id(app.app_id, day) if fen else None,
+        closed_at_ms=now_ms, test=app.sandbox or None)
+    moved = PlaySettlementItem(bill_pk(app.app_id), CURSOR_SK, app_id=app.app_id, through_day=day,
+                               cumulative_share=after, closed_at_ms=now_ms)
+    cursor_condition = (PlaySettlementItem.sk.does_not_exist() if cursor is None
+                        else PlaySettlementItem.through_day == cursor.through_day)
+
+    def attempt() -> None:
+        with TransactWrite(connection=connection()) as tx:
+            tx.save(bill, condition=PlaySettlementItem.sk.does_not_exist())
+            tx.save(moved, condition=cursor_condition)
+
+    try:
+        with_retries(attempt)
+    except TransactWriteError as exc:
+        if "ConditionalCheckFailed" in cancellation_codes(exc):
+            return "exists"
+        raise
+    logger.info("play bill closed", extra={"app_id": app.app_id, "day": day, "developer_share": totals.developer_share,
+                                           "credit_fen": fen})
+    return "closed"
+
+
+def ensure_bill_activity(activity_id: str) -> None:
+    """The rewards activity and cash scene bills are credited in, created on first use."""
+    from chalicelib.rewards import config_store
+    from chalicelib.rewards.config import Activity, Child, parse_scene
+
+    try:
+        config_store.get_activity_uncached(activity_id)
+    except ActivityNotFound:
+        child = Child("formal", "formal", 1_577_836_800_000, 4_102_444_800_000)  # 2020-01-01 .. 2100-01-01 UTC
+        config_store.put_activity(Activity(activity_id, "Interactive play bills", (child,)))
+    try:
+        config_store.get_scene(activity_id, BILL_SCENE)
+    except SceneNotFound:
+        config_store.put_scene(parse_scene(activity_id, BILL_SCENE, {
+            "award_type": "cash", "stock_control": False, "order_cap": BILL_ORDER_CAP,
+            "bill_text": "Interactive play revenue share"}))
+
+
+def place_credit(app: apps.PlayApp, bill: PlaySettlementItem) -> str:
+    """Place a closed bill's credit (idempotent by order id) and mark it PLACED; returns the order id.
+
+    No reward token is signed (nobody presents one for a bill), so this needs no signing key.
+    """
+    from chalicelib.rewards import grants
+    from chalicelib.rewards.orders import GrantRequest
+    from chalicelib.rewards.tables import CREDITED
+
+    activity_id = bill_activity(app)
+    ensure_bill_activity(activity_id)
+    order, _created = grants.place(GrantRequest(
+        activity_id=activity_id, scene_id=BILL_SCENE, act_id=wallet_act_id(app.app_id),
+        rain_id=settlement.day_key(bill.day), award_type="cash", stage="1", amount=int(bill.credit_fen)))
+    if order.status != CREDITED:
+        # Crediting is idempotent: re-sending for an order placed by an earlier, interrupted run is harmless.
+        grants.enqueue([order])
+    try:
+        with_retries(lambda: bill.update(actions=[PlaySettlementItem.credit_status.set(PLACED),
+                                                  PlaySettlementItem.credit_order_id.set(order.order_id)],
+                                         condition=PlaySettlementItem.credit_status == PENDING))
+    except UpdateError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+    return order.order_id
+
+
+def _pending_bills(app_id: int, days: Iterable[str]) -> list[PlaySettlementItem]:
+    keys = [(bill_pk(app_id), settlement.day_key(d)) for d in days]
+    items = with_retries(lambda: list(PlaySettlementItem.batch_get(keys, consistent_read=True))) if keys else []
+    return sorted((i for i in items if i.credit_status == PENDING), key=lambda i: i.sk)
+
+
+def close_due(now_ms: int | None = None, deadline_s: float | None = None,
+              app_ids: Iterable[int] | None = None) -> CloseReport:
+    """Close every due day of every app (or of `app_ids`), oldest first; place every pending credit of the
+    last two months."""
+    now_ms = clock.now_ms() if now_ms is None else now_ms
+    stop_at = None if deadline_s is None else time.monotonic() + deadline_s
+    latest = settlement.latest_closable_day(now_ms)
+    report = CloseReport()
+    chosen = None if app_ids is None else set(app_ids)
+    for app in apps.list_apps():
+        if chosen is not None and app.app_id not in chosen:
+            continue
+        cursor = _get(app.app_id, CURSOR_SK)
+        day = (settlement.next_day(cursor.through_day) if cursor is not None
+               else settlement.day_of(app.created_at_ms))
+        for _ in range(MAX_DAYS_PER_RUN):
+            if day > latest or (stop_at is not None and time.monotonic() > stop_at):
+                break
+            outcome = close_day(app, day, cursor)
+            if outcome == "held":
+                report.held.append(f"{app.app_id}/{day}")
+                break  # days close in order: the cumulative share depends on every day before
+            if outcome == "closed":
+                report.closed.append(f"{app.app_id}/{day}")
+            cursor = _get(app.app_id, CURSOR_SK)
+            day = settlement.next_day(day)
+        recent = [settlement.next_day(latest, -back) for back in range(MAX_DAYS_PER_RUN)]
+        for bill in _pending_bills(app.app_id, recent):
+            try:
+                report.credited.append(place_credit(app, bill))
+            except RewardgateError as error:
+                # Retried by the next run (every 10 minutes); the bill stays PENDING.
+                logger.warning("play bill credit not placed", extra={"app_id": app.app_id, "day": bill.day,
+                                                                     "error": error.code})
+                report.credit_failed.append(f"{app.app_id}/{bill.day}")
+    return report

@@ -1,0 +1,49 @@
+"""Request models of interactive play: every invalid field named, live messages checked on what matters."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.errors import InvalidFields, OpenLiveBadRequest
+from chalicelib.play import models as m
+
+
+def problems(model, body) -> dict[str, str]:
+    with pytest.raises(InvalidFields) as caught:
+        m.parse(model, body)
+    return {p["field"]: p["problem"] for p in caught.value.details["fields"]}
+
+
+def test_play_app_put__several_bad_fields__every_one_named():
+    found = problems(m.PlayAppPut, {"name": "", "share_bp": 10_001, "interactive_gift_ids": [0, "2"],
+                                    "sandbox": "yes", "colour": "red"})
+    assert set(found) == {"name", "share_bp", "interactive_gift_ids.0", "interactive_gift_ids.1", "sandbox", "colour"}
+    assert found["colour"] == "Extra inputs are not permitted"
+
+
+def test_play_app_put__repeated_gift__refused():
+    assert "repeat" in str(problems(m.PlayAppPut, {"name": "a", "share_bp": 1, "interactive_gift_ids": [3, 3]}))
+
+
+def test_limits__cap_below_base__refused():
+    found = problems(m.PlayAppPut, {"name": "a", "share_bp": 1, "interactive_gift_ids": [],
+                                    "limits": {"ban_base_s": 100, "ban_cap_s": 10}})
+    assert list(found) == ["limits"]
+
+
+def test_gift_data__money_fields_strict__a_string_price_or_bool_num_refused_extra_fields_kept():
+    found = problems(m.GiftData, {"msg_id": "x", "open_id": "o", "uname": "u", "gift_id": 1, "gift_name": "g",
+                                  "gift_num": True, "price": "1000", "paid": 1})
+    assert set(found) == {"gift_num", "price", "paid"}
+    ok = m.parse(m.GiftData, {"msg_id": "x", "open_id": "o", "uname": "u", "gift_id": 1, "gift_name": "g",
+                              "gift_num": 2, "price": 1000, "paid": True, "combo_info": {"combo_count": 3}})
+    assert ok.model_extra == {"combo_info": {"combo_count": 3}}
+
+
+def test_open_live_body__numeric_strings_accepted_extras_ignored__missing_field_is_4000():
+    body = m.parse_open_live(m.StartBody, {"code": "ABC", "app_id": "12", "extra": 1})
+    assert (body.code, body.app_id) == ("ABC", 12)
+    with pytest.raises(OpenLiveBadRequest, match="game_id"):
+        m.parse_open_live(m.EventsBody, {"after_seq": 1})
+    with pytest.raises(OpenLiveBadRequest, match="limit"):
+        m.parse_open_live(m.EventsBody, {"game_id": "g", "limit": 101})

@@ -254,34 +254,7 @@ class PayoutFailed(RewardgateError):
     code = "payout_failed"
 
 
-# --- internal --------------------------------------------------------------------------------
-
-
-class InternalError(RewardgateError):
-    """An unexpected failure inside rewardgate."""
-
-    code = "internal_error"
-    public = False
-    public_detail = "internal error"
-
-
-class PoisonMessage(RewardgateError):
-    """A queue message can never succeed (unknown order, mismatched facts); it must reach the DLQ."""
-
-    code = "poison_message"
-
-
-# --- interactive play (/v1 routes) -------------------------------------------------------------
-
-
-class InvalidFields(InvalidField):
-    """Several request fields are invalid; `fields` lists every one with its problem."""
-
-    def __init__(self, problems: list[dict[str, str]]) -> None:
-        first = problems[0]
-        super().__init__(first["field"], first["problem"])
-        self.message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-        self.details["fields"] = problems
+# --- interactive play ------------------------------------------------------------------------
 
 
 class PlayConflict(RewardgateError):
@@ -332,7 +305,7 @@ class AnchorNotFound(NotFound):
     code = "anchor_not_found"
 
 
-# --- interactive play: the Bilibili-compatible signed API (/v2/app/*) ---------------------------
+# The Bilibili-compatible signed API (/v2/app/*) answers these in its envelope, by `bili_code`, at HTTP 200.
 
 
 class OpenLiveError(RewardgateError):
@@ -436,3 +409,20 @@ class InvalidIdentityCode(OpenLiveError):
     """The identity code is unknown or was refreshed (7007)."""
 
     bili_code = 7007
+
+
+# --- internal --------------------------------------------------------------------------------
+
+
+class InternalError(RewardgateError):
+    """An unexpected failure inside rewardgate."""
+
+    code = "internal_error"
+    public = False
+    public_detail = "internal error"
+
+
+class PoisonMessage(RewardgateError):
+    """A queue message can never succeed (unknown order, mismatched facts); it must reach the DLQ."""
+
+    code = "poison_message"

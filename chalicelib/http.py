@@ -55,6 +55,7 @@ STATUS: dict[type[errors.RewardgateError], int] = {
     errors.OrderConflict: 409,
     errors.InsufficientBalance: 409,
     errors.WithdrawalConflict: 409,
+    errors.PlayConflict: 409,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.AmountOverCap: 422,
@@ -66,7 +67,6 @@ STATUS: dict[type[errors.RewardgateError], int] = {
     errors.StorageUnavailable: 503,
     errors.SwitchedOff: 503,
     errors.PayoutUnavailable: 503,
-    errors.PlayConflict: 409,
 }
 
 # Refusals an operator chose (a switch, no payout provider): answered 503 so callers back off, but

@@ -132,10 +132,11 @@ def _invoke_arn(route: Route) -> dict[str, Any]:
 # One managed policy per kind of caller (the operation's `access`, chalicelib/edge/registry.py); attach
 # the one (or ones) a principal needs. Read-only covers every GET route that needs IAM.
 CALLER_POLICIES = {
-    "AdminApiPolicy": ("admin", "operators' changes: activities, scenes, switches, reconciliations"),
+    "AdminApiPolicy": ("admin", "operators' changes: activities, scenes, switches, reconciliations, play apps"),
     "GrantServicePolicy": ("grant", "upstream services granting rewards: grants and batch grants"),
     "WalletServicePolicy": ("wallet", "the wallet service: balances, flow, withdrawals"),
     "ReadOnlyApiPolicy": ("read", "read-only callers (on-call, dashboards): every GET route"),
+    "LivePlatformPolicy": ("platform", "the live platform's services: streamers' identity codes, rooms' live events"),
 }
 
 

@@ -283,6 +283,9 @@ def _outputs(stage: str, has_api: bool) -> dict[str, Any]:
                                        "Value": {"Ref": "WalletServicePolicy"}},
             "ReadOnlyApiPolicyArn": {"Description": "Attach to read-only callers (every GET route)",
                                      "Value": {"Ref": "ReadOnlyApiPolicy"}},
+            "LivePlatformPolicyArn": {"Description": "Attach to the live platform's services (identity codes, "
+                                                     "rooms' live events)",
+                                      "Value": {"Ref": "LivePlatformPolicy"}},
         }
     return outputs
 

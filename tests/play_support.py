@@ -163,7 +163,7 @@ def ingest_direct(room_id: int, messages: list[dict[str, Any]], test: bool = Fal
     from chalicelib.play import ingest
     from chalicelib.play.models import LiveEventIn
 
-    incoming = [ingest.parse_event(room_id, LiveEventIn.model_validate(m), test) for m in messages]
+    incoming = ingest.parse_events(room_id, [LiveEventIn.model_validate(m) for m in messages], test)
     return ingest.ingest(room_id, incoming, test)
 
 

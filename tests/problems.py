@@ -13,6 +13,9 @@ STATUS = {
     "unsupported_media_type": 415, "amount_over_cap": 422, "award_type_mismatch": 422,
     "open_time_out_of_range": 422, "rate_limited": 429, "internal_error": 500, "payout_failed": 502,
     "storage_unavailable": 503, "switched_off": 503, "payout_unavailable": 503,
+    # interactive play
+    "play_app_not_found": 404, "anchor_not_found": 404, "play_app_exists": 409, "sandbox_immutable": 409,
+    "code_room_conflict": 409, "live_event_conflict": 409, "sandbox_only": 409,
 }
 TITLES = {
     "activity_not_found": "No activity with this id is configured",
@@ -46,6 +49,13 @@ TITLES = {
     "unsupported_media_type": "The request's Content-Type is not one the route takes",
     "withdrawal_conflict": "The withdrawal request id exists with a different amount",
     "withdrawal_not_found": "No withdrawal with this request id exists in the wallet",
+    "play_app_not_found": "No play app with this id is configured",
+    "anchor_not_found": "This anchor has no identity code yet",
+    "play_app_exists": "A play app with this id already exists (use rotate-key or PUT to change it)",
+    "sandbox_immutable": "A play app's sandbox flag cannot change: sandbox and live money never share an app",
+    "code_room_conflict": "The anchor's identity code is bound to another room",
+    "live_event_conflict": "A live event with this msg_id was received with different content",
+    "sandbox_only": "A test event was sent to a room whose running game belongs to a non-sandbox app",
 }
 # Errors whose cause is internal: a fixed detail, no details.
 FIXED_DETAIL = {"rejected": "callback rejected", "storage_unavailable": "a backing service is unavailable; retry later",

@@ -157,9 +157,11 @@ def build(app: Any) -> dict[str, Any]:
         "info": {
             "title": "rewardgate",
             "version": __version__,
-            "description": "Callback gateway, exactly-once reward issuing and crediting, wallets and reconciliation. "
-                           "Every refusal is an RFC 9457 problem (application/problem+json); money is integer minor "
-                           "units (fen, or pieces for coupons). Routes under /v1/ need SigV4 (IAM) in AWS.",
+            "description": "Callback gateway, exactly-once reward issuing and crediting, wallets, reconciliation and "
+                           "interactive play. Every refusal is an RFC 9457 problem (application/problem+json), except "
+                           "the platform callbacks' text and the open-live API (/v2/app/*), which answers in "
+                           "Bilibili's envelope {code, message, request_id, data}; money is integer minor units (fen, "
+                           "or pieces for coupons). Routes under /v1/ need SigV4 (IAM) in AWS.",
         },
         "servers": [
             {"url": "http://127.0.0.1:8000", "description": "the local stack (make run)"},

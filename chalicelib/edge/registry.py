@@ -25,9 +25,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 
 from chalicelib import errors
+from chalicelib.edge.fields import field_errors
 from chalicelib.edge.models import IDENT_PATTERN, IDENT_PROBLEM
 from chalicelib.errors import RewardgateError
 from chalicelib.http import JSON, api, current_request
@@ -38,7 +40,8 @@ ADMIN = "admin"  # operators: activities, scenes, switches, reconciliations
 GRANT = "grant"  # upstream services granting rewards
 WALLET = "wallet"  # the wallet service: balances, flow, withdrawals
 READ = "read"  # read-only callers (on-call, dashboards)
-ACCESS_KINDS = (PUBLIC, ADMIN, GRANT, WALLET, READ)
+PLATFORM = "platform"  # the live platform's own services: streamers' identity codes, rooms' live events
+ACCESS_KINDS = (PUBLIC, ADMIN, GRANT, WALLET, READ, PLATFORM)
 
 DEFAULT_MAX_BODY = 256 * 1024
 
@@ -175,59 +178,6 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
 
 # --- validation -------------------------------------------------------------------------------------
 
-def _where(loc: tuple[Any, ...], prefix: str) -> str:
-    out = prefix
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "body"
-
-
-def _problem(error: Mapping[str, Any]) -> str:
-    kind, ctx = error["type"], error.get("ctx") or {}
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "is not a known field"
-    if kind == "string_pattern_mismatch":
-        return IDENT_PROBLEM if ctx.get("pattern") == IDENT_PATTERN else f"must match {ctx.get('pattern')}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return "must be an integer"
-    if kind == "bool_type":
-        return "must be true or false"
-    if kind == "string_type":
-        return "must be a string"
-    if kind in ("list_type", "tuple_type"):
-        return "must be a list"
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return "must be an object"
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx.get('le')}"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}"
-    if kind == "too_short":
-        return f"must have at least {ctx.get('min_length')} items"
-    if kind == "too_long":
-        return f"must have at most {ctx.get('max_length')} items"
-    if kind == "string_too_long":
-        return f"must be at most {ctx.get('max_length')} characters"
-    if kind == "string_too_short":
-        return f"must be at least {ctx.get('min_length')} characters"
-    if kind == "value_error":
-        return str(ctx.get("error") or error["msg"])
-    message = str(error["msg"])
-    return message[:1].lower() + message[1:]
-
-
-def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
-    """Every error of a pydantic validation as `{field, problem}`."""
-    return [{"field": _where(tuple(e["loc"]), prefix), "problem": _problem(e)} for e in exc.errors()]
-
-
 def _body_json_error(exc: ValidationError) -> errors.InvalidJson | None:
     for error in exc.errors():
         if error["type"] == "json_invalid":
@@ -239,20 +189,39 @@ def _body_json_error(exc: ValidationError) -> errors.InvalidJson | None:
     return None
 
 
-def validate_body(model: type[BaseModel], raw: bytes | str | None, max_bytes: int = DEFAULT_MAX_BODY) -> BaseModel:
-    """A JSON body validated against `model`; `InvalidJson`, `PayloadTooLarge` or `InvalidField` otherwise."""
+def _check_size(raw: bytes | str | None, max_bytes: int) -> None:
     if raw is not None and len(raw) > max_bytes:
         raise errors.PayloadTooLarge(f"request body exceeds {max_bytes} bytes", limit_bytes=max_bytes)
     if raw is None or raw in (b"", ""):
         raise errors.InvalidJson("request body is empty; expected a JSON object")
+
+
+def validate_body(model: type[BaseModel], raw: bytes | str | None, max_bytes: int = DEFAULT_MAX_BODY) -> BaseModel:
+    """A JSON body validated against `model`; `InvalidJson`, `PayloadTooLarge` or `InvalidField` otherwise."""
+    _check_size(raw, max_bytes)
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate_json(raw)  # type: ignore[arg-type]
     except ValidationError as exc:
         bad_json = _body_json_error(exc)
         if bad_json is not None:
             raise bad_json from None
         found = field_errors(exc)
         raise errors.InvalidField(found[0]["field"], found[0]["problem"], found) from None
+
+
+def read_object(raw: bytes | str | None, max_bytes: int = DEFAULT_MAX_BODY) -> dict[str, Any]:
+    """A JSON object body, parsed once, for a view whose model depends on the body's shape (`parse_body=False`):
+    it validates it with `chalicelib.edge.fields.validated`. NaN and Infinity are not JSON and are refused."""
+    _check_size(raw, max_bytes)
+    try:
+        value = pydantic_core.from_json(raw, allow_inf_nan=False)  # type: ignore[arg-type]
+    except ValueError as exc:
+        nested = "recursion limit" in str(exc)
+        raise errors.InvalidJson("request body is nested too deeply" if nested
+                                 else "request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise errors.InvalidJson("request body must be a JSON object")
+    return value
 
 
 def validate_request(op: Operation, path_values: Mapping[str, str], query: Mapping[str, str] | None,

@@ -23,11 +23,12 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.dynamo import cancellation_codes, connection, with_retries
+from chalicelib.edge.fields import validated
 from chalicelib.errors import InvalidField, SandboxOnly, StorageUnavailable
 from chalicelib.play import apps, games, settlement, stream
 from chalicelib.play.config import play_settings
 from chalicelib.play.lifecycle import RUNNING
-from chalicelib.play.models import DATA_MODELS, SEND_GIFT, SEQ_SKIPPED, IngestResult, LiveEventIn, parse
+from chalicelib.play.models import DATA_MODELS, SEND_GIFT, SEQ_SKIPPED, IngestResult, LiveEventIn
 from chalicelib.play.tables import PlayGuardItem, PlaySettlementItem, PlayStreamItem
 
 MAX_TX_ITEMS = 100
@@ -48,21 +49,38 @@ class Incoming:
     gift: settlement.Gift | None
 
 
-def parse_event(room_id: int, event: LiveEventIn, test: bool, prefix: str = "") -> Incoming:
-    """Check a message's data against its cmd (every invalid field named) and fingerprint it."""
-    model = DATA_MODELS[event.cmd]
-    data = parse(model, event.data, prefix=f"{prefix}data.")
+def _incoming(room_id: int, event: LiveEventIn, test: bool, where: str) -> Incoming:
+    data = validated(DATA_MODELS[event.cmd], event.data, prefix=f"{where}data")
     if data.room_id is not None and data.room_id != room_id:
-        raise InvalidField(f"{prefix}data.room_id", f"is {data.room_id} but the event was posted to room {room_id}")
-    raw = json.dumps(event.data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        raise InvalidField(f"{where}data.room_id", f"is {data.room_id} but the event was posted to room {room_id}")
+    try:
+        raw = json.dumps(event.data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # a number JSON cannot hold (1e400 parses as infinity): the stream must stay JSON
+        raise InvalidField(f"{where}data", "must hold only finite numbers") from None
     if len(raw.encode()) > MAX_DATA_BYTES:
-        raise InvalidField(f"{prefix}data", f"must be at most {MAX_DATA_BYTES} bytes of JSON")
+        raise InvalidField(f"{where}data", f"must be at most {MAX_DATA_BYTES} bytes of JSON")
     content_hash = hashlib.sha256(f"{event.cmd}\n{int(test)}\n{raw}".encode()).hexdigest()
     gift = None
     if event.cmd == SEND_GIFT:
         gift = settlement.Gift(msg_id=data.msg_id, gift_id=data.gift_id, gift_num=data.gift_num, price=data.price,
                                paid=data.paid)
     return Incoming(cmd=event.cmd, data=event.data, msg_id=data.msg_id, content_hash=content_hash, gift=gift)
+
+
+def parse_events(room_id: int, events: Sequence[LiveEventIn], test: bool, prefix: str = "") -> list[Incoming]:
+    """Check each message's data against its cmd and fingerprint it; one `InvalidField` naming every invalid
+    field of every message otherwise. `prefix` names the list in those fields (`events` gives
+    `events[3].data.price`); without it (the single form) they read `data.price`."""
+    found: list[dict[str, str]] = []
+    parsed: list[Incoming] = []
+    for index, event in enumerate(events):
+        try:
+            parsed.append(_incoming(room_id, event, test, f"{prefix}[{index}]." if prefix else ""))
+        except InvalidField as error:
+            found += error.details["errors"]
+    if found:
+        raise InvalidField(found[0]["field"], found[0]["problem"], found)
+    return parsed
 
 
 def marker_pk(room_id: int, msg_id: str) -> str:

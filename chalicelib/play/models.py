@@ -1,30 +1,39 @@
 """Request and response models of interactive play (pydantic v2), and the live messages' fields.
 
-`/v1/...` request models are strict (no type coercion) and refuse unknown fields; a failed validation
-reports every invalid field (`errors.InvalidFields`). The `/v2/app/*` bodies follow what open-live
-clients send (Bilibili's own field names; unknown fields ignored, numbers given as digit strings
-accepted), so unchanged clients keep working. Live messages (`data`) are checked on the fields
+`/v1` request models are the edge's (`chalicelib.edge.models.RequestModel`: strict types, unknown fields
+refused); the edge reports every invalid field at once (`400 invalid_field`). The `/v2/app/*` bodies follow
+what open-live clients send (Bilibili's own field names; unknown fields ignored, numbers given as digit
+strings accepted), so unchanged clients keep working. Live messages (`data`) are checked on the fields
 rewardgate relies on (ids, money) and keep every other field verbatim: the platform adds fields over time.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from chalicelib.errors import InvalidFields, OpenLiveBadRequest
+from chalicelib.edge.models import MAX_SAFE_INT, QueryModel, RequestModel, ResponseModel
+from chalicelib.errors import OpenLiveBadRequest
 
-MAX_ID = 2**53 - 1  # JSON numbers beyond this lose precision in many clients
+MAX_ID = MAX_SAFE_INT  # JSON numbers beyond this lose precision in many clients
 M = TypeVar("M", bound=BaseModel)
 
 PositiveId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 Amount = Annotated[StrictInt, Field(ge=0, le=10**12)]
 Text64 = Annotated[StrictStr, Field(min_length=1, max_length=64)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
 
 
 class _Open(BaseModel):
@@ -36,35 +45,20 @@ class _Message(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
 
-def _problems(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
-    problems = []
-    for error in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in error["loc"]) or "body"
-        problems.append({"field": f"{prefix}{location}", "problem": error["msg"]})
-    return problems
-
-
-def parse(model: type[M], value: Any, prefix: str = "") -> M:
-    """Validate a `/v1` request body; `InvalidFields` naming every invalid field otherwise."""
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        raise InvalidFields(_problems(exc, prefix)) from None
-
-
 def parse_open_live(model: type[M], value: Any) -> M:
     """Validate a `/v2/app/*` body; `OpenLiveBadRequest` (Bilibili 4000) naming every invalid field."""
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        listed = "; ".join(f"{p['field']}: {p['problem']}" for p in _problems(exc))
+        listed = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                           for e in exc.errors(include_url=False))
         raise OpenLiveBadRequest(f"invalid parameters: {listed}") from None
 
 
 # --- play apps ---------------------------------------------------------------------------------
 
 
-class Limits(_Strict):
+class Limits(RequestModel):
     """Per-API rate limits (calls per second) and the ban policy; any left out keeps its default."""
 
     start: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = None
@@ -83,7 +77,7 @@ class Limits(_Strict):
         return self
 
 
-class PlayAppPut(_Strict):
+class PlayAppPut(RequestModel):
     """`PUT /v1/admin/play-apps/{app_id}`."""
 
     name: Text64
@@ -99,7 +93,7 @@ class PlayAppPut(_Strict):
         return self
 
 
-class RatioView(BaseModel):
+class RatioView(ResponseModel):
     """One version of the revenue share."""
 
     version: int
@@ -107,7 +101,7 @@ class RatioView(BaseModel):
     effective_from_ms: int
 
 
-class BanView(BaseModel):
+class BanView(ResponseModel):
     """The security centre's view of an app."""
 
     offences: int
@@ -115,7 +109,7 @@ class BanView(BaseModel):
     banned: bool
 
 
-class PlayAppView(BaseModel):
+class PlayAppView(ResponseModel):
     """A play app as the admin API shows it (never its secret)."""
 
     app_id: int
@@ -132,17 +126,23 @@ class PlayAppView(BaseModel):
     security: BanView | None = None
 
 
+class PlayAppsView(ResponseModel):
+    """`GET /v1/admin/play-apps`: every play app."""
+
+    play_apps: list[PlayAppView]
+
+
 # --- identity codes ----------------------------------------------------------------------------
 
 
-class CodeRequest(_Strict):
+class CodeRequest(RequestModel):
     """`POST /v1/play/anchors/{anchor_id}/code`."""
 
     room_id: PositiveId
     uname: Annotated[StrictStr, Field(max_length=64)] | None = None
 
 
-class CodeView(BaseModel):
+class CodeView(ResponseModel):
     """An anchor's identity code (shown to the anchor only)."""
 
     anchor_id: int
@@ -246,14 +246,14 @@ DATA_MODELS: dict[str, type[_Common]] = {
 }
 
 
-class LiveEventIn(_Strict):
+class LiveEventIn(RequestModel):
     """One live message from the platform: Bilibili's `cmd` and its `data`."""
 
     cmd: LiveCmd
     data: dict[str, Any]
 
 
-class LiveEventsIn(_Strict):
+class LiveEventsIn(RequestModel):
     """`POST /v1/play/rooms/{room_id}/events`, batch form; `test` marks debug-tool events."""
 
     events: Annotated[list[LiveEventIn], Field(min_length=1, max_length=100)]
@@ -266,7 +266,20 @@ class LiveEventOne(LiveEventIn):
     test: StrictBool = False
 
 
-class IngestResult(BaseModel):
+class LiveEventsBody(RootModel[LiveEventOne | LiveEventsIn]):
+    """`POST /v1/play/rooms/{room_id}/events`: one live message, or a batch of 1-100 (`events`).
+
+    Documentation only: the route picks the form by the body's shape (`events` present or not) and reports
+    the invalid fields of that form alone (`form_of`).
+    """
+
+    @staticmethod
+    def form_of(value: dict[str, Any]) -> type[LiveEventOne] | type[LiveEventsIn]:
+        """The model a JSON object is validated against: the batch form when it has `events`."""
+        return LiveEventsIn if "events" in value else LiveEventOne
+
+
+class IngestResult(ResponseModel):
     """What happened to one live message."""
 
     msg_id: str
@@ -276,16 +289,20 @@ class IngestResult(BaseModel):
     settled: bool = False
 
 
-class IngestResults(BaseModel):
+class IngestResults(ResponseModel):
     """The batch form's answer, in request order."""
 
     results: list[IngestResult]
 
 
+class IngestAnswer(RootModel[IngestResult | IngestResults]):
+    """The single form's answer (what happened to the message), or the batch form's (to each, in order)."""
+
+
 # --- settlement ---------------------------------------------------------------------------------
 
 
-class CreditView(BaseModel):
+class CreditView(ResponseModel):
     """How a closed bill reached the developer's wallet."""
 
     order_id: str | None
@@ -295,7 +312,25 @@ class CreditView(BaseModel):
     status: Literal["PENDING", "PLACED", "NONE"]
 
 
-class SettlementView(BaseModel):
+DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+class SettlementQuery(QueryModel):
+    """`GET /v1/play-apps/{app_id}/settlement?day=YYYY-MM-DD`."""
+
+    day: Annotated[str, Field(pattern=DAY_PATTERN, description="a UTC+8 calendar day, like 2026-11-22")]
+
+    @field_validator("day")
+    @classmethod
+    def _calendar_day(cls, value: str) -> str:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("is not a calendar day") from None
+        return value
+
+
+class SettlementView(ResponseModel):
     """`GET /v1/play-apps/{app_id}/settlement?day=YYYY-MM-DD` (amounts in platform units, 1 000 = ¥1)."""
 
     app_id: int
@@ -347,3 +382,93 @@ class EventsBody(_Open):
     game_id: GameId
     after_seq: Annotated[int, Field(ge=0, le=MAX_ID)] = 0
     limit: Annotated[int, Field(ge=1, le=100)] = 100
+
+
+# --- the /v2/app/* answers (Bilibili's envelope) ----------------------------------------------------
+
+
+class Empty(BaseModel):
+    """`data` of a refusal, and of a heartbeat or end that succeeded: `{}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class GameInfo(ResponseModel):
+    """The game a start found or began."""
+
+    game_id: str
+
+
+class WebsocketInfo(ResponseModel):
+    """How the play connects for pushed events: its signed auth body and the links to try."""
+
+    auth_body: str
+    wss_link: list[str]
+
+
+class AnchorInfo(ResponseModel):
+    """The streamer of the room (`open_id`: the anchor as this app sees it)."""
+
+    room_id: int
+    uname: str | None
+    uface: str | None
+    uid: int
+    open_id: str
+
+
+class StartData(ResponseModel):
+    """`data` of a start."""
+
+    game_info: GameInfo
+    websocket_info: WebsocketInfo
+    anchor_info: AnchorInfo
+
+
+class BatchHeartbeatData(ResponseModel):
+    """`data` of a batch heartbeat: the games that are not running (the others were kept alive)."""
+
+    failed_game_ids: list[str]
+
+
+class LiveEventOut(ResponseModel):
+    """One event of a game's stream, as the play receives it."""
+
+    seq: int
+    cmd: str
+    data: dict[str, Any]
+
+
+class EventsData(ResponseModel):
+    """`data` of a pull: events after `after_seq`, oldest first; continue with `after_seq = next_seq - 1`."""
+
+    events: list[LiveEventOut]
+    next_seq: int
+    game_status: str
+
+
+class OpenLiveAnswer(ResponseModel):
+    """Bilibili's envelope: `code` 0 is success; 4000-4013 a refused request, 7000-7007 a game's state,
+    5000 a fault to retry (HTTP 503 or 500); `data` is `{}` unless the call succeeded."""
+
+    code: int
+    message: str
+    request_id: str
+    data: Empty
+
+
+class StartAnswer(OpenLiveAnswer):
+    """The answer of `POST /v2/app/start`."""
+
+    data: StartData | Empty  # type: ignore[assignment]
+
+
+class BatchHeartbeatAnswer(OpenLiveAnswer):
+    """The answer of `POST /v2/app/batchHeartbeat`."""
+
+    data: BatchHeartbeatData | Empty  # type: ignore[assignment]
+
+
+class EventsAnswer(OpenLiveAnswer):
+    """The answer of `POST /v2/app/events`."""
+
+    data: EventsData | Empty  # type: ignore[assignment]

@@ -24,6 +24,7 @@ from chalicelib.errors import (
     OpenLiveBadRequest,
     OpenLiveError,
     OpenLiveInvalidApp,
+    RewardgateError,
     SignatureInvalid,
     StorageUnavailable,
     WrongAccept,
@@ -134,10 +135,30 @@ OPERATIONS: dict[str, tuple[type[BaseModel], Operation]] = {
 }
 
 
-def call(api: str, headers: Mapping[str, str], raw: bytes | str | None, now_ms: int | None = None) -> Answer:
+def refusal(error: RewardgateError, api: str, request_id: str, app_id: int | None = None) -> Answer:
+    """The envelope of a call that did not succeed: a refusal (HTTP 200, its Bilibili code), a storage fault
+    (503, code 5000: retry) or anything else (500, code 5000). The edge renders its own errors with it too."""
+    if isinstance(error, OpenLiveError):
+        logger.info("open-live call refused", extra={"api": api, "code": error.bili_code, "detail": error.message,
+                                                     "app_id": app_id, "request_id": request_id})
+        security.metric("PlayCalls", app_id, api=api)
+        security.metric("PlayErrors", app_id, code=str(error.bili_code))
+        return Answer(200, envelope(error.bili_code, error.message, request_id))
+    security.metric("PlayErrors", app_id, code=str(SERVER_ERROR))
+    if isinstance(error, StorageUnavailable):
+        logger.warning("open-live call failed on storage", extra={"api": api, "detail": error.message,
+                                                                 "request_id": request_id})
+        return Answer(503, envelope(SERVER_ERROR, "service unavailable; retry", request_id))
+    logger.error("open-live call failed", extra={"api": api, "problem": error.code, "detail": error.message,
+                                                 "request_id": request_id})
+    return Answer(500, envelope(SERVER_ERROR, "internal error", request_id))
+
+
+def call(api: str, headers: Mapping[str, str], raw: bytes | str | None, now_ms: int | None = None,
+         request_id: str | None = None) -> Answer:
     """Serve one signed API call; `headers` must be case-insensitive (Chalice's are)."""
     now_ms = clock.now_ms() if now_ms is None else now_ms
-    request_id = uuid.uuid4().hex
+    request_id = request_id or uuid.uuid4().hex
     raw_bytes = raw.encode() if isinstance(raw, str) else (raw or b"")
     # Metrics and logs name an app only once its signature verified: a forged key id must not mint metric
     # dimensions (each distinct one is a billed CloudWatch metric).
@@ -151,17 +172,8 @@ def call(api: str, headers: Mapping[str, str], raw: bytes | str | None, now_ms: 
         data = operation(app, parse_open_live(model, _body(raw_bytes)), now_ms)
         security.metric("PlayCalls", app.app_id, api=api)
         return Answer(200, envelope(0, "ok", request_id, data))
-    except OpenLiveError as error:
-        logger.info("open-live call refused", extra={"api": api, "code": error.bili_code, "detail": error.message,
-                                                     "app_id": app_id, "request_id": request_id})
-        security.metric("PlayCalls", app_id, api=api)
-        security.metric("PlayErrors", app_id, code=str(error.bili_code))
-        return Answer(200, envelope(error.bili_code, error.message, request_id))
-    except StorageUnavailable as error:
-        logger.warning("open-live call failed on storage", extra={"api": api, "detail": error.message,
-                                                                 "request_id": request_id})
-        security.metric("PlayErrors", app_id, code=str(SERVER_ERROR))
-        return Answer(503, envelope(SERVER_ERROR, "service unavailable; retry", request_id))
+    except RewardgateError as error:
+        return refusal(error, api, request_id, app_id)
     except Exception:
         logger.exception("open-live call failed", extra={"api": api, "request_id": request_id})
         security.metric("PlayErrors", app_id, code=str(SERVER_ERROR))

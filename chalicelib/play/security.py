@@ -11,18 +11,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock
 from chalicelib.dynamo import error_code, with_retries
 from chalicelib.errors import NonceReplayed, PlayRateLimited, StorageUnavailable
-from chalicelib.observability import NAMESPACE, logger
+from chalicelib.observability import emit_now, logger
 from chalicelib.play import bans
 from chalicelib.play.apps import PlayApp
 from chalicelib.play.config import play_settings
 from chalicelib.play.tables import PlayGuardItem
-from chalicelib.settings import settings
 
 RATE_WINDOW_TTL_S = 120
 BAN_TTL_S = 400 * 24 * 3600
@@ -113,9 +111,5 @@ def unban(app_id: int) -> bans.BanState:
 
 
 def metric(name: str, app_id: int | None, **dimensions: str) -> None:
-    """One EMF metric line (no API call) with the stage and app as dimensions."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as m:
-        m.add_dimension(name="stage", value=settings().stage)
-        m.add_dimension(name="app_id", value=str(app_id) if app_id is not None else "-")
-        for key, value in dimensions.items():
-            m.add_dimension(name=key, value=value)
+    """One EMF metric now (no API call) with the stage and the app (`-` for none) as dimensions."""
+    emit_now(name, 1, app_id=str(app_id) if app_id is not None else "-", **dimensions)

@@ -1,15 +1,20 @@
-"""Interactive play's `/v1` edge (play apps, identity codes, live events, settlement) and its schedules."""
+"""Interactive play's `/v1` edge (play apps, identity codes, live events, settlement) and its schedules.
+
+Ids in paths are positive integers up to 2^53 - 1 (Bilibili's app, room and user ids); bodies and queries are
+the typed models of `chalicelib.play.models`, validated by the edge before a view runs.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from chalice import Blueprint, Rate
 
 from chalicelib import clock
-from chalicelib.errors import InvalidField, LiveEventConflict
-from chalicelib.http import api, json_object, json_response
+from chalicelib import errors as e
+from chalicelib.edge.fields import validated
+from chalicelib.edge.registry import ADMIN, PLATFORM, READ, PathParam, operation, read_object
+from chalicelib.http import current_request, json_response
 from chalicelib.observability import logger
 from chalicelib.play import anchors, apps, bills, games, ingest, security
 from chalicelib.play.bans import banned
@@ -17,24 +22,33 @@ from chalicelib.play.models import (
     MAX_ID,
     BanView,
     CodeRequest,
-    LiveEventOne,
+    CodeView,
+    IngestAnswer,
+    LiveEventsBody,
     LiveEventsIn,
     PlayAppPut,
-    parse,
+    PlayAppsView,
+    PlayAppView,
+    SettlementQuery,
+    SettlementView,
 )
-from chalicelib.play.settlement import day_start_ms
 
 bp = Blueprint(__name__)
 
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # The bills schedule's own time limit: well inside the function's 120 s timeout.
 BILLS_BUDGET_S = 90
+EVENTS_MAX_BODY = 1024 * 1024
+ID_PROBLEM = f"must be a positive integer up to {MAX_ID}"
+# 1-16 digits without a leading zero; the view refuses the 16-digit ones above MAX_ID (`_id`).
+ID_PARAM = PathParam(pattern=r"^[1-9][0-9]{0,15}$", problem=ID_PROBLEM)
+APP_ID = {"app_id": ID_PARAM}
 
 
 def _id(value: str, field: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_ID or value.startswith("0"):
-        raise InvalidField(field, f"must be a positive integer up to {MAX_ID}")
-    return int(value)
+    number = int(value)  # the path parameter matched ID_PARAM
+    if number > MAX_ID:
+        raise e.InvalidField(field, ID_PROBLEM)
+    return number
 
 
 def _app_view(app: apps.PlayApp) -> dict[str, Any]:
@@ -44,76 +58,73 @@ def _app_view(app: apps.PlayApp) -> dict[str, Any]:
     return app.view(ban).model_dump()
 
 
-@bp.route("/v1/admin/play-apps/{app_id}", methods=["PUT"])
-@api
-def put_play_app(app_id: str) -> Any:
+@operation(bp, "PUT", "/v1/admin/play-apps/{app_id}", summary="Create or replace a play app", access=ADMIN,
+           body=PlayAppPut, responses={200: PlayAppView}, path_params=APP_ID, audit="play_app.put",
+           errors=(e.SandboxImmutable, e.ConfigConflict))
+def put_play_app(app_id: str, body: PlayAppPut) -> Any:
     """Create or replace a play app's configuration (a share change takes effect after the cache delay)."""
-    app_id_ = _id(app_id, "app_id")
-    body = parse(PlayAppPut, json_object(bp.current_request.raw_body))
-    return json_response(_app_view(apps.put_app(app_id_, body)))
+    return json_response(_app_view(apps.put_app(_id(app_id, "app_id"), body)))
 
 
-@bp.route("/v1/admin/play-apps/{app_id}", methods=["GET"])
-@api
+@operation(bp, "GET", "/v1/admin/play-apps/{app_id}", summary="A play app", access=READ,
+           responses={200: PlayAppView}, path_params=APP_ID, errors=(e.PlayAppNotFound,))
 def get_play_app(app_id: str) -> Any:
     """A play app with its ratio history and its security-centre state."""
     return json_response(_app_view(apps.get_app_uncached(_id(app_id, "app_id"))))
 
 
-@bp.route("/v1/admin/play-apps", methods=["GET"])
-@api
+@operation(bp, "GET", "/v1/admin/play-apps", summary="Every play app", access=READ, responses={200: PlayAppsView})
 def list_play_apps() -> Any:
-    """Every play app."""
+    """Every play app with its ratio history and its security-centre state."""
     return json_response({"play_apps": [_app_view(app) for app in apps.list_apps()]})
 
 
-@bp.route("/v1/play/anchors/{anchor_id}/code", methods=["POST"])
-@api
-def anchor_code(anchor_id: str) -> Any:
+@operation(bp, "POST", "/v1/play/anchors/{anchor_id}/code", summary="A streamer's identity code", access=PLATFORM,
+           body=CodeRequest, responses={200: CodeView}, path_params={"anchor_id": ID_PARAM},
+           errors=(e.CodeRoomConflict, e.ConfigConflict))
+def anchor_code(anchor_id: str, body: CodeRequest) -> Any:
     """The anchor's identity code for its room (the same until refreshed)."""
-    body = parse(CodeRequest, json_object(bp.current_request.raw_body))
     return json_response(anchors.issue_code(_id(anchor_id, "anchor_id"), body.room_id, body.uname).model_dump())
 
 
-@bp.route("/v1/play/anchors/{anchor_id}/code/refresh", methods=["POST"])
-@api
+@operation(bp, "POST", "/v1/play/anchors/{anchor_id}/code/refresh", summary="A new identity code", access=PLATFORM,
+           responses={200: CodeView}, path_params={"anchor_id": ID_PARAM},
+           errors=(e.AnchorNotFound, e.ConfigConflict))
 def refresh_anchor_code(anchor_id: str) -> Any:
-    """A new identity code; the previous one stops working at once."""
+    """A new identity code; the previous one stops working at once (running games go on)."""
     return json_response(anchors.refresh_code(_id(anchor_id, "anchor_id")).model_dump())
 
 
-@bp.route("/v1/play/rooms/{room_id}/events", methods=["POST"])
-@api
+@operation(bp, "POST", "/v1/play/rooms/{room_id}/events", summary="Live messages of a room", access=PLATFORM,
+           body=LiveEventsBody, parse_body=False, max_body_bytes=EVENTS_MAX_BODY,
+           responses={200: IngestAnswer},
+           path_params={"room_id": ID_PARAM}, errors=(e.LiveEventConflict, e.SandboxOnly))
 def room_events(room_id: str) -> Any:
-    """Live messages from the platform for a room: `{cmd, data}` or `{events: [...]}` (`test` for the debug tool)."""
+    """Live messages from the platform for a room: `{cmd, data}` or `{events: [...]}` (`test` for the debug tool).
+
+    Each message is appended once to the room's running game (deduplicated by `msg_id`) and its interactive
+    gifts settled; a batch answers per message, the single form answers a conflicting repeat with 409.
+    """
     room = _id(room_id, "room_id")
-    body = json_object(bp.current_request.raw_body, max_bytes=1024 * 1024)
-    if "events" in body:
-        batch = parse(LiveEventsIn, body)
-        incoming = [ingest.parse_event(room, event, batch.test, prefix=f"events.{i}.")
-                    for i, event in enumerate(batch.events)]
-        results = ingest.ingest(room, incoming, batch.test)
+    value = read_object(current_request().raw_body, EVENTS_MAX_BODY)
+    body = validated(LiveEventsBody.form_of(value), value)
+    if isinstance(body, LiveEventsIn):
+        incoming = ingest.parse_events(room, body.events, body.test, prefix="events")
+        results = ingest.ingest(room, incoming, body.test)
         return json_response({"results": [r.model_dump() for r in results]})
-    one = parse(LiveEventOne, body)
-    result = ingest.ingest(room, [ingest.parse_event(room, one, one.test)], one.test)[0]
+    result = ingest.ingest(room, ingest.parse_events(room, [body], body.test), body.test)[0]
     if result.status == ingest.CONFLICT:
-        raise LiveEventConflict(f"msg_id {result.msg_id} was received with different content",
-                                msg_id=result.msg_id, game_id=result.game_id, seq=result.seq)
+        raise e.LiveEventConflict(f"msg_id {result.msg_id} was received with different content",
+                                  msg_id=result.msg_id, game_id=result.game_id, seq=result.seq)
     return json_response(result.model_dump())
 
 
-@bp.route("/v1/play-apps/{app_id}/settlement", methods=["GET"])
-@api
-def app_settlement(app_id: str) -> Any:
+@operation(bp, "GET", "/v1/play-apps/{app_id}/settlement", summary="A play app's settlement of a day", access=READ,
+           query=SettlementQuery, responses={200: SettlementView}, path_params=APP_ID,
+           errors=(e.PlayAppNotFound,))
+def app_settlement(app_id: str, query: SettlementQuery) -> Any:
     """A day's settlement (UTC+8): gifts, revenue, developer share, ratio versions; closed or running."""
-    day = (bp.current_request.query_params or {}).get("day")
-    if day is None or not DAY.fullmatch(day):
-        raise InvalidField("day", "query parameter is required, like 2026-11-22 (a UTC+8 day)")
-    try:
-        day_start_ms(day)
-    except ValueError:
-        raise InvalidField("day", "is not a calendar day") from None
-    return json_response(bills.settlement_view(_id(app_id, "app_id"), day).model_dump())
+    return json_response(bills.settlement_view(_id(app_id, "app_id"), query.day).model_dump())
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES))
@@ -130,3 +141,4 @@ def play_bills(event: Any) -> dict:
         security.metric("PlayBillsHeld", None)
     logger.info("play bills", extra=report.body())
     return report.body()
+

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.client
@@ -19,6 +21,17 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 
 from tests.conftest import ROOT, uid
+from tests.openlive_client import bili_headers
+from tests.play_support import (
+    Anchor,
+    PlayApp,
+    danmaku,
+    gift,
+    install_play_key,
+    make_anchor,
+    make_app,
+    start_game,
+)
 from tests.problems import problem
 from tests.rewards_support import make_campaign
 
@@ -28,6 +41,9 @@ WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWri
 # change is audited with its status too); it is the one write a refusal may cause, and only after the
 # request validated.
 AUDIT_TABLE = "rewardgate-local-audit"
+# An open-live call whose signature verified records its nonce and counts against the app's rate limit
+# (the security centre), whatever it is answered: the one table a refused /v2/app/* call may write.
+PLAY_GUARD_TABLE = "rewardgate-local-play-guard"
 
 
 class WriteRecorder:
@@ -184,8 +200,8 @@ def _mutations(example: dict[str, Any]) -> st.SearchStrategy[Any]:
     )
 
 
-def _examples(campaign, tp_app_id: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per operation: a body that would be accepted, the path ids that exist, and query parameters."""
+def _examples(campaign, play) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per operation: a body (and query) that would be accepted."""
     grant = campaign.grant_body("fuzz-user")
     child = {"sub_activity_id": "formal", "purpose": "formal", "starts_at_ms": 0, "ends_at_ms": 4_000_000_000_000}
     return {
@@ -202,10 +218,45 @@ def _examples(campaign, tp_app_id: str) -> dict[tuple[str, str], dict[str, Any]]
             "body": {"TimeStamp": "1", "Nonce": "1", "Encrypt": "AAAA", "MsgSignature": "0" * 40}},
         ("POST", "/callbacks/{tp_app_id}/events"): {
             "body": {"TimeStamp": 1, "Nonce": 1, "Encrypt": "AAAA", "MsgSignature": "0" * 40}},
+        ("PUT", "/v1/admin/play-apps/{app_id}"): {
+            "body": {"name": "fuzz", "share_bp": 5000, "interactive_gift_ids": [31039], "sandbox": False}},
+        ("POST", "/v1/play/anchors/{anchor_id}/code"): {"body": {"room_id": play.admin_room, "uname": "fuzz"}},
+        ("POST", "/v1/play/rooms/{room_id}/events"): {"body": {"events": [danmaku(), gift()], "test": True}},
+        ("GET", "/v1/play-apps/{app_id}/settlement"): {"query": {"day": "2030-01-01"}},
+        ("POST", "/v2/app/start"): {"body": {"code": play.anchor.code, "app_id": play.app.app_id}},
+        ("POST", "/v2/app/heartbeat"): {"body": {"game_id": play.game_id}},
+        ("POST", "/v2/app/batchHeartbeat"): {"body": {"game_ids": [play.game_id, "gone"]}},
+        ("POST", "/v2/app/end"): {"body": {"app_id": play.app.app_id, "game_id": play.ended_game_id}},
+        ("POST", "/v2/app/events"): {"body": {"game_id": play.game_id, "after_seq": 0, "limit": 5}},
     }
 
 
-QUERY_NAMES = ["activity_id", "sub_activity_id", "asset", "limit", "cursor", "type", "bogus"]
+@dataclass(frozen=True)
+class PlayWorld:
+    """A sandbox play app (no rate limit the fuzz can reach) with a running game, and ids the fuzz may use."""
+
+    app: PlayApp
+    anchor: Anchor
+    game_id: str
+    ended_game_id: str  # the fuzz of /v2/app/end ends this one, so the other game keeps running
+    admin_app_id: int  # the admin fuzz may change this app, never the one whose calls are signed
+    admin_anchor_id: int  # the code fuzz may refresh this anchor's code, never the running game's
+    admin_room: int
+
+
+def _play(client) -> PlayWorld:
+    if "p" not in _MADE:
+        install_play_key()
+        app = make_app(client, sandbox=True, limits={api: 100_000 for api in
+                                                     ("start", "heartbeat", "batchHeartbeat", "end", "events")})
+        anchor, other, admin = make_anchor(client), make_anchor(client), make_anchor(client)
+        _MADE["p"] = PlayWorld(app=app, anchor=anchor, game_id=start_game(client, app, anchor),
+                                   ended_game_id=start_game(client, app, other), admin_app_id=make_app(client).app_id,
+                                   admin_anchor_id=admin.anchor_id, admin_room=admin.room_id)
+    return _MADE["p"]
+
+
+QUERY_NAMES = ["activity_id", "sub_activity_id", "asset", "limit", "cursor", "type", "day", "bogus"]
 # Switching grants or withdrawals off would make later examples answer 503 on purpose: the fuzz keeps
 # switch names to ones no other test reads.
 SWITCH_NAMES = ["grants.fuzzact.fuzzscene", "withdrawal_gray_percent-x", "nope"]
@@ -221,17 +272,25 @@ def _operation_params() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("method", "path"), _operation_params())
 def test_fuzz__every_operation__no_5xx_documented_status_and_schema_no_write_on_refusal(
         client, app_and_doc, recorder, tp_app, method, path):
+    from chalicelib.edge.registry import OPERATIONS
+
     _, doc = app_and_doc
-    campaign = _campaign(client)
-    example = _examples(campaign, tp_app.tp_app_id).get((method, path), {})
+    campaign, play = _campaign(client), _play(client)
+    example = _examples(campaign, play).get((method, path), {})
     spec = doc["paths"][path][method.lower()]
+    # Bilibili's /v2/app/* answer in their own envelope: signed with the play app's key, so the fuzz reaches
+    # the body checks and the games behind them
+    envelope = not OPERATIONS[(method, path)].problems and path.startswith("/v2/app/")
     path_names = [p["name"] for p in spec.get("parameters", []) if p["in"] == "path"]
     known_ids = {"activity_id": [campaign.activity_id], "scene_id": [campaign.scene_id],
-                 "tp_app_id": [tp_app.tp_app_id], "name": SWITCH_NAMES, "hour": ["2020-01-01T00", "2020010100"]}
+                 "tp_app_id": [tp_app.tp_app_id], "name": SWITCH_NAMES, "hour": ["2020-01-01T00", "2020010100"],
+                 "app_id": [str(play.admin_app_id), "9007199254740992"], "anchor_id": [str(play.admin_anchor_id)],
+                 "room_id": [str(play.anchor.room_id), "0"]}
     path_values = st.fixed_dictionaries({name: _ids(known_ids.get(name, ["u1", "fuzz-user"])) for name in path_names})
-    query = st.dictionaries(st.sampled_from(QUERY_NAMES),
-                            st.one_of(st.sampled_from([campaign.activity_id, "formal", "CNY", "5", "²", "0"]),
-                                      st.text(max_size=30)), max_size=3)
+    query = st.one_of(st.just(example.get("query", {})), st.dictionaries(
+        st.sampled_from(QUERY_NAMES), st.one_of(st.sampled_from([campaign.activity_id, "formal", "CNY", "5", "²", "0",
+                                                                 "2030-01-01", "2030-02-30"]),
+                                                st.text(max_size=30)), max_size=3))
     bodies = _mutations(example["body"]) if "body" in example else st.none()
     if path == "/v1/admin/switches/{name}":
         path_values = st.fixed_dictionaries({"name": st.sampled_from(SWITCH_NAMES)})
@@ -248,7 +307,12 @@ def test_fuzz__every_operation__no_5xx_documented_status_and_schema_no_write_on_
         kwargs: dict[str, Any] = {}
         if method != "GET":
             raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
-            kwargs = {"body": raw, "headers": {"Content-Type": "application/json"}}
+            headers = {"Content-Type": "application/json"}
+            if envelope:
+                # (a fresh nonce each time: Hypothesis seeds `random`, which the client's default nonce uses)
+                headers = bili_headers(play.app.key.access_key_id, play.app.key.access_key_secret, raw.encode(),
+                                       nonce=uuid.uuid4().hex)
+            kwargs = {"body": raw, "headers": headers}
         with recorder.recording() as writes:
             response = getattr(client.http, method.lower())(url, **kwargs)
         status = response.status_code
@@ -261,7 +325,11 @@ def test_fuzz__every_operation__no_5xx_documented_status_and_schema_no_write_on_
         assert media_type in content, (status, media_type, sorted(content))
         if media_type.endswith("json"):
             _schema_validator(doc, content[media_type]["schema"]).validate(json.loads(response.body))
-        if status >= 400:
+        if envelope:
+            # AND a refusal in the envelope wrote nothing but the security centre's nonce and rate counter
+            if json.loads(response.body)["code"] != 0:
+                assert [w for w in writes if PLAY_GUARD_TABLE not in w[1]] == [], (url, body, writes)
+        elif status >= 400:
             assert media_type == "application/problem+json"
             # AND a refusal wrote nothing (only the audit record of a validated admin change or withdrawal)
             assert [w for w in writes if AUDIT_TABLE not in w[1]] == [], (url, body, writes)
@@ -269,13 +337,13 @@ def test_fuzz__every_operation__no_5xx_documented_status_and_schema_no_write_on_
     run()
 
 
-_CAMPAIGN: dict[str, Any] = {}
+_MADE: dict[str, Any] = {}  # what the fuzz made once for the module: the campaign, the play world
 
 
 def _campaign(client):
-    if "c" not in _CAMPAIGN:
-        _CAMPAIGN["c"] = make_campaign(client, total=10_000, order_cap=100)
-    return _CAMPAIGN["c"]
+    if "c" not in _MADE:
+        _MADE["c"] = make_campaign(client, total=10_000, order_cap=100)
+    return _MADE["c"]
 
 
 def test_registry__operation_with_its_own_envelope__errors_rendered_by_it_not_as_problems():

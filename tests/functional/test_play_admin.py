@@ -7,6 +7,7 @@ import pytest
 from chalicelib import clock
 from chalicelib.play import anchors, apps
 from tests.play_support import clock_at, install_play_key, make_anchor, new_id
+from tests.problems import invalid, problem
 from tests.rewards_support import call
 
 APP = {"name": "Dragon duel", "share_bp": 5000, "interactive_gift_ids": [31039, 31040], "sandbox": False}
@@ -49,9 +50,10 @@ def test_put_play_app__every_bad_field__400_naming_each_and_nothing_stored(clien
     app_id = new_id()
     status, body = call(client, "PUT", f"/v1/admin/play-apps/{app_id}",
                         {"name": "x" * 65, "share_bp": -1, "interactive_gift_ids": "31039", "limits": {"start": 0}})
-    assert status == 400
-    assert body["error"] == "invalid_field"
-    assert [f["field"] for f in body["fields"]] == ["name", "share_bp", "interactive_gift_ids", "limits.start"]
+    assert (status, body) == (400, invalid(("name", "must be at most 64 characters"),
+                                           ("share_bp", "must be at least 0"),
+                                           ("interactive_gift_ids", "must be a list"),
+                                           ("limits.start", "must be at least 1")))
     assert call(client, "GET", f"/v1/admin/play-apps/{app_id}")[0] == 404
 
 
@@ -59,21 +61,22 @@ def test_put_play_app__sandbox_flipped__409_and_unchanged(client):
     app_id = new_id()
     call(client, "PUT", f"/v1/admin/play-apps/{app_id}", APP)
     status, body = call(client, "PUT", f"/v1/admin/play-apps/{app_id}", {**APP, "sandbox": True, "share_bp": 1})
-    assert (status, body["error"], body["sandbox"]) == (409, "sandbox_immutable", False)
+    assert (status, body) == (409, problem("sandbox_immutable", f"play app {app_id} is a live app; sandbox cannot "
+                                           "change (create another app id)", app_id=app_id, sandbox=False))
     assert call(client, "GET", f"/v1/admin/play-apps/{app_id}")[1]["share_bp"] == 5000
 
 
-@pytest.mark.parametrize("app_id", ["0", "-1", "abc", "007", str(2**53)])
+@pytest.mark.parametrize("app_id", ["0", "-1", "abc", "007", str(2**53), "1" * 17])
 def test_play_app_routes__malformed_id__400(client, app_id):
     status, body = call(client, "GET", f"/v1/admin/play-apps/{app_id}")
-    assert (status, body["error"], body["field"]) == (400, "invalid_field", "app_id")
+    assert (status, body) == (400, invalid(("app_id", "must be a positive integer up to 9007199254740991")))
 
 
 def test_get_unknown_play_app__404_play_app_not_found(client):
     app_id = new_id()
     status, body = call(client, "GET", f"/v1/admin/play-apps/{app_id}")
-    assert (status, body) == (404, {"error": "play_app_not_found", "message": f"play app {app_id} is not configured",
-                                    "app_id": app_id})
+    assert (status, body) == (404, problem("play_app_not_found", f"play app {app_id} is not configured",
+                                           app_id=app_id))
 
 
 def test_list_play_apps__includes_a_new_app(client):
@@ -112,16 +115,20 @@ def test_code__only_its_hmac_is_stored(client):
 def test_code__other_room_for_the_same_anchor__409_naming_the_bound_room(client):
     anchor = make_anchor(client)
     status, body = call(client, "POST", f"/v1/play/anchors/{anchor.anchor_id}/code", {"room_id": new_id()})
-    assert (status, body["error"], body["room_id"]) == (409, "code_room_conflict", anchor.room_id)
+    assert (status, body["code"], body["room_id"]) == (409, "code_room_conflict", anchor.room_id)
+    assert body == problem("code_room_conflict", body["detail"], anchor_id=anchor.anchor_id, room_id=anchor.room_id)
+    assert str(anchor.room_id) in body["detail"]
 
 
 def test_code__bad_body__400_every_field(client):
     status, body = call(client, "POST", f"/v1/play/anchors/{new_id()}/code", {"room_id": "12", "uname": 5, "x": 1})
-    assert status == 400 and [f["field"] for f in body["fields"]] == ["room_id", "uname", "x"]
+    assert (status, body) == (400, invalid(("x", "is not a known field"), ("room_id", "must be an integer"),
+                                           ("uname", "must be a string")))
 
 
 def test_refresh__anchor_without_code__404(client):
     anchor_id = new_id()
     status, body = call(client, "POST", f"/v1/play/anchors/{anchor_id}/code/refresh")
-    assert (status, body["error"], body["anchor_id"]) == (404, "anchor_not_found", anchor_id)
+    assert (status, body) == (404, problem("anchor_not_found", f"anchor {anchor_id} has no identity code yet",
+                                           anchor_id=anchor_id))
     assert clock.now_ms() > 0

@@ -262,8 +262,9 @@ def test_metrics__calls_and_errors_by_code_per_app__emitted(client, capsys):
     capsys.readouterr()
     play.heartbeat("no-such-game")
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    # (the edge's own per-request document, `Requests`, carries no app)
     metrics = {(m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], m.get("code"), m.get("api"), m["app_id"])
-               for m in lines}
+               for m in lines if "app_id" in m}
     assert ("PlayCalls", None, "heartbeat", str(app.app_id)) in metrics
     assert ("PlayErrors", "7000", None, str(app.app_id)) in metrics
 
@@ -285,4 +286,22 @@ def test_metrics__forged_key_id__never_becomes_a_metric_dimension(client, capsys
                       bili_headers(f"rgak-{forged_app}-{'a' * 24}", "guess", body))[1]
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert answer["code"] == 4002
-    assert {m["app_id"] for m in lines} == {"-"} and str(forged_app) not in json.dumps(lines)
+    assert {m.get("app_id") for m in lines} == {"-", None} and str(forged_app) not in json.dumps(lines)
+
+
+def test_edge_error__raised_around_the_pipeline__answered_in_the_envelope_not_as_a_problem(client, monkeypatch):
+    # GIVEN a storage failure that escapes the pipeline (the registry's on_error renders it)
+    from chalicelib.errors import StorageUnavailable
+    from chalicelib.play import openlive
+
+    def broken(*_args, **_kwargs):
+        raise StorageUnavailable("the guard table is throttled")
+
+    monkeypatch.setattr(openlive, "call", broken)
+    body = dumps({"game_id": "g"})
+    response = client.http.post("/v2/app/heartbeat", body=body, headers=bili_headers("k", "s", body))
+    # THEN Bilibili's envelope with code 5000 at 503, its request id the edge's, and no internal cause
+    answer = json.loads(response.body)
+    assert (response.status_code, response.headers["Content-Type"]) == (503, "application/json")
+    assert answer == {"code": 5000, "message": "service unavailable; retry",
+                      "request_id": response.headers["X-Request-Id"], "data": {}}

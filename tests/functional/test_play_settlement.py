@@ -23,6 +23,7 @@ from tests.play_support import (
     post_events,
     start_game,
 )
+from tests.problems import invalid, problem
 from tests.rewards_support import call, deliver_credits, purge_credits
 
 DAY = "2030-03-18"
@@ -190,7 +191,10 @@ def test_hour_reconciliation__lost_event_and_lost_entry__both_reported(client, m
 
 def test_settlement__bad_day_or_unknown_app__400_404(client):
     app = make_app(client)
-    assert call(client, "GET", f"/v1/play-apps/{app.app_id}/settlement")[1]["field"] == "day"
-    assert call(client, "GET", f"/v1/play-apps/{app.app_id}/settlement?day=2030-02-30")[0] == 400
-    status, body = call(client, "GET", "/v1/play-apps/123/settlement?day=2030-01-01")
-    assert (status, body["error"]) == (404, "play_app_not_found")
+    assert call(client, "GET", f"/v1/play-apps/{app.app_id}/settlement") == (400, invalid(("day", "is required")))
+    assert call(client, "GET", f"/v1/play-apps/{app.app_id}/settlement?day=2030-02-30") == (
+        400, invalid(("day", "is not a calendar day")))
+    assert call(client, "GET", f"/v1/play-apps/{app.app_id}/settlement?day=2030-1-1&colour=red") == (
+        400, invalid(("day", "must match ^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), ("colour", "is not a known field")))
+    assert call(client, "GET", "/v1/play-apps/123/settlement?day=2030-01-01") == (
+        404, problem("play_app_not_found", "play app 123 is not configured", app_id=123))

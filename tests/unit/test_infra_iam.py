@@ -158,12 +158,13 @@ def test_check_template__wildcard_grant__reported():
 def test_api_caller_policies__every_iam_route__in_some_caller_policy_and_no_callback_in_any():
     resources = merged()["Resources"]
     granted = set()
-    for lid in ("AdminApiPolicy", "GrantServicePolicy", "WalletServicePolicy", "ReadOnlyApiPolicy"):
+    for lid in ("AdminApiPolicy", "GrantServicePolicy", "WalletServicePolicy", "ReadOnlyApiPolicy",
+                "LivePlatformPolicy"):
         (statement,) = resources[lid]["Properties"]["PolicyDocument"]["Statement"]
         granted |= {r["Fn::Sub"].split("/api/", 1)[1] for r in statement["Resource"]}
     private = {f"{r.method.upper()}{re.sub(r'{[^}]+}', '*', r.path)}" for r in lambdas.routes() if not r.public}
     assert granted == private
-    assert not [a for a in granted if "callbacks" in a or "well-known" in a]
+    assert not [a for a in granted if "callbacks" in a or "well-known" in a or "/v2/app/" in a]
 
 
 def test_queues__every_consumed_queue__visibility_at_least_six_times_consumer_timeout():
@@ -208,7 +209,9 @@ def test_caller_policies__one_per_kind__each_only_its_routes():
         "GET/v1/wallets/*", "GET/v1/wallets/*/flow", "POST/v1/wallets/*/withdrawals", "GET/v1/wallets/*/withdrawals/*"}
     assert routes_of("AdminApiPolicy") == {
         "PUT/v1/admin/activities/*", "PUT/v1/admin/activities/*/scenes/*", "PUT/v1/admin/switches/*",
-        "POST/v1/admin/reconciliations"}
+        "POST/v1/admin/reconciliations", "PUT/v1/admin/play-apps/*"}
+    assert routes_of("LivePlatformPolicy") == {
+        "POST/v1/play/anchors/*/code", "POST/v1/play/anchors/*/code/refresh", "POST/v1/play/rooms/*/events"}
     read_only = routes_of("ReadOnlyApiPolicy")
     assert all(r.startswith("GET/v1/") for r in read_only) and "GET/v1/admin/switches" in read_only
     assert not any(r.startswith(("POST", "PUT")) for r in read_only)

@@ -107,7 +107,8 @@ class RewardgateGroup(click.Group):
               help="Local stack state folder (stack.json, data, logs, local secrets). Default: the repo's .local")
 @click.pass_context
 def rewardgate(ctx: click.Context, choice: str | None, stage: str | None, state_dir: Path | None) -> None:
-    """rewardgate operator tool: local stack, tp apps, activities and scenes, reads, keys, reconciliation, audit.
+    """rewardgate operator tool: local stack, tp apps, activities and scenes, reads, keys, reconciliation, audit,
+    interactive play.
 
     Every command takes --output table|json; writes take --yes and --dry-run and ask before changing a
     deployed stage.

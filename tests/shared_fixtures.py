@@ -45,3 +45,21 @@ def queue() -> Iterator[EventsQueue]:
     yield events_queue
     # Leave no event RECEIVED behind: other suites (reconciliation) look for overdue ones.
     events_queue.drain()
+
+
+@pytest.fixture
+def api_url(client) -> Iterator[str]:
+    """The app served over real HTTP on a free port (the local stack's threaded server), for tools that speak
+    HTTP: the CLI's `simulate` commands."""
+    import threading
+
+    import app
+    from rewardgate_ops.local_api import make_server
+    from rewardgate_ops.services import free_port
+
+    server = make_server(app.app, "127.0.0.1", free_port())
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server.server_address[1]}"
+    server.server.shutdown()
+    server.server.server_close()

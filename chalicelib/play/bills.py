@@ -17,7 +17,7 @@ remainder of a day is carried, never lost.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,9 +229,9 @@ def _pending_bills(app_id: int, days: Iterable[str]) -> list[PlaySettlementItem]
 
 
 def close_due(now_ms: int | None = None, deadline_s: float | None = None,
-              app_ids: Iterable[int] | None = None) -> CloseReport:
+              app_ids: Iterable[int] | None = None, on_app: Callable[[], None] | None = None) -> CloseReport:
     """Close every due day of every app (or of `app_ids`), oldest first; place every pending credit of the
-    last two months."""
+    last two months. `on_app` is called after each app (the CLI's progress bar)."""
     now_ms = clock.now_ms() if now_ms is None else now_ms
     stop_at = None if deadline_s is None else time.monotonic() + deadline_s
     latest = settlement.latest_closable_day(now_ms)
@@ -263,4 +263,6 @@ def close_due(now_ms: int | None = None, deadline_s: float | None = None,
                 logger.warning("play bill credit not placed", extra={"app_id": app.app_id, "day": bill.day,
                                                                      "error": error.code})
                 report.credit_failed.append(f"{app.app_id}/{bill.day}")
+        if on_app is not None:
+            on_app()
     return report

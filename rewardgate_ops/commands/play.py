@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import urllib.error
-import urllib.request
 import uuid
 from typing import Any
 
@@ -14,9 +13,10 @@ import click
 from rewardgate_ops.commands import CliContext, pass_cli
 from rewardgate_ops.commands import simulate as simulate_module
 from rewardgate_ops.commands._domain import domain_call
-from rewardgate_ops.commands._play_output import emit, fail, output_option
+from rewardgate_ops.output import emit, output_option, progress, rich_table, write_options
 
-HTTP_TIMEOUT_S = 30
+MAX_ID = 2**53 - 1
+HELD = 3  # `play close-bills` exit status when a day is held by a reconciliation finding
 CMDS = {
     "dm": "LIVE_OPEN_PLATFORM_DM", "gift": "LIVE_OPEN_PLATFORM_SEND_GIFT", "guard": "LIVE_OPEN_PLATFORM_GUARD",
     "super-chat": "LIVE_OPEN_PLATFORM_SUPER_CHAT", "super-chat-del": "LIVE_OPEN_PLATFORM_SUPER_CHAT_DEL",
@@ -30,33 +30,42 @@ def command() -> None:
 
 
 @command.command("code")
-@click.option("--anchor-id", type=click.IntRange(1, 2**53 - 1), required=True, help="The streamer's uid.")
-@click.option("--room-id", type=click.IntRange(1, 2**53 - 1), default=None,
+@click.option("--anchor-id", type=click.IntRange(1, MAX_ID), required=True, help="The streamer's uid.")
+@click.option("--room-id", type=click.IntRange(1, MAX_ID), default=None,
               help="The streamer's room (required the first time; the code is bound to it).")
 @click.option("--uname", default=None, help="The streamer's display name (shown to plays as anchor_info.uname).")
 @click.option("--refresh", is_flag=True, help="Issue a new code; the old one stops working at once.")
+@write_options
 @output_option
 @pass_cli
-def code(cli: CliContext, anchor_id: int, room_id: int | None, uname: str | None, refresh: bool, output: str) -> None:
+def code(cli: CliContext, anchor_id: int, room_id: int | None, uname: str | None, refresh: bool, yes: bool,
+         dry_run: bool, output: str) -> None:
     """Show (or create, or refresh) a streamer's identity code."""
     cli.target()
+    from chalicelib.edge.fields import validated
     from chalicelib.play import anchors
-    from chalicelib.play.models import CodeRequest, parse
+    from chalicelib.play.models import CodeRequest
 
     if refresh:
+        if not cli.confirm(f"replace the identity code of anchor {anchor_id} (the old one stops working)", yes,
+                           dry_run):
+            emit(output, {"dry_run": True, "anchor_id": anchor_id, "refresh": True})
+            return
+        cli.audit("anchor_code.refresh", {"anchor_id": anchor_id})
         view = domain_call(lambda: anchors.refresh_code(anchor_id))
     elif room_id is None:
         view = domain_call(lambda: anchors.get_code(anchor_id))
     else:
-        body = domain_call(lambda: parse(CodeRequest, {"room_id": room_id, "uname": uname}))
+        body = domain_call(lambda: validated(CodeRequest, {"room_id": room_id, "uname": uname}))
         view = domain_call(lambda: anchors.issue_code(anchor_id, body.room_id, body.uname))
-    emit(view.model_dump(), output, ("anchor_id", "room_id", "code", "generation"))
+    emit(output, view.model_dump(), title="identity code")
 
 
 @command.command("init-key")
+@write_options
 @output_option
 @pass_cli
-def init_key(cli: CliContext, output: str) -> None:
+def init_key(cli: CliContext, yes: bool, dry_run: bool, output: str) -> None:
     """Create interactive play's master key in Secrets Manager (once per stage; refuses if it exists)."""
     cli.target()
     from chalicelib.play.config import play_settings
@@ -66,14 +75,18 @@ def init_key(cli: CliContext, output: str) -> None:
     name = play_settings().key_secret
     forget(name)
     if get_secret_json(name) is not None:
-        raise fail(f"{name} already holds the play master key; it is never replaced (every identity code derives "
-                   "from it)")
+        raise click.ClickException(f"{name} already holds the play master key; it is never replaced (every "
+                                   "identity code derives from it)")
+    if not cli.confirm(f"create the play master key in {name}", yes, dry_run):
+        emit(output, {"dry_run": True, "secret": name})
+        return
+    cli.audit("play.init_key", {"secret": name})
     put_secret_json(name, new_master_secret())
-    emit({"secret": name, "created": True}, output, ("secret", "created"))
+    emit(output, {"secret": name, "created": True}, title="play master key")
 
 
 @command.command("settlement")
-@click.option("--app-id", type=click.IntRange(1, 2**53 - 1), required=True, help="The play app.")
+@click.option("--app-id", type=click.IntRange(1, MAX_ID), required=True, help="The play app.")
 @click.option("--day", default=None, help="A UTC+8 day, YYYY-MM-DD (default: today in UTC+8).")
 @output_option
 @pass_cli
@@ -81,30 +94,41 @@ def settlement_cmd(cli: CliContext, app_id: int, day: str | None, output: str) -
     """A day's settlement: gifts, revenue and developer share (1 000 = ¥1), closed or running."""
     cli.target()
     from chalicelib import clock
+    from chalicelib.edge.fields import validated
     from chalicelib.play import bills, settlement
+    from chalicelib.play.models import SettlementQuery
 
     chosen = day or settlement.day_of(clock.now_ms())
-    try:
-        settlement.day_start_ms(chosen)
-    except ValueError:
-        raise click.BadParameter("must be a day like 2026-11-22", param_hint="'--day'") from None
-    view = domain_call(lambda: bills.settlement_view(app_id, chosen))
-    emit(view.model_dump(), output, ("app_id", "day", "gifts", "revenue", "developer_share", "closed",
-                                     "ratio_versions"))
+    query = domain_call(lambda: validated(SettlementQuery, {"day": chosen}))
+    view = domain_call(lambda: bills.settlement_view(app_id, query.day))
+    emit(output, view.model_dump(), title=f"play app {app_id} settlement of {query.day} (UTC+8)")
 
 
 @command.command("close-bills")
+@write_options
 @output_option
 @pass_cli
-def close_bills(cli: CliContext, output: str) -> None:
-    """Run the bills job now: close every day due (00:30 UTC+8 the next day) and place pending credits."""
-    cli.target()
-    from chalicelib.play import bills
+def close_bills(cli: CliContext, yes: bool, dry_run: bool, output: str) -> None:
+    """Run the bills job now: close every day due (00:30 UTC+8 the next day) and place pending credits.
 
-    report = domain_call(bills.close_due).body()
-    emit(report, output, ("closed", "held", "credited", "credit_failed"))
+    Exit status 3 when a day is held (a reconciliation finding stops its bill; see README "Settlement").
+    """
+    cli.target()
+    from chalicelib.play import apps, bills
+
+    if not cli.confirm("close the due play bills and place their credits", yes, dry_run):
+        emit(output, {"dry_run": True})
+        return
+    cli.audit("play.close_bills", {})
+    total = len(domain_call(apps.list_apps))
+    with progress(output, total, "closing play bills") as advance:
+        report = domain_call(lambda: bills.close_due(on_app=lambda: advance(1))).body()
+    emit(output, report, lambda r: rich_table(
+        ("closed", "held", "credited", "credit failed"),
+        [(len(r["closed"]), len(r["held"]), len(r["credited"]), len(r["credit_failed"]))], "play bills"))
     if report["held"]:
-        raise SystemExit(3)
+        click.echo(f"held (reconciliation findings): {', '.join(report['held'])}", err=True)
+        raise SystemExit(HELD)
 
 
 # --- simulate live-event -----------------------------------------------------------------------------
@@ -138,31 +162,6 @@ def build_message(cmd: str, options: dict[str, Any], msg_id: str, now_s: int) ->
     else:
         data = {**viewer, **common, "like_text": "liked", "like_count": options["like_count"]}
     return {"cmd": cmd, "data": data}
-
-
-def _post(url: str, body: dict[str, Any], target: Any) -> tuple[int, Any]:
-    raw = json.dumps(body, ensure_ascii=False).encode()
-    headers = {"Content-Type": "application/json"}
-    if target.kind == "aws":
-        # /v1/ routes are IAM-authorized: sign with SigV4 as the stage's callers do.
-        import boto3
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
-        session = boto3.session.Session()
-        signed = AWSRequest(method="POST", url=url, data=raw, headers=headers)
-        SigV4Auth(session.get_credentials(), "execute-api", session.region_name or "us-east-1").add_auth(signed)
-        headers = dict(signed.headers.items())
-    request = urllib.request.Request(url, data=raw, headers=headers, method="POST")  # noqa: S310 - checked scheme
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode(errors="replace")
-        try:
-            return exc.code, json.loads(text)
-        except ValueError:
-            return exc.code, text
 
 
 @simulate_module.command.command("live-event")
@@ -211,23 +210,35 @@ def live_event(cli: CliContext, room_id: int, cmd: str, count: int, times: int, 
     options = {**values, "room_id": room_id}
     messages = [build_message(command_name, options, msg_id or uuid.uuid4().hex, now_s) for _ in range(count)]
     endpoint = f"{base.rstrip('/')}/v1/play/rooms/{room_id}/events"
-    rows, failures = [], 0
-    for attempt in range(1, times + 1):
-        try:
-            status, answer = _post(endpoint, {"events": messages, "test": True}, target)
-        except (urllib.error.URLError, OSError) as exc:
-            raise fail(f"cannot reach {endpoint}: {exc}; is the API running (`make run`)?") from exc
-        if status != 200:
-            failures += 1
-            detail = answer.get("message", answer) if isinstance(answer, dict) else answer
-            rows.append({"attempt": attempt, "http_status": status, "msg_id": "-", "status": "error",
-                         "game_id": None, "seq": None, "settled": None, "error": str(detail)})
-            continue
-        for result in answer["results"]:
-            rows.append({"attempt": attempt, "http_status": status, **result})
-    emit({"room_id": room_id, "cmd": command_name, "sent": rows}, output,
-         ("attempt", "msg_id", "status", "game_id", "seq", "settled"), rows_key="sent")
-    errors = [r for r in rows if r["status"] == "error"]
+    rows, failures = [], []
+    with progress(output if times > 1 else "json", times, f"posting {count} {command_name}") as advance:
+        for attempt in range(1, times + 1):
+            try:
+                status, _type, text = simulate_module.post_json(endpoint, {"events": messages, "test": True},
+                                                                sigv4=target.kind == "aws")
+            except (urllib.error.URLError, OSError) as exc:
+                raise click.ClickException(f"cannot reach {endpoint}: {exc}; is the API running (`make run`)?") \
+                    from exc
+            advance(1)
+            answer = _json_or_text(text)
+            if status != 200:
+                # a problem (RFC 9457) names what was wrong in `detail`
+                failures.append(f"HTTP {status}: {answer.get('detail', text) if isinstance(answer, dict) else text}")
+                rows.append({"attempt": attempt, "http_status": status, "msg_id": None, "status": "error",
+                             "game_id": None, "seq": None, "settled": None, "error": failures[-1]})
+                continue
+            rows += [{"attempt": attempt, "http_status": status, **result} for result in answer["results"]]
+    emit(output, {"room_id": room_id, "cmd": command_name, "sent": rows}, lambda d: rich_table(
+        ("#", "msg_id", "status", "game", "seq", "settled"),
+        [(r["attempt"], r["msg_id"], r["status"], r["game_id"], r["seq"], r["settled"]) for r in d["sent"]],
+        f"{d['cmd']} to room {d['room_id']}"))
     if failures:
-        click.echo(f"{failures} of {times} requests failed: {errors[0]['error']}", err=True)
+        click.echo(f"{len(failures)} of {times} requests failed: {failures[0]}", err=True)
         raise SystemExit(1)
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -73,11 +73,21 @@ def message_bytes(event: dict[str, Any]) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def post_json(url: str, body: dict[str, Any]) -> tuple[int, str, str]:
-    """POST `body` as JSON; (status, content type, response text), for error statuses too."""
-    request = urllib.request.Request(  # noqa: S310 - the URL's scheme is checked by the caller
-        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
+def post_json(url: str, body: Any, sigv4: bool = False) -> tuple[int, str, str]:
+    """POST `body` as JSON; (status, content type, response text), for error statuses too. `sigv4` signs the
+    request with the caller's AWS credentials, as IAM-authorized (`/v1/`) routes of a deployed stage need."""
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json"}
+    if sigv4:
+        import boto3
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        session = boto3.session.Session()
+        signed = AWSRequest(method="POST", url=url, data=raw, headers=headers)
+        SigV4Auth(session.get_credentials(), "execute-api", session.region_name or "us-east-1").add_auth(signed)
+        headers = dict(signed.headers.items())
+    request = urllib.request.Request(url, data=raw, method="POST", headers=headers)  # noqa: S310 - scheme checked
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
             return response.status, response.headers.get("Content-Type", ""), response.read().decode(errors="replace")

@@ -5,8 +5,8 @@ The walk over the command tree fails when a command has no `--output` option or 
 from __future__ import annotations
 
 import json
-import threading
 
+import boto3
 import click
 import pytest
 from click.testing import CliRunner
@@ -16,6 +16,7 @@ from rewardgate_ops.cli import rewardgate
 from rewardgate_ops.target import ServiceRecord, StackInfo, stack_file
 from tests.callback_factory import new_aes_key
 from tests.conftest import uid
+from tests.play_support import Anchor, PlayApp
 from tests.rewards_support import call, deliver_credits, make_campaign
 
 # `local up` serves until interrupted; its JSON form (the stack file) is covered by its own code path
@@ -33,9 +34,9 @@ def leaf_commands(group: click.Group, prefix: str = "") -> dict[str, click.Comma
     return found
 
 
-def run(tmp_path, *args: str, stdin: str | None = None) -> dict | list:
+def run(tmp_path, *args: str, stdin: str | None = None, exit_codes: tuple[int, ...] = (0,)) -> dict | list:
     result = CliRunner().invoke(rewardgate, ["--state-dir", str(tmp_path), *args, "--output", "json"], input=stdin)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code in exit_codes, result.output
     return json.loads(result.stdout)
 
 
@@ -55,21 +56,7 @@ def world(client):
 EXERCISED: set[str] = set()
 
 
-@pytest.fixture
-def api_url(client):
-    import app
-    from rewardgate_ops.local_api import make_server
-    from rewardgate_ops.services import free_port
-
-    server = make_server(app.app, "127.0.0.1", free_port())
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server.server_address[1]}"
-    server.server.shutdown()
-    server.server.server_close()
-
-
-def test_cli_json__every_command__one_json_document_with_its_facts(tmp_path, world, api_url, aws_stack):
+def test_cli_json__every_command__one_json_document_with_its_facts(tmp_path, client, world, api_url, aws_stack):
     campaign, granted = world
     act, scene = campaign.activity_id, campaign.scene_id
     tp_app_id = uid("tt")
@@ -77,9 +64,9 @@ def test_cli_json__every_command__one_json_document_with_its_facts(tmp_path, wor
     key_file.write_text(new_aes_key())
     token_file.write_text("jsonTok3n")
 
-    def check(command: str, *args: str, stdin: str | None = None) -> dict | list:
+    def check(command: str, *args: str, stdin: str | None = None, exit_codes: tuple[int, ...] = (0,)) -> dict | list:
         EXERCISED.add(command)
-        return run(tmp_path, *command.split(), *args, stdin=stdin)
+        return run(tmp_path, *command.split(), *args, stdin=stdin, exit_codes=exit_codes)
 
     assert check("tp-app add", "--tp-app-id", tp_app_id, "--platform", "douyin", "--token-file", str(token_file),
                  "--aes-key-file", str(key_file))["secret"] == settings().tp_app_secret(tp_app_id)
@@ -123,9 +110,11 @@ def test_cli_json__every_command__one_json_document_with_its_facts(tmp_path, wor
     EXERCISED.add("keys init")  # creating the first key: tests/functional/test_cli_rewards.py (JSON output)
     reconciled = check("reconcile", "--hour", "2020-01-01T00")
     assert (reconciled["hour"], reconciled["ok"]) == ("2020-01-01T00", True)
+    play_facts(check, client, api_url)
     audit = check("audit", "--since", "10m")
-    assert {"tp_app.put", "activity.put", "scene.put", "switch.put", "withdrawal.create", "events.replay"} <= {
-        e["action"] for e in audit}
+    assert {"tp_app.put", "activity.put", "scene.put", "switch.put", "withdrawal.create", "events.replay",
+            "play_app.put", "play_app.rotate_key", "play_app.unban", "play.init_key", "play.close_bills",
+            "anchor_code.refresh"} <= {e["action"] for e in audit}
     assert next(e for e in audit if e["action"] == "switch.put" and e["target"] == {"name": switch})["caller_arn"] \
         .startswith("local:")
     stack_dir = tmp_path / "stack"
@@ -144,3 +133,56 @@ def test_cli_json__every_command__one_json_document_with_its_facts(tmp_path, wor
 def test_cli_json__command_tree__every_command_takes_output():
     commands = leaf_commands(rewardgate)
     assert [name for name, c in commands.items() if "output" not in {p.name for p in c.params}] == []
+
+
+def play_facts(check, client, api_url) -> None:
+    """The interactive-play commands, each with the facts it was asked for."""
+    from chalicelib.play import keys
+    from chalicelib.play.config import play_settings
+    from chalicelib.secrets import get_secret_json, put_secret_json
+    from tests.play_support import install_play_key, new_id, open_live, start_game
+
+    install_play_key()
+    master = play_settings().key_secret
+    saved = get_secret_json(master, max_age=0)
+    boto3.client("secretsmanager").delete_secret(SecretId=master, ForceDeleteWithoutRecovery=True)
+    try:
+        assert check("play init-key") == {"secret": master, "created": True}
+    finally:
+        put_secret_json(master, saved)
+        keys.reset()
+    app_id = new_id()
+    added = check("play-app add", "--app-id", str(app_id), "--name", "json play", "--share-bp", "5000",
+                  "--gift-ids", "31039", "--sandbox")
+    assert added["app_id"] == app_id
+    assert added["access_key_id"].startswith(f"rgak-{app_id}-") and len(added["access_key_secret"]) >= 32
+    rotated = check("play-app rotate-key", "--app-id", str(app_id))
+    assert rotated["app_id"] == app_id and rotated["access_key_id"] != added["access_key_id"]
+    listed = next(a for a in check("play-app list") if a["app_id"] == app_id)
+    assert (listed["share_bp"], listed["sandbox"], listed["banned"], listed["access_key_id"]) == (
+        5000, True, False, rotated["access_key_id"])
+    assert check("play-app unban", "--app-id", str(app_id)) == {
+        "app_id": app_id, "was_banned": False, "offences_forgotten": 0, "banned_until_ms": 0}
+    anchor_id, room_id = new_id(), new_id()
+    code = check("play code", "--anchor-id", str(anchor_id), "--room-id", str(room_id))
+    assert (code["anchor_id"], code["room_id"], code["generation"]) == (anchor_id, room_id, 1)
+    refreshed = check("play code", "--anchor-id", str(anchor_id), "--refresh")
+    assert refreshed["generation"] == 2 and refreshed["code"] != code["code"]
+    app = PlayApp(app_id, keys.AppKey(app_id, rotated["access_key_id"], rotated["access_key_secret"]))
+    game_id = start_game(client, app, Anchor(anchor_id, room_id, refreshed["code"]))
+    sent = check("simulate live-event", "--room-id", str(room_id), "--cmd", "gift", "--price", "2000",
+                 "--url", api_url)
+    assert [(r["status"], r["game_id"], r["seq"], r["settled"]) for r in sent["sent"]] == [
+        ("appended", game_id, 1, True)]
+    assert open_live(client, app).all_events(game_id)[0]["data"]["price"] == 2000
+    from chalicelib import clock
+    from chalicelib.play import settlement
+
+    today = settlement.day_of(clock.now_ms())
+    assert check("play settlement", "--app-id", str(app_id), "--day", today) | {"closes_at_ms": 0} == {
+        "app_id": app_id, "day": today, "gifts": 1, "revenue": 2000, "developer_share": 1000, "closed": False,
+        "ratio_versions": [1], "closes_at_ms": 0, "cumulative_share": None, "credit": None}
+    # (a day held by another suite's seeded reconciliation fault exits 3, with the same document)
+    bills = check("play close-bills", exit_codes=(0, 3))
+    assert set(bills) == {"closed", "held", "credited", "credit_failed"}
+    assert not [day for day in bills["closed"] + bills["held"] if day.startswith(f"{app_id}/")]

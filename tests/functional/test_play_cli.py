@@ -14,7 +14,6 @@ from chalicelib.play.config import play_settings
 from rewardgate_ops.cli import rewardgate
 from rewardgate_ops.local_secrets import PLAY_APPS_FILE, PLAY_KEY_FILE, ensure_play_key, remember_play_app
 from tests.play_support import (
-    ChaliceBridge,
     PlayApp,
     install_play_key,
     make_anchor,
@@ -31,7 +30,8 @@ def _play_key(aws_stack):
 
 
 def invoke(tmp_path, *args: str):
-    return CliRunner().invoke(rewardgate, ["--state-dir", str(tmp_path), *args])
+    # COLUMNS keeps rich tables on one line each
+    return CliRunner(env={"COLUMNS": "240"}).invoke(rewardgate, ["--state-dir", str(tmp_path), *args])
 
 
 def stored_secret(name: str) -> dict | None:
@@ -111,13 +111,16 @@ def test_unban_and_list__banned_app__listed_banned_then_served(tmp_path, client)
     app = make_app(client)
     security.offend(apps.get_app(app.app_id), 10**13)  # banned until far in the future
     listed = json.loads(invoke(tmp_path, "play-app", "list", "--output", "json").stdout)
-    row = next(r for r in listed["play_apps"] if r["app_id"] == app.app_id)
+    row = next(r for r in listed if r["app_id"] == app.app_id)
     assert row["banned"] is True and row["offences"] == 1
     result = invoke(tmp_path, "play-app", "unban", "--app-id", str(app.app_id), "--output", "json")
     assert result.exit_code == 0 and json.loads(result.stdout)["offences_forgotten"] == 1
     assert security.ban_state(app.app_id).offences == 0
     table = invoke(tmp_path, "play-app", "list")
-    assert table.exit_code == 0 and table.stdout.splitlines()[0].split()[:3] == ["APP_ID", "NAME", "SHARE_BP"]
+    assert table.exit_code == 0
+    row = next(line for line in table.stdout.splitlines() if str(app.app_id) in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][:3] == [str(app.app_id), f"play {app.app_id}", "5000"]
+    assert "BANNED" not in row
 
 
 def test_play_code__issue_show_refresh(tmp_path):
@@ -133,19 +136,12 @@ def test_play_code__issue_show_refresh(tmp_path):
     assert missing.exit_code == 1 and "anchor_not_found" in missing.output
 
 
-@pytest.fixture
-def bridge(client):
-    served = ChaliceBridge(client)
-    yield served
-    served.close()
-
-
-def test_simulate_live_event__gift_for_a_sandbox_game__appended_settled_and_pulled(tmp_path, client, bridge):
+def test_simulate_live_event__gift_for_a_sandbox_game__appended_settled_and_pulled(tmp_path, client, api_url):
     app, anchor = make_app(client, sandbox=True), make_anchor(client)
     game_id = start_game(client, app, anchor)
     result = invoke(tmp_path, "simulate", "live-event", "--room-id", str(anchor.room_id),
                     "--cmd", "LIVE_OPEN_PLATFORM_SEND_GIFT", "--gift-id", "31039", "--price", "1000", "--num", "2",
-                    "--times", "2", "--msg-id", "dbg-1", "--url", bridge.url, "--output", "json")
+                    "--times", "2", "--msg-id", "dbg-1", "--url", api_url, "--output", "json")
     assert result.exit_code == 0, result.output
     sent = json.loads(result.stdout)["sent"]
     assert [(s["status"], s["seq"], s["settled"]) for s in sent] == [("appended", 1, True), ("duplicate", 1, False)]
@@ -157,20 +153,20 @@ def test_simulate_live_event__gift_for_a_sandbox_game__appended_settled_and_pull
 
 
 @pytest.mark.parametrize("cmd", ["dm", "guard", "super-chat", "super-chat-del", "like"])
-def test_simulate_live_event__every_other_cmd__a_valid_message(tmp_path, client, bridge, cmd):
+def test_simulate_live_event__every_other_cmd__a_valid_message(tmp_path, client, api_url, cmd):
     app, anchor = make_app(client, sandbox=True), make_anchor(client)
     start_game(client, app, anchor)
     result = invoke(tmp_path, "simulate", "live-event", "--room-id", str(anchor.room_id), "--cmd", cmd,
-                    "--count", "2", "--url", bridge.url)
+                    "--count", "2", "--url", api_url)
     assert result.exit_code == 0, result.output
     assert result.stdout.count("appended") == 2
 
 
-def test_simulate_live_event__live_apps_game__refused_exit_1_with_the_reason(tmp_path, client, bridge):
+def test_simulate_live_event__live_apps_game__refused_exit_1_with_the_reason(tmp_path, client, api_url):
     app, anchor = make_app(client), make_anchor(client)
     start_game(client, app, anchor)
     result = invoke(tmp_path, "simulate", "live-event", "--room-id", str(anchor.room_id), "--cmd", "dm",
-                    "--url", bridge.url)
+                    "--url", api_url)
     assert result.exit_code == 1
     assert "test events go to sandbox apps' games only" in result.output
 
@@ -182,3 +178,14 @@ def test_local_secrets__play_key_generated_once_owner_only__apps_remembered(tmp_
     assert stat.S_IMODE((tmp_path / PLAY_KEY_FILE).stat().st_mode) == 0o600
     path = remember_play_app(tmp_path, 7, {"app_id": 7, "access_key_id": "k", "access_key_secret": "s"})
     assert json.loads(path.read_text()) == {"7": {"app_id": 7, "access_key_id": "k", "access_key_secret": "s"}}
+
+
+def test_play_app_add__dry_run__shows_the_app_and_stores_nothing(tmp_path):
+    app_id = new_id()
+    result = invoke(tmp_path, "play-app", "add", "--app-id", str(app_id), "--name", "Duel", "--share-bp", "5000",
+                    "--gift-ids", "31039", "--dry-run", "--output", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"dry_run": True, "app_id": app_id, "name": "Duel", "share_bp": 5000,
+                                         "interactive_gift_ids": [31039], "sandbox": False}
+    assert apps.find_app(app_id) is None and stored_secret(play_settings().app_secret(app_id)) is None
+

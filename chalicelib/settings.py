@@ -25,14 +25,18 @@ def resource_name(logical: str, stage: str | None = None) -> str:
     return f"rewardgate-{stage or stage_name()}-{logical}"
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
+    """An integer setting from `env` (`default` when unset or empty); a clear error naming it otherwise."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+    if minimum is not None and value < minimum:
+        raise ValueError(f"environment variable {name} must be at least {minimum}, got {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -75,17 +79,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         stage=stage,
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-        callback_max_body_bytes=_int(env, "RG_CALLBACK_MAX_BODY_BYTES", 64 * 1024),
-        callback_max_skew_s=_int(env, "RG_CALLBACK_MAX_SKEW_S", 300),
-        event_ttl_days=_int(env, "RG_EVENT_TTL_DAYS", 7),
-        received_sla_s=_int(env, "RG_RECEIVED_SLA_S", 120),
+        callback_max_body_bytes=env_int(env, "RG_CALLBACK_MAX_BODY_BYTES", 64 * 1024),
+        callback_max_skew_s=env_int(env, "RG_CALLBACK_MAX_SKEW_S", 300),
+        event_ttl_days=env_int(env, "RG_EVENT_TTL_DAYS", 7),
+        received_sla_s=env_int(env, "RG_RECEIVED_SLA_S", 120),
         app_id=env.get("RG_APP_ID", "rewardgate"),
-        hour_buckets=_int(env, "RG_HOUR_BUCKETS", 16),
-        distributed_shards=_int(env, "RG_DISTRIBUTED_SHARDS", 8),
-        config_cache_s=_int(env, "RG_CONFIG_CACHE_S", 5),
-        accepted_sla_s=_int(env, "RG_ACCEPTED_SLA_S", 600),
-        api_instances=max(1, _int(env, "RG_API_INSTANCES", 1)),
-        reconcile_grace_s=_int(env, "RG_RECONCILE_GRACE_S", 300),
+        hour_buckets=env_int(env, "RG_HOUR_BUCKETS", 16),
+        distributed_shards=env_int(env, "RG_DISTRIBUTED_SHARDS", 8),
+        config_cache_s=env_int(env, "RG_CONFIG_CACHE_S", 5),
+        accepted_sla_s=env_int(env, "RG_ACCEPTED_SLA_S", 600),
+        api_instances=max(1, env_int(env, "RG_API_INSTANCES", 1)),
+        reconcile_grace_s=env_int(env, "RG_RECONCILE_GRACE_S", 300),
         payout_provider=env.get("RG_PAYOUT_PROVIDER", "fake"),
         secret_prefix=env.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
     )

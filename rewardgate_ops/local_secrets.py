@@ -71,24 +71,31 @@ def ensure_signing_key(state_dir: Path) -> tuple[dict[str, Any], bool]:
     return value, True
 
 
-def load_tp_apps(state_dir: Path) -> dict[str, dict[str, Any]]:
-    """The tp apps remembered for the local stack, by tp app id."""
-    path = state_dir / TP_APPS_FILE
+def _load_map(path: Path, what: str) -> dict[str, dict[str, Any]]:
+    """A remembered JSON object (`{}` when the file does not exist yet)."""
     if not path.exists():
         return {}
     value = _read_json(path)
     if not isinstance(value, dict):
-        raise LocalSecretsError(f"{path} must hold a JSON object of tp app id -> credentials")
+        raise LocalSecretsError(f"{path} must hold a JSON object of {what}")
     return value
+
+
+def _remember(path: Path, key: str, value: dict[str, Any], what: str) -> Path:
+    found = _load_map(path, what)
+    found[key] = value
+    write_private_json(path, found)
+    return path
+
+
+def load_tp_apps(state_dir: Path) -> dict[str, dict[str, Any]]:
+    """The tp apps remembered for the local stack, by tp app id."""
+    return _load_map(state_dir / TP_APPS_FILE, "tp app id -> credentials")
 
 
 def remember_tp_app(state_dir: Path, tp_app_id: str, credentials: dict[str, Any]) -> Path:
     """Record a tp app's credentials for the next starts of the local stack; returns the file."""
-    apps = load_tp_apps(state_dir)
-    apps[tp_app_id] = credentials
-    path = state_dir / TP_APPS_FILE
-    write_private_json(path, apps)
-    return path
+    return _remember(state_dir / TP_APPS_FILE, tp_app_id, credentials, "tp app id -> credentials")
 
 
 def seed_secrets(state_dir: Path) -> dict[str, str]:
@@ -138,22 +145,12 @@ def ensure_play_key(state_dir: Path) -> tuple[dict[str, Any], bool]:
 
 def load_play_apps(state_dir: Path) -> dict[str, dict[str, Any]]:
     """The play apps' access keys remembered for the local stack, by app id."""
-    path = state_dir / PLAY_APPS_FILE
-    if not path.exists():
-        return {}
-    value = _read_json(path)
-    if not isinstance(value, dict):
-        raise LocalSecretsError(f"{path} must hold a JSON object of app id -> access key")
-    return value
+    return _load_map(state_dir / PLAY_APPS_FILE, "app id -> access key")
 
 
 def remember_play_app(state_dir: Path, app_id: int, access_key: dict[str, Any]) -> Path:
     """Record a play app's access key for the next starts of the local stack; returns the file."""
-    found = load_play_apps(state_dir)
-    found[str(app_id)] = access_key
-    path = state_dir / PLAY_APPS_FILE
-    write_private_json(path, found)
-    return path
+    return _remember(state_dir / PLAY_APPS_FILE, str(app_id), access_key, "app id -> access key")
 
 
 def seed_play_secrets(state_dir: Path) -> dict[str, str]:

@@ -11,24 +11,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chalicelib.settings import settings
+from chalicelib.settings import env_int, settings
 
 APIS = ("start", "heartbeat", "batchHeartbeat", "end", "events")
 # Calls per second each app may make to each API before the security centre answers 4009 and bans it.
 DEFAULT_RATE_LIMITS = {"start": 20, "heartbeat": 50, "batchHeartbeat": 10, "end": 20, "events": 50}
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
-    if value < minimum:
-        raise ValueError(f"environment variable {name} must be at least {minimum}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -65,20 +52,20 @@ def load(env: Mapping[str, str] | None = None) -> PlaySettings:
     links = tuple(link.strip() for link in env.get("RG_PLAY_WSS_LINKS", "ws://127.0.0.1:8000/v2/play/ws").split(",")
                   if link.strip())
     return PlaySettings(
-        heartbeat_timeout_s=_int(env, "RG_PLAY_HEARTBEAT_TIMEOUT_S", 60, minimum=1),
-        room_cooldown_s=_int(env, "RG_PLAY_ROOM_COOLDOWN_S", 10),
-        signature_window_s=_int(env, "RG_PLAY_SIGNATURE_WINDOW_S", 300, minimum=1),
+        heartbeat_timeout_s=env_int(env, "RG_PLAY_HEARTBEAT_TIMEOUT_S", 60, minimum=1),
+        room_cooldown_s=env_int(env, "RG_PLAY_ROOM_COOLDOWN_S", 10),
+        signature_window_s=env_int(env, "RG_PLAY_SIGNATURE_WINDOW_S", 300, minimum=1),
         # Issue 13's offline inbox relies on a game's stream being kept at least a day.
-        stream_ttl_hours=_int(env, "RG_PLAY_STREAM_TTL_HOURS", 48, minimum=24),
-        dedupe_ttl_days=_int(env, "RG_PLAY_DEDUPE_DAYS", 7, minimum=1),
-        buckets=_int(env, "RG_PLAY_BUCKETS", 8, minimum=1),
-        auth_ttl_s=_int(env, "RG_PLAY_AUTH_TTL_S", 3600, minimum=60),
+        stream_ttl_hours=env_int(env, "RG_PLAY_STREAM_TTL_HOURS", 48, minimum=24),
+        dedupe_ttl_days=env_int(env, "RG_PLAY_DEDUPE_DAYS", 7, minimum=1),
+        buckets=env_int(env, "RG_PLAY_BUCKETS", 8, minimum=1),
+        auth_ttl_s=env_int(env, "RG_PLAY_AUTH_TTL_S", 3600, minimum=60),
         wss_links=links,
         bill_activity=env.get("RG_PLAY_BILL_ACTIVITY", "play-bills"),
         sandbox_bill_activity=env.get("RG_PLAY_SANDBOX_BILL_ACTIVITY", "play-bills-sandbox"),
-        ban_base_s=_int(env, "RG_PLAY_BAN_BASE_S", 60, minimum=1),
-        ban_cap_s=_int(env, "RG_PLAY_BAN_CAP_S", 24 * 3600, minimum=1),
-        ban_quiet_s=_int(env, "RG_PLAY_BAN_QUIET_S", 3600, minimum=1),
+        ban_base_s=env_int(env, "RG_PLAY_BAN_BASE_S", 60, minimum=1),
+        ban_cap_s=env_int(env, "RG_PLAY_BAN_CAP_S", 24 * 3600, minimum=1),
+        ban_quiet_s=env_int(env, "RG_PLAY_BAN_QUIET_S", 3600, minimum=1),
     )
 
 

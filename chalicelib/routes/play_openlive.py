@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from chalice import Blueprint, Response
 from pydantic import BaseModel
@@ -35,8 +35,9 @@ from chalicelib.play.models import (
 bp = Blueprint(__name__)
 
 ANY_CONTENT = ("*/*",)
-CODES = ("4000 a body field missing or malformed, 4001 app_id not the key's app, 4002 signature, 4003 timestamp, "
-         "4004 nonce replayed, 4009 rate limited or banned, 4011 Content-Type, 4012 Content-MD5, 4013 Accept")
+COMMON_CODES = ("4000 a body field missing or malformed, 4001 app_id not the key's app, 4002 signature, "
+                "4003 timestamp, 4004 nonce replayed, 4009 rate limited or banned, 4011 Content-Type, "
+                "4012 Content-MD5, 4013 Accept")
 
 
 def _request_id() -> str:
@@ -59,62 +60,50 @@ def _envelope(api: str) -> Callable[[RewardgateError], Response]:
     return lambda error: _response(openlive.refusal(error, api, _request_id()))
 
 
-def _open_live(api: str, summary: str, body: type[BaseModel], answer: type[OpenLiveAnswer], codes: str) -> Any:
-    return operation(
-        bp, "POST", f"/v2/app/{api}", summary=summary, access=PUBLIC, tags=("open-live",), body=body,
-        parse_body=False, problems=False, content_types=ANY_CONTENT, operation_id=f"open_live_{api}",
-        responses={200: Reply(f"Bilibili's envelope: code 0 ok; {codes}", answer),
-                   503: Reply("code 5000: a backing service failed; retry", OpenLiveAnswer),
-                   500: Reply("code 5000: internal error", OpenLiveAnswer)},
-        on_error=_envelope(api))
+@dataclass(frozen=True)
+class OpenLiveApi:
+    """One `/v2/app/{name}` route: what the contract says of it."""
+
+    name: str
+    summary: str
+    description: str
+    body: type[BaseModel]
+    answer: type[OpenLiveAnswer]
+    codes: str
 
 
-@_open_live("start", "Start (or find) a game", StartBody, StartAnswer,
-            f"{CODES}; 7001 the room is cooling down, 7002 another app's game runs in the room, 7007 unknown or "
-            "refreshed identity code")
-def start() -> Response:
-    """Start (or find) the app's game in the room of an identity code.
-
-    Signed with the app's access key (`x-bili-*` headers and `Authorization`: README "Interactive play").
-    """
-    return _serve("start")
-
-
-@_open_live("heartbeat", "Keep a game alive", HeartbeatBody, OpenLiveAnswer,
-            f"{CODES}; 7000 not a running game of this app, 7003 the heartbeat expired and the game ended")
-def heartbeat() -> Response:
-    """Keep a game alive (every 20-60 s; a game without one for 60 s is ended).
-
-    Signed with the app's access key (`x-bili-*` headers and `Authorization`: README "Interactive play").
-    """
-    return _serve("heartbeat")
+APIS = (
+    OpenLiveApi("start", "Start (or find) a game", "Start (or find) the app's game in the room of an identity code.",
+                StartBody, StartAnswer, "7001 the room is cooling down, 7002 another app's game runs in the room, "
+                                        "7007 unknown or refreshed identity code"),
+    OpenLiveApi("heartbeat", "Keep a game alive",
+                "Keep a game alive (every 20-60 s; a game without one for 60 s is ended).", HeartbeatBody,
+                OpenLiveAnswer, "7000 not a running game of this app, 7003 the heartbeat expired and the game ended"),
+    OpenLiveApi("batchHeartbeat", "Keep up to 200 games alive",
+                "Keep up to 200 games alive; `failed_game_ids` lists those that are not running.", BatchHeartbeatBody,
+                BatchHeartbeatAnswer, "7004 more than 200 ids, 7005 an id repeated"),
+    OpenLiveApi("end", "End a game", "End a game (idempotent).", EndBody, OpenLiveAnswer,
+                "7000 not a running game of this app (clients treat 7000 and 7003 on end as success)"),
+    OpenLiveApi("events", "Pull a game's events",
+                "Pull a game's events after a seq, oldest first (the offline inbox of the pushed stream).", EventsBody,
+                EventsAnswer, "7000 not a game of this app, 7003 the heartbeat expired and the game ended"),
+)
 
 
-@_open_live("batchHeartbeat", "Keep up to 200 games alive", BatchHeartbeatBody, BatchHeartbeatAnswer,
-            f"{CODES}; 7004 more than 200 ids, 7005 an id repeated")
-def batch_heartbeat() -> Response:
-    """Keep up to 200 games alive; `failed_game_ids` lists those that are not running.
+def _declare(api: OpenLiveApi) -> None:
+    def view() -> Response:
+        return _serve(api.name)
 
-    Signed with the app's access key (`x-bili-*` headers and `Authorization`: README "Interactive play").
-    """
-    return _serve("batchHeartbeat")
-
-
-@_open_live("end", "End a game", EndBody, OpenLiveAnswer,
-            f"{CODES}; 7000 not a running game of this app (clients treat 7000 and 7003 on end as success)")
-def end() -> Response:
-    """End a game (idempotent).
-
-    Signed with the app's access key (`x-bili-*` headers and `Authorization`: README "Interactive play").
-    """
-    return _serve("end")
+    view.__name__ = f"open_live_{api.name}"
+    view.__doc__ = (f"{api.description}\n\nSigned with the app's access key (`x-bili-*` headers and "
+                    "`Authorization`: README \"Interactive play\").")
+    operation(bp, "POST", f"/v2/app/{api.name}", summary=api.summary, access=PUBLIC, tags=("open-live",),
+              body=api.body, parse_body=False, problems=False, content_types=ANY_CONTENT,
+              responses={200: Reply(f"Bilibili's envelope: code 0 ok; {COMMON_CODES}; {api.codes}", api.answer),
+                         503: Reply("code 5000: a backing service failed; retry", OpenLiveAnswer),
+                         500: Reply("code 5000: internal error", OpenLiveAnswer)},
+              on_error=_envelope(api.name))(view)
 
 
-@_open_live("events", "Pull a game's events", EventsBody, EventsAnswer,
-            f"{CODES}; 7000 not a game of this app, 7003 the heartbeat expired and the game ended")
-def events() -> Response:
-    """Pull a game's events after a seq, oldest first (the offline inbox of the pushed stream).
-
-    Signed with the app's access key (`x-bili-*` headers and `Authorization`: README "Interactive play").
-    """
-    return _serve("events")
+for _api in APIS:
+    _declare(_api)

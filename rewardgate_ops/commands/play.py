@@ -198,12 +198,7 @@ def live_event(cli: CliContext, room_id: int, cmd: str, count: int, times: int, 
     command_name = CMDS.get(cmd, cmd)
     if msg_id is not None and count > 1:
         raise click.UsageError("--msg-id names one message; drop it or --count")
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise click.BadParameter("must start with http:// or https://", param_hint="'--url'")
-    target = cli.target()
-    base = url or target.api_url
-    if base is None:
-        raise click.UsageError(f"--url is required for {target.description}: the API's base URL")
+    target, base = simulate_module.api_base(cli, url)
     from chalicelib import clock
 
     now_s = clock.now_ms() // 1000

@@ -95,6 +95,17 @@ def post_json(url: str, body: Any, sigv4: bool = False) -> tuple[int, str, str]:
         return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode(errors="replace")
 
 
+def api_base(cli: CliContext, url: str | None, hint: str = "") -> tuple[Any, str]:
+    """The target and the API's base URL: `--url`, else the target's (the local stack's)."""
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise click.BadParameter("must start with http:// or https://", param_hint="'--url'")
+    target = cli.target()
+    base_url = url or target.api_url
+    if base_url is None:
+        raise click.UsageError(f"--url is required for {target.description}: the API's base URL{hint}")
+    return target, base_url
+
+
 def _show_verbose(credentials: Any, message: bytes, prefix: bytes, body: dict[str, str], url: str,
                   show_secrets: bool) -> None:
     click.echo(f"message ({len(message)} bytes, UTF-8 JSON):", err=True)
@@ -163,13 +174,7 @@ def callback(cli: CliContext, tp_app_id: str, event_spec: str, times: int, fresh
         event = address_sample(event, tp_app_id, app_id)
     elif app_id is not None:
         raise click.UsageError("--app-id applies to sample events; edit the file's AppId instead")
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise click.BadParameter("must start with http:// or https://", param_hint="'--url'")
-    target = cli.target()
-    base_url = url or target.api_url
-    if base_url is None:
-        raise click.UsageError(f"--url is required for {target.description}: the API's base URL "
-                               "(the stack output EventsCallbackUrl up to /callbacks)")
+    target, base_url = api_base(cli, url, " (the stack output EventsCallbackUrl up to /callbacks)")
     from chalicelib.callbacks.crypto import build_callback, random_prefix_bytes
     from chalicelib.secrets import get_tp_app
 

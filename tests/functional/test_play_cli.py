@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import stat
 
-import boto3
 import pytest
 from click.testing import CliRunner
 
@@ -13,6 +12,7 @@ from chalicelib.play import apps, security
 from chalicelib.play.config import play_settings
 from rewardgate_ops.cli import rewardgate
 from rewardgate_ops.local_secrets import PLAY_APPS_FILE, PLAY_KEY_FILE, ensure_play_key, remember_play_app
+from tests.functional.test_cli_operator import stored_secret
 from tests.play_support import (
     PlayApp,
     install_play_key,
@@ -32,14 +32,6 @@ def _play_key(aws_stack):
 def invoke(tmp_path, *args: str):
     # COLUMNS keeps rich tables on one line each
     return CliRunner(env={"COLUMNS": "240"}).invoke(rewardgate, ["--state-dir", str(tmp_path), *args])
-
-
-def stored_secret(name: str) -> dict | None:
-    client = boto3.client("secretsmanager")
-    try:
-        return json.loads(client.get_secret_value(SecretId=name)["SecretString"])
-    except client.exceptions.ResourceNotFoundException:
-        return None
 
 
 def test_play_app_add__json__prints_the_key_once_stored_in_secrets_manager_and_it_signs(tmp_path, client):

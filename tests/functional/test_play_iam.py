@@ -7,17 +7,13 @@ schedules, and the reconciler's play pass.
 
 from __future__ import annotations
 
-import fnmatch
 import time
-from collections import defaultdict
 from datetime import UTC, datetime
 
 import pytest
 from botocore.client import BaseClient
 
-from chalicelib.settings import settings
-from infra.template import merge_template
-from tests.functional.test_deploy_iam_coverage import Recorder, _resolve, allowed, authorizations, clock_ahead
+from tests.functional.test_deploy_iam_coverage import Recorder, clock_ahead, denied_calls
 from tests.play_support import (
     danmaku,
     gift,
@@ -98,27 +94,6 @@ def run_scenario(recorder, monkeypatch) -> None:
 
 
 def test_iam__every_call_of_play__allowed_by_its_functions_role(recorder, monkeypatch):
-    template = merge_template(settings().stage)
-    resources = template["Resources"]
-    policies = {name: resources[f"{lid}Role"]["Properties"]["Policies"][0]["PolicyDocument"]
-                for name, lid in FUNCTIONS.items()}
     run_scenario(recorder, monkeypatch)
-    denied, used = [], defaultdict(set)
-    for function, calls in recorder.calls.items():
-        for service, operation, params in calls:
-            for action, arn in authorizations(service, operation, params):
-                used[function].add((action, arn))
-                if not allowed(policies[function], resources, action, arn):
-                    denied.append(f"{function}: {action} on {arn}")
-    for function in policies:
-        granted = sorted({(a, _resolve(r, resources)) for s in policies[function]["Statement"]
-                          for a in s["Action"] for r in s["Resource"]})
-        unused = [g for g in granted if not any(a == g[0] and fnmatch.fnmatchcase(arn, g[1])
-                                                 for a, arn in used[function])]
-        print(f"{function}: calls={len(recorder.calls[function])} denied="
-              f"{sum(d.startswith(function + ':') for d in denied)} granted_unexercised={len(unused)}")
-        for action, arn in unused:
-            if "play" in arn:
-                print(f"    not exercised: {action} {arn.rsplit(':', 1)[-1]}")
     assert set(recorder.calls) == set(FUNCTIONS)
-    assert sorted(set(denied)) == []
+    assert denied_calls(recorder, FUNCTIONS, unexercised_shown="play") == []

@@ -9,6 +9,7 @@ problem+json for every refusal, request ids, metrics and one access line.
 from chalice import Chalice
 
 from chalicelib.http import edge_middleware
+from chalicelib.routes import live
 from chalicelib.routes.admin import bp as admin
 from chalicelib.routes.callbacks import bp as callbacks
 from chalicelib.routes.docs import bp as docs
@@ -32,3 +33,7 @@ app.register_blueprint(reconcile)
 app.register_blueprint(docs)
 app.register_blueprint(play)
 app.register_blueprint(play_openlive)
+app.register_blueprint(live.bp)
+# The WebSocket API (live push). Chalice wraps WebSocket handlers only when they are registered on the app
+# itself, and their Lambda handler strings are `app.<name>`: these three names must stay bound here.
+on_ws_connect, on_ws_message, on_ws_disconnect = live.register(app)

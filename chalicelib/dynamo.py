@@ -29,6 +29,7 @@ TABLE_MODULES = (
     "chalicelib.reconcile.tables",
     "chalicelib.audit.tables",
     "chalicelib.play.tables",
+    "chalicelib.live.tables",
 )
 
 _REGISTRY: list[type[Model]] = []

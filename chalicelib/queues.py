@@ -44,4 +44,9 @@ EVENTS = QueueSpec("events", worker_timeout_s=30, batch_size=10, batching_window
 # Lambda lets SQS batches exceed 10 only with a batching window of at least 1 s.
 CREDITS = QueueSpec("credits", worker_timeout_s=60, batch_size=100, batching_window_s=1, max_receive_count=5)
 
-ALL_QUEUES = (EVENTS, CREDITS)
+# Live push (chalicelib/live): "push these connections of this game" messages, one game's fan-out or a chunk of
+# it. Standard, not FIFO: order comes from each connection's cursor, not from the queue (chalicelib/live/push.py).
+LIVE = QueueSpec("live", worker_timeout_s=30, batch_size=10, batching_window_s=0, max_receive_count=5,
+                 retention_s=24 * 3600)
+
+ALL_QUEUES = (EVENTS, CREDITS, LIVE)

@@ -182,3 +182,43 @@ def deliver_batch(
                     VisibilityTimeout=failure_visibility_s,
                 )
     return Delivery(received=len(messages), succeeded=len(done), failed=len(failed), failed_ids=failed)
+
+
+# --- API Gateway WebSocket events ----------------------------------------------------------------------
+
+WS_API_ID = "localws0001"
+
+
+def websocket_event(route: str, connection_id: str, *, stage: str = "local", domain: str = "127.0.0.1",
+                    body: str | None = None, query: dict[str, str] | None = None,
+                    headers: dict[str, str] | None = None, connected_at_ms: int | None = None,
+                    close_code: int = 1000, close_reason: str = "") -> dict[str, Any]:
+    """An API Gateway WebSocket Lambda proxy event for `$connect`, `$default` or `$disconnect`.
+
+    The fields and their shapes are API Gateway's (a `$connect` carries headers and the query string, a
+    message its body, a disconnect its close code); Chalice's `WebsocketEvent` reads `requestContext`.
+    """
+    now = int(time.time() * 1000)
+    kind = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE")
+    context: dict[str, Any] = {
+        "routeKey": route, "eventType": kind, "extendedRequestId": uuid.uuid4().hex[:16] + "=",
+        "requestTime": datetime.now(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"), "messageDirection": "IN",
+        "stage": stage, "connectedAt": connected_at_ms or now, "requestTimeEpoch": now,
+        "identity": {"sourceIp": "127.0.0.1", "userAgent": (headers or {}).get("User-Agent", "")},
+        "requestId": uuid.uuid4().hex[:16] + "=", "domainName": domain, "connectionId": connection_id,
+        "apiId": WS_API_ID,
+    }
+    event: dict[str, Any] = {"requestContext": context, "isBase64Encoded": False}
+    if kind == "MESSAGE":
+        context["messageId"] = uuid.uuid4().hex[:16] + "="
+        event["body"] = body
+    else:
+        event["headers"] = dict(headers or {})
+        event["multiValueHeaders"] = {k: [v] for k, v in (headers or {}).items()}
+    if kind == "CONNECT" and query:
+        event["queryStringParameters"] = dict(query)
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+    if kind == "DISCONNECT":
+        context["disconnectStatusCode"] = close_code
+        context["disconnectReason"] = close_reason
+    return event

@@ -9,11 +9,12 @@ route behaves exactly as under `chalice local`, with three differences:
   queued by the kernel, never refused;
 - the gateway's own refusals are problem+json like the app's (an unknown path is
   `404 route_not_found`; in AWS the `GatewayResponses` do the same);
-- no request log on stderr: the app writes one structured access line per request.
+- no request log on stderr: the app writes one structured access line per request;
+- the WebSocket API (`--ws-port`, `rewardgate_ops.local_ws`): its WebSocket server runs in this process
+  beside the HTTP server, and its `@connections` management API answers on this HTTP port
+  (`/@connections/{id}`), where `RG_LIVE_CONNECTIONS_URL` points.
 
-Extending it (a WebSocket endpoint, another protocol): subclass `ApiRequestHandler` or mount
-beside `LocalApiServer` in `make_server`; the app object is converted once, per Chalice's rules for
-thread-local `current_request`.
+The app object is converted once, per Chalice's rules for thread-local `current_request`.
 """
 
 from __future__ import annotations
@@ -41,8 +42,27 @@ class LocalApiServer(ThreadingHTTPServer):
     request_queue_size = BACKLOG
 
 
+CONNECTIONS_PREFIX = "/@connections/"
+
+
 class ApiRequestHandler(ChaliceRequestHandler):
-    """Chalice's local handler, with the gateway's own refusals as problem+json and no stderr log."""
+    """Chalice's local handler, with the gateway's own refusals as problem+json and no stderr log; `/@connections/`
+    goes to the WebSocket API's management endpoint when one is mounted."""
+
+    def _generic_handle(self) -> None:
+        gateway = getattr(self.server, "ws_gateway", None)
+        if gateway is None or not self.path.startswith(CONNECTIONS_PREFIX):
+            super()._generic_handle()
+            return
+        from urllib.parse import unquote
+
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        connection_id = unquote(self.path[len(CONNECTIONS_PREFIX):].split("?", 1)[0])
+        answer = gateway.manage(self.command, connection_id, body)
+        self._send_http_response(answer.status, dict(answer.headers), answer.body)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
     def _send_error_response(self, error: Any) -> None:
         from chalicelib import errors
@@ -66,14 +86,18 @@ def api_config(project_dir: Path = ROOT, stage: str = STAGE) -> Config:
                   user_provided_params={"project_dir": str(project_dir)})
 
 
-def make_server(app: Any, host: str, port: int, config: Config | None = None) -> LocalDevServer:
-    """A local API server for `app` on host:port (call `serve_forever`; `shutdown` from another thread)."""
+def make_server(app: Any, host: str, port: int, config: Config | None = None,
+                ws_gateway: Any = None) -> LocalDevServer:
+    """A local API server for `app` on host:port (call `serve_forever`; `shutdown` from another thread);
+    `ws_gateway` (a started `local_ws.WebSocketGateway`) gets its `@connections` endpoint mounted here."""
     if not isinstance(app, LocalChalice):
         # chalice.local.create_local_server's conversion: `current_request` becomes thread-local
         CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
         app.__class__ = CustomLocalChalice
-    return LocalDevServer(app, config or api_config(), host, port, handler_cls=ApiRequestHandler,
-                          server_cls=LocalApiServer)
+    server = LocalDevServer(app, config or api_config(), host, port, handler_cls=ApiRequestHandler,
+                            server_cls=LocalApiServer)
+    server.server.ws_gateway = ws_gateway  # type: ignore[attr-defined]
+    return server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,18 +105,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m rewardgate_ops.local_api", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--ws-port", type=int, default=0, help="serve the WebSocket API on this port (0: none)")
     args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     import app
 
-    server = make_server(app.app, args.host, args.port)
-    print(f"rewardgate API on http://{args.host}:{args.port} (threaded, backlog {BACKLOG})", flush=True)
+    gateway = None
+    if args.ws_port:
+        from rewardgate_ops.local_ws import WebSocketGateway, app_handlers
+
+        gateway = WebSocketGateway(app_handlers(app.app), stage=STAGE)
+        gateway.start(args.host, args.ws_port)
+    server = make_server(app.app, args.host, args.port, ws_gateway=gateway)
+    print(f"rewardgate API on http://{args.host}:{args.port} (threaded, backlog {BACKLOG})"
+          + (f"; WebSocket API on ws://{args.host}:{args.ws_port}" if gateway else ""), flush=True)
     try:
         server.server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if gateway is not None:
+            gateway.stop()
         server.server.server_close()
 
 

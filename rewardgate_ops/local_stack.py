@@ -6,7 +6,9 @@ everything it spawned):
 - moto's server for SQS and Secrets Manager (in memory: queues and secrets are re-created and
   re-seeded at every start);
 - the API server (`rewardgate_ops.local_api`: a threaded server with a deep backlog in front of the
-  same Chalice app, answering the gateway's own refusals as problem+json);
+  same Chalice app, answering the gateway's own refusals as problem+json), which also serves the
+  WebSocket API (`rewardgate_ops.local_ws`: API Gateway's `$connect`/`$default`/`$disconnect` and
+  `@connections`, emulated, calling the app's WebSocket handlers);
 - `rewardgate_ops.local_workers`: the event-source loop (a thread per `@app.on_sqs_message`) and the
   scheduler (a thread per `@app.schedule`).
 
@@ -70,6 +72,7 @@ class LocalStackOptions:
     """Ports and folders of one local stack."""
 
     api_port: int = 8000
+    ws_port: int = 8003
     dynamodb_port: int = 8001
     moto_port: int = 8002
     state_dir: Path = services.LOCAL_DIR
@@ -200,7 +203,8 @@ class LocalStack:
     def start(self) -> None:
         """Start everything, in dependency order; on any failure the caller's `stop()` cleans up."""
         opts = self.options
-        ports = {"API": opts.api_port, "DynamoDB Local": opts.dynamodb_port, "moto": opts.moto_port}
+        ports = {"API": opts.api_port, "WebSocket API": opts.ws_port, "DynamoDB Local": opts.dynamodb_port,
+                 "moto": opts.moto_port}
         if len(set(ports.values())) != len(ports):
             raise StackError(f"the ports must differ: {ports}")
         opts.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -244,6 +248,9 @@ class LocalStack:
             services.endpoint_environment(self.services["dynamodb"].endpoint, self.services["moto"].endpoint)
         )
         os.environ.update({"RG_STAGE": LOCAL_STAGE, "PYTHONUNBUFFERED": "1"})
+        # Live push: the wss_link a start answers, and where the workers post to connections (@connections).
+        os.environ.setdefault("RG_PLAY_WSS_LINKS", self.ws_url)
+        os.environ["RG_LIVE_CONNECTIONS_URL"] = f"http://127.0.0.1:{self.options.api_port}"
         settings.reset_settings()
         clients.reset_clients()
         secrets.reset()  # built on the previous clients
@@ -286,14 +293,23 @@ class LocalStack:
         )
         self.services["workers"] = Service(name="workers", port=0, process=process, log_path=log_path)
 
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket API's address."""
+        return f"ws://127.0.0.1:{self.options.ws_port}"
+
     def _start_api(self) -> None:
         opts = self.options
-        args = [sys.executable, "-m", API_MODULE, "--host", "127.0.0.1", "--port", str(opts.api_port)]
-        log.info("starting the API server on port %d", opts.api_port)
+        args = [sys.executable, "-m", API_MODULE, "--host", "127.0.0.1", "--port", str(opts.api_port),
+                "--ws-port", str(opts.ws_port)]
+        log.info("starting the API server on port %d (WebSocket API on port %d)", opts.api_port, opts.ws_port)
         # services' spawn/wait give the API the same process-group handling as the other children.
         service = services.spawn("API server", args, opts.api_port, opts.logs_dir / "api.log", cwd=ROOT)
         self.services["api"] = service
         services.wait_for_port(service, timeout_s=60)
+        if not services.port_open(opts.ws_port):
+            services.wait_for_port(services.Service("WebSocket API", opts.ws_port, service.process,
+                                                    service.log_path), timeout_s=30)
 
     def _record(self, starting: bool = False) -> None:
         """Write the stack file: while `starting`, with what has started so far (port 0: not yet)."""
@@ -308,7 +324,7 @@ class LocalStack:
             pid=os.getpid(), stage=LOCAL_STAGE, started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             api=records.get("api", none), dynamodb=records.get("dynamodb", none), moto=records.get("moto", none),
             data_dir=str(opts.data_path), logs_dir=str(opts.logs_dir),
-            extra={"workers_pgid": workers.process.pid if workers else 0, "starting": starting},
+            extra={"workers_pgid": workers.process.pid if workers else 0, "starting": starting, "ws_url": self.ws_url},
         ).save(stack_file(opts.state_dir))
 
     # --- run -------------------------------------------------------------------------------------
@@ -386,6 +402,8 @@ class LocalStack:
                 ("SERVICE", "ADDRESS", "LOG / DATA"),
                 ("API (rewardgate_ops.local_api)", api, f"{_show(opts.logs_dir / 'api.log')} · threaded, backlog "
                  f"{BACKLOG} · {reload_note}"),
+                ("WebSocket API (rewardgate_ops.local_ws)", self.ws_url,
+                 f"same process as the API · @connections at {api}/@connections/{{id}} · live push"),
                 ("DynamoDB Local", self.services["dynamodb"].endpoint,
                  f"{_show(opts.logs_dir / 'dynamodb.log')} · data {_show(opts.data_path)} (kept across restarts)"),
                 ("moto (SQS, Secrets)", self.services["moto"].endpoint,
@@ -397,6 +415,7 @@ class LocalStack:
             "",
             "ENDPOINTS",
             *_columns(_routes(self.app, api) or [("(no routes)",)]),
+            *_columns([("WS", f"{self.ws_url}?auth_body=<from /v2/app/start>", "$connect / $default / $disconnect")]),
             "",
             "TABLES",
             *_columns([(name, state) for name, state in self.summary["tables"]]),

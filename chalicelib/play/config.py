@@ -49,7 +49,7 @@ class PlaySettings:
 def load(env: Mapping[str, str] | None = None) -> PlaySettings:
     """Read the play settings now (uncached); `play_settings()` is the cached accessor."""
     env = os.environ if env is None else env
-    links = tuple(link.strip() for link in env.get("RG_PLAY_WSS_LINKS", "ws://127.0.0.1:8000/v2/play/ws").split(",")
+    links = tuple(link.strip() for link in env.get("RG_PLAY_WSS_LINKS", "ws://127.0.0.1:8003").split(",")
                   if link.strip())
     return PlaySettings(
         heartbeat_timeout_s=env_int(env, "RG_PLAY_HEARTBEAT_TIMEOUT_S", 60, minimum=1),

@@ -27,6 +27,7 @@ from chalicelib.errors import (
     RoomCoolingDown,
     StorageUnavailable,
 )
+from chalicelib.live.notify import notify
 from chalicelib.observability import logger
 from chalicelib.play import anchors, codes, lifecycle, stream
 from chalicelib.play.apps import PlayApp
@@ -244,9 +245,10 @@ def end_game(game: Game, ended_at_ms: int, reason: str) -> Game:
     ended = get_game(game.game_id)
     if ended is None or ended.status != ENDED or ended.end_seq is None or ended.ended_at_ms is None:
         raise StorageUnavailable("the game's end did not complete; retry")
-    stream.put_if_absent(stream.event_item(ended.game_id, ended.end_seq, INTERACTION_END,
-                                           stream.end_data(ended.game_id, ended.ended_at_ms), ended.ended_at_ms,
-                                           kind=stream.END))
+    if stream.put_if_absent(stream.event_item(ended.game_id, ended.end_seq, INTERACTION_END,
+                                              stream.end_data(ended.game_id, ended.ended_at_ms), ended.ended_at_ms,
+                                              kind=stream.END)):
+        notify(ended.game_id, ended.end_seq)  # connections get the end event, then `end`
     return ended
 
 

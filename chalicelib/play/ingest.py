@@ -25,6 +25,7 @@ from chalicelib import clock
 from chalicelib.dynamo import cancellation_codes, connection, with_retries
 from chalicelib.edge.fields import validated
 from chalicelib.errors import InvalidField, SandboxOnly, StorageUnavailable
+from chalicelib.live.notify import notify
 from chalicelib.play import apps, games, settlement, stream
 from chalicelib.play.config import play_settings
 from chalicelib.play.lifecycle import RUNNING
@@ -303,6 +304,9 @@ def ingest(room_id: int, events: Sequence[Incoming], test: bool, now_ms: int | N
             for p in chunk:
                 results[p.index] = _append_one(room_id, game_id, app, p, now_ms, test, allocated_at)
         pending = pending[len(chunk):]
+    appended = [r.seq for r in results if r is not None and r.status == APPENDED and r.game_id == game_id]
+    if appended:
+        notify(game_id, max(appended))  # stored first, then pushed (best effort: the stream is the inbox)
     return _finish(events, results, first_index)
 
 

@@ -14,12 +14,14 @@ from rewardgate_ops.target import LOCAL_STAGE, live_stack, stack_file
 
 @click.group("local")
 def command() -> None:
-    """The embedded local stack: DynamoDB Local, moto, the API server, workers and schedules."""
+    """The embedded local stack: DynamoDB Local, moto, the API server (REST and WebSocket), workers and schedules."""
 
 
 @command.command("up")
 @click.option("--api-port", type=click.IntRange(1, 65535), default=8000, show_default=True,
               help="The API server's port (127.0.0.1).")
+@click.option("--ws-port", type=click.IntRange(1, 65535), default=8003, show_default=True,
+              help="The WebSocket API's port (127.0.0.1): the wss_link /v2/app/start answers.")
 @click.option("--dynamodb-port", type=click.IntRange(1, 65535), default=8001, show_default=True,
               help="DynamoDB Local's port (it listens on every interface: it has no bind-address option).")
 @click.option("--moto-port", type=click.IntRange(1, 65535), default=8002, show_default=True,
@@ -30,7 +32,7 @@ def command() -> None:
               help="Restart the API, workers and schedules when app.py, chalicelib/ or .chalice/config.json change.")
 @output_option
 @pass_cli
-def up(cli: CliContext, api_port: int, dynamodb_port: int, moto_port: int, data_dir: Path | None,
+def up(cli: CliContext, api_port: int, ws_port: int, dynamodb_port: int, moto_port: int, data_dir: Path | None,
        reload: bool, output: str) -> None:
     """Start the whole application locally and serve until Ctrl-C, which stops everything it started."""
     if cli.choice == "aws":
@@ -38,7 +40,7 @@ def up(cli: CliContext, api_port: int, dynamodb_port: int, moto_port: int, data_
     from rewardgate_ops.local_stack import LocalStackOptions, run_forever
 
     options = LocalStackOptions(
-        api_port=api_port, dynamodb_port=dynamodb_port, moto_port=moto_port, state_dir=cli.state_dir,
+        api_port=api_port, ws_port=ws_port, dynamodb_port=dynamodb_port, moto_port=moto_port, state_dir=cli.state_dir,
         data_dir=data_dir.absolute() if data_dir else None, reload=reload,
     )
     def show(table: str) -> None:

@@ -1,0 +1,1 @@
+"""Live-event push delivery: WebSocket connections following games' event streams (see README "Live push")."""

@@ -1,0 +1,50 @@
+"""The connection registry: which WebSocket connections follow which game, and how far each has been sent.
+
+API Gateway holds every connection and any function may post to any of them (`@connections`), so routing
+is a table, not an instance map. Two items per connection, put and deleted together:
+
+- `c#{connection_id}` / `c` (the connection): `game_id`, `app_id`, `connected_at_ms`, and its cursor:
+  `sent_seq` (every seq up to it has been posted to this connection), `gen` (moved by each `resume`; a
+  push made under an older gen cannot move the cursor) and `acked_seq` (what the client acknowledged).
+  Invariant (conditional update `gen = :gen AND sent_seq < :new`): `sent_seq` only moves forward within a
+  gen, and only after everything up to it was posted under that gen.
+- `g#{game_id}` / `{connection_id}` (the game's member list): what a fan-out queries, strongly consistent.
+
+Both expire (DynamoDB TTL) after API Gateway's 2-hour connection limit, should `$disconnect` never come.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.models import Model
+
+from chalicelib.dynamo import meta, table
+
+CONNECTION_SK = "c"
+
+
+def connection_pk(connection_id: str) -> str:
+    """Hash key of a connection's item."""
+    return f"c#{connection_id}"
+
+
+def members_pk(game_id: str) -> str:
+    """Hash key of a game's member list."""
+    return f"g#{game_id}"
+
+
+@table
+class LiveConnectionItem(Model):
+    """A connection (`c#...` / `c`) or a game's member entry (`g#...` / connection id); see the module doc."""
+
+    Meta = meta("live-connections", ttl_attribute="expires_at")
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    game_id = UnicodeAttribute(null=True)
+    app_id = NumberAttribute(null=True)
+    connected_at_ms = NumberAttribute(null=True)
+    sent_seq = NumberAttribute(null=True)
+    acked_seq = NumberAttribute(null=True)
+    gen = NumberAttribute(null=True)
+    expires_at = TTLAttribute(null=True)

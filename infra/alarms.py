@@ -10,6 +10,7 @@
 - the API: more than 1% of requests answered 5xx in five minutes, by the functions' own `Requests` and
   `ServerErrors` metrics: deliberate refusals (a switch turned off, no payout provider) answer 503
   without counting as errors, so they do not page anyone;
+- live push: its queue's oldest message is older than a minute (WebSocket clients are behind);
 - callbacks: many rejected in five minutes (`CallbackRejected`, any reason): keys rotated on one side
   only, or someone forging callbacks.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.observability import NAMESPACE, SERVICE
-from chalicelib.queues import ALL_QUEUES, CREDITS
+from chalicelib.queues import ALL_QUEUES, CREDITS, LIVE
 from infra.lambdas import LambdaFunction, deployed_settings
 from infra.template import logical_id
 
@@ -30,6 +31,7 @@ DISCREPANCY_METRIC = "ReconciliationDiscrepancies"
 BEHIND_METRIC = "ReconciliationPassesBehind"
 API_5XX_RATE = 0.01
 CALLBACK_REJECTIONS = 50  # per five minutes
+LIVE_AGE_S = 60  # a push message waiting longer means clients see events that late
 
 
 def discrepancy_dimensions(stage: str) -> dict[str, str]:
@@ -130,6 +132,15 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
          "Dimensions": _dims({"QueueName": {"Fn::GetAtt": [logical_id(CREDITS.logical, "Queue"), "QueueName"]}})},
         threshold=sla_s, period_s=60,
     )
+    if any(fn.queue is LIVE for fn in functions):
+        resources[logical_id(LIVE.logical, "QueueAgeAlarm")] = _alarm(
+            stage, f"{LIVE.logical}-queue-behind",
+            f"The oldest live push message is older than {LIVE_AGE_S} s: WebSocket clients receive events late "
+            "(the push worker is throttled or failing; see its errors alarm and log group). Nothing is lost: clients "
+            "catch up from the stream when the worker does, or pull /v2/app/events.",
+            {"Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage",
+             "Dimensions": _dims({"QueueName": {"Fn::GetAtt": [logical_id(LIVE.logical, "Queue"), "QueueName"]}})},
+            threshold=LIVE_AGE_S, period_s=60)
     if api_name is not None:
         dims = _dims(discrepancy_dimensions(stage))
 

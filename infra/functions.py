@@ -28,6 +28,7 @@ BATCH_GET = ("BatchGetItem",)
 QUERY = ("Query",)
 PUT = ("PutItem",)
 UPDATE = ("UpdateItem",)
+DELETE = ("DeleteItem",)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Access:
     send_to: tuple[str, ...] = ()  # queues (logical names) it sends messages to
     dlq_depth_of: tuple[str, ...] = ()  # queues (logical names) whose DLQ depth it reads
     secrets: tuple[str, ...] = ()  # names under `rewardgate/{stage}/`; a trailing `/*` for a family
+    manage_connections: bool = False  # post to / close the WebSocket API's connections (@connections)
 
 
 REWARD_TOKEN_KEY = "reward-token-key"  # noqa: S105 - a secret name, not a value
@@ -118,7 +120,8 @@ ACCESS: dict[str, Access] = {
             # the audit record of every admin change and withdrawal, and its answered status
             "audit": table(PUT, UPDATE),
         }, _PLAY_RECONCILE_TABLES, _PLAY_API_TABLES),
-        send_to=("credits", "events"),
+        # live: a push message once live events or a game's end are stored (chalicelib/live/notify.py)
+        send_to=("credits", "events", "live"),
         dlq_depth_of=("credits", "events"),
         secrets=(REWARD_TOKEN_KEY, TP_APPS, PLAY_KEY, PLAY_APPS),
     ),
@@ -166,12 +169,40 @@ ACCESS: dict[str, Access] = {
         send_to=("credits", "events"),
         dlq_depth_of=("credits", "events"),
     ),
-    # Ends interactive-play games whose heartbeat deadline passed (and writes their end event).
+    # Ends interactive-play games whose heartbeat deadline passed (and writes their end event, then asks for
+    # its push).
     "play_sweeper": Access(
         tables={
             "play-games": table(GET, BATCH_GET, UPDATE, indexes=("running",)),
             "play-streams": table(PUT),
         },
+        send_to=("live",),
+    ),
+    # Live push (chalicelib/live). $connect: verify the auth_body (play key), register the connection, ask for
+    # its first push.
+    "websocket_connect": Access(
+        tables={"live-connections": table(PUT)},
+        send_to=("live",),
+        secrets=(PLAY_KEY,),
+    ),
+    # $default: ack, resume, ping; a resume or a ping of a connection behind pushes (reads the stream, may fill
+    # a dead writer's seq as every reader does) and answers over @connections.
+    "websocket_message": Access(
+        tables={"live-connections": table(GET, BATCH_GET, QUERY, UPDATE, DELETE),
+                "play-games": table(GET), "play-streams": table(QUERY, PUT)},
+        send_to=("live",),
+        manage_connections=True,
+    ),
+    # $disconnect: forget the connection.
+    "websocket_disconnect": Access(
+        tables={"live-connections": table(GET, DELETE)},
+    ),
+    # The push worker: fan-out, chunks, posts, cursors, removal of gone connections, retries.
+    "live_push": Access(
+        tables={"live-connections": table(GET, BATCH_GET, QUERY, UPDATE, DELETE),
+                "play-games": table(GET), "play-streams": table(QUERY, PUT)},
+        send_to=("live",),
+        manage_connections=True,
     ),
     # Closes the due daily bills of interactive play (reconciling each day first) and places their credits.
     "play_bills": Access(

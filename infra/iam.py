@@ -62,6 +62,16 @@ def log_group_arn(fn: LambdaFunction, stage: str) -> dict[str, str]:
     return _sub("logs:${AWS::Region}:${AWS::AccountId}:log-group:" + f"/aws/lambda/{fn.physical_name(stage)}:*")
 
 
+# The WebSocket API's stage (Chalice's `api_gateway_stage`) and what a pushing function does to connections.
+WEBSOCKET_STAGE = "api"
+CONNECTION_METHODS = ("POST", "DELETE")
+
+
+def connections_arn(method: str, stage: str = WEBSOCKET_STAGE) -> dict[str, str]:
+    """`execute-api:ManageConnections` resource: this stack's WebSocket API, its stage, one method on any connection."""
+    return _sub("execute-api:${AWS::Region}:${AWS::AccountId}:${WebsocketAPI}/" + f"{stage}/{method}/@connections/*")
+
+
 def _statement(sid: str, actions: tuple[str, ...] | list[str], resources: list[Any]) -> dict[str, Any]:
     return {"Sid": re.sub(r"[^A-Za-z0-9]", "", sid), "Effect": "Allow", "Action": sorted(actions),
             "Resource": resources}
@@ -98,6 +108,9 @@ def policy_document(fn: LambdaFunction, stage: str) -> dict[str, Any]:
     if access.dlq_depth_of:
         statements.append(_statement("DeadLetterDepth", DEPTH_ACTIONS,
                                      [queue_arn(q, dlq=True) for q in sorted(access.dlq_depth_of)]))
+    if access.manage_connections:
+        statements.append(_statement("ManageConnections", ["execute-api:ManageConnections"],
+                                     [connections_arn(m) for m in CONNECTION_METHODS]))
     if access.secrets:
         statements.append(_statement("ReadSecrets", ["secretsmanager:GetSecretValue"],
                                      [secret_arn(stage, s) for s in sorted(access.secrets)]))

@@ -31,7 +31,7 @@ class LambdaFunction:
 
     name: str
     logical_id: str
-    kind: str  # "api", "sqs" or "schedule"
+    kind: str  # "api", "sqs", "schedule" or "websocket"
     memory_mb: int
     timeout_s: int
     reserved_concurrency: int | None
@@ -114,6 +114,10 @@ def _function(stage: str, name: str, kind: str, logical_id: str, queue: QueueSpe
 
 CALLBACK_HANDLER = "callback_handler"
 CALLBACK_HANDLER_LOGICAL_ID = "CallbackHandler"
+# The functions `chalice package` makes of the WebSocket handlers (their names and logical ids are Chalice's).
+WEBSOCKET_FUNCTIONS = {"$connect": ("websocket_connect", "WebsocketConnect"),
+                       "$default": ("websocket_message", "WebsocketMessage"),
+                       "$disconnect": ("websocket_disconnect", "WebsocketDisconnect")}
 
 
 def functions(stage: str, app: Chalice | None = None) -> list[LambdaFunction]:
@@ -127,6 +131,9 @@ def functions(stage: str, app: Chalice | None = None) -> list[LambdaFunction]:
         found.append(_function(stage, API_HANDLER, "api", API_HANDLER_LOGICAL_ID))
     if any(path.startswith("/callbacks/") for path in app.routes):
         found.append(_function(stage, CALLBACK_HANDLER, "api", CALLBACK_HANDLER_LOGICAL_ID))
+    for route in sorted(app.websocket_handlers):
+        name, logical = WEBSOCKET_FUNCTIONS[route]
+        found.append(_function(stage, name, "websocket", logical))
     for event in app.event_sources:
         if isinstance(event, SQSEventConfig):
             found.append(_function(stage, event.name, "sqs", to_cfn_resource_name(event.name), _queue_spec(event)))

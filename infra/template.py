@@ -159,11 +159,32 @@ def _lambda_overrides(fn: LambdaFunction, stage: str) -> dict[str, Any]:
                 raise ValueError(f"{fn.name}: an SQS event source needs a reserved concurrency of at least 2")
             event["ScalingConfig"] = {"MaximumConcurrency": fn.reserved_concurrency}
         props["Events"] = {fn.sqs_event_id: {"Properties": event}}
+    variables = _live_environment(fn)
+    if variables:
+        props["Environment"] = {"Variables": variables}
     override: dict[str, Any] = {"Properties": props, "Metadata": {"checkov": {"skip": _lambda_skips(fn)}}}
     if fn.log_retention_days:
         # The function has no logs:CreateLogGroup: its group must exist before its first invocation.
         override["DependsOn"] = [fn.log_group_id]
     return override
+
+
+WEBSOCKET_DOMAIN = "${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"
+
+
+def _live_environment(fn: LambdaFunction) -> dict[str, Any]:
+    """Live push's addresses, known only once the WebSocket API exists: the `@connections` endpoint for the
+    functions that post, the `wss_link` a start answers for the API."""
+    from infra.functions import ACCESS
+    from infra.iam import WEBSOCKET_STAGE
+
+    variables: dict[str, Any] = {}
+    access = ACCESS.get(fn.name)
+    if access is not None and access.manage_connections:
+        variables["RG_LIVE_CONNECTIONS_URL"] = {"Fn::Sub": "https://" + WEBSOCKET_DOMAIN + WEBSOCKET_STAGE}
+    if fn.kind == "api":
+        variables["RG_PLAY_WSS_LINKS"] = {"Fn::Sub": "wss://" + WEBSOCKET_DOMAIN + WEBSOCKET_STAGE}
+    return variables
 
 
 def _lambda_skips(fn: LambdaFunction) -> list[dict[str, str]]:
@@ -180,7 +201,7 @@ def _lambda_skips(fn: LambdaFunction) -> list[dict[str, str]]:
     elif fn.kind == "schedule":
         skips.append({"id": "CKV_AWS_116", "comment": "Scheduled sweep: the next run (minutes later) redoes whatever a "
                                                       "failed run left; a failed run raises the Errors alarm."})
-    else:
+    else:  # the REST API's and the WebSocket API's handlers
         skips.append({"id": "CKV_AWS_116", "comment": "Invoked synchronously by API Gateway; a Lambda DLQ applies only "
                                                       "to asynchronous invocations."})
     if not fn.reserved_concurrency:
@@ -191,7 +212,12 @@ def _lambda_skips(fn: LambdaFunction) -> list[dict[str, str]]:
                    "would only hold idle capacity.",
             "schedule": "One short run every few minutes; a throttled run is retried by the async invoke and "
                         "the next run catches up.",
+            "websocket": "WebSocket connects, frames and disconnects scale with the clients; the stage's route "
+                         "throttling bounds them, and a reservation would only cap them or hold idle capacity.",
         }[fn.kind]
+        if fn.kind == "sqs" and fn.queue is not None and fn.queue.logical == "live":
+            why = ("Live push scales with live events and connections; a reservation would delay pushes behind "
+                   "a cap while the stream (the offline inbox) keeps every event anyway.")
         skips.append({"id": "CKV_AWS_115", "comment": why})
     return skips
 
@@ -244,6 +270,28 @@ def _api_overrides(routes: list[Route], stage: str) -> dict[str, Any]:
     }
 
 
+# The WebSocket API's route throttling (messages/s across the stage, burst); raise with the account's quota.
+WEBSOCKET_THROTTLE_RATE = 2_000
+WEBSOCKET_THROTTLE_BURST = 1_000
+WEBSOCKET_ROUTE_SKIP = {"id": "CKV_AWS_309", "comment": "No API Gateway authorizer: $connect authenticates the "
+                        "game's auth_body (a signed, short-lived token) in its handler and refuses the handshake "
+                        "(401) otherwise; $default and $disconnect act only on the connection $connect admitted."}
+
+
+def _websocket_overrides() -> dict[str, Any]:
+    """What the WebSocket API Chalice generates needs beyond it: stage throttling, and the scanner's notes."""
+    routes = {lid: {"Metadata": {"checkov": {"skip": [WEBSOCKET_ROUTE_SKIP]}}}
+              for lid in ("WebsocketConnectRoute", "WebsocketMessageRoute", "WebsocketDisconnectRoute")}
+    return routes | {"WebsocketAPIStage": {
+        "Metadata": {"checkov": {"skip": [{
+            "id": "CKV_AWS_95", "comment": "No API Gateway access logs (they need the account-wide API Gateway "
+                                           "CloudWatch role, which one application's stack must not own); each "
+                                           "handler writes one structured line per connect, frame and disconnect."}]}},
+        "Properties": {"DefaultRouteSettings": {"ThrottlingRateLimit": WEBSOCKET_THROTTLE_RATE,
+                                                "ThrottlingBurstLimit": WEBSOCKET_THROTTLE_BURST}},
+    }}
+
+
 def _log_group(fn: LambdaFunction, stage: str) -> dict[str, Any]:
     group: dict[str, Any] = {
         # A literal name (the function's name is fixed) instead of Chalice's `${Function}`, which
@@ -262,12 +310,17 @@ def _log_group(fn: LambdaFunction, stage: str) -> dict[str, Any]:
     return group
 
 
-def _outputs(stage: str, has_api: bool) -> dict[str, Any]:
+def _outputs(stage: str, has_api: bool, has_websocket: bool = False) -> dict[str, Any]:
     outputs: dict[str, Any] = {
         "AlarmTopicArn": {"Description": "SNS topic every alarm notifies", "Value": {"Ref": "AlarmTopic"}},
         "SecretsPrefix": {"Description": "Secrets Manager names the functions may read",
                           "Value": f"rewardgate/{stage}/"},
     }
+    if has_websocket:
+        from infra.iam import WEBSOCKET_STAGE
+
+        outputs["LivePushUrl"] = {"Description": "The WebSocket API (the wss_link /v2/app/start answers)",
+                                  "Value": {"Fn::Sub": "wss://" + WEBSOCKET_DOMAIN + WEBSOCKET_STAGE}}
     if has_api:
         base = "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
         outputs |= {
@@ -313,6 +366,8 @@ def merge_template(stage: str, app: Any = None) -> dict[str, Any]:
             resources[f"{fn.logical_id}InvokePermission"] = edge.callback_permission()
         if fn.log_retention_days:
             resources[fn.log_group_id] = _log_group(fn, stage)
+    if any(fn.kind == "websocket" for fn in functions):
+        resources |= _websocket_overrides()
     if routes:
         resources["RestAPI"] = _api_overrides(routes, stage)
         resources |= iam.api_caller_policies(routes, stage)
@@ -328,5 +383,5 @@ def merge_template(stage: str, app: Any = None) -> dict[str, Any]:
         },
         "Conditions": {alarms.HAS_EMAIL: {"Fn::Not": [{"Fn::Equals": [{"Ref": alarms.EMAIL_PARAMETER}, ""]}]}},
         "Resources": resources,
-        "Outputs": _outputs(stage, bool(routes)),
+        "Outputs": _outputs(stage, bool(routes), any(fn.kind == "websocket" for fn in functions)),
     }

@@ -122,7 +122,7 @@ ACCESS: dict[str, Access] = {
         }, _PLAY_RECONCILE_TABLES, _PLAY_API_TABLES),
         # live: a push message once live events or a game's end are stored (chalicelib/live/notify.py)
         send_to=("credits", "events", "live"),
-        dlq_depth_of=("credits", "events"),
+        dlq_depth_of=("credits", "events", "live"),
         secrets=(REWARD_TOKEN_KEY, TP_APPS, PLAY_KEY, PLAY_APPS),
     ),
     # The platform's callbacks: store each event once (put-if-absent), enqueue it, read the tp app's
@@ -167,7 +167,7 @@ ACCESS: dict[str, Access] = {
     "reconciler": Access(
         tables=_merge(_RECONCILE_TABLES, _PLAY_RECONCILE_TABLES),
         send_to=("credits", "events"),
-        dlq_depth_of=("credits", "events"),
+        dlq_depth_of=("credits", "events", "live"),
     ),
     # Ends interactive-play games whose heartbeat deadline passed (and writes their end event, then asks for
     # its push).
@@ -188,7 +188,7 @@ ACCESS: dict[str, Access] = {
     # $default: ack, resume, ping; a resume or a ping of a connection behind pushes (reads the stream, may fill
     # a dead writer's seq as every reader does) and answers over @connections.
     "websocket_message": Access(
-        tables={"live-connections": table(GET, BATCH_GET, QUERY, UPDATE, DELETE),
+        tables={"live-connections": table(GET, BATCH_GET, UPDATE, DELETE),
                 "play-games": table(GET), "play-streams": table(QUERY, PUT)},
         send_to=("live",),
         manage_connections=True,
@@ -199,7 +199,7 @@ ACCESS: dict[str, Access] = {
     ),
     # The push worker: fan-out, chunks, posts, cursors, removal of gone connections, retries.
     "live_push": Access(
-        tables={"live-connections": table(GET, BATCH_GET, QUERY, UPDATE, DELETE),
+        tables={"live-connections": table(BATCH_GET, QUERY, UPDATE, DELETE),
                 "play-games": table(GET), "play-streams": table(QUERY, PUT)},
         send_to=("live",),
         manage_connections=True,

@@ -41,7 +41,10 @@ from tests.rewards_support import (
 )
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
-PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com",
+          # the WebSocket API's id as the deployed @connections endpoint names it (`Ref: WebsocketAPI`)
+          "WebsocketAPI": "wsapi12345"}
+_CONNECTION_METHODS = {"PostToConnection": "POST", "DeleteConnection": "DELETE", "GetConnection": "GET"}
 
 
 class Recorder:
@@ -105,6 +108,9 @@ def authorizations(service: str, operation: str, params: dict[str, Any]) -> list
     if service == "sqs":
         target = params.get("QueueUrl") or params["QueueName"]
         return [(f"sqs:{_SQS_BATCH.get(operation, operation)}", _queue(target))]
+    if service == "apigatewaymanagementapi":  # execute-api:ManageConnections on the connection, by method
+        return [("execute-api:ManageConnections", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{PSEUDO['WebsocketAPI']}/"
+                 f"api/{_CONNECTION_METHODS[operation]}/@connections/{params['ConnectionId']}")]
     if service == "secretsmanager":
         return [(f"secretsmanager:{operation}", f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"
                                                 f"{params['SecretId']}-AbC123")]
@@ -122,7 +128,7 @@ def _resolve(value: Any, resources: dict[str, Any]) -> str:
         return arn_of(value["Fn::GetAtt"][0])
     text = value["Fn::Sub"]
     text = re.sub(r"\$\{(\w+)\.Arn\}", lambda m: arn_of(m.group(1)), text)
-    return re.sub(r"\$\{(AWS::\w+)\}", lambda m: PSEUDO[m.group(1)], text)
+    return re.sub(r"\$\{(AWS::\w+|WebsocketAPI)\}", lambda m: PSEUDO[m.group(1)], text)
 
 
 def allowed(policy: dict[str, Any], resources: dict[str, Any], action: str, arn: str) -> bool:

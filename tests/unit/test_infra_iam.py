@@ -62,7 +62,10 @@ def test_access__declared_tables_queues_and_indexes__exist():
     for name, access in ACCESS.items():
         for table, grant in access.tables.items():
             assert set(grant.indexes) <= indexes[table], (name, table)
-            assert set(grant.actions) <= {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem"}, (name, table)
+            # Nothing is ever deleted, except WebSocket connections (ephemeral: gone when the socket closes).
+            deletable = {"DeleteItem"} if table == "live-connections" else set()
+            assert set(grant.actions) <= {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", *deletable}, \
+                (name, table)
 
 
 def test_policy__credit_worker__consumes_credits_and_writes_only_crediting_tables():
@@ -100,9 +103,13 @@ def test_policy__secrets__only_api_reads_them_and_only_under_the_stage_prefix():
     for role_id, resource in merged()["Resources"].items():
         if resource.get("Type") == "AWS::IAM::Role":
             readers[role_id] = role_statements(role_id).get("ReadSecrets")
-    # THEN only the API function (signing key, tp-app credentials, the play key and the play apps' access keys)
-    # and the callback function (tp-app credentials only) read secrets, under this stage's prefix
-    assert {k for k, v in readers.items() if v} == {"APIHandlerRole", "CallbackHandlerRole"}
+    # THEN only the API function (signing key, tp-app credentials, the play key and the play apps' access keys),
+    # the callback function (tp-app credentials only) and $connect (the play key, to verify an auth_body) read
+    # secrets, under this stage's prefix
+    assert {k for k, v in readers.items() if v} == {"APIHandlerRole", "CallbackHandlerRole", "WebsocketConnectRole"}
+    assert readers["WebsocketConnectRole"]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                    "rewardgate/prod/play-key-??????"}]
     assert readers["CallbackHandlerRole"]["Resource"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
                     "rewardgate/prod/tp-apps/*"}]
@@ -229,3 +236,17 @@ def test_gateway_responses__every_refusal__problem_json():
         assert rendered["type"].startswith("urn:rewardgate:problem:") and rendered["code"], kind
     assert json.loads(responses["THROTTLED"]["responseTemplates"]["application/json"].replace(
         "$context.error.messageString", '"m"'))["status"] == 429
+
+
+def test_policy__manage_connections__only_the_pushing_functions_and_only_this_websocket_api():
+    # GIVEN every role's @connections grant
+    granted = {role_id: role_statements(role_id).get("ManageConnections")
+               for role_id, resource in merged()["Resources"].items() if resource.get("Type") == "AWS::IAM::Role"}
+    # THEN only the push worker and the $default handler may post to or close connections, of this stack's
+    # WebSocket API and stage, with POST and DELETE only
+    assert {k for k, v in granted.items() if v} == {"LivePushRole", "WebsocketMessageRole"}
+    for role_id in ("LivePushRole", "WebsocketMessageRole"):
+        assert granted[role_id]["Action"] == ["execute-api:ManageConnections"]
+        assert granted[role_id]["Resource"] == [
+            {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebsocketAPI}/api/"
+                        f"{method}/@connections/*"} for method in ("POST", "DELETE")]

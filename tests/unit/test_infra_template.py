@@ -100,9 +100,9 @@ def test_alarms__every_dlq_every_function_reconciliation_and_api__notify_the_top
              if r.get("Type") == "AWS::CloudWatch::Alarm"}
     functions = lambdas.functions(STAGE)
     # THEN each DLQ, each function, the reconciliation metric and the API have one, all to the topic
-    expected = ({"CreditsDeadLetterAlarm", "EventsDeadLetterAlarm", "ReconciliationDiscrepancyAlarm",
-                 "ReconciliationBehindAlarm", "CreditsQueueAgeAlarm", "Api5xxAlarm",
-                 "CallbackRejectionsAlarm"}
+    expected = ({"CreditsDeadLetterAlarm", "EventsDeadLetterAlarm", "LiveDeadLetterAlarm",
+                 "ReconciliationDiscrepancyAlarm", "ReconciliationBehindAlarm", "CreditsQueueAgeAlarm",
+                 "LiveQueueAgeAlarm", "Api5xxAlarm", "CallbackRejectionsAlarm"}
                 | {f"{fn.logical_id}ErrorsAlarm" for fn in functions})
     assert set(found) == expected
     for alarm in found.values():

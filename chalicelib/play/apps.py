@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock
+from chalicelib import secrets as secret_store
 from chalicelib.dynamo import error_code, with_retries
 from chalicelib.errors import ConfigConflict, PlayAppExists, PlayAppNotFound, SandboxImmutable
 from chalicelib.play.bans import BanPolicy
@@ -159,12 +161,44 @@ def get_app(app_id: int) -> PlayApp:
     return app
 
 
+# An open-live access key id names its app (`rgak-{app_id}-...`), so a forger picks any app id. As issue 10 did
+# for tp app ids (chalicelib/secrets.py): app ids found missing are remembered MISS_CACHE_S in a bounded memory
+# (least recently missed forgotten first), and app ids this process has never found are budgeted (LOOKUP_BURST
+# at once, LOOKUPS_PER_S after that); over budget an unseen id is answered unknown (4002) without a read. A
+# flood of forged ids thus costs at most that many play-config reads per second per API instance, and an app
+# this process has served is never refused for it.
+MISS_CACHE_S = secret_store.MISS_CACHE_S
+MISS_CACHE_MAX = secret_store.MISS_CACHE_MAX
+_misses: OrderedDict[int, float] = OrderedDict()
+_found: set[int] = set()
+_budget = secret_store._LookupBudget(secret_store.LOOKUPS_PER_S, secret_store.LOOKUP_BURST)
+
+
 def find_app(app_id: int) -> PlayApp | None:
-    """An app (cached), or None."""
-    try:
-        return get_app(app_id)
-    except PlayAppNotFound:
+    """An app named by untrusted input (a request's access key id), or None; bounded cost for unknown ids."""
+    missed_at = _misses.get(app_id)
+    if missed_at is not None and time.monotonic() - missed_at < MISS_CACHE_S:
         return None
+    if app_id not in _found and not _budget.take():
+        return None
+    try:
+        app = get_app(app_id)
+    except PlayAppNotFound:
+        with _cache_lock:
+            _misses[app_id] = time.monotonic()
+            _misses.move_to_end(app_id)
+            while len(_misses) > MISS_CACHE_MAX:
+                _misses.popitem(last=False)
+        return None
+    with _cache_lock:
+        _misses.pop(app_id, None)
+        _found.add(app_id)
+    return app
+
+
+def miss_cache_size() -> int:
+    """How many unknown app ids are remembered now (bounded by MISS_CACHE_MAX)."""
+    return len(_misses)
 
 
 def get_app_uncached(app_id: int) -> PlayApp:
@@ -176,9 +210,10 @@ def get_app_uncached(app_id: int) -> PlayApp:
 
 
 def invalidate() -> None:
-    """Forget cached apps (after an edit in this process, and in tests)."""
+    """Forget cached apps and remembered misses (after an edit in this process, and in tests)."""
     with _cache_lock:
         _cache.clear()
+        _misses.clear()
 
 
 def _save(app: PlayApp, expected_rev: int | None) -> None:
@@ -194,6 +229,8 @@ def _save(app: PlayApp, expected_rev: int | None) -> None:
             raise PlayAppExists(f"play app {app.app_id} already exists", app_id=app.app_id) from exc
         raise ConfigConflict("the play app changed concurrently; re-read and retry", app_id=app.app_id) from exc
     invalidate()
+    with _cache_lock:
+        _found.add(app.app_id)  # this process wrote it: reading it back is not a guess
 
 
 def put_app(app_id: int, body: PlayAppPut, create_only: bool = False) -> PlayApp:

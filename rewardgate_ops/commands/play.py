@@ -26,7 +26,7 @@ CMDS = {
 
 @click.group("play")
 def command() -> None:
-    """Interactive play: identity codes, the play master key, settlement and bills."""
+    """Interactive play: identity codes, the play master key, settlement, bills, and following a game's push."""
 
 
 @command.command("code")
@@ -129,6 +129,80 @@ def close_bills(cli: CliContext, yes: bool, dry_run: bool, output: str) -> None:
     if report["held"]:
         click.echo(f"held (reconciliation findings): {', '.join(report['held'])}", err=True)
         raise SystemExit(HELD)
+
+
+@command.command("watch")
+@click.option("--auth-body", required=True, help="The game's auth_body, from the play's /v2/app/start answer.")
+@click.option("--url", default=None,
+              help="The wss_link from the same answer (default: the running local stack's WebSocket API).")
+@click.option("--resume-after", type=click.IntRange(0, MAX_ID), default=None,
+              help="Send resume: replay every event after this seq, then continue live (after a reconnect).")
+@click.option("--count", type=click.IntRange(1, 1_000_000), default=None,
+              help="Stop after this many new events (default: when the game ends, or --seconds pass).")
+@click.option("--seconds", type=click.FloatRange(0.1, 86_400), default=None,
+              help="Stop after this long (default: when the game ends, or --count events arrive).")
+@output_option
+@pass_cli
+def watch(cli: CliContext, auth_body: str, url: str | None, resume_after: int | None, count: int | None,
+          seconds: float | None, output: str) -> None:
+    """Follow a game's live events over its WebSocket push, as a play would; events print as they arrive
+    (--output json: one document when it stops, with every event received, in order, duplicates dropped)."""
+    import time
+    import urllib.parse
+
+    from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+    from websockets.sync.client import connect
+
+    from rewardgate_ops.target import live_stack
+
+    if url is None:
+        stack = live_stack(cli.state_dir)
+        url = stack.extra.get("ws_url") if stack is not None else None
+        if not url:
+            raise click.UsageError("no local stack is running: pass --url (the wss_link /v2/app/start answered)")
+    link = f"{url}{'&' if '?' in url else '?'}auth_body={urllib.parse.quote(auth_body, safe='')}"
+    received: list[dict[str, Any]] = []
+    last, duplicates, ended, errors = resume_after or 0, 0, False, []
+    deadline = time.monotonic() + seconds if seconds else None
+    try:
+        with connect(link, open_timeout=10, close_timeout=2, max_size=2**20) as ws:
+            if resume_after is not None:
+                ws.send(json.dumps({"op": "resume", "after_seq": resume_after}))
+            while not ended and (count is None or len(received) < count):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                try:
+                    text = ws.recv(timeout=left)
+                except TimeoutError:
+                    break
+                value = json.loads(text)
+                for message in value if isinstance(value, list) else [value]:
+                    if message.get("op") == "end":
+                        ended = True
+                    elif message.get("op") == "error":
+                        errors.append(message)
+                        click.echo(f"error {message.get('code')}: {message.get('message')}", err=True)
+                    elif message.get("op") == "event":
+                        if message["seq"] <= last:
+                            duplicates += 1
+                            continue
+                        last = message["seq"]
+                        received.append(message)
+                        if output != "json":
+                            click.echo(f"{message['seq']:>6}  {message['cmd']}  "
+                                       f"{json.dumps(message['data'], ensure_ascii=False)[:100]}")
+    except InvalidStatus as refused:
+        raise click.ClickException(f"the WebSocket API refused the connection ({refused.response.status_code}): "
+                                   f"{refused.response.body.decode(errors='replace').strip()}") from None
+    except (InvalidURI, OSError, ConnectionClosed) as exc:
+        raise click.ClickException(f"cannot follow {url}: {exc}") from None
+    summary = {"url": url, "events": received, "last_seq": last, "duplicates_dropped": duplicates, "ended": ended,
+               "errors": errors}
+    if output == "json":
+        emit(output, summary)
+    else:
+        click.echo(f"{len(received)} event(s), last seq {last}" + (", the game ended" if ended else ""))
 
 
 # --- simulate live-event -----------------------------------------------------------------------------

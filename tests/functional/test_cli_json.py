@@ -182,6 +182,21 @@ def play_facts(check, client, api_url) -> None:
     assert check("play settlement", "--app-id", str(app_id), "--day", today) | {"closes_at_ms": 0} == {
         "app_id": app_id, "day": today, "gifts": 1, "revenue": 2000, "developer_share": 1000, "closed": False,
         "ratio_versions": [1], "closes_at_ms": 0, "cumulative_share": None, "credit": None}
+    # the play's push, followed from the command line: the gift above, then (resumed after it) a danmaku
+    from tests.live_support import local_websocket_stack
+
+    with local_websocket_stack() as live:
+        started = open_live(client, app).start(refreshed["code"])["data"]["websocket_info"]
+        assert started["wss_link"] == [live["ws"]]
+        watched = check("play watch", "--auth-body", started["auth_body"], "--url", live["ws"], "--count", "1",
+                        "--seconds", "30")
+        assert [(e["seq"], e["cmd"], e["data"]["price"]) for e in watched["events"]] == [
+            (1, "LIVE_OPEN_PLATFORM_SEND_GIFT", 2000)]
+        assert check("simulate live-event", "--room-id", str(room_id), "--cmd", "dm", "--url", live["api"])
+        resumed = check("play watch", "--auth-body", started["auth_body"], "--url", live["ws"], "--resume-after",
+                        "1", "--count", "1", "--seconds", "30")
+        assert [(e["seq"], e["cmd"]) for e in resumed["events"]] == [(2, "LIVE_OPEN_PLATFORM_DM")]
+        assert resumed["last_seq"] == 2 and resumed["errors"] == []
     # (a day held by another suite's seeded reconciliation fault exits 3, with the same document)
     bills = check("play close-bills", exit_codes=(0, 3))
     assert set(bills) == {"closed", "held", "credited", "credit_failed"}

@@ -87,13 +87,13 @@ def stack(tmp_path) -> Iterator[Stack]:
     assert REWARDGATE.exists(), f"{REWARDGATE} missing: the venv must have the console script (make test installs it)"
     state_dir = tmp_path / "state"
     output = tmp_path / "local-up.out"
-    api_port, ddb_port, moto_port = free_port(), free_port(), free_port()
+    api_port, ddb_port, moto_port, ws_port = free_port(), free_port(), free_port(), free_port()
     with output.open("wb") as out:
         # What `make run` runs, plus ports and a state folder of the test's own, and --no-reload: the
         # test must not depend on nobody saving a file in the repository while it runs.
         process = subprocess.Popen(
             [str(REWARDGATE), "--state-dir", str(state_dir), "local", "up", "--api-port", str(api_port),
-             "--dynamodb-port", str(ddb_port), "--moto-port", str(moto_port), "--no-reload"],
+             "--ws-port", str(ws_port), "--dynamodb-port", str(ddb_port), "--moto-port", str(moto_port), "--no-reload"],
             stdout=out, stderr=subprocess.STDOUT, env=clean_env(), cwd=ROOT, start_new_session=True,
         )
     running = Stack(process, state_dir, output, f"http://127.0.0.1:{api_port}")

@@ -56,6 +56,21 @@ def test_try_it__cli_and_an_independent_client_over_http__game_events_settlement
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert json.loads(sent.stdout)["sent"][0]["status"] == "appended"
 
+    # AND the play follows its push over the stack's WebSocket API (the wss_link the start answered), as the
+    # README's `rewardgate play watch` does, then reconnects and resumes after the first event
+    websocket = start["data"]["websocket_info"]
+    assert websocket["wss_link"][0].startswith("ws://127.0.0.1:")
+    watched = stack.cli("play", "watch", "--auth-body", websocket["auth_body"], "--count", "2", "--seconds", "30",
+                        "--output", "json")
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    pushed = json.loads(watched.stdout)
+    assert pushed["url"] == websocket["wss_link"][0]
+    assert [(e["seq"], e["cmd"]) for e in pushed["events"]] == [(1, "LIVE_OPEN_PLATFORM_SEND_GIFT"),
+                                                                 (2, "LIVE_OPEN_PLATFORM_DM")]
+    resumed = stack.cli("play", "watch", "--auth-body", websocket["auth_body"], "--resume-after", "1", "--count",
+                        "1", "--seconds", "30", "--output", "json")
+    assert [e["seq"] for e in json.loads(resumed.stdout)["events"]] == [2]
+
     # THEN the play pulls them back in order
     events = play.all_events(game_id)
     assert [(e["seq"], e["cmd"]) for e in events] == [(1, "LIVE_OPEN_PLATFORM_SEND_GIFT"), (2, "LIVE_OPEN_PLATFORM_DM")]

@@ -12,6 +12,7 @@ other worker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import defaultdict
@@ -106,7 +107,8 @@ def _serve(connection_id: str, body: Any, context: Any) -> str:
     if conn is None:
         _post(connection_id, protocol.error_frame(protocol.NOT_CONNECTED, "this connection is no longer registered: "
                                                   "connect again with a fresh auth_body and resume"))
-        gateway.close(connection_id)
+        with contextlib.suppress(gateway.PostFailed):
+            gateway.close(connection_id)
         return f"{op.op}:not_connected"
     if op.op == protocol.ACK:
         assert op.seq is not None

@@ -144,3 +144,11 @@ def test_callback_authorization_expiry__other_digits_than_ascii__malformed_not_a
 
     with pytest.raises(events.Malformed):
         events._expires_in({"AuthorizationCodeExpiresIn": expires_in})
+
+
+def test_listing_cursor__json_nested_too_deeply__invalid_field_not_a_recursion_error():
+    from chalicelib import validate
+
+    with pytest.raises(errors.InvalidField) as refused:
+        validate.decode_cursor(b64(b"[" * 1500), {"event_id": ""})
+    assert refused.value.details["field"] == "cursor"

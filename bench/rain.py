@@ -18,11 +18,19 @@ Every DynamoDB and SQS call is metered by AWS's billing rules (`bench.meter`); e
 
     .venv/bin/python bench/rain.py                       # defaults: about 1-2 minutes on 2 cores
     .venv/bin/python bench/rain.py --users 2000 --rounds 5 --shards 16
+    .venv/bin/python bench/rain.py --summary             # rewardgate mode only, small: well under a minute
+
+`--summary` ends with one line: write units per credited reward (grant side, credit side, total), dollars
+per million rewards, grants/s over a floor measured in the same run (the same number of plain conditional
+puts on DynamoDB Local from the same number of threads), and oversold/lost/double_credits from
+`bench.rain_audit`, an independent check over raw table scans (with a second, tight-budget scene granted
+concurrently until sold out, so that "oversold" is tested where it can happen).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -212,7 +220,7 @@ def run_grants(meter: Any, mode: Mode, activity_id: str, plan: list[tuple[str, s
                     if item_status == 202:
                         granted[item_body["order_id"]] = (act_id, amount)
                     else:
-                        errors[f"{item_status} {item_body.get('error', '')}".strip()] += 1
+                        errors[f"{item_status} {item_body.get('code') or item_body.get('error', '')}".strip()] += 1
             progress.update(len(chunk))
 
     started = run_threads(api_instance, threads, "api")
@@ -336,8 +344,8 @@ def run_mode(meter: Any, mode: Mode, client: Any, args: argparse.Namespace) -> M
     plan = plan_rewards(args.users, args.rounds, args.amount_max, args.seed)
     result.rewards_planned = len(plan)
     with meter.scope("setup"):
-        activity_id = configure_campaign(client, mode.name[:4], args.shards,
-                                         total=len(plan) * args.amount_max * 2, order_cap=args.amount_max)
+        activity_id = configure_campaign(client, mode.name[:4], args.shards, total=len(plan) * args.amount_max * 2,
+                                         order_cap=args.amount_max)
         queue = credit_queue()
     with meter.scope(f"{mode.name}:grant"), tqdm(total=len(plan), desc=f"{mode.name:>10} grants ",
                                                   unit="reward", file=sys.stderr, leave=False) as bar:
@@ -347,6 +355,7 @@ def run_mode(meter: Any, mode: Mode, client: Any, args: argparse.Namespace) -> M
         run_credits(meter, mode, queue, len(granted), args.worker_threads, result, bar, args.timeout)
     with meter.scope("verify"):
         result.verify = verify(client, activity_id, granted)
+    result.verify.update(activity_id=activity_id, budget=len(plan) * args.amount_max * 2, granted=granted)
     return result
 
 
@@ -357,7 +366,8 @@ def warm_up(meter: Any, client: Any, args: argparse.Namespace) -> None:
             pass
 
     with meter.scope("warmup"):
-        for mode in (Mode("warmup", 100, 100), Mode("warmupnaive", 1, 1)):
+        modes = (Mode("warmup", 100, 100),) if args.summary else (Mode("warmup", 100, 100), Mode("warmupnaive", 1, 1))
+        for mode in modes:
             result = ModeResult(mode)
             plan = plan_rewards(150, 1, args.amount_max, args.seed + 1)
             activity_id = configure_campaign(client, "warm", args.shards, total=10**9, order_cap=args.amount_max)
@@ -530,6 +540,134 @@ def report(meter: Any, results: list[ModeResult], args: argparse.Namespace, pric
     return "\n".join(lines)
 
 
+FLOOR_TABLE = "rewardgate-local-bench-floor"
+
+
+def measure_floor(count: int, threads: int) -> float:
+    """Plain conditional puts per second on DynamoDB Local: `count` puts of an order-sized item, `threads` threads.
+
+    The ceiling a grant path could reach on this machine: one write per reward, nothing else.
+    """
+    import boto3
+
+    ddb = boto3.client("dynamodb")
+    with contextlib.suppress(ddb.exceptions.ResourceInUseException):
+        ddb.create_table(TableName=FLOOR_TABLE, BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    run = f"{random.randrange(16**8):08x}"
+    lock = threading.Lock()
+    numbers = iter(range(count))
+    padding = "x" * 500  # about an order item's size
+
+    def putter() -> None:
+        while True:
+            with lock:
+                number = next(numbers, None)
+            if number is None:
+                return
+            ddb.put_item(TableName=FLOOR_TABLE, Item={"pk": {"S": f"{run}#{number}"}, "p": {"S": padding}},
+                         ConditionExpression="attribute_not_exists(pk)")
+
+    started = run_threads(putter, threads, "floor")
+    return count / (time.perf_counter() - started)
+
+
+def scan_all(table: str) -> list[dict[str, Any]]:
+    """Every raw item of a table (low-level client, no rewardgate code)."""
+    import boto3
+
+    items: list[dict[str, Any]] = []
+    for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        items.extend(page["Items"])
+    return items
+
+
+def independent_audit(activity_id: str, scene_id: str, budget: int, granted: dict[str, tuple[str, int]]) -> Any:
+    """`bench.rain_audit.audit` over raw scans of the orders, ledger and wallets tables."""
+    from bench.rain_audit import audit
+
+    return audit(granted, activity_id, scene_id, budget, scan_all("rewardgate-local-orders"),
+                 scan_all("rewardgate-local-ledger"), scan_all("rewardgate-local-wallets"))
+
+
+def run_sold_out(meter: Any, client: Any, args: argparse.Namespace) -> tuple[ModeResult, str, int]:
+    """A scene whose budget covers about half of its demand, granted and credited concurrently until sold out."""
+    from chalicelib.queues import CREDITS
+
+    mode = Mode("soldout", 20, CREDITS.batch_size)
+    result = ModeResult(mode)
+    plan = plan_rewards(max(40, args.users // 2), 2, args.amount_max, args.seed + 2)
+    budget = sum(amount for _, _, amount in plan) // 2
+    result.rewards_planned = len(plan)
+
+    class Quiet:
+        def update(self, n: int) -> None:
+            pass
+
+    with meter.scope("soldout"):
+        activity_id = configure_campaign(client, "tight", args.shards, total=budget, order_cap=args.amount_max)
+        granted = run_grants(meter, mode, activity_id, plan, args.api_threads, result, Quiet())
+        run_credits(meter, mode, credit_queue(), len(granted), args.worker_threads, result, Quiet(), args.timeout)
+    result.verify = {"granted": granted}
+    return result, activity_id, budget
+
+
+def summary_line(meter: Any, result: ModeResult, prices: Any, memory_mb: int, floor_per_s: float,
+                 checks: list[Any]) -> str:
+    """The one line `--summary` ends with."""
+    from bench.meter import cost
+
+    grant, credit = meter.usage(f"{result.mode.name}:grant"), meter.usage(f"{result.mode.name}:credit")
+    both = meter.usage([f"{result.mode.name}:grant", f"{result.mode.name}:credit"])
+    n = result.credited
+    dollars = cost(both, prices, memory_mb)["total"]
+    grants_per_s = result.granted / result.grant_s if result.grant_s else float("nan")
+    return (f"wru_grant={per(grant.wru, n):.2f} wru_credit={per(credit.wru, n):.2f} wru_total={per(both.wru, n):.2f} "
+            f"usd_per_million={1e6 * per(dollars, n):.2f} grants_per_s_vs_floor={grants_per_s / floor_per_s:.3f} "
+            f"oversold={sum(c.oversold for c in checks)} lost={sum(c.lost for c in checks)} "
+            f"double_credits={sum(c.double_credits for c in checks)}")
+
+
+def run_summary(meter: Any, client: Any, args: argparse.Namespace, prices: Any) -> int:
+    """`--summary`: the rewardgate mode, a tight-budget scene, the floor, the independent check, one line."""
+    from chalicelib.queues import CREDITS
+
+    result = run_mode(meter, Mode("rewardgate", 100, CREDITS.batch_size), client, args)
+    tight, tight_activity, tight_budget = run_sold_out(meter, client, args)
+    with meter.scope("floor"):
+        floor_per_s = measure_floor(result.rewards_planned, args.api_threads)
+    with meter.scope("verify"):
+        checks = [independent_audit(result.verify["activity_id"], "rain", result.verify["budget"], granted)
+                  for granted in [result.verify["granted"]]]
+        checks.append(independent_audit(tight_activity, "rain", tight_budget, tight.verify["granted"]))
+    main_check, tight_check = checks
+    n = result.credited
+    grant_wru = meter.usage(f"{result.mode.name}:grant").wru_by
+    credit_wru = meter.usage(f"{result.mode.name}:credit").wru_by
+    print(f"rain: {result.rewards_planned} rewards ({args.users} users x {args.rounds} rounds), {args.shards} shards, "
+          f"{args.api_threads} API threads, {args.worker_threads} credit workers; granted {result.granted}, "
+          f"credited {result.credited}; grants/s {result.granted / result.grant_s:.0f}, floor (plain conditional "
+          f"puts, same threads) {floor_per_s:.0f}/s; credits/s {result.credited / result.credit_s:.0f}")
+    for side, by in (("grant", grant_wru), ("credit", credit_wru)):
+        print(f"  {side} write units per credited reward by table/index: " + ", ".join(
+            f"{t.replace('rewardgate-local-', '')} {v / n:.2f}" for t, v in sorted(by.items())))
+    sold_out = tight.grant_errors.get("409 sold_out", 0)
+    print(f"tight scene: budget {tight_budget}, demand {tight.rewards_planned} grants; granted {tight.granted}, "
+          f"sold_out {sold_out}, other refusals {sum(tight.grant_errors.values()) - sold_out}; credited "
+          f"{tight.credited}; stored orders {tight_check.orders}, oversold {tight_check.oversold}")
+    print(f"independent check (bench/rain_audit.py over raw scans): rain orders {main_check.orders}, "
+          f"credited {main_check.credited}; lost {main_check.lost + tight_check.lost}, double credits "
+          f"{main_check.double_credits + tight_check.double_credits}, oversold "
+          f"{main_check.oversold + tight_check.oversold}")
+    python = Path(sys.executable)
+    shown = python.relative_to(ROOT) if python.is_relative_to(ROOT) else python
+    print("command: " + " ".join([str(shown), *sys.argv]))
+    print(summary_line(meter, result, prices, args.memory_mb, floor_per_s, checks))
+    ok = all(c.ok for c in checks) and result.verify["ok"] and tight.granted > 0 and sold_out > 0
+    return 0 if ok else 1
+
+
 def deployed_lambda() -> dict[str, Any]:
     """Memory and architecture the deploy gives the API and credit-worker functions (Chalice's defaults,
     128 MB x86_64, when .chalice/config.json sets none), and the worker's reserved concurrency."""
@@ -543,8 +681,11 @@ def deployed_lambda() -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=500, help="users in the rain (500)")
-    parser.add_argument("--rounds", type=int, default=3, help="rain rounds; one reward per user per round (3)")
+    parser.add_argument("--summary", action="store_true",
+                        help="rewardgate mode only, small defaults, ends with one line of figures (see the docstring)")
+    parser.add_argument("--users", type=int, default=None, help="users in the rain (500; 150 with --summary)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rain rounds; one reward per user per round (3; 2 with --summary)")
     parser.add_argument("--shards", type=int, default=8, help="budget counter shards of the scene (8)")
     parser.add_argument("--api-threads", type=int, default=4, help="concurrent API instances (4)")
     parser.add_argument("--worker-threads", type=int, default=4, help="concurrent credit-worker invocations (4)")
@@ -557,6 +698,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="random seed for amounts (7)")
     parser.add_argument("--timeout", type=float, default=600, help="give up draining a queue after this (600 s)")
     args = parser.parse_args()
+    if args.users is None:
+        args.users = 150 if args.summary else 500
+    if args.rounds is None:
+        args.rounds = 2 if args.summary else 3
 
     from bench.capacity_rules import schemas_from_cloudformation
     from bench.meter import Meter, Prices, all_still_attached, attach_rewardgate
@@ -581,6 +726,8 @@ def main() -> int:
         client = new_client()
         print("warming up ...", file=sys.stderr)
         warm_up(meter, client, args)
+        if args.summary:
+            return run_summary(meter, client, args, Prices(lambda_architecture=args.lambda_arch))
         modes = [Mode("rewardgate", 100, CREDITS.batch_size), Mode("naive", 1, 1)]
         results = [run_mode(meter, mode, client, args) for mode in modes]
         if not all_still_attached(meter):

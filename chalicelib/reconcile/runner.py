@@ -38,7 +38,7 @@ from chalicelib.play import reconcile as play_reconcile
 from chalicelib.queues import ALL_QUEUES
 from chalicelib.reconcile import findings as F
 from chalicelib.reconcile.tables import ReconItem
-from chalicelib.rewards import config_store, counters, crediting, grants, ids, orders
+from chalicelib.rewards import config_store, counters, crediting, grants, ids, orders, reservations
 from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry, OrderItem, WalletItem
 from chalicelib.settings import settings
 
@@ -699,6 +699,7 @@ def scheduled(budget: Budget) -> list[RunStatus]:
             break
         ran.append(run(hour, pass_no, budget))
     finished = {(r.hour, r.pass_no) for r in ran if r.status == "done"}
+    reservations.return_expired()  # grant batches' reservations left by dead processes (reservation_returned)
     behind = sorted(r for r in owed if r in late and r not in finished)
     _emit_behind(behind)
     return ran

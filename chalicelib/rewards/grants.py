@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
@@ -27,8 +27,8 @@ from chalicelib.dynamo import cancellation_codes, connection, error_code, raw_it
 from chalicelib.errors import OrderConflict, RewardgateError, SoldOut, StorageUnavailable
 from chalicelib.observability import logger
 from chalicelib.queues import CREDITS
-from chalicelib.rewards import config_store, ids, orders, ratelimit, tokens
-from chalicelib.rewards.config import TOKEN_ISSUANCE
+from chalicelib.rewards import config_store, ids, orders, ratelimit, reservations, tokens
+from chalicelib.rewards.config import TOKEN_ISSUANCE, Scene
 from chalicelib.rewards.orders import GrantRequest, Order
 from chalicelib.rewards.tables import ACCEPTED, CounterItem, OrderItem
 from chalicelib.settings import settings
@@ -156,9 +156,12 @@ def _raise_if_exists(order_key: str) -> None:
     raise _Exists(orders.from_item(existing))
 
 
-def _place_without_stock(order: Order) -> Order:
+def _place_without_stock(order: Order, reservation: str | None = None) -> Order:
+    """The order's conditional put (under `reservation` when its units were reserved in a block)."""
+    item = orders.to_item(order)
+    item.reservation = reservation
     try:
-        with_retries(lambda: orders.to_item(order).save(condition=OrderItem.order_key.does_not_exist()))
+        with_retries(lambda: item.save(condition=OrderItem.order_key.does_not_exist()))
     except PutError as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
@@ -182,6 +185,28 @@ def _token(order: Order, key: tokens.SigningKey | None) -> str | None:
     return None if key is None else tokens.sign(order.token_claims(settings().app_id), key)
 
 
+def _decide(request: GrantRequest, now_ms: int) -> tuple[Order, Scene]:
+    """The order a request asks for, after the switches and the scene's rate limit let it through."""
+    open_time_ms = orders.open_time_of(request, now_ms, settings().grant_retry_horizon_s)
+    activity = config_store.get_activity(request.activity_id)
+    child = activity.child_at(open_time_ms)
+    scene = config_store.get_scene(request.activity_id, request.scene_id)
+    config_store.get_switches().require_grants(request.activity_id, request.scene_id)
+    order = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets, open_time_ms)
+    ratelimit.acquire(f"{order.ns}#{scene.scene_id}", scene.rate_limit_per_s)
+    return order, scene
+
+
+def _repeat(request: GrantRequest, order: Order, existing: Order) -> tuple[Order, bool]:
+    """An existing order answers a repeat of its grant; different content is `OrderConflict`."""
+    if not existing.same_content(order, open_time_given=request.open_time_ms is not None):
+        raise OrderConflict(
+            f"order {order.order_id} exists with different content",
+            order_id=order.order_id, existing_amount=existing.amount,
+        )
+    return existing, False
+
+
 def place(request: GrantRequest, now_ms: int | None = None) -> tuple[Order, bool]:
     """Decide and commit one order. Returns (order, created); an identical repeat is (existing, False).
 
@@ -190,24 +215,126 @@ def place(request: GrantRequest, now_ms: int | None = None) -> tuple[Order, bool
     child's window has closed; without open_time_ms it is the one open now.
     """
     now_ms = clock.now_ms() if now_ms is None else now_ms
-    open_time_ms = orders.open_time_of(request, now_ms, settings().grant_retry_horizon_s)
-    activity = config_store.get_activity(request.activity_id)
-    child = activity.child_at(open_time_ms)
-    scene = config_store.get_scene(request.activity_id, request.scene_id)
-    config_store.get_switches().require_grants(request.activity_id, request.scene_id)
-    order = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets, open_time_ms)
-    ratelimit.acquire(f"{order.ns}#{scene.scene_id}", scene.rate_limit_per_s)
+    order, scene = _decide(request, now_ms)
     try:
         if scene.stock_control:
             return _place_with_stock(order, ids.stock_counter_id(order.ns, scene.scene_id), scene.shard_count), True
         return _place_without_stock(order), True
     except _Exists as found:
-        if not found.existing.same_content(order, open_time_given=request.open_time_ms is not None):
-            raise OrderConflict(
-                f"order {order.order_id} exists with different content",
-                order_id=order.order_id, existing_amount=found.existing.amount,
-            ) from None
-        return found.existing, False
+        return _repeat(request, order, found.existing)
+
+
+Placed = tuple[Order, bool] | RewardgateError
+
+
+def _attempt(request: GrantRequest, order: Order, commit: Callable[[], Order]) -> Placed:
+    try:
+        return commit(), True
+    except _Exists as found:
+        try:
+            return _repeat(request, order, found.existing)
+        except RewardgateError as error:
+            return error
+    except RewardgateError as error:
+        return error
+
+
+def place_many(requests: Sequence[GrantRequest]) -> list[Placed]:
+    """Decide and commit a batch: (order, created) or the error, per request, in order.
+
+    Stock-controlled orders of one counter take their units from the shards in blocks
+    (`chalicelib.rewards.reservations`): one journal put and one conditional shard write for the whole
+    group, a plain conditional put per order, one settle that returns what duplicates did not use. What
+    no block could hold (a shard nearly full, a reservation about to expire) goes the single-grant way.
+    """
+    now_ms = clock.now_ms()
+    results: list[Placed | None] = [None] * len(requests)
+    groups: dict[tuple[str, int], list[tuple[int, Order]]] = {}
+    for index, request in enumerate(requests):
+        try:
+            order, scene = _decide(request, now_ms)
+        except RewardgateError as error:
+            results[index] = error
+            continue
+        if scene.stock_control:
+            key = (ids.stock_counter_id(order.ns, scene.scene_id), scene.shard_count)
+            groups.setdefault(key, []).append((index, order))
+        else:
+            results[index] = _attempt(request, order, lambda o=order: _place_without_stock(o))
+    for (counter_id, shard_count), members in groups.items():
+        leftovers = _place_reserved(requests, members, counter_id, shard_count, results, now_ms)
+        for index, order in leftovers:
+            results[index] = _attempt(requests[index], order,
+                                      lambda o=order, c=counter_id, n=shard_count: _place_with_stock(o, c, n))
+    assert all(r is not None for r in results), "every request has an outcome"
+    return results  # type: ignore[return-value]
+
+
+def _fit(members: list[tuple[int, Order]], room: int) -> list[tuple[int, Order]]:
+    """The members, in order, that fit in `room` units (greedy)."""
+    chosen, left = [], room
+    for member in members:
+        if member[1].amount <= left:
+            chosen.append(member)
+            left -= member[1].amount
+    return chosen
+
+
+def _reserve_blocks(rid: str, members: list[tuple[int, Order]], counter_id: str, shard_count: int,
+                    now_ms: int) -> tuple[list[tuple[reservations.Reservation, list[tuple[int, Order]]]],
+                                          list[tuple[int, Order]]]:
+    """Reserve the members' units from the shards, as few writes as possible: (blocks, what did not fit)."""
+    blocks: list[tuple[reservations.Reservation, list[tuple[int, Order]]]] = []
+    pending = list(members)
+    for shard in ids.shard_order(rid, shard_count):
+        if not pending:
+            break
+        if _hinted_full(counter_id, shard, min(o.amount for _, o in pending)):
+            continue
+        want = pending
+        got = reservations.reserve(rid, counter_id, shard, sum(o.amount for _, o in want), now_ms)
+        if isinstance(got, int):
+            _hint_full(counter_id, shard, got)
+            want = _fit(pending, got)
+            if not want:
+                continue
+            got = reservations.reserve(rid, counter_id, shard, sum(o.amount for _, o in want), now_ms)
+            if isinstance(got, int):
+                _hint_full(counter_id, shard, got)
+                continue
+        blocks.append((got, want))
+        taken = {index for index, _ in want}
+        pending = [m for m in pending if m[0] not in taken]
+    return blocks, pending
+
+
+def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, Order]], counter_id: str,
+                    shard_count: int, results: list[Placed | None], now_ms: int) -> list[tuple[int, Order]]:
+    """Commit one counter's orders under block reservations; returns the members left to the single path."""
+    rid = reservations.new_id()
+    reservations.write_journal(rid, counter_id, [(o.order_key, o.amount) for _, o in members], now_ms)
+    blocks, leftovers = _reserve_blocks(rid, members, counter_id, shard_count, now_ms)
+    faults.point("grant.after_reservation")
+    for reservation, block in blocks:
+        used, known = 0, True
+        for index, order in block:
+            if not reservation.writable(clock.now_ms()):
+                leftovers.append((index, order))
+                continue
+            placed = replace(order, shard=reservation.shard)
+            outcome = _attempt(requests[index], order, lambda p=placed: _place_without_stock(p, rid))
+            results[index] = outcome
+            if isinstance(outcome, tuple) and outcome[1]:
+                used += order.amount
+            elif isinstance(outcome, StorageUnavailable):
+                known = False  # the put may have landed: leave the lease for reconciliation to count
+        if known:
+            try:
+                reservations.settle(reservation, used, clock.now_ms())
+            except Exception:
+                logger.exception("could not settle a reservation; reconciliation returns it",
+                                 extra={"reservation": rid, "shard": reservation.shard})
+    return leftovers
 
 
 def _mark_unsent(order: Order) -> None:
@@ -258,15 +385,16 @@ def grant_many(requests: Sequence[GrantRequest | RewardgateError]) -> list[Grant
     key = _issuing_key()
     results: list[Granted | RewardgateError] = []
     to_send: list[Order] = []
+    placed = iter(place_many([r for r in requests if not isinstance(r, RewardgateError)]))
     for request in requests:
         if isinstance(request, RewardgateError):
             results.append(request)
             continue
-        try:
-            order, created = place(request)
-        except RewardgateError as error:
-            results.append(error)
+        outcome = next(placed)
+        if isinstance(outcome, RewardgateError):
+            results.append(outcome)
             continue
+        order, created = outcome
         if _needs_reenqueue(order, created):
             to_send.append(order)
         results.append(Granted(order=order, created=created, token=None))

@@ -111,6 +111,7 @@ class OrderItem(Model):
     credited_at_ms = NumberAttribute(null=True)
     credited_by = UnicodeAttribute(null=True)
     redriven = UnicodeAttribute(null=True)
+    reservation = UnicodeAttribute(null=True)  # the block reservation its units came from (batch grants)
 
     by_hour = OrdersByHour()
     pending_by_wallet = PendingOrdersByWallet()
@@ -130,6 +131,9 @@ class CounterItem(Model):
       `dist#{ns}#{asset}#{hour}` / shard: the same for orders of one hour, which reconciliation checks.
     - `tally#{ns}#{hour}#{n}` / `{batch_id}#{asset}`: the marker written in the same transaction as
       those ADDs, so a batch is added exactly once and reconciliation can finish a crashed batch.
+    - a stock shard may carry `lease_{rid}` = {a: units, x: expires_at_ms}: units a grant batch reserved
+      (already counted in `consumed`) and not yet settled; `resv#{rid}` / `journal` lists the orders
+      they may be used for (`chalicelib.rewards.reservations`).
     """
 
     Meta = meta("counters", ttl_attribute="expires_at")
@@ -143,6 +147,7 @@ class CounterItem(Model):
     count = NumberAttribute(null=True)
     spread_version = NumberAttribute(null=True)
     completed_by = UnicodeAttribute(null=True)
+    journal = UnicodeAttribute(null=True)
     updated_at_ms = NumberAttribute(null=True)
     expires_at = TTLAttribute(null=True)
 

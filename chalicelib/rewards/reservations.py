@@ -1,0 +1,210 @@
+"""Block reservations of stock/budget: a batch of grants takes its total from a shard in one write.
+
+A grant batch (`grants.place_many`) does not consume a shard per order inside a transaction (2 write
+units per order for the shard, 2 for the order). It reserves instead:
+
+1. the *journal* `resv#{rid}` / `journal` is put first: every order of the batch (key, amount), with a
+   TTL of `JOURNAL_TTL_S` (TTL deletes are free); it is only ever read for a reservation that was never
+   settled;
+2. one conditional `UpdateItem` per shard used (usually one): `ADD consumed :n, remaining -:n`,
+   `SET lease_{rid} = {a: n, x: expires_at_ms}` if `remaining >= :n` — the units are taken *before* any
+   order is written, so the shard's invariant (`consumed + remaining = cap`, `remaining >= 0`) holds and
+   nothing can be oversold;
+3. each order is a plain conditional put (`attribute_not_exists`), carrying `reservation = rid` and the
+   shard; no order is written after `expires_at_ms - WRITE_MARGIN_MS` by the writer's clock;
+4. `settle`: `ADD consumed -unused, remaining +unused REMOVE lease_{rid}` if the lease still exists —
+   units of duplicates and conflicts go back at once.
+
+A process that dies between 2 and 4 leaves the lease on the shard: `return_expired` (run by the hourly
+reconciliation) finds leases `RETURN_GRACE_MS` past their expiry, counts the orders the journal lists that
+exist with this reservation and shard, and settles the rest back — reported as `reservation_returned`.
+The same conditional settle makes the writer's and the reconciler's returns exclusive. Undersell is
+bounded by the in-flight reservations and lasts until settle (milliseconds) or, after a crash, until
+the next reconciliation.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import clock
+from chalicelib.dynamo import connection, with_retries
+from chalicelib.observability import emit_now, logger
+from chalicelib.rewards import config_store, ids
+from chalicelib.rewards.counters import allocated_shards
+from chalicelib.rewards.tables import CounterItem, OrderItem
+from chalicelib.settings import settings
+
+LEASE_PREFIX = "lease_"
+LEASE_MS = 60_000
+# A writer stops writing orders under a reservation this long before it expires (its own clock).
+WRITE_MARGIN_MS = 15_000
+# Reconciliation returns a dead reservation only this long after it expired (clock skew, slow requests).
+RETURN_GRACE_MS = 300_000
+JOURNAL_SK = "journal"
+JOURNAL_TTL_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Units taken from one shard for some orders of one batch."""
+
+    rid: str
+    counter_id: str
+    shard: int
+    amount: int
+    expires_at_ms: int
+
+    def writable(self, now_ms: int) -> bool:
+        """Whether an order may still be written under this reservation."""
+        return now_ms < self.expires_at_ms - WRITE_MARGIN_MS
+
+
+@dataclass(frozen=True)
+class Returned:
+    """A dead reservation settled by reconciliation: what it took, what its orders used, what went back."""
+
+    counter_id: str
+    shard: int
+    rid: str
+    reserved: int
+    used: int
+    returned: int
+
+
+def new_id() -> str:
+    """A reservation id."""
+    return uuid.uuid4().hex
+
+
+_NAMES = {"#c": "consumed", "#r": "remaining", "#u": "updated_at_ms"}
+
+
+def _table() -> str:
+    return CounterItem.Meta.table_name
+
+
+def _key(counter_id: str, shard: int) -> dict[str, Any]:
+    hash_key, range_key = ids.shard_key(counter_id, shard)
+    return {"counter_id": {"S": hash_key}, "sk": {"S": range_key}}
+
+
+def write_journal(rid: str, counter_id: str, orders: Sequence[tuple[str, int]], now_ms: int) -> None:
+    """Record the orders a reservation may be used for, before the reservation is taken."""
+    item = CounterItem(f"resv#{rid}", JOURNAL_SK, journal=json.dumps({"counter": counter_id, "orders": orders},
+                                                                     separators=(",", ":")),
+                       updated_at_ms=now_ms, expires_at=clock.utc_datetime(now_ms + JOURNAL_TTL_S * 1000))
+    with_retries(item.save)
+
+
+def reserve(rid: str, counter_id: str, shard: int, amount: int, now_ms: int) -> Reservation | int:
+    """Take `amount` from a shard for reservation `rid`: the `Reservation`, or the shard's remaining when short."""
+    expires = now_ms + LEASE_MS
+    try:
+        with_retries(lambda: connection().client.update_item(
+            TableName=_table(), Key=_key(counter_id, shard),
+            UpdateExpression="ADD #c :a, #r :neg SET #l = :lease, #u = :now",
+            ConditionExpression="#r >= :a",
+            ExpressionAttributeNames={"#l": LEASE_PREFIX + rid, **_NAMES},
+            ExpressionAttributeValues={":a": {"N": str(amount)}, ":neg": {"N": str(-amount)},
+                                       ":now": {"N": str(now_ms)},
+                                       ":lease": {"M": {"a": {"N": str(amount)}, "x": {"N": str(expires)}}}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD"))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        old = exc.response.get("Item") or {}
+        return int(old.get("remaining", {}).get("N", "0"))
+    return Reservation(rid, counter_id, shard, amount, expires)
+
+
+def settle(reservation: Reservation, used: int, now_ms: int) -> bool:
+    """Give back what a reservation did not use and drop its lease; False if it was already settled."""
+    return _settle(reservation.counter_id, reservation.shard, reservation.rid, reservation.amount - used, now_ms)
+
+
+def _settle(counter_id: str, shard: int, rid: str, unused: int, now_ms: int) -> bool:
+    try:
+        with_retries(lambda: connection().client.update_item(
+            TableName=_table(), Key=_key(counter_id, shard),
+            UpdateExpression="ADD #c :neg, #r :unused SET #u = :now REMOVE #l",
+            ConditionExpression="attribute_exists(#l)",
+            ExpressionAttributeNames={"#l": LEASE_PREFIX + rid, **_NAMES},
+            ExpressionAttributeValues={":neg": {"N": str(-unused)}, ":unused": {"N": str(unused)},
+                                       ":now": {"N": str(now_ms)}}))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
+
+
+# --- reconciliation: dead reservations -------------------------------------------------------
+
+
+def _leases(counter_id: str, shard: int) -> dict[str, tuple[int, int]]:
+    answer = with_retries(lambda: connection().client.get_item(
+        TableName=_table(), Key=_key(counter_id, shard), ConsistentRead=True))
+    item = answer.get("Item") or {}
+    return {name[len(LEASE_PREFIX):]: (int(value["M"]["a"]["N"]), int(value["M"]["x"]["N"]))
+            for name, value in item.items() if name.startswith(LEASE_PREFIX)}
+
+
+def _used(rid: str, shard: int) -> int:
+    """What the orders written under reservation `rid` on `shard` took (from the journal's order list)."""
+    try:
+        journal = with_retries(lambda: CounterItem.get(f"resv#{rid}", JOURNAL_SK, consistent_read=True))
+    except CounterItem.DoesNotExist:
+        return 0  # written before the reservation: no journal means no order could use it
+    keys = [key for key, _ in json.loads(journal.journal or "{}").get("orders", [])]
+    used = 0
+    for start in range(0, len(keys), 100):
+        chunk = keys[start:start + 100]
+        for item in with_retries(lambda c=chunk: list(OrderItem.batch_get(c, consistent_read=True))):
+            if item.reservation == rid and item.shard == shard:
+                used += int(item.amount)
+    return used
+
+
+def return_dead(counter_id: str, shard_count: int, now_ms: int) -> list[Returned]:
+    """Settle every reservation of a counter whose lease expired more than `RETURN_GRACE_MS` ago."""
+    returned: list[Returned] = []
+    for shard in range(max(shard_count, allocated_shards(counter_id))):
+        for rid, (amount, expires) in _leases(counter_id, shard).items():
+            if now_ms < expires + RETURN_GRACE_MS:
+                continue
+            used = _used(rid, shard)
+            if _settle(counter_id, shard, rid, amount - used, now_ms):
+                returned.append(Returned(counter_id, shard, rid, amount, used, amount - used))
+    return returned
+
+
+def return_expired(now_ms: int | None = None) -> list[Returned]:
+    """Reconciliation's sweep over every stock-controlled scene: dead reservations back to their shards.
+
+    Each one is logged as `reservation_returned`, and their count is the `ReservationReturned` metric.
+    """
+    now_ms = clock.now_ms() if now_ms is None else now_ms
+    # A child takes grants until its window ends plus the retry horizon; a day more covers leases taken
+    # then (LEASE_MS + RETURN_GRACE_MS) with every hourly run of that day to return them.
+    since = now_ms - (settings().grant_retry_horizon_s + 86_400) * 1000
+    returned: list[Returned] = []
+    for activity in config_store.list_activities():
+        children = [c for c in activity.children if c.ends_at_ms >= since]
+        scenes = [s for s in config_store.list_scenes(activity.activity_id) if s.stock_control] if children else []
+        for child in children:
+            for scene in scenes:
+                counter_id = ids.stock_counter_id(activity.ns(child), scene.scene_id)
+                returned.extend(return_dead(counter_id, scene.shard_count, now_ms))
+    for r in returned:
+        logger.warning("reservation_returned", extra={
+            "counter_id": r.counter_id, "shard": r.shard, "reservation": r.rid, "reserved": r.reserved,
+            "used": r.used, "returned": r.returned})
+    emit_now("ReservationReturned", len(returned))
+    return returned

@@ -14,6 +14,13 @@ from dataclasses import dataclass
 
 DEFAULT_STAGE = "local"
 
+# Payout providers `RG_PAYOUT_PROVIDER` may name. `fake` moves no money: only the local stage (which the
+# tests run on) may use it, and it is that stage's default; every other stage must name its provider, and
+# `none` refuses withdrawals (503 payout_unavailable) before anything is debited.
+FAKE_PROVIDER = "fake"
+NO_PROVIDER = "none"
+PAYOUT_PROVIDERS = (FAKE_PROVIDER, NO_PROVIDER)
+
 
 def stage_name(env: Mapping[str, str] | None = None) -> str:
     """The deployment stage that names every table, queue and secret (`rewardgate-{stage}-...`)."""
@@ -37,6 +44,23 @@ def env_int(env: Mapping[str, str], name: str, default: int, minimum: int | None
     if minimum is not None and value < minimum:
         raise ValueError(f"environment variable {name} must be at least {minimum}, got {value}")
     return value
+
+
+def payout_provider_setting(env: Mapping[str, str], stage: str) -> str:
+    """`RG_PAYOUT_PROVIDER`, checked: a known provider, `fake` only on the local stage, named on every other."""
+    raw = env.get("RG_PAYOUT_PROVIDER", "")
+    allowed = ", ".join(PAYOUT_PROVIDERS)
+    if raw == "":
+        if stage == DEFAULT_STAGE:
+            return FAKE_PROVIDER
+        raise ValueError(f"environment variable RG_PAYOUT_PROVIDER must be set on stage {stage!r} "
+                         f"(one of: {allowed}; {FAKE_PROVIDER} only on the {DEFAULT_STAGE} stage)")
+    if raw not in PAYOUT_PROVIDERS:
+        raise ValueError(f"environment variable RG_PAYOUT_PROVIDER must be one of: {allowed}; got {raw!r}")
+    if raw == FAKE_PROVIDER and stage != DEFAULT_STAGE:
+        raise ValueError(f"environment variable RG_PAYOUT_PROVIDER={FAKE_PROVIDER} is allowed only on the "
+                         f"{DEFAULT_STAGE} stage, not on {stage!r} (it marks withdrawals paid with no money moving)")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -90,7 +114,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         accepted_sla_s=env_int(env, "RG_ACCEPTED_SLA_S", 600),
         api_instances=max(1, env_int(env, "RG_API_INSTANCES", 1)),
         reconcile_grace_s=env_int(env, "RG_RECONCILE_GRACE_S", 300),
-        payout_provider=env.get("RG_PAYOUT_PROVIDER", "fake"),
+        payout_provider=payout_provider_setting(env, stage),
         secret_prefix=env.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
     )
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from chalicelib import clock
+from chalicelib.errors import PayoutConflict
+from chalicelib.rewards.payouts import FakePayoutProvider
 from chalicelib.rewards.tables import ConfigItem
 from tests.conftest import uid
 from tests.problems import problem
@@ -23,6 +26,7 @@ from tests.rewards_support import (
     make_campaign,
     wallet_id_of,
     wallet_item,
+    withdraw_direct,
 )
 
 FAKE_LEDGER_PK = "payout-fake"  # where the fake provider keeps its transfers (one item each)
@@ -115,3 +119,74 @@ def test_withdraw__same_user_repeats_after_the_child_boundary__one_debit_one_pay
     status, record = call(client, "GET",
                           f"/v1/wallets/{user}/withdrawals/{body['request_id']}?activity_id={campaign.activity_id}")
     assert (status, record["sub_activity_id"], record["amount"], record["status"]) == (200, "formal", 300, "PAID")
+
+
+def test_withdraw__same_request_in_two_children_at_once__one_debit_one_payment(client, two_children, monkeypatch):
+    # GIVEN a user with 500 in each child
+    campaign, boundary = two_children
+    user = uid("u")
+    fund(campaign, user, 500)
+    with monkeypatch.context() as later:
+        later.setattr(clock, "now_ms", lambda: boundary + 1_000)
+        fund(campaign, user, 500)
+    request_id = uid("wd")
+    # WHEN the same request is sent 8 times at once, naming one child or the other
+    bodies = [{"activity_id": campaign.activity_id, "sub_activity_id": ("formal", "late")[i % 2],
+               "request_id": request_id, "amount": 300} for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda b: withdraw_direct(user, b), bodies))
+    # THEN every answer is the one withdrawal (a repeat racing the first call may see it still pending)
+    seen = {(s, a["request_id"], a["amount"], a["status"]) for s, a in answers}
+    assert (200, request_id, 300, "PAID") in seen
+    assert seen <= {(200, request_id, 300, "PAID"), (202, request_id, 300, "PAYOUT_PENDING")}
+    # AND 300 left one wallet once and was paid once
+    debited = [ledger_sums(wallet_id_of(campaign, user, c)).withdrawals for c in ("formal", "late")]
+    assert sorted(debited) == [0, 300]
+    assert provider_paid()[user] == 300
+
+
+def test_withdrawal_read__unknown_request_or_other_child__404_problem(client, two_children):
+    # GIVEN a paid withdrawal in `formal`
+    campaign, _ = two_children
+    user = uid("u")
+    fund(campaign, user, 100)
+    request_id = uid("wd")
+    body = {"activity_id": campaign.activity_id, "request_id": request_id, "amount": 60}
+    assert withdraw(client, user, body)[0] == 200
+    base = f"/v1/wallets/{user}/withdrawals"
+    # WHEN it is read naming its child, another child, another user, an unknown request id
+    named = call(client, "GET", f"{base}/{request_id}?activity_id={campaign.activity_id}&sub_activity_id=formal")
+    other_child = call(client, "GET", f"{base}/{request_id}?activity_id={campaign.activity_id}&sub_activity_id=late")
+    other_user = call(client, "GET",
+                      f"/v1/wallets/{uid('u')}/withdrawals/{request_id}?activity_id={campaign.activity_id}")
+    unknown = call(client, "GET", f"{base}/nope?activity_id={campaign.activity_id}")
+    # THEN its own child answers it; the rest are 404 withdrawal_not_found naming the request id
+    status, record = named
+    assert (status, record["sub_activity_id"], record["amount"], record["status"]) == (200, "formal", 60, "PAID")
+    assert record["payout_ref"].startswith("fake-po") and record["resolved_at_ms"] >= record["created_at_ms"]
+    expected = problem("withdrawal_not_found", f"no withdrawal {request_id} for this user in activity "
+                       f"{campaign.activity_id}", request_id=request_id)
+    assert other_child == (404, expected) and other_user == (404, expected)
+    assert unknown == (404, problem("withdrawal_not_found",
+                                    f"no withdrawal nope for this user in activity {campaign.activity_id}",
+                                    request_id="nope"))
+
+
+def test_fake_provider__repeat_with_other_content__conflict_pays_nothing_and_records_windowed():
+    # GIVEN a payout of 100 to alice
+    provider = FakePayoutProvider()
+    payout_id, alice = "po" + uid("t"), uid("alice")
+    start = clock.now_ms()
+    first = provider.transfer(payout_id, alice, 100)
+    # WHEN it is repeated as it was, to another recipient, with another amount
+    again = provider.transfer(payout_id, alice, 100)
+    with pytest.raises(PayoutConflict):
+        provider.transfer(payout_id, uid("bob"), 100)
+    with pytest.raises(PayoutConflict):
+        provider.transfer(payout_id, alice, 101)
+    # THEN the repeat answers the first outcome, and the ledger holds one payment of 100 to alice
+    assert first == again and first.status == "PAID" and provider.status(payout_id) == first
+    mine = [r for r in provider.records(start, clock.now_ms() + 1) if r.payout_id == payout_id]
+    assert [(r.recipient, r.amount, r.status) for r in mine] == [(alice, 100, "PAID")]
+    assert [r for r in provider.records(start - HOUR_MS, start) if r.payout_id == payout_id] == []
+    assert provider.status("po-never-seen").status == "UNKNOWN"

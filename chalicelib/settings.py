@@ -1,8 +1,10 @@
 """Deployment settings, read once from the environment.
 
 Every value has a default that fits the local stack, so tests and `make run` need to set only the
-endpoints. Settings are cached on first use: `chalice.test.Client` swaps `os.environ` for a copy on
-every call, and code running in other threads must not observe a half-swapped environment.
+endpoints; a deployed stage must name its payout provider (`payout_provider_setting`). A value that cannot
+be right raises `ValueError` naming the variable when settings load. Settings are cached on first use:
+`chalice.test.Client` swaps `os.environ` for a copy on every call, and code running in other threads must
+not observe a half-swapped environment.
 """
 
 from __future__ import annotations

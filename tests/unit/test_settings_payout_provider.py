@@ -52,3 +52,18 @@ def test_chalice_config__every_stage_and_function__loads_its_payout_provider():
         for name in lambdas.config_on_disk()["lambda_functions"]:
             provider = lambdas.deployed_settings(stage, name).payout_provider
             assert provider == ("fake" if stage == "local" else "none"), (stage, name)
+
+
+def test_package__stage_whose_payout_provider_is_wrong__refused_before_packaging(monkeypatch, capsys):
+    # GIVEN a .chalice/config.json whose prod stage asks for the fake provider
+    from infra import package
+
+    config = lambdas.config_on_disk()
+    config["stages"]["prod"]["environment_variables"]["RG_PAYOUT_PROVIDER"] = "fake"
+    monkeypatch.setattr(lambdas, "config_on_disk", lambda: config)
+    # WHEN it is packaged THEN it stops before building, naming the stage, a function and the variable
+    with pytest.raises(SystemExit) as stopped:
+        package.main(["merge-template", "--stage", "prod", "--out", "/nonexistent/never-written.json"])
+    assert stopped.value.code == 2
+    assert "stage 'prod', function api_handler: environment variable RG_PAYOUT_PROVIDER=fake is allowed only on " \
+           "the local stage" in capsys.readouterr().err

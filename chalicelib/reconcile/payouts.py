@@ -1,7 +1,7 @@
 """Payout reconciliation: an hour's withdrawals against what the payout provider actually paid.
 
 `decide` is pure (rows in, findings out). `reconcile_hour` is its adapter: it reads the withdrawals whose
-payout was issued in the hour (index `by_payout_hour`, one query per hour bucket), asks the provider for
+payout was issued in the hour (index `by_payout_hour`, one query per payout bucket), asks the provider for
 its records over the hour (extended to the latest moment one of them was settled here, since a payout is
 paid before rewardgate learns of it), looks up the withdrawal of each paid record issued in another hour
 (index `by_payout_id`), and confirms every suspect with strongly consistent reads before reporting it.
@@ -28,7 +28,7 @@ from chalicelib.rewards import ids
 from chalicelib.rewards import payouts as provider_api
 from chalicelib.rewards.payouts import PayoutRecord
 from chalicelib.rewards.tables import PAID, PAYOUT_PENDING, WithdrawalItem, WithdrawalRequestItem
-from chalicelib.settings import settings
+from chalicelib.rewards.withdrawals import PAYOUT_HOUR_BUCKETS
 
 PAYOUT_MISMATCH = "payout_mismatch"
 PAYOUT_UNRESOLVED = "payout_unresolved"
@@ -136,7 +136,7 @@ def _row(item: WithdrawalItem) -> WithdrawalRow | None:
 
 def _hour_rows(hour: str) -> list[WithdrawalRow]:
     rows = []
-    for bucket in range(settings().hour_buckets):
+    for bucket in range(PAYOUT_HOUR_BUCKETS):
         items = with_retries(lambda b=bucket: list(WithdrawalItem.by_payout_hour.query(ids.hour_bucket(hour, b))))
         rows += [r for r in map(_row, items) if r is not None]
     return rows
@@ -173,7 +173,7 @@ class PayoutReconciliation:
 def reconcile_hour(hour: str, run_ns: str, now_ms: int | None = None) -> PayoutReconciliation:
     """Compare one UTC hour's (`YYYYMMDDHH`) withdrawals with the provider's records.
 
-    Cost: `RG_HOUR_BUCKETS` index queries, one `records` call, one lookup per record paid in the hour but
+    Cost: `PAYOUT_HOUR_BUCKETS` (16) index queries, one `records` call, one lookup per record paid in the hour but
     issued in another, and two strongly consistent reads per suspect.
     """
     now_ms = clock.now_ms() if now_ms is None else now_ms

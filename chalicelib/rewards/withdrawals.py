@@ -58,6 +58,9 @@ from chalicelib.rewards.tables import (
 from chalicelib.settings import settings
 
 MAX_TOKENS = 100
+# Partitions of the `by_payout_hour` index. Fixed, not RG_HOUR_BUCKETS: withdrawals are user-paced (16
+# partitions take thousands of writes per second) and reconciling an hour's payouts costs one query each.
+PAYOUT_HOUR_BUCKETS = 16
 WITHDRAWAL_FIELDS = ("activity_id", "sub_activity_id", "request_id", "amount", "tokens")
 
 
@@ -217,7 +220,7 @@ def _debit(wallet_id: str, request: WithdrawalRequest, act_id: str, sub_activity
         wallet_id, request.request_id, amount=request.amount, status=PAYOUT_PENDING, created_at_ms=now_ms,
         unresolved_bucket=str(ids.bucket_of(wallet_id, settings().hour_buckets)),
         payout_id=payout_id, recipient=act_id, sub_activity_id=sub_activity_id,
-        payout_hour_bucket=ids.hour_bucket(hour, ids.bucket_of(payout_id, settings().hour_buckets)),
+        payout_hour_bucket=ids.hour_bucket(hour, ids.bucket_of(payout_id, PAYOUT_HOUR_BUCKETS)),
     )
     claim = WithdrawalRequestItem(
         user_key(request.activity_id, act_id), request.request_id, wallet_id=wallet_id,

@@ -7,6 +7,7 @@ the reservation code's own counts.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ import pytest
 from chalicelib import clock, faults
 from chalicelib.errors import SoldOut
 from chalicelib.faults import InjectedCrash
+from chalicelib.reconcile import runner
 from chalicelib.rewards import grants, ids, reservations
 from chalicelib.rewards.orders import parse_grant
 from chalicelib.rewards.tables import CounterItem
@@ -146,3 +148,24 @@ def test_grant_batch__crash_before_settle_with_3_repeats__reconciliation_returns
     # THEN it counts the 7 orders written under the reservation and returns the 3 repeats' 15 fen
     assert [(r.reserved, r.used, r.returned) for r in returned] == [(50, 35, 15)]
     assert consumed(raw_shards(campaign, 1)) == 50 == sum(int(o.amount) for o in orders_of(campaign))
+
+
+def test_reconcile_schedule__dead_reservation_past_its_grace__returned_and_logged(client, monkeypatch, capsys):
+    # GIVEN a process that died holding a reservation of 3 x 9 fen
+    campaign = make_campaign(client, total=500, shard_count=2, order_cap=10)
+    purge_credits()
+    with faults.armed("grant.after_reservation"), pytest.raises(InjectedCrash):
+        grants.grant_many(batch(campaign, "u1", ["r1", "r2", "r3"], amount=9))
+    assert consumed(raw_shards(campaign, 2)) == 27
+    capsys.readouterr()
+
+    # WHEN the reconciliation schedule runs after the lease expired plus the grace
+    after = clock.now_ms() + reservations.LEASE_MS + reservations.RETURN_GRACE_MS + 1000
+    monkeypatch.setattr(clock, "now_ms", lambda: after)
+    runner.scheduled(runner.Budget(0))
+
+    # THEN the 27 fen are back on the shard, and the return is logged as reservation_returned with its figures
+    assert consumed(raw_shards(campaign, 2)) == 0 and leases(raw_shards(campaign, 2)) == 0
+    counter = ids.stock_counter_id(ns_of(campaign), campaign.scene_id)
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"reservation_returned"' in line]
+    assert [(e["reserved"], e["used"], e["returned"]) for e in logged if e["counter_id"] == counter] == [(27, 0, 27)]

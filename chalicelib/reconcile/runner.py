@@ -666,6 +666,17 @@ class RunStatus:
     steps: int
     invocation_steps: int
 
+    @property
+    def phase(self) -> str:
+        """What the pass is doing: "hour buckets", "catch-up" (summing unrecorded hours), "finishing", "done"."""
+        if self.status == "done":
+            return "done"
+        if self.step < settings().hour_buckets:
+            return f"hour buckets {self.step}/{settings().hour_buckets}"
+        if self.step < self.steps - 1:
+            return "catch-up: summing hours no pass recorded"
+        return "finishing"
+
     def body(self) -> dict[str, Any]:
         """JSON form."""
         return {"hour": display_hour(self.hour), "pass": self.pass_no, "status": self.status,

@@ -147,6 +147,7 @@ class SizeResult:
     invocations: list[tuple[float, int]] = field(default_factory=list)  # (seconds, steps) per invocation
     meter_overhead_s: float = 0.0
     step_s: list[float] = field(default_factory=list)  # bucket steps, in order
+    other_s: list[float] = field(default_factory=list)  # planning, catch-up and tally steps
     finish_s: float = 0.0
     reconcile_s: float = 0.0
     status: str = ""
@@ -234,7 +235,18 @@ def timed_steps(result: SizeResult, progress: Any) -> Iterator[None]:
     from chalicelib.reconcile import runner
 
     bucket_step, finish, snapshot = runner.bucket_step, runner.finish, runner._wallet_snapshot
+    others = {name: getattr(runner, name) for name in ("plan", "catch_up_step", "tally_step")}
     lock = threading.Lock()
+
+    def timed_other(name: str) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return others[name](*args, **kwargs)
+            finally:
+                result.other_s.append(time.perf_counter() - started)
+                progress.update(1)
+        return timed
 
     def timed_bucket_step(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -258,10 +270,14 @@ def timed_steps(result: SizeResult, progress: Any) -> Iterator[None]:
         return snapshot(wallet_id)
 
     runner.bucket_step, runner.finish, runner._wallet_snapshot = timed_bucket_step, timed_finish, counted_snapshot
+    for name in others:
+        setattr(runner, name, timed_other(name))
     try:
         yield
     finally:
         runner.bucket_step, runner.finish, runner._wallet_snapshot = bucket_step, finish, snapshot
+        for name, function in others.items():
+            setattr(runner, name, function)
 
 
 def reconcile_hour(meter: Any, result: SizeResult, timeout_s: float, memory_mb: int, progress: Any,
@@ -367,10 +383,10 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
     row("orders reconciled / s (wall time)", lambda r: per(r.orders, r.reconcile_s), "{:.0f}")
     row("reconciliation wall time, s", lambda r: r.reconcile_s, "{:.1f}")
     row(f"invocations needed (timeout {args.lambda_timeout:g} s)", lambda r: len(r.invocations), "{:.0f}")
-    row("steps (hour buckets + finish)", lambda r: sum(s for _, s in r.invocations), "{:.0f}")
+    row("steps (buckets, plan, catch-up, tallies, finish)", lambda r: sum(s for _, s in r.invocations), "{:.0f}")
     row("wallet checks per wallet", lambda r: per(r.wallet_checks, r.users), "{:.2f}")
     row("longest invocation, s", lambda r: max(s for s, _ in r.invocations), "{:.1f}")
-    row("longest step, s", lambda r: max([*r.step_s, r.finish_s]), "{:.2f}")
+    row("longest step, s", lambda r: max([*r.step_s, *r.other_s, r.finish_s]), "{:.2f}")
     row("  bucket step, s (median)", lambda r: statistics.median(r.step_s), "{:.3f}")
     row("  finishing step, s", lambda r: r.finish_s, "{:.2f}")
     row("DynamoDB read units / order", lambda r: per(usages[r.scope].rru, r.orders), "{:.4f}")
@@ -485,7 +501,8 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
     out(f"fits the Lambda limit: the longest invocation ran {longest:.1f} s "
         f"against the {args.lambda_timeout:g} s timeout (a step starts only while > {BUDGET_RESERVE_S:g} s remain, so "
         f"an invocation overruns only if one step takes longer than that; longest step "
-        f"{max(max([*r.step_s, r.finish_s]) for r in results):.2f} s); timings are DynamoDB Local's on this machine")
+        f"{max(max([*r.step_s, *r.other_s, r.finish_s]) for r in results):.2f} s); timings are DynamoDB Local's "
+        "on this machine")
     out("on the 5-minute schedule each pass finishes about " + ", ".join(
         f"{(len(r.invocations) - 1) * 5 + r.invocations[-1][0] / 60:.1f} min ({r.orders:,})" for r in results)
         + " after its first invocation ((invocations - 1) x 5 min + the last one); the schedule's invocations also "

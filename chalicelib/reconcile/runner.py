@@ -444,13 +444,27 @@ def _hour_counter(ns: str, asset: str, hour: str) -> int:
     return counters.sum_shards(ids.distributed_hour_counter_id(ns, asset, hour), settings().distributed_shards)[0]
 
 
-def _check_tallies(hour: str, agg: _Aggregate, started_ms: int) -> dict[str, int]:
+def _tally_namespaces(agg: _Aggregate) -> list[str]:
+    """The child namespaces whose tallies the pass checks (one step each)."""
+    return sorted(set(agg.totals) | {key.split("|", 1)[0] for key in agg.batches})
+
+
+def tally_step(hour: str, pass_no: int, ns: str, started_ms: int) -> None:
+    """Check one child namespace's tallies and hour counters (2 x RG_HOUR_BUCKETS marker reads); store the result."""
+    pk = _run_pk(hour, pass_no)
+    agg = _aggregate([])
+    agg.batches = (_get_body(pk, f"tallyin#{ns}") or {}).get("batches", {})
+    completed = _check_tallies(hour, agg, started_ms, [ns])
+    _put_body(pk, f"tally#{ns}", {"findings": agg.listed, "completed": completed.get(ns, 0),
+                                  "deferred": agg.deferred}, RUN_TTL_S)
+
+
+def _check_tallies(hour: str, agg: _Aggregate, started_ms: int, namespaces: list[str]) -> dict[str, int]:
     """Tallies against orders, finishing crashed batches; then each hour counter against its tallies.
 
     Returns, per child namespace, how many of the hour's tallies reconciliation has completed (read from
     the markers it tagged, so a second run reports the same number).
     """
-    namespaces = set(agg.totals) | {key.split("|", 1)[0] for key in agg.batches}
     markers: dict[str, dict[str, int]] = {}
     for ns in sorted(namespaces):
         markers.update(_markers(ns, hour))
@@ -611,12 +625,25 @@ def _hour_aggregate(hour: str, pass_no: int) -> _Aggregate:
                                                              consistent_read=True))
 
 
-def plan(hour: str, pass_no: int, scenes: _Scenes) -> tuple[_Aggregate, list[str]]:
-    """After the last bucket: record the hour's totals; the unrecorded hours stock checkpoints must cross."""
+def plan(hour: str, pass_no: int, scenes: _Scenes) -> tuple[list[str], list[str]]:
+    """After the last bucket: record the hour's totals; return the unrecorded hours stock checkpoints must cross,
+    and the child namespaces whose tallies are checked (each one's credit batches stored for its step)."""
     agg = _hour_aggregate(hour, pass_no)
     if agg.totals_complete:
         hours.record_hour(hour, agg.hour_totals)
-    return agg, _catch_up_hours(hour, agg, scenes)
+    namespaces = _tally_namespaces(agg)
+    pk, now = _run_pk(hour, pass_no), clock.now_ms()
+    expires = clock.utc_datetime(now + RUN_TTL_S * 1000)
+
+    def store_batches() -> None:
+        with ReconItem.batch_write() as batch:
+            for ns in namespaces:
+                mine = {k: v for k, v in agg.batches.items() if k.split("|", 1)[0] == ns}
+                batch.save(ReconItem(pk, f"tallyin#{ns}", body=json.dumps({"batches": mine}, sort_keys=True),
+                                     updated_at_ms=now, expires_at=expires))
+
+    with_retries(store_batches)
+    return _catch_up_hours(hour, agg, scenes), namespaces
 
 
 def catch_up_step(hour: str, pass_no: int, gap_hour: str, bucket: int) -> None:
@@ -633,11 +660,16 @@ def catch_up_step(hour: str, pass_no: int, gap_hour: str, bucket: int) -> None:
         hours.record_hour(gap_hour, totals)
 
 
-def finish(hour: str, pass_no: int, head: dict[str, Any], scenes: _Scenes,
-           agg: _Aggregate | None = None) -> list[dict[str, Any]]:
-    """Checks that need the whole hour; then the reports."""
-    agg = agg or _hour_aggregate(hour, pass_no)
-    completed = _check_tallies(hour, agg, head["started_at_ms"])
+def finish(hour: str, pass_no: int, head: dict[str, Any], scenes: _Scenes) -> list[dict[str, Any]]:
+    """Checks that need the whole hour (the tally steps' results merged in); then the reports."""
+    agg = _hour_aggregate(hour, pass_no)
+    completed: dict[str, int] = {}
+    for item in _query_all(ReconItem, _run_pk(hour, pass_no), range_key_condition=ReconItem.sk.startswith("tally#"),
+                           consistent_read=True):
+        part = json.loads(item.body)
+        completed[item.sk.split("#", 1)[1]] = part["completed"]
+        _merge_listed(agg.listed, part["findings"])
+        agg.deferred.extend(part["deferred"])
     _check_stock(hour, agg, scenes)
     run_facts = _run_level(hour, pass_no, agg)
     reports = [_report(hour, pass_no, ns, agg, completed.get(ns, 0)) for ns in sorted(set(agg.totals) | set(agg.listed))
@@ -665,17 +697,21 @@ class RunStatus:
     step: int
     steps: int
     invocation_steps: int
+    catch_up_steps: int = 0
 
     @property
     def phase(self) -> str:
-        """What the pass is doing: "hour buckets", "catch-up" (summing unrecorded hours), "finishing", "done"."""
+        """What the pass is doing next: hour buckets, planning, catch-up, tallies, finishing (or done)."""
+        buckets = settings().hour_buckets
         if self.status == "done":
             return "done"
-        if self.step < settings().hour_buckets:
-            return f"hour buckets {self.step}/{settings().hour_buckets}"
-        if self.step < self.steps - 1:
+        if self.step < buckets:
+            return "hour buckets"
+        if self.step == buckets:
+            return "planning"
+        if self.step - buckets - 1 < self.catch_up_steps:
             return "catch-up: summing hours no pass recorded"
-        return "finishing"
+        return "tallies" if self.step < self.steps - 1 else "finishing"
 
     def body(self) -> dict[str, Any]:
         """JSON form."""
@@ -684,31 +720,31 @@ class RunStatus:
 
 
 def _step(hour: str, pass_no: int, head: dict[str, Any], scenes: _Scenes) -> None:
-    """Do the step at the cursor and advance it (in `head`, which the caller stores)."""
+    """Do the step at the cursor and advance it (in `head`, which the caller stores).
+
+    Steps: one per hour bucket; planning; one per bucket of each unrecorded hour to catch up over
+    (`catch_up`); one per child namespace's tallies (`tally_ns`); finishing.
+    """
     buckets = settings().hour_buckets
     step = head["step"]
-    gap = head.get("catch_up", [])
     if step < buckets:
         _put_body(_run_pk(hour, pass_no), f"bucket#{step:04d}", bucket_step(hour, pass_no, step, scenes), RUN_TTL_S)
-        head["step"] = step + 1
-        return
-    agg = None
-    if step == buckets:
-        agg, gap = plan(hour, pass_no, scenes)
-        head["catch_up"] = gap
-        head["steps"] = buckets + 1 + (len(gap) * buckets + 1 if gap else 0)
-    elif step <= buckets + len(gap) * buckets:
+    elif step == buckets:
+        head["catch_up"], head["tally_ns"] = plan(hour, pass_no, scenes)
+        head["steps"] = buckets + 1 + len(head["catch_up"]) * buckets + len(head["tally_ns"]) + 1
+    else:
+        gap, namespaces = head.get("catch_up", []), head.get("tally_ns", [])
         index = step - buckets - 1
-        catch_up_step(hour, pass_no, gap[index // buckets], index % buckets)
-        head["step"] = step + 1
-        return
-    if step == buckets and gap:
-        head["step"] = step + 1
-        return
-    finish(hour, pass_no, head, scenes, agg)
-    head["status"] = "done"
-    head["step"] = head["steps"] - 1
-    head["finished_at_ms"] = clock.now_ms()
+        if index < len(gap) * buckets:
+            catch_up_step(hour, pass_no, gap[index // buckets], index % buckets)
+        elif index - len(gap) * buckets < len(namespaces):
+            tally_step(hour, pass_no, namespaces[index - len(gap) * buckets], head["started_at_ms"])
+        else:
+            finish(hour, pass_no, head, scenes)
+            head["status"] = "done"
+            head["finished_at_ms"] = clock.now_ms()
+            return
+    head["step"] = step + 1
 
 
 def run(hour: str, pass_no: int, budget: Budget, restart: bool = False) -> RunStatus:
@@ -729,7 +765,8 @@ def run(hour: str, pass_no: int, budget: Budget, restart: bool = False) -> RunSt
         _step(hour, pass_no, head, scenes)
         _put_body(pk, "head", head, RUN_TTL_S)
         done_here += 1
-    return RunStatus(hour, pass_no, head["status"], head["step"], head["steps"], done_here)
+    return RunStatus(hour, pass_no, head["status"], head["step"], head["steps"], done_here,
+                     len(head.get("catch_up", [])) * settings().hour_buckets)
 
 
 def status(hour: str, pass_no: int) -> dict[str, Any] | None:

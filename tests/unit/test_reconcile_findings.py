@@ -209,3 +209,18 @@ def test_deferred_check__owner__exact_child_activity_not_a_substring_match():
     assert _deferred_ns("wallet:ba/formal#u1#CNY") == "ba/formal"
     assert _deferred_ns("redrive:ba/formal|ba/formal#o1") == "ba/formal"
     assert _deferred_ns("wallet:a/formal#u1#CNY") == "a/formal"
+
+
+def test_scene_totals__orders_of_two_scenes_one_opted_out__every_order_summed_per_scene():
+    # GIVEN orders of two scenes, whatever their settings (an hour's totals must hold every order)
+    other = F.OrderRow(**{**order(9, status=0, amount=40).__dict__, "scene_id": "s2"})
+    rows = [order(1, amount=100), order(2, amount=250), other]
+    # THEN each scene's sum, pending or credited alike
+    assert F.scene_totals(rows) == {f"{NS}|s1": 350, f"{NS}|s2": 40}
+    assert F.scene_totals([]) == {}
+
+
+def test_budget_share__parts_of_what_is_left__unlimited_stays_unlimited_and_spent_stays_spent():
+    assert Budget(None).share(3).expired() is False
+    assert Budget(0).share(3).expired() is True
+    assert Budget(3600).share(2).expired() is False

@@ -632,17 +632,10 @@ def plan(hour: str, pass_no: int, scenes: _Scenes) -> tuple[list[str], list[str]
     if agg.totals_complete:
         hours.record_hour(hour, agg.hour_totals)
     namespaces = _tally_namespaces(agg)
-    pk, now = _run_pk(hour, pass_no), clock.now_ms()
-    expires = clock.utc_datetime(now + RUN_TTL_S * 1000)
-
-    def store_batches() -> None:
-        with ReconItem.batch_write() as batch:
-            for ns in namespaces:
-                mine = {k: v for k, v in agg.batches.items() if k.split("|", 1)[0] == ns}
-                batch.save(ReconItem(pk, f"tallyin#{ns}", body=json.dumps({"batches": mine}, sort_keys=True),
-                                     updated_at_ms=now, expires_at=expires))
-
-    with_retries(store_batches)
+    pk = _run_pk(hour, pass_no)
+    for ns in namespaces:
+        _put_body(pk, f"tallyin#{ns}", {"batches": {k: v for k, v in agg.batches.items() if k.split("|", 1)[0] == ns}},
+                  RUN_TTL_S)
     return _catch_up_hours(hour, agg, scenes), namespaces
 
 

@@ -10,9 +10,9 @@ continues from the cursor: nothing is read twice, nothing skipped, nothing resta
 The planning step records the hour's order totals per scene (`hours.record_hour`) and finds the hours a
 stock checkpoint must still cross that no pass has recorded (normally none: every hour's pass records
 its own). Each of those is summed in one step per bucket and recorded; then the finishing step checks
-tallies, the hour's distributed counter, stock counters (their checkpoints caught up from the recorded
+stock counters (their checkpoints caught up from the recorded
 totals in O(1) reads, `hours.advance`), queues and callback events, and writes one report per (hour,
-child activity, pass). Without catch-up hours, planning and finishing are one step.
+child activity, pass). Tallies are checked before that, one step per child activity of the hour.
 
 Repairs are only those that cannot harm: re-enqueueing a stuck order (crediting is idempotent) at most
 once per pass (the order's `redriven` marker) — at h+1 only when the credit queue is empty, so a
@@ -712,6 +712,25 @@ class RunStatus:
                 "progress": {"step": self.step, "steps": self.steps}}
 
 
+def _as_runs(hour_list: list[str]) -> list[list[Any]]:
+    """Hours as runs of consecutive hours, `[first, count]` (compact in the head item however long the gap)."""
+    runs: list[list[Any]] = []
+    for hour in hour_list:
+        if runs and next_hour(runs[-1][0], runs[-1][1]) == hour:
+            runs[-1][1] += 1
+        else:
+            runs.append([hour, 1])
+    return runs
+
+
+def _nth_hour(runs: list[list[Any]], index: int) -> str:
+    for first, count in runs:
+        if index < count:
+            return next_hour(first, index)
+        index -= count
+    raise IndexError(index)
+
+
 def _step(hour: str, pass_no: int, head: dict[str, Any], scenes: _Scenes) -> None:
     """Do the step at the cursor and advance it (in `head`, which the caller stores).
 
@@ -723,15 +742,17 @@ def _step(hour: str, pass_no: int, head: dict[str, Any], scenes: _Scenes) -> Non
     if step < buckets:
         _put_body(_run_pk(hour, pass_no), f"bucket#{step:04d}", bucket_step(hour, pass_no, step, scenes), RUN_TTL_S)
     elif step == buckets:
-        head["catch_up"], head["tally_ns"] = plan(hour, pass_no, scenes)
-        head["steps"] = buckets + 1 + len(head["catch_up"]) * buckets + len(head["tally_ns"]) + 1
+        gap, head["tally_ns"] = plan(hour, pass_no, scenes)
+        head["catch_up"] = _as_runs(gap)
+        head["steps"] = buckets + 1 + len(gap) * buckets + len(head["tally_ns"]) + 1
     else:
-        gap, namespaces = head.get("catch_up", []), head.get("tally_ns", [])
+        runs, namespaces = head.get("catch_up", []), head.get("tally_ns", [])
+        gap_steps = sum(count for _, count in runs) * buckets
         index = step - buckets - 1
-        if index < len(gap) * buckets:
-            catch_up_step(hour, pass_no, gap[index // buckets], index % buckets)
-        elif index - len(gap) * buckets < len(namespaces):
-            tally_step(hour, pass_no, namespaces[index - len(gap) * buckets], head["started_at_ms"])
+        if index < gap_steps:
+            catch_up_step(hour, pass_no, _nth_hour(runs, index // buckets), index % buckets)
+        elif index - gap_steps < len(namespaces):
+            tally_step(hour, pass_no, namespaces[index - gap_steps], head["started_at_ms"])
         else:
             finish(hour, pass_no, head, scenes)
             head["status"] = "done"
@@ -759,7 +780,7 @@ def run(hour: str, pass_no: int, budget: Budget, restart: bool = False) -> RunSt
         _put_body(pk, "head", head, RUN_TTL_S)
         done_here += 1
     return RunStatus(hour, pass_no, head["status"], head["step"], head["steps"], done_here,
-                     len(head.get("catch_up", [])) * settings().hour_buckets)
+                     sum(count for _, count in head.get("catch_up", [])) * settings().hour_buckets)
 
 
 def status(hour: str, pass_no: int) -> dict[str, Any] | None:
@@ -789,10 +810,11 @@ def scheduled(budget: Budget) -> list[RunStatus]:
     outcomes: dict[tuple[str, int], RunStatus] = {}
     pending = list(owed)
     while pending and not (outcomes and budget.expired()):
-        for index, (hour, pass_no) in enumerate(list(pending)):
+        this_round = list(pending)
+        for index, (hour, pass_no) in enumerate(this_round):
             if outcomes and budget.expired():
                 break
-            outcome = run(hour, pass_no, budget.share(len(pending) - index))
+            outcome = run(hour, pass_no, budget.share(len(this_round) - index))
             before = outcomes.get((hour, pass_no))
             if before is not None:
                 outcome = replace(outcome, invocation_steps=before.invocation_steps + outcome.invocation_steps)

@@ -224,3 +224,16 @@ def test_budget_share__parts_of_what_is_left__unlimited_stays_unlimited_and_spen
     assert Budget(None).share(3).expired() is False
     assert Budget(0).share(3).expired() is True
     assert Budget(3600).share(2).expired() is False
+
+
+def test_catch_up_runs__scattered_hours__compact_runs_that_index_back_to_every_hour():
+    from chalicelib.reconcile.runner import _as_runs, _nth_hour
+
+    # GIVEN unrecorded hours with a hole, across a day boundary
+    hours = ["2026112222", "2026112223", "2026112300", "2026112303"]
+    runs = _as_runs(hours)
+    # THEN consecutive hours fold into one run, and every index maps back to its hour
+    assert runs == [["2026112222", 3], ["2026112303", 1]]
+    assert [_nth_hour(runs, i) for i in range(len(hours))] == hours
+    with pytest.raises(IndexError):
+        _nth_hour(runs, len(hours))

@@ -156,17 +156,37 @@ def _raise_if_exists(order_key: str) -> None:
     raise _Exists(orders.from_item(existing))
 
 
-def _place_without_stock(order: Order, reservation: str | None = None) -> Order:
-    """The order's conditional put (under `reservation` when its units were reserved in a block)."""
-    item = orders.to_item(order)
-    item.reservation = reservation
+def _place_without_stock(order: Order) -> Order:
     try:
-        with_retries(lambda: item.save(condition=OrderItem.order_key.does_not_exist()))
+        with_retries(lambda: orders.to_item(order).save(condition=OrderItem.order_key.does_not_exist()))
     except PutError as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
         _raise_if_exists(order.order_key)
         raise StorageUnavailable("order vanished after a conflicting put") from exc
+    return order
+
+
+def _put_reserved(order: Order, rid: str, mine: str | None) -> Order:
+    """An order's conditional put under reservation `rid`.
+
+    When the put finds the order already there carrying `mine` (this batch's reservation), it is the
+    order this very put wrote on an attempt whose answer was lost: created here, its units used.
+    """
+    item = orders.to_item(order)
+    item.reservation = rid
+    try:
+        with_retries(lambda: item.save(condition=OrderItem.order_key.does_not_exist()))
+    except PutError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        try:
+            existing = with_retries(lambda: OrderItem.get(order.order_key, consistent_read=True))
+        except DoesNotExist:
+            raise StorageUnavailable("order vanished after a conflicting put") from exc
+        if mine is not None and existing.reservation == mine:
+            return orders.from_item(existing)
+        raise _Exists(orders.from_item(existing)) from exc
     return order
 
 
@@ -315,6 +335,7 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
     reservations.write_journal(rid, counter_id, [(o.order_key, o.amount) for _, o in members], now_ms)
     blocks, leftovers = _reserve_blocks(rid, members, counter_id, shard_count, now_ms)
     faults.point("grant.after_reservation")
+    written: set[str] = set()
     for reservation, block in blocks:
         used, known = 0, True
         for index, order in block:
@@ -322,7 +343,10 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
                 leftovers.append((index, order))
                 continue
             placed = replace(order, shard=reservation.shard)
-            outcome = _attempt(requests[index], order, lambda p=placed: _place_without_stock(p, rid))
+            # A second request for an order this batch already wrote is a repeat, whatever reservation it shows.
+            mine = None if order.order_key in written else rid
+            outcome = _attempt(requests[index], order, lambda p=placed, m=mine: _put_reserved(p, rid, m))
+            written.add(order.order_key)
             results[index] = outcome
             if isinstance(outcome, tuple) and outcome[1]:
                 used += order.amount

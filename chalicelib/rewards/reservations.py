@@ -104,13 +104,17 @@ def write_journal(rid: str, counter_id: str, orders: Sequence[tuple[str, int]], 
 
 
 def reserve(rid: str, counter_id: str, shard: int, amount: int, now_ms: int) -> Reservation | int:
-    """Take `amount` from a shard for reservation `rid`: the `Reservation`, or the shard's remaining when short."""
+    """Take `amount` from a shard for reservation `rid`: the `Reservation`, or the shard's remaining when short.
+
+    Idempotent: a retry whose first attempt was applied (its answer lost) finds its own lease and
+    answers it, instead of taking the units a second time.
+    """
     expires = now_ms + LEASE_MS
     try:
         with_retries(lambda: connection().client.update_item(
             TableName=_table(), Key=_key(counter_id, shard),
             UpdateExpression="ADD #c :a, #r :neg SET #l = :lease, #u = :now",
-            ConditionExpression="#r >= :a",
+            ConditionExpression="attribute_not_exists(#l) AND #r >= :a",
             ExpressionAttributeNames={"#l": LEASE_PREFIX + rid, **_NAMES},
             ExpressionAttributeValues={":a": {"N": str(amount)}, ":neg": {"N": str(-amount)},
                                        ":now": {"N": str(now_ms)},
@@ -120,6 +124,9 @@ def reserve(rid: str, counter_id: str, shard: int, amount: int, now_ms: int) -> 
         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
             raise
         old = exc.response.get("Item") or {}
+        mine = old.get(LEASE_PREFIX + rid)
+        if mine is not None:
+            return Reservation(rid, counter_id, shard, int(mine["M"]["a"]["N"]), int(mine["M"]["x"]["N"]))
         return int(old.get("remaining", {}).get("N", "0"))
     return Reservation(rid, counter_id, shard, amount, expires)
 

@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
+from pynamodb.exceptions import PutError
 
 from chalicelib import clock, faults
 from chalicelib.errors import SoldOut
@@ -21,7 +23,7 @@ from chalicelib.faults import InjectedCrash
 from chalicelib.reconcile import runner
 from chalicelib.rewards import grants, ids, reservations
 from chalicelib.rewards.orders import parse_grant
-from chalicelib.rewards.tables import CounterItem
+from chalicelib.rewards.tables import CounterItem, OrderItem
 from tests.rewards_support import Campaign, make_campaign, ns_of, orders_of, purge_credits
 
 
@@ -169,3 +171,69 @@ def test_reconcile_schedule__dead_reservation_past_its_grace__returned_and_logge
     counter = ids.stock_counter_id(ns_of(campaign), campaign.scene_id)
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"reservation_returned"' in line]
     assert [(e["reserved"], e["used"], e["returned"]) for e in logged if e["counter_id"] == counter] == [(27, 0, 27)]
+
+
+def test_grant_batch__order_put_answer_lost_then_retried__counted_as_used_not_returned(client, monkeypatch):
+    # GIVEN a budget of 100 over 1 shard, and a network that loses the answer of the first order put after it
+    # was applied (the retry then finds the order it wrote itself)
+    campaign = make_campaign(client, total=100, shard_count=1, order_cap=10)
+    purge_credits()
+    real_save = OrderItem.save
+    lost = []
+
+    def save_then_lose_answer(self, *args, **kwargs):
+        answer = real_save(self, *args, **kwargs)
+        if not lost:
+            lost.append(self.order_key)
+            raise PutError("connection reset") from EndpointConnectionError(endpoint_url="http://dynamodb")
+        return answer
+
+    monkeypatch.setattr(OrderItem, "save", save_then_lose_answer)
+    # WHEN a batch of 4 grants of 10 fen is placed
+    results = grants.grant_many(batch(campaign, "u1", ["r1", "r2", "r3", "r4"], amount=10))
+    monkeypatch.undo()
+    # THEN all 4 are new orders, and the shard's consumed units equal the stored orders' (nothing handed back
+    # for an order that exists: that would let the budget be sold twice)
+    assert lost and [r.created for r in results] == [True, True, True, True]
+    assert consumed(raw_shards(campaign, 1)) == 40 == sum(int(o.amount) for o in orders_of(campaign))
+
+
+def test_grant_batch__same_order_twice_in_one_batch__second_is_a_repeat_and_its_units_go_back(client):
+    # GIVEN a budget of 100 over 1 shard WHEN one batch holds the same grant twice (and one other)
+    campaign = make_campaign(client, total=100, shard_count=1, order_cap=10)
+    purge_credits()
+    results = grants.grant_many(batch(campaign, "u1", ["r1", "r1", "r2"], amount=10))
+    # THEN the first is created, the second answers it as a repeat, and only the 2 orders' units stay consumed
+    assert [r.created for r in results] == [True, False, True]
+    assert results[0].order.order_id == results[1].order.order_id
+    assert consumed(raw_shards(campaign, 1)) == 20 and leases(raw_shards(campaign, 1)) == 0
+
+
+def test_grant_batch__reserve_answer_lost_then_retried__reserved_once_and_all_settled(client, monkeypatch):
+    # GIVEN a budget of 100 over 1 shard, and a network that loses the answer of the first shard write after
+    # it was applied (the retry meets the reservation it made itself)
+    campaign = make_campaign(client, total=100, shard_count=1, order_cap=10)
+    purge_credits()
+    real = reservations.connection().client
+
+    class LosesFirstAnswer:
+        lost = False
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def update_item(self, **kwargs):
+            answer = real.update_item(**kwargs)
+            if not LosesFirstAnswer.lost:
+                LosesFirstAnswer.lost = True
+                raise EndpointConnectionError(endpoint_url="http://dynamodb")
+            return answer
+
+    monkeypatch.setattr(reservations, "connection", lambda: type("C", (), {"client": LosesFirstAnswer()})())
+    # WHEN a batch of 4 grants of 10 fen is placed
+    results = grants.grant_many(batch(campaign, "u1", ["r1", "r2", "r3", "r4"], amount=10))
+    monkeypatch.undo()
+    # THEN all 4 are granted and the shard holds exactly their 40 fen, with no lease left behind
+    assert LosesFirstAnswer.lost and [r.created for r in results] == [True, True, True, True]
+    assert consumed(raw_shards(campaign, 1)) == 40 == sum(int(o.amount) for o in orders_of(campaign))
+    assert leases(raw_shards(campaign, 1)) == 0

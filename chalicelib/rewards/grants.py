@@ -290,55 +290,21 @@ def place_many(requests: Sequence[GrantRequest]) -> list[Placed]:
     return results  # type: ignore[return-value]
 
 
-def _fit(members: list[tuple[int, Order]], room: int) -> list[tuple[int, Order]]:
-    """The members, in order, that fit in `room` units (greedy)."""
-    chosen, left = [], room
-    for member in members:
-        if member[1].amount <= left:
-            chosen.append(member)
-            left -= member[1].amount
-    return chosen
-
-
-def _reserve_blocks(rid: str, members: list[tuple[int, Order]], counter_id: str, shard_count: int,
-                    now_ms: int) -> tuple[list[tuple[reservations.Reservation, list[tuple[int, Order]]]],
-                                          list[tuple[int, Order]]]:
-    """Reserve the members' units from the shards, as few writes as possible: (blocks, what did not fit)."""
-    blocks: list[tuple[reservations.Reservation, list[tuple[int, Order]]]] = []
-    pending = list(members)
-    for shard in ids.shard_order(rid, shard_count):
-        if not pending:
-            break
-        if _hinted_full(counter_id, shard, min(o.amount for _, o in pending)):
-            continue
-        want = pending
-        got = reservations.reserve(rid, counter_id, shard, sum(o.amount for _, o in want), now_ms)
-        if isinstance(got, int):
-            _hint_full(counter_id, shard, got)
-            want = _fit(pending, got)
-            if not want:
-                continue
-            got = reservations.reserve(rid, counter_id, shard, sum(o.amount for _, o in want), now_ms)
-            if isinstance(got, int):
-                _hint_full(counter_id, shard, got)
-                continue
-        blocks.append((got, want))
-        taken = {index for index, _ in want}
-        pending = [m for m in pending if m[0] not in taken]
-    return blocks, pending
-
-
 def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, Order]], counter_id: str,
                     shard_count: int, results: list[Placed | None], now_ms: int) -> list[tuple[int, Order]]:
     """Commit one counter's orders under block reservations; returns the members left to the single path."""
     rid = reservations.new_id()
     reservations.write_journal(rid, counter_id, [(o.order_key, o.amount) for _, o in members], now_ms)
-    blocks, leftovers = _reserve_blocks(rid, members, counter_id, shard_count, now_ms)
+    planned, rest = reservations.reserve_blocks(
+        rid, counter_id, shard_count, [o.amount for _, o in members], now_ms,
+        skip=lambda shard, smallest: _hinted_full(counter_id, shard, smallest),
+        saw_full=lambda shard, remaining: _hint_full(counter_id, shard, remaining))
+    leftovers = [members[i] for i in rest]
     faults.point("grant.after_reservation")
     written: set[str] = set()
-    for reservation, block in blocks:
+    for reservation, positions in planned:
         used, known = 0, True
-        for index, order in block:
+        for index, order in (members[i] for i in positions):
             if not reservation.writable(clock.now_ms()):
                 leftovers.append((index, order))
                 continue

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +129,49 @@ def reserve(rid: str, counter_id: str, shard: int, amount: int, now_ms: int) -> 
             return Reservation(rid, counter_id, shard, int(mine["M"]["a"]["N"]), int(mine["M"]["x"]["N"]))
         return int(old.get("remaining", {}).get("N", "0"))
     return Reservation(rid, counter_id, shard, amount, expires)
+
+
+def fit(amounts: Sequence[int], positions: Sequence[int], room: int) -> list[int]:
+    """The positions, in order, whose amounts fit in `room` units (greedy). Pure."""
+    chosen, left = [], room
+    for position in positions:
+        if amounts[position] <= left:
+            chosen.append(position)
+            left -= amounts[position]
+    return chosen
+
+
+def reserve_blocks(rid: str, counter_id: str, shard_count: int, amounts: Sequence[int], now_ms: int, *,
+                   skip: Callable[[int, int], bool], saw_full: Callable[[int, int], None],
+                   ) -> tuple[list[tuple[Reservation, list[int]]], list[int]]:
+    """Reserve `amounts` from the counter's shards in as few writes as possible.
+
+    Returns the blocks (each reservation and the positions of the amounts it holds) and the positions no
+    shard had room for. Shards are tried from a home chosen by `rid`; `skip(shard, smallest)` passes over a
+    shard believed too full, `saw_full(shard, remaining)` records one found short.
+    """
+    blocks: list[tuple[Reservation, list[int]]] = []
+    pending = list(range(len(amounts)))
+    for shard in ids.shard_order(rid, shard_count):
+        if not pending:
+            break
+        if skip(shard, min(amounts[i] for i in pending)):
+            continue
+        want = pending
+        got = reserve(rid, counter_id, shard, sum(amounts[i] for i in want), now_ms)
+        if isinstance(got, int):
+            saw_full(shard, got)
+            want = fit(amounts, pending, got)
+            if not want:
+                continue
+            got = reserve(rid, counter_id, shard, sum(amounts[i] for i in want), now_ms)
+            if isinstance(got, int):
+                saw_full(shard, got)
+                continue
+        blocks.append((got, want))
+        taken = set(want)
+        pending = [i for i in pending if i not in taken]
+    return blocks, pending
 
 
 def settle(reservation: Reservation, used: int, now_ms: int) -> bool:

@@ -294,6 +294,7 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
                     shard_count: int, results: list[Placed | None], now_ms: int) -> list[tuple[int, Order]]:
     """Commit one counter's orders under block reservations; returns the members left to the single path."""
     rid = reservations.new_id()
+    reservations.register(counter_id, shard_count, now_ms)
     reservations.write_journal(rid, counter_id, [(o.order_key, o.amount) for _, o in members], now_ms)
     planned, rest = reservations.reserve_blocks(
         rid, counter_id, shard_count, [o.amount for _, o in members], now_ms,

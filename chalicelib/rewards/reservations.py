@@ -15,9 +15,12 @@ units per order for the shard, 2 for the order). It reserves instead:
 4. `settle`: `ADD consumed -unused, remaining +unused REMOVE lease_{rid}` if the lease still exists —
    units of duplicates and conflicts go back at once.
 
-A process that dies between 2 and 4 leaves the lease on the shard: `return_expired` (run by the hourly
-reconciliation) finds leases `RETURN_GRACE_MS` past their expiry, counts the orders the journal lists that
-exist with this reservation and shard, and settles the rest back — reported as `reservation_returned`.
+Before its first reservation from a counter in an hour, a process notes the counter in that hour's
+registry (`leased#{hour}#{bucket}`, one put per process, counter and hour). A process that dies between 2
+and 4 leaves the lease on the shard: `return_expired` (run by the reconciliation schedule) reads the
+registry of the last hours, and for those counters finds leases `RETURN_GRACE_MS` past their expiry,
+counts the orders the journal lists that exist with this reservation and shard, and settles the rest
+back — reported as `reservation_returned`.
 The same conditional settle makes the writer's and the reconciler's returns exclusive. Undersell is
 bounded by the in-flight reservations and lasts until settle (milliseconds) or, after a crash, until
 the next reconciliation.
@@ -36,10 +39,9 @@ from botocore.exceptions import ClientError
 from chalicelib import clock
 from chalicelib.dynamo import connection, with_retries
 from chalicelib.observability import emit_now, logger
-from chalicelib.rewards import config_store, ids
+from chalicelib.rewards import ids
 from chalicelib.rewards.counters import allocated_shards
 from chalicelib.rewards.tables import CounterItem, OrderItem
-from chalicelib.settings import settings
 
 LEASE_PREFIX = "lease_"
 LEASE_MS = 60_000
@@ -235,23 +237,61 @@ def return_dead(counter_id: str, shard_count: int, now_ms: int) -> list[Returned
     return returned
 
 
-def return_expired(now_ms: int | None = None) -> list[Returned]:
-    """Reconciliation's sweep over every stock-controlled scene: dead reservations back to their shards.
+# --- the registry of counters reserved from, so the sweep needs no scan -----------------------
 
-    Each one is logged as `reservation_returned`, and their count is the `ReservationReturned` metric.
+REGISTRY_BUCKETS = 16
+SWEEP_HOURS = 3
+_registered: set[tuple[str, str]] = set()
+_REGISTERED_MAX = 10_000
+_instance = uuid.uuid4().hex
+
+
+def registry_key(hour: str, bucket: int) -> str:
+    """Partition of the counters reserved from in one hour, spread over `REGISTRY_BUCKETS` by process."""
+    return f"leased#{hour}#{bucket:02d}"
+
+
+def register(counter_id: str, shard_count: int, now_ms: int) -> None:
+    """Before a process first reserves from a counter in an hour, note the counter in that hour's registry.
+
+    One put per process, counter and hour (the item is the same whoever writes it); the partition is
+    chosen by the process, so the first minute of an hour is not one hot partition.
+    """
+    hour = clock.hour_of(now_ms)
+    if (hour, counter_id) in _registered:
+        return
+    bucket = ids.stable_hash(_instance) % REGISTRY_BUCKETS
+    item = CounterItem(registry_key(hour, bucket), counter_id, count=shard_count, updated_at_ms=now_ms,
+                       expires_at=clock.utc_datetime(now_ms + JOURNAL_TTL_S * 1000))
+    with_retries(item.save)
+    if len(_registered) >= _REGISTERED_MAX:
+        _registered.clear()
+    _registered.add((hour, counter_id))
+
+
+def _registered_counters(now_ms: int) -> dict[str, int]:
+    """Counters reserved from in the last `SWEEP_HOURS` hours (and this one), with their shard counts."""
+    found: dict[str, int] = {}
+    for back in range(SWEEP_HOURS + 1):
+        hour = clock.hour_of(now_ms - back * 3_600_000)
+        for bucket in range(REGISTRY_BUCKETS):
+            for item in with_retries(lambda h=hour, b=bucket: list(CounterItem.query(
+                    registry_key(h, b), consistent_read=True))):
+                found[item.sk] = max(found.get(item.sk, 0), int(item.count or 0))
+    return found
+
+
+def return_expired(now_ms: int | None = None) -> list[Returned]:
+    """Reconciliation's sweep: dead reservations of the counters reserved from lately back to their shards.
+
+    Run by every reconciliation schedule (every 5 minutes): a lease taken in hour H is returnable from
+    `LEASE_MS + RETURN_GRACE_MS` after it was taken and is looked for until H + `SWEEP_HOURS`. Each one
+    returned is logged as `reservation_returned`; their count is the `ReservationReturned` metric.
     """
     now_ms = clock.now_ms() if now_ms is None else now_ms
-    # A child takes grants until its window ends plus the retry horizon; a day more covers leases taken
-    # then (LEASE_MS + RETURN_GRACE_MS) with every hourly run of that day to return them.
-    since = now_ms - (settings().grant_retry_horizon_s + 86_400) * 1000
     returned: list[Returned] = []
-    for activity in config_store.list_activities():
-        children = [c for c in activity.children if c.ends_at_ms >= since]
-        scenes = [s for s in config_store.list_scenes(activity.activity_id) if s.stock_control] if children else []
-        for child in children:
-            for scene in scenes:
-                counter_id = ids.stock_counter_id(activity.ns(child), scene.scene_id)
-                returned.extend(return_dead(counter_id, scene.shard_count, now_ms))
+    for counter_id, shard_count in sorted(_registered_counters(now_ms).items()):
+        returned.extend(return_dead(counter_id, shard_count, now_ms))
     for r in returned:
         logger.warning("reservation_returned", extra={
             "counter_id": r.counter_id, "shard": r.shard, "reservation": r.rid, "reserved": r.reserved,

@@ -293,6 +293,9 @@ def place_many(requests: Sequence[GrantRequest]) -> list[Placed]:
 def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, Order]], counter_id: str,
                     shard_count: int, results: list[Placed | None], now_ms: int) -> list[tuple[int, Order]]:
     """Commit one counter's orders under block reservations; returns the members left to the single path."""
+    smallest = min(o.amount for _, o in members)
+    if all(_hinted_full(counter_id, shard, smallest) for shard in range(shard_count)):
+        return members  # every shard was just seen full: the single path confirms sold_out, writing nothing
     rid = reservations.new_id()
     reservations.register(counter_id, shard_count, now_ms)
     reservations.write_journal(rid, counter_id, [(o.order_key, o.amount) for _, o in members], now_ms)

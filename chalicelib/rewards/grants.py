@@ -304,30 +304,47 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
         skip=lambda shard, smallest: _hinted_full(counter_id, shard, smallest),
         saw_full=lambda shard, remaining: _hint_full(counter_id, shard, remaining))
     leftovers = [members[i] for i in rest]
-    faults.point("grant.after_reservation")
     written: set[str] = set()
-    for reservation, positions in planned:
-        used, known = 0, True
-        for index, order in (members[i] for i in positions):
-            if not reservation.writable(clock.now_ms()):
-                leftovers.append((index, order))
-                continue
-            placed = replace(order, shard=reservation.shard)
-            # A second request for an order this batch already wrote is a repeat, whatever reservation it shows.
-            mine = None if order.order_key in written else rid
-            outcome = _attempt(requests[index], order, lambda p=placed, m=mine: _put_reserved(p, rid, m))
-            written.add(order.order_key)
-            results[index] = outcome
-            if isinstance(outcome, tuple) and outcome[1]:
-                used += order.amount
-            elif isinstance(outcome, StorageUnavailable):
-                known = False  # the put may have landed: leave the lease for reconciliation to count
-        if known:
-            try:
-                reservations.settle(reservation, used, clock.now_ms())
-            except Exception:
-                logger.exception("could not settle a reservation; reconciliation returns it",
-                                 extra={"reservation": rid, "shard": reservation.shard})
+    used = [0] * len(planned)
+    unknown: set[int] = set()  # blocks with a put whose outcome is unknown: reconciliation counts them
+    settled: set[int] = set()
+
+    def settle(block: int) -> None:
+        settled.add(block)
+        try:
+            reservations.settle(planned[block][0], used[block], clock.now_ms())
+        except Exception:
+            logger.exception("could not settle a reservation; reconciliation returns it",
+                             extra={"reservation": rid, "shard": planned[block][0].shard})
+
+    try:
+        faults.point("grant.after_reservation")
+        for block, (reservation, positions) in enumerate(planned):
+            for index, order in (members[i] for i in positions):
+                if not reservation.writable(clock.now_ms()):
+                    leftovers.append((index, order))
+                    continue
+                placed = replace(order, shard=reservation.shard)
+                # A second request for an order this batch already wrote is a repeat, whatever reservation it shows.
+                mine = None if order.order_key in written else rid
+                unknown.add(block)  # until the put answers
+                outcome = _attempt(requests[index], order, lambda p=placed, m=mine: _put_reserved(p, rid, m))
+                unknown.discard(block)
+                written.add(order.order_key)
+                results[index] = outcome
+                if isinstance(outcome, tuple) and outcome[1]:
+                    used[block] += order.amount
+                elif isinstance(outcome, StorageUnavailable):
+                    unknown.add(block)  # the put may have landed: leave the lease for reconciliation to count
+            if block not in unknown:
+                settle(block)
+    finally:
+        # Also when an exception unwinds this call (the process lives and knows what it wrote): every block
+        # whose orders are all known gives back what they did not use now; a dead process leaves its leases
+        # to reconciliation.
+        for block in range(len(planned)):
+            if block not in settled and block not in unknown:
+                settle(block)
     return leftovers
 
 

@@ -92,7 +92,28 @@ def test_grant_batch__16_threads_x_3_batches_with_repeats_against_budget_300__30
         {i: int(s["consumed"]["N"]) for i, s in enumerate(shards)})
 
 
-def test_grant_batch__crash_after_reservation__units_held_until_reconciliation_returns_them_once(
+def dies_after_reserving(monkeypatch) -> None:
+    """The process dies right after its reservation: the crash point fires and nothing runs after it (not
+    even the settle an unwinding exception would do)."""
+    def dead(*_args, **_kwargs):
+        raise InjectedCrash("the process is gone")
+
+    monkeypatch.setattr(reservations, "settle", dead)
+
+
+def test_grant_batch__exception_after_reservation__units_back_at_once_nothing_leased(client):
+    # GIVEN a budget of 1 000 over 2 shards and a batch of 10 grants of 7 fen
+    campaign = make_campaign(client, total=1000, shard_count=2, order_cap=10)
+    purge_credits()
+    # WHEN an exception unwinds the batch after its reservation, before any order is written
+    with faults.armed("grant.after_reservation"), pytest.raises(InjectedCrash):
+        grants.grant_many(batch(campaign, "u1", [f"r{i}" for i in range(10)], amount=7))
+    # THEN the process, still alive, gives the 70 fen back at once: nothing consumed, no lease, no order
+    assert consumed(raw_shards(campaign, 2)) == 0 and leases(raw_shards(campaign, 2)) == 0
+    assert orders_of(campaign) == []
+
+
+def test_grant_batch__process_dies_after_reservation__units_held_until_reconciliation_returns_them_once(
         client, monkeypatch):
     # GIVEN a budget of 1 000 over 2 shards and a batch of 10 grants of 7 fen
     campaign = make_campaign(client, total=1000, shard_count=2, order_cap=10)
@@ -101,8 +122,10 @@ def test_grant_batch__crash_after_reservation__units_held_until_reconciliation_r
     counter = ids.stock_counter_id(ns_of(campaign), campaign.scene_id)
 
     # WHEN the process dies after reserving, before writing any order
+    dies_after_reserving(monkeypatch)
     with faults.armed("grant.after_reservation"), pytest.raises(InjectedCrash):
         grants.grant_many(requests)
+    monkeypatch.undo()
 
     # THEN the 70 fen stay reserved (sold to no one: a temporary undersell), no order exists
     assert consumed(raw_shards(campaign, 2)) == 70 and leases(raw_shards(campaign, 2)) == 1
@@ -156,8 +179,10 @@ def test_reconcile_schedule__dead_reservation_past_its_grace__returned_and_logge
     # GIVEN a process that died holding a reservation of 3 x 9 fen
     campaign = make_campaign(client, total=500, shard_count=2, order_cap=10)
     purge_credits()
+    dies_after_reserving(monkeypatch)
     with faults.armed("grant.after_reservation"), pytest.raises(InjectedCrash):
         grants.grant_many(batch(campaign, "u1", ["r1", "r2", "r3"], amount=9))
+    monkeypatch.undo()
     assert consumed(raw_shards(campaign, 2)) == 27
     capsys.readouterr()
 

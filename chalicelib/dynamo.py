@@ -19,6 +19,7 @@ from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.models import Model
 
+from chalicelib import deadline
 from chalicelib.errors import StorageUnavailable
 from chalicelib.settings import resource_name, settings
 
@@ -31,6 +32,9 @@ TABLE_MODULES = (
     "chalicelib.play.tables",
     "chalicelib.live.tables",
 )
+
+# Runs of one storage operation by `with_retries` (each a botocore call of `RG_AWS_MAX_ATTEMPTS` attempts).
+ATTEMPTS = 6
 
 _REGISTRY: list[type[Model]] = []
 _connection: Connection | None = None
@@ -51,9 +55,11 @@ def meta(logical_name: str, ttl_attribute: str | None = None) -> type:
         region = settings().region
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
         max_pool_connections = 64
-        connect_timeout_seconds = 5
-        read_timeout_seconds = 10
-        max_retry_attempts = 5
+        # One call, botocore's retries included, stays well inside any caller's deadline (README "Timeouts
+        # and retries"); `with_retries` is the retry policy on top.
+        connect_timeout_seconds = settings().aws_connect_timeout_s
+        read_timeout_seconds = settings().aws_read_timeout_s
+        max_retry_attempts = settings().aws_max_attempts - 1  # PynamoDB: botocore total = 1 + this, standard mode
 
     Meta.logical_name = logical_name  # type: ignore[attr-defined]
     Meta.ttl_attribute = ttl_attribute  # type: ignore[attr-defined]
@@ -77,8 +83,15 @@ def connection() -> Connection:
     """The PynamoDB connection transactions run on (built on first use, like the models' own)."""
     global _connection
     if _connection is None:
-        _connection = Connection(region=settings().region, max_pool_connections=64, max_retry_attempts=5)
+        _connection = new_connection()
     return _connection
+
+
+def new_connection() -> Connection:
+    """A new PynamoDB connection with the table models' timeouts and attempts (README "Timeouts and retries")."""
+    s = settings()
+    return Connection(region=s.region, max_pool_connections=64, connect_timeout_seconds=s.aws_connect_timeout_s,
+                      read_timeout_seconds=s.aws_read_timeout_s, max_retry_attempts=s.aws_max_attempts - 1)
 
 
 # --- error translation -----------------------------------------------------------------------
@@ -144,13 +157,18 @@ def is_transient(exc: BaseException) -> bool:
     return code is None and any(isinstance(c, BotoCoreError) for c in _causes(exc))
 
 
-def with_retries(operation: Callable[[], T], attempts: int = 6, base_delay_s: float = 0.02) -> T:
+def with_retries(operation: Callable[[], T], attempts: int = ATTEMPTS, base_delay_s: float = 0.02) -> T:
     """Run `operation`, retrying transient DynamoDB failures with full-jitter exponential backoff.
 
-    A transient failure that survives every attempt becomes `StorageUnavailable`; any other error
-    propagates unchanged for the caller to translate.
+    The one retry policy of every storage call: at most `attempts` runs (each one botocore call of at most
+    `RG_AWS_MAX_ATTEMPTS` attempts), and none started after the current deadline (`chalicelib.deadline`):
+    when the deadline has passed, or the next backoff would cross it, `DeadlineExceeded` (a
+    `StorageUnavailable`) is raised instead. A transient failure that survives every attempt becomes
+    `StorageUnavailable`; any other error propagates unchanged for the caller to translate.
     """
     for attempt in range(attempts):
+        if deadline.expired():
+            raise deadline.DeadlineExceeded("deadline reached before the database answered", attempts=attempt)
         try:
             return operation()
         except (PynamoDBException, BotoCoreError, ClientError) as exc:
@@ -158,7 +176,11 @@ def with_retries(operation: Callable[[], T], attempts: int = 6, base_delay_s: fl
                 raise
             if attempt == attempts - 1:
                 raise StorageUnavailable("database unavailable after retries", cause=error_code(exc)) from exc
-            time.sleep(random.uniform(0, base_delay_s * (2**attempt)))
+            delay = random.uniform(0, base_delay_s * (2**attempt))
+            if not deadline.allows_sleep(delay):
+                raise deadline.DeadlineExceeded("deadline reached before the database answered",
+                                                attempts=attempt + 1, cause=error_code(exc)) from exc
+            time.sleep(delay)
     raise AssertionError("unreachable")
 
 

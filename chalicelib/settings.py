@@ -61,6 +61,11 @@ class Settings:
     payout_provider: str
     # Secrets
     secret_prefix: str
+    # Deadlines and timeouts (README "Timeouts and retries")
+    request_limit_s: int = 29
+    aws_connect_timeout_s: int = 1
+    aws_read_timeout_s: int = 5
+    aws_max_attempts: int = 2
 
     @property
     def reward_token_secret(self) -> str:
@@ -92,6 +97,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reconcile_grace_s=env_int(env, "RG_RECONCILE_GRACE_S", 300),
         payout_provider=env.get("RG_PAYOUT_PROVIDER", "fake"),
         secret_prefix=env.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
+        request_limit_s=env_int(env, "RG_REQUEST_LIMIT_S", 29, minimum=1),
+        aws_connect_timeout_s=env_int(env, "RG_AWS_CONNECT_TIMEOUT_S", 1, minimum=1),
+        aws_read_timeout_s=env_int(env, "RG_AWS_READ_TIMEOUT_S", 5, minimum=1),
+        aws_max_attempts=env_int(env, "RG_AWS_MAX_ATTEMPTS", 2, minimum=1),
     )
 
 

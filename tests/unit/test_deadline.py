@@ -95,3 +95,33 @@ def test_deadline_exceeded__answered_as_the_storage_problem():
     assert isinstance(error, StorageUnavailable)
     assert error.body() == StorageUnavailable("x").body()
     assert error.title() == StorageUnavailable.title()
+
+
+def sqs_event(n: int) -> dict:
+    return {"Records": [{"messageId": f"m{i}", "receiptHandle": f"h{i}", "body": str(i), "attributes": {},
+                         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
+                        for i in range(n)]}
+
+
+@pytest.mark.parametrize("k", [0, 2, 5])
+def test_process_sqs_batch__deadline_passes_after_k_records__the_rest_reported_failed_without_running(sim, k):
+    from chalicelib.batch import process_sqs_batch
+
+    ran: list[str] = []
+
+    def handler(record):
+        ran.append(record.body)
+        if len(ran) == k:
+            sim["now"] += 3600  # the invocation's time is gone
+
+    # GIVEN a batch of 5 under a deadline that passes once k records have run (at once for k = 0)
+    context = Context(60)
+    with deadline.bounded(context):
+        if k == 0:
+            sim["now"] += 3600
+        # WHEN it is processed
+        answer = process_sqs_batch(sqs_event(5), handler, context)
+    # THEN the k records ran, the others are answered as failures (all 5 when none ran: still an answer)
+    assert ran == [str(i) for i in range(k)]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": f"m{i}"} for i in range(k, 5)]}

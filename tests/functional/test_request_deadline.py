@@ -2,7 +2,7 @@
 retryable 503 (problem+json, `Retry-After`) before API Gateway cuts the request at 29 s with a 504.
 
 DynamoDB is replaced by a stub endpoint that answers every request `400 ThrottlingException` after a
-simulated 0.5 s: real HTTP, real botocore retries, real `with_retries`, but time is simulated (`time.monotonic`
+simulated delay: real HTTP, real botocore retries, real `with_retries`, but time is simulated (`time.monotonic`
 and `time.sleep` advance a shared clock), so the test asserts counted attempts and simulated elapsed time,
 never wall-clock time.
 """
@@ -24,7 +24,6 @@ from tests.problems import problem
 from tests.rewards_support import make_campaign
 
 API_GATEWAY_LIMIT_S = 29  # API Gateway's integration timeout: beyond it the caller gets 504
-THROTTLED_ANSWER_S = 0.5  # simulated time each throttled answer takes
 
 
 class SimClock:
@@ -49,16 +48,17 @@ class SimClock:
 class ThrottlingDynamoDB:
     """A DynamoDB endpoint that throttles every request; records the simulated time each one started."""
 
-    def __init__(self, clock: SimClock) -> None:
+    def __init__(self, clock: SimClock, answer_s: float) -> None:
         stub = self
         self.clock = clock
+        self.answer_s = answer_s
         self.started: list[float] = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 stub.started.append(stub.clock.monotonic())
-                stub.clock.advance(THROTTLED_ANSWER_S)
+                stub.clock.advance(stub.answer_s)
                 body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
                                    "message": "Rate of requests exceeds the allowed throughput."}).encode()
                 self.send_response(400)
@@ -85,10 +85,10 @@ def _forget_dynamodb_connections() -> None:
 
 
 @contextlib.contextmanager
-def throttling_dynamodb(monkeypatch) -> Iterator[ThrottlingDynamoDB]:
-    """Simulated time, and DynamoDB throttling every request, until the block ends."""
+def throttling_dynamodb(monkeypatch, answer_s: float) -> Iterator[ThrottlingDynamoDB]:
+    """Simulated time, and DynamoDB throttling every request after `answer_s`, until the block ends."""
     clock = SimClock()
-    stub = ThrottlingDynamoDB(clock)
+    stub = ThrottlingDynamoDB(clock, answer_s)
     saved = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = stub.endpoint
     _forget_dynamodb_connections()
@@ -116,14 +116,16 @@ def lambda_call(body: dict, remaining_ms: int) -> tuple[int, dict, dict]:
     return answer["statusCode"], answer["headers"], json.loads(answer["body"])
 
 
-@pytest.mark.parametrize("remaining_s", [API_GATEWAY_LIMIT_S, 3])
+# The slower the throttled answers, the fewer fit: 29 s is the API function's whole time, 3 s an invocation near
+# its end (there, one call's botocore attempts must fit in what the margin leaves, hence fast answers).
+@pytest.mark.parametrize("remaining_s,answer_s", [(API_GATEWAY_LIMIT_S, 0.5), (3, 0.1)])
 def test_grant__dynamodb_throttles_every_call__503_retryable_before_the_invocation_ends(
-        client, monkeypatch, remaining_s):
-    # GIVEN a configured scene, then DynamoDB throttling every request (each answer taking THROTTLED_ANSWER_S)
+        client, monkeypatch, remaining_s, answer_s):
+    # GIVEN a configured scene, then DynamoDB throttling every request (each answer taking answer_s)
     campaign = make_campaign(client)
     body = campaign.grant_body("u-throttled", amount=100)
     # AND a grant request arriving with `remaining_s` left in the API function's invocation
-    with throttling_dynamodb(monkeypatch) as stub:
+    with throttling_dynamodb(monkeypatch, answer_s) as stub:
         started = time.monotonic()
         # WHEN the grant is requested
         status, headers, answer = lambda_call(body, remaining_s * 1000)
@@ -131,9 +133,9 @@ def test_grant__dynamodb_throttles_every_call__503_retryable_before_the_invocati
     # THEN it is refused with the retryable storage problem
     assert (status, answer) == (503, problem("storage_unavailable"))
     # AND the answer came before the invocation (and API Gateway) would have cut it: simulated time, made of the
-    # counted attempts, each taking THROTTLED_ANSWER_S
+    # counted attempts, each taking answer_s, and the backoffs between them
     limit = min(remaining_s, API_GATEWAY_LIMIT_S)
-    assert len(stub.started) <= limit // THROTTLED_ANSWER_S
+    assert 1 <= len(stub.started) <= limit // answer_s
     assert all(at - started < limit for at in stub.started)
     assert elapsed < limit
     # AND it tells the caller when to retry

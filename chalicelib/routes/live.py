@@ -138,7 +138,7 @@ def _serve(connection_id: str, body: Any, context: Any) -> str:
 def on_ws_message(event: Any) -> dict[str, Any]:
     """`$default`: one client frame (`ack`, `resume`, `ping`); answers go back as frames over `@connections`."""
     started = time.monotonic()
-    with metric_scope():
+    with metric_scope(), deadline_scope.bounded(getattr(event, "context", None)):
         try:
             op = _serve(event.connection_id, event.body if isinstance(event.body, str) else None,
                         getattr(event, "context", None))

@@ -21,7 +21,6 @@ _clients: dict[str, Any] = {}
 _queue_urls: dict[str, str] = {}
 
 
-
 def config() -> Config:
     """Bounded calls: short connect/read timeouts and few standard-mode attempts (README "Timeouts and retries"),
     so one call fits inside the caller's deadline. A pool sized for the worker threads a benchmark or an

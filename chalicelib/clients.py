@@ -14,18 +14,18 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from chalicelib.settings import settings
+from chalicelib.settings import Settings, settings
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 _queue_urls: dict[str, str] = {}
 
 
-def config() -> Config:
+def config(s: Settings | None = None) -> Config:
     """Bounded calls: short connect/read timeouts and few standard-mode attempts (README "Timeouts and retries"),
     so one call fits inside the caller's deadline. A pool sized for the worker threads a benchmark or an
     integration test runs avoids "connection pool is full" stalls."""
-    s = settings()
+    s = s or settings()
     return Config(retries={"mode": "standard", "total_max_attempts": s.aws_max_attempts},
                   connect_timeout=s.aws_connect_timeout_s, read_timeout=s.aws_read_timeout_s,
                   max_pool_connections=64)

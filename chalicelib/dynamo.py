@@ -21,7 +21,7 @@ from pynamodb.models import Model
 
 from chalicelib import deadline
 from chalicelib.errors import StorageUnavailable
-from chalicelib.settings import resource_name, settings
+from chalicelib.settings import Settings, resource_name, settings
 
 # Modules that define tables; importing them registers their models.
 TABLE_MODULES = (
@@ -55,12 +55,11 @@ def meta(logical_name: str, ttl_attribute: str | None = None) -> type:
         region = settings().region
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
         max_pool_connections = 64
-        # One call, botocore's retries included, stays well inside any caller's deadline (README "Timeouts
-        # and retries"); `with_retries` is the retry policy on top.
-        connect_timeout_seconds = settings().aws_connect_timeout_s
-        read_timeout_seconds = settings().aws_read_timeout_s
-        max_retry_attempts = settings().aws_max_attempts - 1  # PynamoDB: botocore total = 1 + this, standard mode
 
+    # One call, botocore's retries included, stays well inside any caller's deadline (README "Timeouts and
+    # retries"); `with_retries` is the retry policy on top.
+    for name, value in connection_options().items():
+        setattr(Meta, name, value)
     Meta.logical_name = logical_name  # type: ignore[attr-defined]
     Meta.ttl_attribute = ttl_attribute  # type: ignore[attr-defined]
     return Meta
@@ -87,11 +86,18 @@ def connection() -> Connection:
     return _connection
 
 
-def new_connection() -> Connection:
-    """A new PynamoDB connection with the table models' timeouts and attempts (README "Timeouts and retries")."""
-    s = settings()
-    return Connection(region=s.region, max_pool_connections=64, connect_timeout_seconds=s.aws_connect_timeout_s,
-                      read_timeout_seconds=s.aws_read_timeout_s, max_retry_attempts=s.aws_max_attempts - 1)
+def connection_options(s: Settings | None = None) -> dict[str, int]:
+    """Timeouts and botocore attempts of every DynamoDB connection (PynamoDB: total = 1 + max_retry_attempts,
+    in botocore's standard mode); README "Timeouts and retries"."""
+    s = s or settings()
+    return {"connect_timeout_seconds": s.aws_connect_timeout_s, "read_timeout_seconds": s.aws_read_timeout_s,
+            "max_retry_attempts": s.aws_max_attempts - 1}
+
+
+def new_connection(s: Settings | None = None) -> Connection:
+    """A new PynamoDB connection with the table models' timeouts and attempts."""
+    s = s or settings()
+    return Connection(region=s.region, max_pool_connections=64, **connection_options(s))
 
 
 # --- error translation -----------------------------------------------------------------------

@@ -227,9 +227,10 @@ def handle_batch(event: Any) -> dict:
             credited.append(order)
 
     try:
-        # Records stop starting while one storage call's time is left: the tally below needs it.
-        return process_sqs_batch(event, credit_record, getattr(event, "context", None),
-                                 reserve_s=deadline.call_bound_s())
+        # Records stop starting while one storage call's time (at most half the batch's time) is left: the
+        # tally below needs it.
+        reserve_s = min(deadline.call_bound_s(), deadline.remaining_s() / 2)
+        return process_sqs_batch(event, credit_record, getattr(event, "context", None), reserve_s=reserve_s)
     finally:
         # Even when the invocation fails as a whole, what was credited is tallied.
         tally(batch_id, credited)

@@ -3,15 +3,15 @@ read 30 s, 6 attempts: one hung call could take minutes), the table models and t
 5-6 attempts of up to 15 s. One call to a backing service, every botocore attempt and backoff included, must fit
 well inside API Gateway's 29 s, so a request can still answer its own 503.
 
-The clients are built here, not taken from the process's caches (which must not be bound to an endpoint before the
-test stack sets it); building a botocore client does no I/O."""
+The configurations are built here for the deployed settings (the test suite itself waits longer on its local
+emulators, see tests/conftest.py); building a botocore client does no I/O."""
 
 from __future__ import annotations
 
 import pytest
-from pynamodb.connection import Connection
 
 from chalicelib import clients, dynamo
+from chalicelib.settings import load_settings
 
 API_GATEWAY_LIMIT_S = 29
 
@@ -24,18 +24,12 @@ def worst_call_s(config) -> float:
     return attempts * (config.connect_timeout + config.read_timeout) + backoff
 
 
-def _model_config(model):
-    """The botocore config PynamoDB builds for a table model (from its Meta, as `Model._get_connection` does)."""
-    meta = model.Meta
-    return Connection(region=meta.region, connect_timeout_seconds=meta.connect_timeout_seconds,
-                      read_timeout_seconds=meta.read_timeout_seconds,
-                      max_retry_attempts=meta.max_retry_attempts).client.meta.config
+DEPLOYED = load_settings({"RG_STAGE": "prod"})
 
 
 def _configs():
-    found = [("transactions", lambda: dynamo.new_connection().client.meta.config),
-             ("sqs and secretsmanager", clients.config)]
-    return found + [(m.Meta.logical_name, lambda m=m: _model_config(m)) for m in dynamo.all_models()]
+    return [("dynamodb (table models and transactions)", lambda: dynamo.new_connection(DEPLOYED).client.meta.config),
+            ("sqs and secretsmanager", lambda: clients.config(DEPLOYED))]
 
 
 @pytest.mark.parametrize("name,config_of", _configs(), ids=[name for name, _ in _configs()])
@@ -46,3 +40,9 @@ def test_backing_service_client__every_attempt_timing_out__one_call_fits_in_half
     # AND one call with all its attempts leaves at least half of API Gateway's limit for the answer and a retry
     assert worst_call_s(config) <= API_GATEWAY_LIMIT_S / 2, (name, config.connect_timeout, config.read_timeout,
                                                              config.retries)
+
+
+@pytest.mark.parametrize("model", dynamo.all_models(), ids=lambda m: m.Meta.logical_name)
+def test_table_model__connection_settings__the_same_as_the_transaction_connection(model):
+    options = dynamo.connection_options()
+    assert {name: getattr(model.Meta, name) for name in options} == options

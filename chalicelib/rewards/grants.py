@@ -300,7 +300,7 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
     reservations.register(counter_id, shard_count, now_ms)
     reservations.write_journal(rid, counter_id, [(o.order_key, o.amount) for _, o in members], now_ms)
     planned, rest = reservations.reserve_blocks(
-        rid, counter_id, shard_count, [o.amount for _, o in members], now_ms,
+        rid, counter_id, shard_count, [o.amount for _, o in members], now_ms, home_key=members[0][1].order_key,
         skip=lambda shard, smallest: _hinted_full(counter_id, shard, smallest),
         saw_full=lambda shard, remaining: _hint_full(counter_id, shard, remaining))
     leftovers = [members[i] for i in rest]

@@ -144,17 +144,19 @@ def fit(amounts: Sequence[int], positions: Sequence[int], room: int) -> list[int
 
 
 def reserve_blocks(rid: str, counter_id: str, shard_count: int, amounts: Sequence[int], now_ms: int, *,
-                   skip: Callable[[int, int], bool], saw_full: Callable[[int, int], None],
+                   home_key: str, skip: Callable[[int, int], bool], saw_full: Callable[[int, int], None],
                    ) -> tuple[list[tuple[Reservation, list[int]]], list[int]]:
     """Reserve `amounts` from the counter's shards in as few writes as possible.
 
     Returns the blocks (each reservation and the positions of the amounts it holds) and the positions no
     shard had room for. Shards are tried from a home chosen by `rid`; `skip(shard, smallest)` passes over a
-    shard believed too full, `saw_full(shard, remaining)` records one found short.
+    shard believed too full, `saw_full(shard, remaining)` records one found short. The shards are tried from
+    the home of `home_key` (an order key of the batch): the same batch tries the same shards, so a seeded
+    simulation replays exactly.
     """
     blocks: list[tuple[Reservation, list[int]]] = []
     pending = list(range(len(amounts)))
-    for shard in ids.shard_order(rid, shard_count):
+    for shard in ids.shard_order(home_key, shard_count):
         if not pending:
             break
         if skip(shard, min(amounts[i] for i in pending)):

@@ -149,10 +149,9 @@ def reserve_blocks(rid: str, counter_id: str, shard_count: int, amounts: Sequenc
     """Reserve `amounts` from the counter's shards in as few writes as possible.
 
     Returns the blocks (each reservation and the positions of the amounts it holds) and the positions no
-    shard had room for. Shards are tried from a home chosen by `rid`; `skip(shard, smallest)` passes over a
-    shard believed too full, `saw_full(shard, remaining)` records one found short. The shards are tried from
-    the home of `home_key` (an order key of the batch): the same batch tries the same shards, so a seeded
-    simulation replays exactly.
+    shard had room for. Shards are tried from the home of `home_key` (an order key of the batch: the same
+    batch tries the same shards, so a seeded simulation replays exactly); `skip(shard, smallest)` passes
+    over a shard believed too full, `saw_full(shard, remaining)` records one found short.
     """
     blocks: list[tuple[Reservation, list[int]]] = []
     pending = list(range(len(amounts)))

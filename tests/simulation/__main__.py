@@ -19,10 +19,13 @@ import click
 @click.option("--seed", type=int, default=1, show_default=True, help="first seed")
 @click.option("--steps", type=int, default=300, show_default=True, help="steps per seed")
 @click.option("--seeds", type=int, default=1, show_default=True, help="how many seeds (seed, seed+1, ...)")
-@click.option("--minutes", type=float, default=None, help="keep running seeds until this many minutes passed")
+@click.option("--minutes", type=float, default=None,
+              help="keep starting new seeds until this many minutes have passed (at least --seeds of them)")
 @click.option("--enable", "enable", multiple=True, help="switch on an actor held back while its defect is unfixed")
 @click.option("--all-actors", is_flag=True, help="switch on every held-back actor")
-def main(seed: int, steps: int, seeds: int, minutes: float | None, enable: tuple[str, ...], all_actors: bool) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="also print what each run exercised (actions, crash points)")
+def main(seed: int, steps: int, seeds: int, minutes: float | None, enable: tuple[str, ...], all_actors: bool,
+         verbose: bool) -> None:
     """Simulate the money path under seeded faults and check it against an independent model."""
     from tests.simulation import sim
     from tests.simulation.world import local_stack
@@ -38,10 +41,15 @@ def main(seed: int, steps: int, seeds: int, minutes: float | None, enable: tuple
         from rewardgate_ops.output import progress
 
         current, done = seed, 0
-        while (done < seeds) if deadline is None else (time.monotonic() < deadline):
+        while done < seeds or (deadline is not None and time.monotonic() < deadline):
             with progress("table", steps, f"seed {current}") as advance:
                 result = sim.run(current, steps, flags, progress=advance)
             click.echo(f"{result.line()}  ({result.seconds:.0f} s)", file=out)
+            if verbose:
+                click.echo(f"  crash points fired: {dict(sorted(result.fired.items()))}", file=out)
+                click.echo(f"  stats: {dict(sorted(result.stats.items()))}", file=out)
+                click.echo(f"  provider: {result.extra['provider']}; credit messages sent "
+                           f"{result.extra['queue_sent']}, send failures {result.extra['send_failures']}", file=out)
             if not result.ok:
                 failed += 1
                 for note in result.notes:

@@ -174,9 +174,12 @@ def findings_of(reports: list[dict[str, Any]], namespaces: set[str]) -> list[tup
     """(kind, id, item JSON) of every finding in the reports of these child namespaces."""
     found = []
     for report in reports:
-        if f"{report.get('activity_id')}/{report.get('sub_activity_id')}" not in namespaces:
+        run_level = report.get("activity_id") is None  # payouts have no child activity: the run-level report
+        if not run_level and f"{report.get('activity_id')}/{report.get('sub_activity_id')}" not in namespaces:
             continue
         for kind, entry in report.get("discrepancies", {}).items():
+            if run_level and not kind.startswith("payout_"):
+                continue
             for item in entry.get("items", []):
                 found.append((kind, str(item.get("id")), json.dumps(item, sort_keys=True)))
     return found

@@ -123,7 +123,9 @@ class Sim:
         from chalicelib import faults
 
         known = {"grant", "credit", "withdrawal"}
-        candidates = [p for p in self.points if p.split(".")[0] == family or p.split(".")[0] not in known]
+        # a withdrawal credits the user's pending orders first: the credit points can fire inside it too
+        families = {family, "credit"} if family == "withdrawal" else {family}
+        candidates = [p for p in self.points if p.split(".")[0] in families or p.split(".")[0] not in known]
         if family is None or not candidates or self.rng.random() >= CRASH_P:
             return action()
         least = min(self.fired[p] for p in candidates)

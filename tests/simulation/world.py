@@ -149,7 +149,10 @@ class ProviderAdapter:
         except sim_provider.Timeout as exc:
             raise self.payouts.PayoutTimeout("simulated provider timeout") from exc
         except sim_provider.Conflict as exc:
-            raise self.payouts.PayoutConflict(f"payout {payout_id} exists with another recipient or amount") from exc
+            from chalicelib import errors
+
+            conflict = getattr(self.payouts, "PayoutConflict", None) or errors.PayoutConflict  # type: ignore[attr-defined]
+            raise conflict(f"payout {payout_id} exists with another recipient or amount") from exc
         return self._result(status, ref)
 
     def status(self, payout_id: str) -> Any:

@@ -38,7 +38,7 @@ FLAGS: dict[str, bool] = {
     "provider_reconciliation": False,
 }
 
-SPAN_MS = 7 * HOUR_MS          # simulated time a run covers, whatever its step count
+SPAN_MS = 6 * HOUR_MS          # simulated time a run covers, whatever its step count
 BASE_MS = int(datetime(2031, 1, 6, tzinfo=UTC).timestamp() * 1000)
 USERS = ("alice", "bob", "carol", "dave")  # each run's users are these names with the run's tag
 _runs = itertools.count()
@@ -51,6 +51,7 @@ ACTIONS = {  # action -> weight
 FAMILY = {"grant": "grant", "grant_batch": "grant", "retry_grant": "grant", "conflicting_grant": "grant",
           "deliver": "credit", "withdraw": "withdrawal", "repeat_withdrawal": "withdrawal", "sweep": "withdrawal"}
 CRASH_P = 0.25
+UNFIRED_CRASH_P = 0.6
 
 
 @dataclass
@@ -126,10 +127,14 @@ class Sim:
         # a withdrawal credits the user's pending orders first: the credit points can fire inside it too
         families = {family, "credit"} if family == "withdrawal" else {family}
         candidates = [p for p in self.points if p.split(".")[0] in families or p.split(".")[0] not in known]
-        if family is None or not candidates or self.rng.random() >= CRASH_P:
+        if family is None or not candidates:
+            return action()
+        # points of the action's own family never fired yet go first, and more often: every point fires in a run
+        unfired = [p for p in candidates if not self.fired[p] and p.split(".")[0] == family]
+        if self.rng.random() >= (UNFIRED_CRASH_P if unfired else CRASH_P):
             return action()
         least = min(self.fired[p] for p in candidates)
-        point = self.rng.choice([p for p in candidates if self.fired[p] == least])
+        point = self.rng.choice(unfired or [p for p in candidates if self.fired[p] == least])
         with faults.armed(point):
             try:
                 outcome = action()
@@ -300,7 +305,8 @@ class Sim:
         return set(self.plan.users)
 
     def reconcile(self) -> set[str]:
-        for run in self.world.reconcile_scheduled():
+        # the schedule's Lambda with little time left past its 20 s reserve: it runs a few steps, later ones resume
+        for run in self.world.reconcile_scheduled(timeout_s=20 + self.rng.uniform(0.5, 3)):
             if run["status"] == "done":
                 status, body = self.world.call("GET", f"/v1/admin/reconciliations/{run['hour']}")
                 assert status == 200, body
@@ -331,6 +337,9 @@ class Sim:
         self.model.step = index
         names, weights = zip(*ACTIONS.items(), strict=True)
         action = self.rng.choices(names, weights=weights)[0]
+        starved = [name for name in names if not self.stats[f"action_{name}"]]
+        if starved and index >= 10 and index % 5 == 0:  # every actor acts at least once, even in a short run
+            action = starved[0]
         touched = {
             "grant": self.grant, "grant_batch": self.grant_batch, "retry_grant": self.retry_grant,
             "conflicting_grant": self.conflicting_grant, "deliver": self.deliver, "withdraw": self.withdraw,
@@ -340,8 +349,9 @@ class Sim:
         }[action]()
         self.stats[f"action_{action}"] += 1
         self._plan_redeliveries()
+        money_out = action in ("withdraw", "repeat_withdrawal", "sweep", "reconcile", "read_withdrawals")
         for user in sorted(touched & set(self.plan.users)):
-            probes.check_user(self.world, self.model, user)
+            probes.check_user(self.world, self.model, user, withdrawals=money_out)
         if index % 25 == 24:
             probes.check_all(self.world, self.model)
         self.world.now += int(self.rng.expovariate(self.steps / SPAN_MS)) + 1000

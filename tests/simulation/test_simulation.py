@@ -13,7 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # Fixed so `make test` is reproducible; RG_SIM_SEED / RG_SIM_STEPS try another run.
 SEED = int(os.environ.get("RG_SIM_SEED", "20261202"))
-STEPS = int(os.environ.get("RG_SIM_STEPS", "90"))
+STEPS = int(os.environ.get("RG_SIM_STEPS", "80"))
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -46,7 +46,7 @@ def test_simulation__short_seeded_run__every_failure_count_zero(aws_stack):
     # reconciliation over three child windows
     # WHEN it runs
     result = sim.run(SEED, STEPS)
-    print("\n" + result.line())
+    print(f"\n{result.line()}  ({result.seconds:.0f} s)")
     print(f"crash points fired: {dict(sorted(result.fired.items()))}; actors held back: "
           f"{sorted(name for name, on in result.flags.items() if not on)}")
     # THEN no invariant failed

@@ -341,12 +341,13 @@ class World:
 
         return rewards_sweeper(scheduled_event("rewards_sweeper"), LocalLambdaContext("rewards_sweeper", 120))
 
-    def reconcile_scheduled(self) -> Any:
-        """The reconciliation schedule as EventBridge fires it."""
+    def reconcile_scheduled(self, timeout_s: float = 240) -> Any:
+        """The reconciliation schedule as EventBridge fires it, in a Lambda with `timeout_s` left (a short one
+        stops between steps and the next invocation resumes)."""
         from chalicelib.routes.reconcile import reconciler
         from rewardgate_ops.lambda_events import LocalLambdaContext, scheduled_event
 
-        return reconciler(scheduled_event("reconciler"), LocalLambdaContext("reconciler", 240))
+        return reconciler(scheduled_event("reconciler"), LocalLambdaContext("reconciler", timeout_s))
 
     # --- storage, read directly (for the probes) ---------------------------------------------
 

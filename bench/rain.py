@@ -176,9 +176,11 @@ def plan_rewards(users: int, rounds: int, amount_max: int, seed: int) -> list[tu
 def run_grants(meter: Any, mode: Mode, activity_id: str, plan: list[tuple[str, str, int]], threads: int,
                result: ModeResult, progress: Any) -> dict[str, tuple[str, int]]:
     """Grant every planned reward through the HTTP handler; returns {order_id: (act_id, amount)}."""
+    won_ms = int(time.time() * 1000)  # when the rain opened: sent as open_time_ms, as callers should
+
     def body(act_id: str, rain_id: str, amount: int) -> dict[str, Any]:
         return {"activity_id": activity_id, "scene_id": "rain", "act_id": act_id, "rain_id": rain_id,
-                "award_type": "cash", "stage": "1", "amount": amount}
+                "award_type": "cash", "stage": "1", "amount": amount, "open_time_ms": won_ms}
 
     size = mode.grants_per_request
     requests = [plan[i:i + size] for i in range(0, len(plan), size)]

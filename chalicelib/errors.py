@@ -215,6 +215,12 @@ class SwitchedOff(RewardgateError):
     code = "switched_off"
 
 
+class SwitchNameRetired(RewardgateError):
+    """The switch name uses the retired grants.<activity>.<scene> form."""
+
+    code = "switch_name_retired"
+
+
 class RateLimited(RewardgateError):
     """The scene's grant rate limit is exhausted for now."""
 

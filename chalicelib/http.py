@@ -61,6 +61,7 @@ STATUS: dict[type[errors.RewardgateError], int] = {
     errors.AmountOverCap: 422,
     errors.AwardTypeMismatch: 422,
     errors.OpenTimeOutOfRange: 422,
+    errors.SwitchNameRetired: 422,
     errors.RateLimited: 429,
     errors.InternalError: 500,
     errors.PayoutFailed: 502,

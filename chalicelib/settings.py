@@ -58,6 +58,7 @@ class Settings:
     accepted_sla_s: int
     api_instances: int
     reconcile_grace_s: int
+    grant_retry_horizon_s: int
     payout_provider: str
     # Secrets
     secret_prefix: str
@@ -90,6 +91,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         accepted_sla_s=env_int(env, "RG_ACCEPTED_SLA_S", 600),
         api_instances=max(1, env_int(env, "RG_API_INSTANCES", 1)),
         reconcile_grace_s=env_int(env, "RG_RECONCILE_GRACE_S", 300),
+        grant_retry_horizon_s=env_int(env, "RG_GRANT_RETRY_HORIZON_S", 86_400, minimum=0),
         payout_provider=env.get("RG_PAYOUT_PROVIDER", "fake"),
         secret_prefix=env.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
     )

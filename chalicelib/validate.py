@@ -113,7 +113,7 @@ def decode_cursor(raw: str | None, expected_keys: Mapping[str, str]) -> dict[str
     problem = InvalidField("cursor", "is not a cursor returned by this listing")
     try:
         decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
         raise problem from exc
     if not isinstance(decoded, dict) or set(decoded) != set(expected_keys):
         raise problem

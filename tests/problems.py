@@ -11,7 +11,8 @@ STATUS = {
     "overlapping_windows": 409, "total_below_consumed": 409, "config_conflict": 409, "sold_out": 409,
     "order_conflict": 409, "insufficient_balance": 409, "withdrawal_conflict": 409, "payload_too_large": 413,
     "unsupported_media_type": 415, "amount_over_cap": 422, "award_type_mismatch": 422,
-    "open_time_out_of_range": 422, "rate_limited": 429, "internal_error": 500, "payout_failed": 502,
+    "open_time_out_of_range": 422, "switch_name_retired": 422, "rate_limited": 429, "internal_error": 500,
+    "payout_failed": 502,
     "storage_unavailable": 503, "switched_off": 503, "payout_unavailable": 503,
     # interactive play
     "play_app_not_found": 404, "anchor_not_found": 404, "play_app_exists": 409, "sandbox_immutable": 409,
@@ -44,6 +45,7 @@ TITLES = {
     "sold_out": "Every counter shard of the scene is full: nothing was written",
     "storage_unavailable": "The database failed for a reason a retry may cure",
     "switched_off": "A degradation switch currently refuses this operation",
+    "switch_name_retired": "The switch name uses the retired grants.<activity>.<scene> form",
     "total_below_consumed": "A new stock/budget total is smaller than what is already consumed",
     "unknown_tp_app": "No credentials are configured for this third-party-platform app id",
     "unsupported_media_type": "The request's Content-Type is not one the route takes",

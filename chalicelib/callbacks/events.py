@@ -210,7 +210,7 @@ def _expires_in(body: Mapping[str, Any]) -> int | None:
     value = body.get("AuthorizationCodeExpiresIn")
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():  # not "²" (int refuses it) nor "٣"
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise Malformed("AuthorizationCodeExpiresIn is not a number of seconds")

@@ -13,7 +13,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chalicelib import validate
-from chalicelib.errors import InvalidField, OutsideActivityWindow, OverlappingWindows, SwitchedOff
+from chalicelib.errors import (
+    InvalidField,
+    OutsideActivityWindow,
+    OverlappingWindows,
+    SwitchedOff,
+    SwitchNameRetired,
+)
 from chalicelib.rewards.ids import AWARD_TYPES, CASH, COUPON, asset_of, child_ns, gray_admits
 
 PURPOSES = ("internal_test", "gray_rehearsal", "formal")
@@ -189,13 +195,31 @@ GRANTS = "grants"
 TOKEN_ISSUANCE = "token_issuance"  # noqa: S105 - a switch name, not a secret
 WITHDRAWALS = "withdrawals"
 WITHDRAWAL_GRAY_PERCENT = "withdrawal_gray_percent"
-_SCENE_GRANTS = re.compile(r"grants\.([A-Za-z0-9][A-Za-z0-9.-]{0,63})\.([A-Za-z0-9][A-Za-z0-9.-]{0,63})")
+# ':' is not allowed in ids, so `grants:{activity}:{scene}` splits one way only. The former
+# `grants.{activity}.{scene}` did not: `grants.a.b.c` named both a / b.c and a.b / c.
+SCENE_GRANTS_FORMAT = "grants:<activity>:<scene>"
+_SCENE_GRANTS = re.compile(rf"grants:({validate.IDENT.pattern}):({validate.IDENT.pattern})")
 ON_OFF_SWITCHES = (GRANTS, TOKEN_ISSUANCE, WITHDRAWALS)
 
 
 def scene_grants_switch(activity_id: str, scene_id: str) -> str:
     """Name of the switch that turns grants of one scene on or off."""
+    return f"grants:{activity_id}:{scene_id}"
+
+
+def retired_scene_grants_switch(activity_id: str, scene_id: str) -> str:
+    """The scene's switch name in the retired form (still honoured when stored before the change)."""
     return f"grants.{activity_id}.{scene_id}"
+
+
+def retired_readings(name: str) -> list[str]:
+    """Every `grants:{activity}:{scene}` a retired `grants.{activity}.{scene}` name could mean (sorted)."""
+    if not name.startswith("grants."):
+        return []
+    rest = name.removeprefix("grants.")
+    splits = ((rest[:i], rest[i + 1:]) for i, char in enumerate(rest) if char == ".")
+    return sorted(scene_grants_switch(a, s) for a, s in splits
+                  if validate.IDENT.fullmatch(a) and validate.IDENT.fullmatch(s))
 
 
 def parse_switch(name: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,9 +230,16 @@ def parse_switch(name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     if name in ON_OFF_SWITCHES or _SCENE_GRANTS.fullmatch(name):
         validate.no_unknown_fields(body, {"enabled"})
         return {"enabled": validate.boolean(body, "enabled")}
+    readings = retired_readings(name)
+    if readings:
+        raise SwitchNameRetired(
+            f"switch name {name} is the retired grants.<activity>.<scene> form, ambiguous when ids contain '.'; "
+            f"use {SCENE_GRANTS_FORMAT}: {' or '.join(readings)}",
+            field="name", expected_format=SCENE_GRANTS_FORMAT, candidates=readings,
+        )
     raise InvalidField(
         "name",
-        f"unknown switch; known: {', '.join(ON_OFF_SWITCHES)}, {WITHDRAWAL_GRAY_PERCENT}, grants.<activity>.<scene>",
+        f"unknown switch; known: {', '.join(ON_OFF_SWITCHES)}, {WITHDRAWAL_GRAY_PERCENT}, {SCENE_GRANTS_FORMAT}",
     )
 
 
@@ -223,8 +254,15 @@ class Switches:
         return bool(self.values.get(name, {}).get("enabled", True))
 
     def require_grants(self, activity_id: str, scene_id: str) -> None:
-        """Refuse a grant when grants are off globally or for this scene."""
-        for name in (GRANTS, scene_grants_switch(activity_id, scene_id)):
+        """Refuse a grant when grants are off globally or for this scene.
+
+        A scene's switch stored under the retired name (before the change) still applies, to every scene it
+        could mean, until the scene's `grants:{activity}:{scene}` switch is set: failing closed, never open.
+        """
+        scene = scene_grants_switch(activity_id, scene_id)
+        if scene not in self.values:
+            scene = retired_scene_grants_switch(activity_id, scene_id)
+        for name in (GRANTS, scene):
             if not self.enabled(name):
                 raise SwitchedOff(f"grants are switched off ({name})", switch=name)
 

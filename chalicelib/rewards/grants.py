@@ -183,20 +183,26 @@ def _token(order: Order, key: tokens.SigningKey | None) -> str | None:
 
 
 def place(request: GrantRequest, now_ms: int | None = None) -> tuple[Order, bool]:
-    """Decide and commit one order. Returns (order, created); an identical repeat is (existing, False)."""
+    """Decide and commit one order. Returns (order, created); an identical repeat is (existing, False).
+
+    The child is the one open at the request's open_time_ms (when the reward was won), so an identical
+    request retried at any later moment within the retry horizon maps to the same order, even after that
+    child's window has closed; without open_time_ms it is the one open now.
+    """
     now_ms = clock.now_ms() if now_ms is None else now_ms
+    open_time_ms = orders.open_time_of(request, now_ms, settings().grant_retry_horizon_s)
     activity = config_store.get_activity(request.activity_id)
-    child = activity.child_at(now_ms)
+    child = activity.child_at(open_time_ms)
     scene = config_store.get_scene(request.activity_id, request.scene_id)
     config_store.get_switches().require_grants(request.activity_id, request.scene_id)
-    order = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets)
+    order = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets, open_time_ms)
     ratelimit.acquire(f"{order.ns}#{scene.scene_id}", scene.rate_limit_per_s)
     try:
         if scene.stock_control:
             return _place_with_stock(order, ids.stock_counter_id(order.ns, scene.scene_id), scene.shard_count), True
         return _place_without_stock(order), True
     except _Exists as found:
-        if not found.existing.same_content(order):
+        if not found.existing.same_content(order, open_time_given=request.open_time_ms is not None):
             raise OrderConflict(
                 f"order {order.order_id} exists with different content",
                 order_id=order.order_id, existing_amount=found.existing.amount,

@@ -13,13 +13,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib import clock, validate
-from chalicelib.errors import AmountOverCap, AwardTypeMismatch, InvalidField, PoisonMessage
+from chalicelib.errors import AmountOverCap, AwardTypeMismatch, InvalidField, OpenTimeOutOfRange, PoisonMessage
 from chalicelib.rewards import ids
 from chalicelib.rewards.config import Activity, Child, Scene
 from chalicelib.rewards.tables import ACCEPTED, STATUS_NAMES, OrderItem
 
-GRANT_FIELDS = ("activity_id", "scene_id", "act_id", "rain_id", "award_type", "stage", "amount")
+GRANT_FIELDS = ("activity_id", "scene_id", "act_id", "rain_id", "award_type", "stage", "amount", "open_time_ms")
 MESSAGE_VERSION = 1
+# How far ahead of the server's clock a grant's open_time_ms may be (the caller's clock may run fast).
+OPEN_TIME_AHEAD_MS = 300_000
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class GrantRequest:
     award_type: str
     stage: str
     amount: int
+    # When the reward was won; it chooses the child activity. None: the server's time at the attempt.
+    open_time_ms: int | None = None
 
 
 def parse_grant(body: Any) -> GrantRequest:
@@ -48,7 +52,27 @@ def parse_grant(body: Any) -> GrantRequest:
         award_type=validate.choice(body, "award_type", ids.AWARD_TYPES),
         stage=validate.ident(body, "stage"),
         amount=validate.integer(body, "amount", minimum=1),
+        open_time_ms=validate.integer(body, "open_time_ms", required=False),
     )
+
+
+def open_time_window(now_ms: int, horizon_s: int) -> tuple[int, int]:
+    """The accepted [earliest, latest] open_time_ms of a grant arriving at `now_ms`."""
+    return now_ms - horizon_s * 1000, now_ms + OPEN_TIME_AHEAD_MS
+
+
+def open_time_of(request: GrantRequest, now_ms: int, horizon_s: int) -> int:
+    """The instant that chooses a grant's child: its open_time_ms if given and in the window, else now."""
+    if request.open_time_ms is None:
+        return now_ms
+    earliest, latest = open_time_window(now_ms, horizon_s)
+    if not earliest <= request.open_time_ms <= latest:
+        raise OpenTimeOutOfRange(
+            f"open_time_ms {request.open_time_ms} is outside the accepted window [{earliest}, {latest}]: at most "
+            f"{horizon_s} s before the server's time and {OPEN_TIME_AHEAD_MS // 1000} s after it",
+            field="open_time_ms", open_time_ms=request.open_time_ms, earliest_ms=earliest, latest_ms=latest,
+        )
+    return request.open_time_ms
 
 
 @dataclass(frozen=True)
@@ -69,6 +93,7 @@ class Order:
     wallet_id: str
     order_cap: int
     created_at_ms: int
+    open_time_ms: int
     hour: str
     hour_bucket: str
     bill_text: str
@@ -86,24 +111,33 @@ class Order:
         """ACCEPTED, CREDITING or CREDITED."""
         return STATUS_NAMES.get(self.status, str(self.status))
 
-    def same_content(self, other: Order) -> bool:
-        """Whether a repeated grant asks for exactly this order (the id already pins the rest)."""
+    def same_content(self, other: Order, open_time_given: bool = True) -> bool:
+        """Whether a repeated grant asks for exactly this order (the id already pins the rest).
+
+        A repeat that names its open_time_ms must name this order's; one that does not (the server's time
+        chose its child) matches whatever time the order was opened at.
+        """
         return (self.order_key, self.amount, self.scene_id, self.activity_id) == (
-            other.order_key, other.amount, other.scene_id, other.activity_id)
+            other.order_key, other.amount, other.scene_id, other.activity_id) and (
+            not open_time_given or self.open_time_ms == other.open_time_ms)
 
     def token_claims(self, app_id: str) -> dict[str, Any]:
         """What the reward token states about this order."""
         return {
             "v": 1, "app_id": app_id, "activity_id": self.activity_id, "sub_activity_id": self.sub_activity_id,
             "act_id": self.act_id, "scene_id": self.scene_id, "award_type": self.award_type, "asset": self.asset,
-            "amount": self.amount, "order_id": self.order_id, "open_time_ms": self.created_at_ms,
+            "amount": self.amount, "order_id": self.order_id, "open_time_ms": self.open_time_ms,
             "rain_id": self.rain_id, "stage": self.stage,
         }
 
 
 def decide_order(request: GrantRequest, activity: Activity, child: Child, scene: Scene, now_ms: int,
-                 hour_buckets: int) -> Order:
-    """The order a valid grant request creates (refusing an award-type mismatch or an amount over the cap)."""
+                 hour_buckets: int, open_time_ms: int | None = None) -> Order:
+    """The order a valid grant request creates (refusing an award-type mismatch or an amount over the cap).
+
+    `child` is the one open at `open_time_ms` (default `now_ms`); the order's hour is `now_ms`'s, the hour
+    it is written in, which is the hour reconciliation reads it in.
+    """
     if request.award_type != scene.award_type:
         raise AwardTypeMismatch(
             f"scene {scene.scene_id} grants {scene.award_type}, not {request.award_type}",
@@ -122,7 +156,8 @@ def decide_order(request: GrantRequest, activity: Activity, child: Child, scene:
         order_key=key, order_id=oid, activity_id=activity.activity_id, sub_activity_id=child.sub_activity_id,
         scene_id=scene.scene_id, act_id=request.act_id, rain_id=request.rain_id, award_type=request.award_type,
         stage=request.stage, amount=request.amount, asset=scene.asset, wallet_id=wallet_id, order_cap=scene.order_cap,
-        created_at_ms=now_ms, hour=hour, hour_bucket=ids.wallet_hour_bucket(hour, wallet_id, hour_buckets),
+        created_at_ms=now_ms, open_time_ms=now_ms if open_time_ms is None else open_time_ms, hour=hour,
+        hour_bucket=ids.wallet_hour_bucket(hour, wallet_id, hour_buckets),
         bill_text=scene.bill_text,
     )
 
@@ -134,7 +169,8 @@ def to_item(order: Order) -> OrderItem:
         sub_activity_id=order.sub_activity_id, scene_id=order.scene_id, act_id=order.act_id,
         rain_id=order.rain_id, award_type=order.award_type, stage=order.stage, amount=order.amount,
         asset=order.asset, wallet_id=order.wallet_id, order_cap=order.order_cap, shard=order.shard,
-        status=order.status, created_at_ms=order.created_at_ms, hour=order.hour, hour_bucket=order.hour_bucket,
+        status=order.status, created_at_ms=order.created_at_ms, open_time_ms=order.open_time_ms, hour=order.hour,
+        hour_bucket=order.hour_bucket,
         pending_wallet=order.wallet_id, bill_text=order.bill_text,
     )
 
@@ -154,6 +190,9 @@ def from_fields(fields: dict[str, Any]) -> Order:
     for name in ("shard", "credited_at_ms"):
         values[name] = None if values[name] is None else int(values[name])
     values["bill_text"] = values["bill_text"] or ""
+    # Orders written before open_time_ms was stored were opened when they were created.
+    opened = fields.get("open_time_ms")
+    values["open_time_ms"] = values["created_at_ms"] if opened is None else int(opened)
     return Order(**values)
 
 
@@ -185,6 +224,7 @@ def parse_credit_message(body: str) -> Order:
         data = json.loads(body)
         if data.pop("v") != MESSAGE_VERSION:
             raise ValueError("unknown message version")
+        data.setdefault("open_time_ms", data.get("created_at_ms"))  # a message sent before it was carried
         return Order(**data)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise PoisonMessage(f"not a credit message: {exc}") from exc

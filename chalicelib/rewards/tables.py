@@ -102,6 +102,7 @@ class OrderItem(Model):
     shard = NumberAttribute(null=True)
     status = NumberAttribute()
     created_at_ms = NumberAttribute()
+    open_time_ms = NumberAttribute(null=True)  # when the reward was won (chose the child); absent on older orders
     hour = UnicodeAttribute()
     hour_bucket = UnicodeAttribute()
     pending_wallet = UnicodeAttribute(null=True)

@@ -1,7 +1,8 @@
 """Reward tokens: the signed receipt a user sees the moment a grant is accepted.
 
 A token is a **compact JWS** (RFC 7515) signed with **EdDSA over Ed25519** (RFC 8037): header
-`{"alg": "EdDSA", "kid", "typ": "JWT"}`, payload the order's claims (`v` = 2). Any JOSE library verifies
+`{"alg": "EdDSA", "kid", "typ": "JWT"}`, payload the order's claims (`v` = 2; `open_time_ms` is when the
+reward was won: the grant's `open_time_ms`, which chose the child activity). Any JOSE library verifies
 it with the public JWKS at `GET /.well-known/jwks.json`. Signing and verifying use `joserfc`.
 Ed25519 signatures are deterministic and the header and claims are serialised canonically, so
 re-signing an order's facts yields the identical token: a repeated grant returns the original token

@@ -127,7 +127,8 @@ def decode_flow_cursor(raw: str | None) -> str | None:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidField("cursor", "is not a cursor returned by this listing") from exc
     at, sep, rest = key.partition("#")
-    if len(at) != 13 or not at.isdigit() or not sep or not rest:
+    # ASCII digits only: `str.isdigit` also takes "²" (which `int` refuses) and other scripts' digits.
+    if len(at) != 13 or not (at.isascii() and at.isdigit()) or not sep or not rest:
         raise InvalidField("cursor", "is not a cursor returned by this listing")
     return key
 

@@ -24,8 +24,8 @@ from chalicelib.rewards.models import (
 
 bp = Blueprint(__name__)
 
-SWITCH_NAME = PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$",
-                        problem="must be a switch name such as grants or grants.<activity>.<scene>")
+SWITCH_NAME = PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$",
+                        problem="must be a switch name such as grants or grants:<activity>:<scene>")
 
 
 def _given(body: Any) -> dict[str, Any]:
@@ -62,9 +62,13 @@ def put_scene(activity_id: str, scene_id: str, body: SceneBody) -> Any:
 
 
 @operation(bp, "PUT", "/v1/admin/switches/{name}", summary="Set a degradation switch", access=ADMIN,
-           body=SwitchBody, responses={200: SwitchView}, path_params={"name": SWITCH_NAME}, audit="switch.put")
+           body=SwitchBody, responses={200: SwitchView}, path_params={"name": SWITCH_NAME}, audit="switch.put",
+           errors=(e.SwitchNameRetired,))
 def put_switch(name: str, body: SwitchBody) -> Any:
-    """Set a degradation switch: `{"enabled": bool}`, or `{"percent": 0-100}` for withdrawal_gray_percent."""
+    """Set a degradation switch: `{"enabled": bool}`, or `{"percent": 0-100}` for withdrawal_gray_percent.
+
+    A scene's grants switch is `grants:{activity_id}:{scene_id}`; the retired `grants.{activity_id}.{scene_id}`
+    (ambiguous when ids contain '.') is refused with 422 naming the switches it could mean."""
     value = parse_switch(name, {k: v for k, v in _given(body).items() if v is not None})
     return json_response({"name": name, **config_store.put_switch(name, value)})
 

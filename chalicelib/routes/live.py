@@ -68,7 +68,7 @@ def on_ws_connect(event: Any) -> dict[str, Any]:
         if not token:
             return _refuse(event.connection_id, started, 401, "auth_body is missing")
         after = query.get("after_seq", "0")
-        if not after.isdigit() or len(after) > 15:
+        if not (after.isascii() and after.isdigit()) or len(after) > 15:  # not "²", which int refuses
             return _refuse(event.connection_id, started, 400, "after_seq must be an integer >= 0")
         try:
             claims = games.verify_auth_body(token)

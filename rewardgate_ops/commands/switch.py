@@ -11,13 +11,14 @@ from rewardgate_ops.output import emit, output_option, rich_table, write_options
 
 @click.group("switch")
 def command() -> None:
-    """Degradation switches: grants (global or grants.<activity>.<scene>), token_issuance, withdrawals,
+    """Degradation switches: grants (global or grants:<activity>:<scene>), token_issuance, withdrawals,
     withdrawal_gray_percent."""
 
 
 @command.command("set")
-@click.option("--name", required=True, help="grants, grants.<activity>.<scene>, token_issuance, withdrawals, "
-                                            "withdrawal_gray_percent")
+@click.option("--name", required=True, help="grants, grants:<activity>:<scene>, token_issuance, withdrawals, "
+                                            "withdrawal_gray_percent (the former grants.<activity>.<scene> is "
+                                            "refused: it is ambiguous when ids contain '.')")
 @click.option("--on/--off", "enabled", default=None, help="For on/off switches.")
 @click.option("--percent", type=int, default=None, help="For withdrawal_gray_percent (0-100).")
 @write_options

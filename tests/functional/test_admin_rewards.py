@@ -232,7 +232,7 @@ def test_put_scene__total_lowered_while_a_grant_lands__never_200_with_consumptio
 
 def test_put_switch__then_list__value_stored(client):
     # WHEN a per-scene switch is set THEN it is listed with its value
-    name = f"grants.{uid('act')}.s1"
+    name = f"grants:{uid('act')}:s1"
     status, body = call(client, "PUT", f"/v1/admin/switches/{name}", {"enabled": False})
     assert (status, body) == (200, {"name": name, "enabled": False})
     status, listed = call(client, "GET", "/v1/admin/switches")

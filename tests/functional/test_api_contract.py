@@ -259,7 +259,8 @@ def _play(client) -> PlayWorld:
 QUERY_NAMES = ["activity_id", "sub_activity_id", "asset", "limit", "cursor", "type", "day", "bogus"]
 # Switching grants or withdrawals off would make later examples answer 503 on purpose: the fuzz keeps
 # switch names to ones no other test reads.
-SWITCH_NAMES = ["grants.fuzzact.fuzzscene", "withdrawal_gray_percent-x", "nope"]
+SWITCH_NAMES = ["grants:fuzzact:fuzzscene", "grants.fuzzact.fuzzscene", "withdrawal_gray_percent-x",
+                "nope"]
 
 
 def _operation_params() -> list[tuple[str, str]]:

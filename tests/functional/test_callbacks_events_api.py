@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 
 import pytest
@@ -93,6 +94,8 @@ def test_events_api__cursor__stable_when_newer_events_arrive(client, posted):
     # `str.isdigit` accepts superscripts that `int` refuses: this reached a 500 before (issue 9 item 5)
     ("limit=%C2%B2", "limit"), ("limit=%D9%A3", "limit"), ("limit=%205", "limit"), ("bogus=1", "bogus"),
     ("cursor=%%%", "cursor"), ("cursor=eyJhIjogMX0", "cursor"), ("type=no%20spaces", "type"),
+    # a cursor of JSON nested deeper than the decoder's recursion limit: a RecursionError (500) before
+    ("cursor=" + base64.urlsafe_b64encode(b"[" * 1500).decode(), "cursor"),
 ])
 def test_events_api__bad_parameter__400_naming_it(client, posted, query, field):
     tp_app_id = posted[0].tp_app_id

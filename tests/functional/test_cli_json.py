@@ -86,7 +86,7 @@ def test_cli_json__every_command__one_json_document_with_its_facts(tmp_path, cli
                  "10", "--total", "100")["version"] == 1
     assert check("scene show", "--activity-id", act, "--scene-id", scene)["asset"] == "CNY"
     assert check("scene stock", "--activity-id", act, "--scene-id", scene)["consumed"] == 300
-    switch = f"grants.{other}.s1"
+    switch = f"grants:{other}:s1"
     assert check("switch set", "--name", switch, "--off") == {"name": switch, "enabled": False}
     assert check("switch list")[switch] == {"enabled": False}
     order = check("order show", "--activity-id", act, "--order-id", granted["order_id"])

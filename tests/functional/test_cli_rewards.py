@@ -97,7 +97,7 @@ def test_switch_set__grants_off_for_a_scene__grant_refused_until_back_on(tmp_pat
     install_signing_key()
     client = chalice_client()
     campaign = make_campaign(client)
-    name = f"grants.{campaign.activity_id}.{campaign.scene_id}"
+    name = f"grants:{campaign.activity_id}:{campaign.scene_id}"
     # WHEN grants are switched off for its scene
     assert invoke(tmp_path, "switch", "set", "--name", name, "--off").exit_code == 0
     status, body = call(client, "POST", "/v1/grants", campaign.grant_body("u1"))

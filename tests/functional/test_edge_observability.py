@@ -75,7 +75,7 @@ def test_metrics__grant_and_refusals__one_emf_document_per_request_with_the_alar
 
 def test_metrics__deliberate_refusal__answered_503_not_counted_as_a_server_error(client, capsys):
     campaign = make_campaign(client)
-    switch = f"grants.{campaign.activity_id}.{campaign.scene_id}"
+    switch = f"grants:{campaign.activity_id}:{campaign.scene_id}"
     assert call(client, "PUT", f"/v1/admin/switches/{switch}", {"enabled": False})[0] == 200
     capsys.readouterr()
     assert call(client, "POST", "/v1/grants", campaign.grant_body("d1"))[0] == 503
@@ -85,7 +85,7 @@ def test_metrics__deliberate_refusal__answered_503_not_counted_as_a_server_error
 
 def test_audit__admin_change__recorded_with_the_callers_arn_and_status_before_and_after():
     # GIVEN an operator (IAM user alice) switching grants off for a scene
-    name = f"grants.{uid('act')}.s1"
+    name = f"grants:{uid('act')}:s1"
     since = audit_log.clock.now_ms()
     status, _, body = gateway_call("PUT", f"/v1/admin/switches/{name}", {"enabled": False})
     assert (status, body) == (200, {"name": name, "enabled": False})
@@ -96,7 +96,7 @@ def test_audit__admin_change__recorded_with_the_callers_arn_and_status_before_an
 
 
 def test_audit__invalid_request__refused_before_anything_is_recorded():
-    name = f"grants.{uid('act')}.s1"
+    name = f"grants:{uid('act')}:s1"
     since = audit_log.clock.now_ms()
     status, _, body = gateway_call("PUT", f"/v1/admin/switches/{name}", {"enabled": "no"})
     assert (status, body) == (400, invalid(("enabled", "must be true or false")))
@@ -110,7 +110,7 @@ def test_audit__record_cannot_be_written__change_refused_and_not_made(monkeypatc
     def unavailable(*_args, **_kwargs):
         raise StorageUnavailable("audit table unavailable")
 
-    name = f"grants.{uid('act')}.s1"
+    name = f"grants:{uid('act')}:s1"
     monkeypatch.setattr(AuditItem, "save", unavailable)
     status, _, body = gateway_call("PUT", f"/v1/admin/switches/{name}", {"enabled": False})
     assert (status, body) == (503, problem("storage_unavailable"))

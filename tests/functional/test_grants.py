@@ -309,7 +309,7 @@ def test_grant__rate_limit__429_with_retry_after_nothing_written(client, monkeyp
 
 @pytest.mark.parametrize("scope", ["global", "scene"])
 def test_grant__grants_switched_off__503_switched_off_nothing_written(client, campaign, scope):
-    name = "grants" if scope == "global" else f"grants.{campaign.activity_id}.{campaign.scene_id}"
+    name = "grants" if scope == "global" else f"grants:{campaign.activity_id}:{campaign.scene_id}"
     with switch(client, name, {"enabled": False}):
         status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u1"))
         batch_status, batch = call(client, "POST", "/v1/grants/batch", {"grants": [campaign.grant_body("u2")]})
@@ -322,7 +322,7 @@ def test_grant__grants_switched_off__503_switched_off_nothing_written(client, ca
 
 def test_grant__scene_switch__leaves_other_scenes_granting(client, campaign):
     other = make_campaign(client)
-    with switch(client, f"grants.{campaign.activity_id}.{campaign.scene_id}", {"enabled": False}):
+    with switch(client, f"grants:{campaign.activity_id}:{campaign.scene_id}", {"enabled": False}):
         assert call(client, "POST", "/v1/grants", other.grant_body("u1"))[0] == 202
 
 

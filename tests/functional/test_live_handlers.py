@@ -78,10 +78,12 @@ def test_connect__missing_forged_or_expired_auth_body__401_and_no_row(game, fake
     assert drain_live() == 0 and fake.posts == {}
 
 
-def test_connect__bad_after_seq__400_and_no_row(game, fake):
+# "²" passes `str.isdigit` and not `int`: a 500 before (issue 9 item 5)
+@pytest.mark.parametrize("after_seq", ["-1", "²", "\u0663"])
+def test_connect__bad_after_seq__400_and_no_row(game, fake, after_seq):
     g = game()
     connection_id = new_connection_id()
-    answer = connect(connection_id, g["auth_body"], after_seq="-1")
+    answer = connect(connection_id, g["auth_body"], after_seq=after_seq)
     assert answer["statusCode"] == 400 and "after_seq" in answer["body"]
     assert connections.get(connection_id) is None
 

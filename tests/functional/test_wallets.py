@@ -185,7 +185,9 @@ def test_flow__pages_read_while_rewards_are_credited__no_row_lost_or_repeated(cl
 
 
 @pytest.mark.parametrize("cursor", ["garbage!", base64.urlsafe_b64encode(b"123#x").decode(),
-                                    base64.urlsafe_b64encode(b"\xff\xfe").decode()])
+                                    base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+                                    # digits `str.isdigit` takes and `int` does not (a 500 before: issue 9 item 5)
+                                    base64.urlsafe_b64encode("¹²³⁴⁵⁶⁷⁸⁹⁰¹²³#credit#x".encode()).decode()])
 def test_flow__bad_cursor__400(client, campaign, cursor):
     status, body = call(client, "GET", f"/v1/wallets/u1/flow?activity_id={campaign.activity_id}&cursor={cursor}")
     assert (status, body) == (400, problem('invalid_field',

@@ -108,3 +108,47 @@ def test_signing_key_missing__no_secret_name_in_the_body(monkeypatch):
         tokens.signing_key()
     assert "secret" not in problem_body(caught.value)
     assert "reward-token-key" not in json.dumps(problem_body(caught.value))
+
+
+# --- non-ASCII digits that `str.isdigit` accepts (issue 9 item 5, the places the first pass missed) -----------
+
+SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹⁰¹²³"  # 13 characters, each `isdigit()`; `int()` refuses them
+ARABIC_INDIC = "\u0661\u0667" + "\u0660" * 11  # 13 characters, each `isdigit()`; `int()` reads them as 1700000000000
+
+
+@pytest.mark.parametrize("at", [SUPERSCRIPTS, ARABIC_INDIC])
+def test_flow_cursor__other_digits_than_ascii__invalid_field_not_a_crash(at):
+    from chalicelib.rewards import wallets
+
+    cursor = b64(f"{at}#credit#x".encode())
+    with pytest.raises(errors.InvalidField) as refused:
+        wallets.decode_flow_cursor(cursor)
+    assert refused.value.details["field"] == "cursor"
+    # a cursor this listing hands out still decodes
+    assert wallets.decode_flow_cursor(wallets.encode_flow_cursor("1700000000000#credit#x")) == "1700000000000#credit#x"
+
+
+@pytest.mark.parametrize("stamp", ["²", SUPERSCRIPTS[:10], ARABIC_INDIC[:10]])
+def test_play_timestamp__other_digits_than_ascii__refused_as_out_of_window_not_a_crash(stamp):
+    from chalicelib.errors import TimestampOutOfWindow
+    from chalicelib.play import signing
+
+    request = signing.SignedRequest(headers={signing.TIMESTAMP: stamp}, authorization="x")
+    with pytest.raises(TimestampOutOfWindow):
+        signing.check_timestamp(request, 1_700_000_000, 300)
+
+
+@pytest.mark.parametrize("expires_in", ["²", "\u0663"])
+def test_callback_authorization_expiry__other_digits_than_ascii__malformed_not_a_crash(expires_in):
+    from chalicelib.callbacks import events
+
+    with pytest.raises(events.Malformed):
+        events._expires_in({"AuthorizationCodeExpiresIn": expires_in})
+
+
+def test_listing_cursor__json_nested_too_deeply__invalid_field_not_a_recursion_error():
+    from chalicelib import validate
+
+    with pytest.raises(errors.InvalidField) as refused:
+        validate.decode_cursor(b64(b"[" * 1500), {"event_id": ""})
+    assert refused.value.details["field"] == "cursor"

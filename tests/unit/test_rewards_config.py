@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import InvalidField, OutsideActivityWindow, OverlappingWindows, SwitchedOff
-from chalicelib.rewards.config import Switches, parse_activity, parse_scene, parse_switch
+from chalicelib.errors import InvalidField, OutsideActivityWindow, OverlappingWindows, SwitchedOff, SwitchNameRetired
+from chalicelib.rewards.config import Switches, parse_activity, parse_scene, parse_switch, scene_grants_switch
 
 H = 3_600_000
 
@@ -129,7 +129,8 @@ def test_parse_scene__bad_field__refused_naming_it(body, field):
     ("withdrawals", {"enabled": False}, {"enabled": False}),
     ("withdrawal_gray_percent", {"percent": 0}, {"percent": 0}),
     ("withdrawal_gray_percent", {"percent": 100}, {"percent": 100}),
-    ("grants.act1.scene-2", {"enabled": False}, {"enabled": False}),
+    ("grants:act1:scene-2", {"enabled": False}, {"enabled": False}),
+    ("grants:act.1:scene.2", {"enabled": True}, {"enabled": True}),
 ])
 def test_parse_switch__known_switches__value_kept(name, body, expected):
     assert parse_switch(name, body) == expected
@@ -143,6 +144,9 @@ def test_parse_switch__known_switches__value_kept(name, body, expected):
     ("grants", {}, "enabled"),
     ("grants.act1", {"enabled": False}, "name"),
     ("grants.act_1.s", {"enabled": False}, "name"),
+    ("grants:act1", {"enabled": False}, "name"),
+    ("grants:act_1:s", {"enabled": False}, "name"),
+    ("grants:a:b:c", {"enabled": False}, "name"),
     ("payouts", {"enabled": False}, "name"),
 ])
 def test_parse_switch__bad_name_or_value__refused_naming_the_field(name, body, field):
@@ -155,7 +159,7 @@ def test_switches__absent__everything_on_and_gray_at_100_percent():
     switches.require_withdrawal("anyone")
 
 
-@pytest.mark.parametrize("off", ["grants", "grants.a.s"])
+@pytest.mark.parametrize("off", ["grants", "grants:a:s"])
 def test_switches__grants_off_globally_or_for_the_scene__refused_naming_the_switch(off):
     switches = Switches(values={off: {"enabled": False}})
     with pytest.raises(SwitchedOff) as refused:
@@ -179,3 +183,43 @@ def test_switches__withdrawal_gray__admits_exactly_the_gray_users():
             assert refused.value.details == {"switch": "withdrawal_gray_percent"}
     with pytest.raises(SwitchedOff):
         Switches(values={"withdrawals": {"enabled": False}}).require_withdrawal("u1")
+
+
+# --- per-scene grants switches with dotted ids (issue 9, defect 6) ----------------------------------
+
+
+def test_switches__scene_switch_of_dotted_ids__switches_off_that_scene_only():
+    # GIVEN grants switched off for activity "a", scene "b.c"
+    switches = Switches(values={scene_grants_switch("a", "b.c"): {"enabled": False}})
+    # THEN that scene is refused
+    with pytest.raises(SwitchedOff):
+        switches.require_grants("a", "b.c")
+    # AND activity "a.b", scene "c" (whose ids join to the same dotted text) still grants
+    switches.require_grants("a.b", "c")
+
+
+@pytest.mark.parametrize(("name", "readings"), [
+    ("grants.a.s", ["grants:a:s"]),
+    ("grants.a.b.c", ["grants:a.b:c", "grants:a:b.c"]),
+    ("grants.a.b.c.d", ["grants:a.b.c:d", "grants:a.b:c.d", "grants:a:b.c.d"]),
+])
+def test_parse_switch__retired_dotted_scene_name__refused_naming_the_new_format_and_every_reading(name, readings):
+    with pytest.raises(SwitchNameRetired) as refused:
+        parse_switch(name, {"enabled": False})
+    assert refused.value.details == {"field": "name", "expected_format": "grants:<activity>:<scene>",
+                                     "candidates": readings}
+
+
+def test_switches__stored_under_the_retired_name__still_off_for_every_reading_until_the_new_name_is_set():
+    # GIVEN a switch an operator set before the change, under the retired (ambiguous) name
+    switches = Switches(values={"grants.a.b.c": {"enabled": False}})
+    # THEN it fails closed: both scenes it could mean are refused, naming it
+    for activity_id, scene_id in (("a", "b.c"), ("a.b", "c")):
+        with pytest.raises(SwitchedOff) as refused:
+            switches.require_grants(activity_id, scene_id)
+        assert refused.value.details == {"switch": "grants.a.b.c"}
+    # AND once one scene's new-format switch is set, that one follows it alone
+    switches = Switches(values={"grants.a.b.c": {"enabled": False}, "grants:a.b:c": {"enabled": True}})
+    switches.require_grants("a.b", "c")
+    with pytest.raises(SwitchedOff):
+        switches.require_grants("a", "b.c")

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from chalicelib import clock
-from chalicelib.errors import AmountOverCap, AwardTypeMismatch, InvalidField, PoisonMessage
+from chalicelib.errors import AmountOverCap, AwardTypeMismatch, InvalidField, OpenTimeOutOfRange, PoisonMessage
 from chalicelib.rewards import ids, orders
 from chalicelib.rewards.config import parse_activity, parse_scene
 from chalicelib.rewards.orders import decide_order, parse_grant
@@ -84,8 +84,8 @@ def test_decide_order__award_type_not_the_scenes__refused():
     assert refused.value.details == {"expected": "cash"}
 
 
-@pytest.mark.parametrize("field", orders.GRANT_FIELDS)
-def test_parse_grant__each_field_missing__refused_naming_it(field):
+@pytest.mark.parametrize("field", [f for f in orders.GRANT_FIELDS if f != "open_time_ms"])
+def test_parse_grant__each_required_field_missing__refused_naming_it(field):
     body = grant_body()
     del body[field]
     with pytest.raises(InvalidField) as refused:
@@ -97,6 +97,7 @@ def test_parse_grant__each_field_missing__refused_naming_it(field):
     ("activity_id", 7), ("scene_id", ["s1"]), ("act_id", "user_1"), ("act_id", "user#1"), ("act_id", "a/b"),
     ("rain_id", ""), ("rain_id", "r" * 65), ("stage", 2), ("award_type", "points"), ("amount", "300"),
     ("amount", 3.0), ("amount", True), ("amount", 0), ("amount", -5), ("amount", 2**53), ("scene_id", "-s"),
+    ("open_time_ms", "1"), ("open_time_ms", 1.5), ("open_time_ms", -1), ("open_time_ms", True),
 ])
 def test_parse_grant__bad_value__refused_naming_the_field(field, value):
     with pytest.raises(InvalidField) as refused:
@@ -146,3 +147,50 @@ def test_hour_of__utc_hours():
     assert clock.hour_of(T0) == "2024050104"
     assert clock.hour_of(T0 - 1) == "2024050103"
     assert clock.hour_start_ms("2024050104") == T0
+
+
+# --- open_time_ms: when the reward was won --------------------------------------------------------
+
+HORIZON_S = 86_400
+
+
+@pytest.mark.parametrize(("open_time_ms", "accepted"), [
+    (T0 - HORIZON_S * 1000, True), (T0 - HORIZON_S * 1000 - 1, False),
+    (T0 + 300_000, True), (T0 + 300_001, False), (T0, True),
+])
+def test_open_time_of__window_edges__inclusive_horizon_back_and_300_s_ahead(open_time_ms, accepted):
+    request = parse_grant(grant_body(open_time_ms=open_time_ms))
+    if accepted:
+        assert orders.open_time_of(request, T0, HORIZON_S) == open_time_ms
+    else:
+        with pytest.raises(OpenTimeOutOfRange) as refused:
+            orders.open_time_of(request, T0, HORIZON_S)
+        assert refused.value.details == {"field": "open_time_ms", "open_time_ms": open_time_ms,
+                                         "earliest_ms": T0 - HORIZON_S * 1000, "latest_ms": T0 + 300_000}
+
+
+def test_open_time_of__not_given__the_servers_time():
+    assert orders.open_time_of(parse_grant(grant_body()), T0 + 17, HORIZON_S) == T0 + 17
+
+
+def test_decide_order__open_time_given__token_claims_it_created_at_is_the_servers_time():
+    won, now = T0 - 1000, T0 + 5000
+    request = parse_grant(grant_body(open_time_ms=won))
+    order = decide_order(request, ACTIVITY, ACTIVITY.child_at(won), CASH_SCENE, now, 16, won)
+    assert (order.sub_activity_id, order.open_time_ms, order.created_at_ms) == ("gray", won, now)
+    assert order.token_claims("app")["open_time_ms"] == won
+
+
+def test_same_content__other_open_time__different_unless_the_repeat_named_none():
+    order = decide_order(parse_grant(grant_body()), ACTIVITY, ACTIVITY.child_at(T0), CASH_SCENE, T0, 16, T0)
+    other = replace(order, open_time_ms=T0 + 1)
+    assert not order.same_content(other)
+    assert order.same_content(other, open_time_given=False)
+
+
+def test_credit_message__sent_before_open_time_was_carried__opened_at_creation():
+    order = decide_order(parse_grant(grant_body()), ACTIVITY, ACTIVITY.child_at(T0), CASH_SCENE, T0 + 9, 16, T0)
+    assert orders.parse_credit_message(orders.credit_message(order)).open_time_ms == T0
+    data = json.loads(orders.credit_message(order))
+    del data["open_time_ms"]
+    assert orders.parse_credit_message(json.dumps(data)).open_time_ms == T0 + 9

@@ -29,7 +29,7 @@ from tests.simulation.world import World, fault_points, provider_contract
 # simulation; switched off, the run does not do that thing at all. Flip one to True when its fix has landed.
 FLAGS: dict[str, bool] = {
     # grants first sent, or retried, after the child window the reward was won in has closed (defect 2)
-    "cross_child_grant_retries": False,
+    "cross_child_grant_retries": True,
     # users choosing withdrawal request ids from one shared pool, so ids collide across users (defect 1)
     "shared_request_ids": False,
     # a user repeating a withdrawal request id after its child window has closed (defect 1)
@@ -45,7 +45,7 @@ _runs = itertools.count()
 
 ACTIONS = {  # action -> weight
     "grant": 22, "grant_batch": 8, "retry_grant": 10, "conflicting_grant": 4, "deliver": 22, "withdraw": 14,
-    "repeat_withdrawal": 5, "read_withdrawals": 3, "sweep": 4, "reconcile": 2, "provider_health": 2,
+    "repeat_withdrawal": 5, "read_withdrawals": 3, "sweep": 4, "reconcile": 2, "provider_health": 4,
     "sqs_failure": 3,
 }
 FAMILY = {"grant": "grant", "grant_batch": "grant", "retry_grant": "grant", "conflicting_grant": "grant",
@@ -163,6 +163,10 @@ class Sim:
     def _new_reward(self) -> Reward:
         now = self.world.now
         won = now - (self.rng.randint(0, 10 * MINUTE_MS) if self.rng.random() < 0.4 else 0)
+        if self.flags["cross_child_grant_retries"] and self.rng.random() < 0.03:
+            # a win older than the retry horizon, or in the future: refused (open_time_out_of_range)
+            won = self.rng.choice((now - self.plan.retry_horizon_ms - self.rng.randint(1, 60) * MINUTE_MS,
+                                   now + self.rng.randint(6, 60) * MINUTE_MS))
         child = self.plan.child_at(now)
         if not self.flags["cross_child_grant_retries"] and child is not None:
             won = max(won, next(c.starts_at_ms for c in self.plan.children if c.sub_activity_id == child))

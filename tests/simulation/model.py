@@ -87,6 +87,7 @@ class Reward:
     amount: int
     won_at_ms: int
     placements: dict[tuple[str, str], int] = field(default_factory=dict)  # (child, order id) -> amount
+    tokens: dict[tuple[str, str], str] = field(default_factory=dict)      # the reward tokens answered
     created: int = 0          # 202 answers
     attempts: int = 0
     died: int = 0             # attempts without an answer
@@ -218,6 +219,8 @@ class Model:
             self.violate("answer_mismatches", f"reward {reward.key}: amount {amount} != {reward.amount}")
         reward.created += status == 202
         reward.placements.setdefault(placement, amount)
+        if body.get("token") and not conflicting:
+            reward.tokens[placement] = body["token"]
 
     def found_in_storage(self, reward: Reward, placements: dict[tuple[str, str], int]) -> None:
         """After attempts that died: the orders storage holds for this reward's order id."""
@@ -253,9 +256,13 @@ class Model:
         return any(w.user == user and w.status == UNKNOWN for w in self.withdrawals.values()) or any(
             r.user == user and r.died and not r.placements for r in self.rewards)
 
+    def tokens_of(self, user: str, child: str) -> list[str]:
+        """The reward tokens a user was given for orders in one child."""
+        return [token for r in self.rewards if r.user == user for (c, _), token in r.tokens.items() if c == child]
+
     def record_withdrawal(self, user: str, request_id: str, amount: int, now_ms: int, provider_healthy: bool,
-                          status: int | None, body: dict | None) -> None:
-        """Judge one withdrawal answer, then remember it."""
+                          status: int | None, body: dict | None, foreign_token: bool = False) -> None:
+        """Judge one withdrawal answer, then remember it (`foreign_token`: it presented another wallet's token)."""
         child = self.plan.wallet_child_at(now_ms) or "?"
         first = self.withdrawals.get((user, request_id))
         if first is not None and first.status == NOT_DEBITED:
@@ -268,6 +275,11 @@ class Model:
         code, answered = body.get("code"), body.get("status")
         if first is not None:
             self._repeat(first, amount, status, code, answered)
+            return
+        if foreign_token:
+            if (status, code) != (400, "invalid_token"):
+                self.violate("answer_mismatches", f"withdrawal {user}/{request_id} with another wallet's token: "
+                                                  f"answered {status} {code or answered}")
             return
         available = self.available(user, child)
         if amount > available:

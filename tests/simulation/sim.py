@@ -279,11 +279,20 @@ class Sim:
             first = self.model.withdrawals.get((user, request_id))
             if first is not None and first.status != NOT_DEBITED:
                 amount = first.amount
+        # sometimes the user presents reward tokens (their orders are credited first), now and then one of
+        # another child's wallet (refused, nothing debited)
+        tokens = self.model.tokens_of(user, child)
+        tokens = self.rng.sample(tokens, min(3, len(tokens))) if self.rng.random() < 0.3 else []
+        foreign = [t for c in self.plan.children if c.sub_activity_id != child
+                   for t in self.model.tokens_of(user, c.sub_activity_id)]
+        foreign = [self.rng.choice(foreign)] if foreign and self.rng.random() < 0.08 else []
         self.stats["withdrawals"] += 1
         healthy = self.provider.healthy
-        answer = self._crashable("withdrawal", lambda: self.world.withdraw(user, request_id, amount))
+        answer = self._crashable("withdrawal", lambda: self.world.withdraw(user, request_id, amount,
+                                                                            tokens + foreign))
         status, body = answer if answer is not None else (None, None)
-        self.model.record_withdrawal(user, request_id, amount, self.world.now, healthy, status, body)
+        self.model.record_withdrawal(user, request_id, amount, self.world.now, healthy, status, body,
+                                     foreign_token=bool(foreign))
         return {user}
 
     def _request_id(self, user: str, child: str) -> str:

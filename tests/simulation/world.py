@@ -270,9 +270,11 @@ class World:
     def grant_batch(self, bodies: list[dict[str, Any]]) -> tuple[int, Any]:
         return self.call("POST", "/v1/grants/batch", {"grants": bodies})
 
-    def withdraw(self, user: str, request_id: str, amount: int) -> tuple[int, Any]:
-        return self.call("POST", f"/v1/wallets/{user}/withdrawals",
-                         {"activity_id": self.plan.activity_id, "request_id": request_id, "amount": amount})
+    def withdraw(self, user: str, request_id: str, amount: int, tokens: list[str] | None = None) -> tuple[int, Any]:
+        body: dict[str, Any] = {"activity_id": self.plan.activity_id, "request_id": request_id, "amount": amount}
+        if tokens:
+            body["tokens"] = tokens
+        return self.call("POST", f"/v1/wallets/{user}/withdrawals", body)
 
     def read_withdrawal(self, user: str, request_id: str, child: str) -> tuple[int, Any]:
         """GET the withdrawal (by parent activity on the new contract, by child wallet on the old)."""

@@ -260,6 +260,12 @@ class PayoutFailed(RewardgateError):
     code = "payout_failed"
 
 
+class PayoutConflict(RewardgateError):
+    """The payout provider holds this payout id with another recipient or amount; it paid nothing now."""
+
+    code = "payout_conflict"
+
+
 # --- interactive play ------------------------------------------------------------------------
 
 

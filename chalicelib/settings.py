@@ -1,8 +1,10 @@
 """Deployment settings, read once from the environment.
 
 Every value has a default that fits the local stack, so tests and `make run` need to set only the
-endpoints. Settings are cached on first use: `chalice.test.Client` swaps `os.environ` for a copy on
-every call, and code running in other threads must not observe a half-swapped environment.
+endpoints; a deployed stage must name its payout provider (`payout_provider_setting`). A value that cannot
+be right raises `ValueError` naming the variable when settings load. Settings are cached on first use:
+`chalice.test.Client` swaps `os.environ` for a copy on every call, and code running in other threads must
+not observe a half-swapped environment.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_STAGE = "local"
+
+# Payout providers `RG_PAYOUT_PROVIDER` may name. `fake` moves no money: only the local stage (which the
+# tests run on) may use it, and it is that stage's default; every other stage must name its provider, and
+# `none` refuses withdrawals (503 payout_unavailable) before anything is debited.
+FAKE_PROVIDER = "fake"
+NO_PROVIDER = "none"
+PAYOUT_PROVIDERS = (FAKE_PROVIDER, NO_PROVIDER)
 
 
 def stage_name(env: Mapping[str, str] | None = None) -> str:
@@ -37,6 +46,23 @@ def env_int(env: Mapping[str, str], name: str, default: int, minimum: int | None
     if minimum is not None and value < minimum:
         raise ValueError(f"environment variable {name} must be at least {minimum}, got {value}")
     return value
+
+
+def payout_provider_setting(env: Mapping[str, str], stage: str) -> str:
+    """`RG_PAYOUT_PROVIDER`, checked: a known provider, `fake` only on the local stage, named on every other."""
+    raw = env.get("RG_PAYOUT_PROVIDER", "")
+    allowed = ", ".join(PAYOUT_PROVIDERS)
+    if raw == "":
+        if stage == DEFAULT_STAGE:
+            return FAKE_PROVIDER
+        raise ValueError(f"environment variable RG_PAYOUT_PROVIDER must be set on stage {stage!r} "
+                         f"(one of: {allowed}; {FAKE_PROVIDER} only on the {DEFAULT_STAGE} stage)")
+    if raw not in PAYOUT_PROVIDERS:
+        raise ValueError(f"environment variable RG_PAYOUT_PROVIDER must be one of: {allowed}; got {raw!r}")
+    if raw == FAKE_PROVIDER and stage != DEFAULT_STAGE:
+        raise ValueError(f"environment variable RG_PAYOUT_PROVIDER={FAKE_PROVIDER} is allowed only on the "
+                         f"{DEFAULT_STAGE} stage, not on {stage!r} (it marks withdrawals paid with no money moving)")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -92,7 +118,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_instances=max(1, env_int(env, "RG_API_INSTANCES", 1)),
         reconcile_grace_s=env_int(env, "RG_RECONCILE_GRACE_S", 300),
         grant_retry_horizon_s=env_int(env, "RG_GRANT_RETRY_HORIZON_S", 86_400, minimum=0),
-        payout_provider=env.get("RG_PAYOUT_PROVIDER", "fake"),
+        payout_provider=payout_provider_setting(env, stage),
         secret_prefix=env.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
     )
 

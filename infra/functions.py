@@ -90,6 +90,10 @@ _RECONCILE_TABLES = {
     "counters": table(GET, QUERY, PUT, UPDATE),
     "config": table(GET, QUERY),
     "events": table(GET, BATCH_GET, UPDATE, indexes=("unapplied",)),
+    # payouts: the hour's withdrawals by payout hour, a provider record's withdrawal by payout id (the fake
+    # provider's ledger is in the config table)
+    "withdrawals": table(GET, indexes=("by_payout_hour",)),
+    "withdrawal-requests": table(GET, indexes=("by_payout_id",)),
 }
 
 
@@ -115,6 +119,8 @@ ACCESS: dict[str, Access] = {
             "wallets": table(GET, UPDATE),
             "ledger": table(GET, PUT, QUERY, indexes=("by_time",)),
             "withdrawals": table(GET, PUT, UPDATE),
+            # a user's request ids across child activities, claimed in the debit transaction
+            "withdrawal-requests": table(GET, PUT),
             "events": table(GET, indexes=("by_tp_app", "by_tp_app_type")),
             "app-state": table(GET, QUERY),
             # the audit record of every admin change and withdrawal, and its answered status

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from infra import lambdas
 from infra.lambdas import ROOT, configured_stages
 from infra.template import SIGV4
 
@@ -258,6 +259,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.stage not in known:
             # A stage without its own block deploys functions with no RG_STAGE: they would use local names.
             parser.error(f"stage {args.stage!r} is not in .chalice/config.json (stages: {', '.join(known)})")
+        for name in lambdas.config_on_disk().get("lambda_functions", {}):
+            try:  # what each function would refuse at start-up (e.g. RG_PAYOUT_PROVIDER), refused before deploying
+                lambdas.deployed_settings(args.stage, name)
+            except ValueError as exc:
+                parser.error(f"stage {args.stage!r}, function {name}: {exc}")
     if args.command == "build":
         template = build(args.stage, args.out)
         functions = len(_of_type(template, "AWS::Serverless::Function"))

@@ -166,7 +166,8 @@ def resolve_target(
             kind="aws",
             stage=stage,
             description=f"AWS stage {stage!r} (credentials and region from the AWS environment/profile)",
-            set_env={"RG_STAGE": stage},
+            # The CLI moves no money: it names no payout provider, which a deployed stage requires (settings).
+            set_env={"RG_STAGE": stage, "RG_PAYOUT_PROVIDER": "none"},
             unset_env=tuple(_endpoint_vars(env)),
             api_url=None,
         )

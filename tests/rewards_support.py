@@ -375,10 +375,16 @@ def tally_marker(campaign: Campaign, hour: str, batch_id: str, asset: str = "CNY
 
 
 def payout_record(request_id: str) -> Any:
-    """What the fake payout provider recorded for a request (its status: PAID, FAILED or UNKNOWN)."""
-    from chalicelib.rewards.payouts import FakePayoutProvider
+    """What the fake payout provider recorded for a withdrawal (its status: PAID, FAILED or UNKNOWN).
 
-    return FakePayoutProvider().status(request_id)
+    The provider knows payout ids, not request ids: the withdrawal (request ids are fresh per test) names it.
+    """
+    from chalicelib.rewards.payouts import FakePayoutProvider
+    from chalicelib.rewards.tables import WithdrawalItem
+
+    found = list(WithdrawalItem.scan(WithdrawalItem.request_id == request_id, consistent_read=True))
+    assert len(found) <= 1, f"request id {request_id} is used by {len(found)} withdrawals: name the wallet"
+    return FakePayoutProvider().status(found[0].payout_id if found else request_id)
 
 
 @contextlib.contextmanager

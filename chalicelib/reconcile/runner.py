@@ -37,6 +37,7 @@ from chalicelib.observability import emit_now, logger
 from chalicelib.play import reconcile as play_reconcile
 from chalicelib.queues import ALL_QUEUES
 from chalicelib.reconcile import findings as F
+from chalicelib.reconcile import payouts as payout_reconcile
 from chalicelib.reconcile.tables import ReconItem
 from chalicelib.rewards import config_store, counters, crediting, grants, ids, orders
 from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry, OrderItem, WalletItem
@@ -563,9 +564,11 @@ def _run_level(hour: str, pass_no: int, agg: _Aggregate) -> dict[str, Any]:
         found.extend(F.Finding("events_unapplied", RUN_NS, event_id) for event_id in unapplied)
     play = play_reconcile.reconcile_hour(hour)  # interactive play: events, settlement entries, counters
     found.extend(F.Finding(f.kind, RUN_NS, f.id, dict(f.details)) for f in play.findings)
+    payouts = payout_reconcile.reconcile_hour(hour, RUN_NS, now_ms)  # withdrawals vs the provider's records
+    found.extend(payouts.findings)
     _add(agg, found)
     return {"dlq_depths": depths, "events_unapplied": len(unapplied), "events_unapplied_ids": unapplied[:F.MAX_LISTED],
-            "play": play.summary}
+            "play": play.summary, "payouts": payouts.summary}
 
 
 def _deferred_ns(deferred: str) -> str:

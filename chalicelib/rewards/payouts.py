@@ -1,12 +1,19 @@
 """The payout adapter: how withdrawn money leaves rewardgate.
 
-A provider must be idempotent by `request_id` (every real transfer API is: WeChat Pay's
-`out_batch_no`, Alipay's `out_biz_no`) and able to say what became of a request, because a timeout
-leaves the outcome unknown and only the provider can settle it.
+The contract (`PayoutProvider`) every provider adapter, the local fake and the simulation's fake keep:
+- `transfer(payout_id, recipient, amount)` pays `amount` fen to `recipient` (the user id, the same in
+  every child activity) once per `payout_id`, a globally unique id rewardgate stores on the withdrawal
+  before it calls. A repeat with the same recipient and amount answers the first outcome; with another
+  recipient or amount it raises `PayoutConflict` and pays nothing. It may raise `PayoutTimeout`: then the
+  transfer may or may not have happened. Real transfer APIs are idempotent the same way (WeChat Pay's
+  `out_batch_no`, Alipay's `out_biz_no`).
+- `status(payout_id)` says what became of it: PAID, FAILED, or UNKNOWN (never seen).
+- `records(start_ms, end_ms)` lists the transfers the provider decided in `[start_ms, end_ms)` with their
+  status; reconciliation compares the PAID ones with rewardgate's PAID withdrawals.
 
-Only the local fake ships here. It keeps its transfers in the config table, so the API process and
-the sweeper process of the local stack see the same provider, and it can be told to fail or to time
-out — before or after paying — which is how the withdrawal and sweeper paths are tested.
+Only the local fake ships here. It keeps its ledger in the config table (one item per payout id), so the
+API process and the sweeper process of the local stack see the same provider, and it can be told to fail
+or to time out — before or after paying — which is how the withdrawal and sweeper paths are tested.
 """
 
 from __future__ import annotations
@@ -19,9 +26,12 @@ from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock
 from chalicelib.dynamo import error_code, with_retries
-from chalicelib.errors import PayoutUnavailable, RewardgateError
+from chalicelib.errors import PayoutConflict, PayoutUnavailable, RewardgateError
 from chalicelib.rewards.tables import ConfigItem
-from chalicelib.settings import settings
+from chalicelib.settings import FAKE_PROVIDER, settings
+
+__all__ = ["FAILED", "PAID", "UNKNOWN", "FakePayoutProvider", "PayoutConflict", "PayoutProvider", "PayoutRecord",
+           "PayoutResult", "PayoutTimeout", "provider", "set_fake_mode"]
 
 PAID = "PAID"
 FAILED = "FAILED"
@@ -36,22 +46,37 @@ class PayoutTimeout(RewardgateError):
 
 @dataclass(frozen=True)
 class PayoutResult:
-    """A settled payout: PAID with the provider's reference, or FAILED with its reason."""
+    """A payout's outcome: PAID with the provider's reference, FAILED with its reason, or UNKNOWN."""
 
     status: str
     reference: str | None = None
     reason: str | None = None
 
 
-class PayoutProvider(Protocol):
-    """What rewardgate needs from a payment provider."""
+@dataclass(frozen=True)
+class PayoutRecord:
+    """One transfer as the provider's own ledger has it."""
 
-    def transfer(self, request_id: str, wallet_id: str, amount: int) -> PayoutResult:
-        """Pay `amount` fen for `request_id` (idempotent), or raise `PayoutTimeout`."""
+    payout_id: str
+    recipient: str
+    amount: int
+    status: str
+    at_ms: int
+
+
+class PayoutProvider(Protocol):
+    """What rewardgate needs from a payment provider (see the module docstring)."""
+
+    def transfer(self, payout_id: str, recipient: str, amount: int) -> PayoutResult:
+        """Pay `amount` fen to `recipient` once per `payout_id`; `PayoutConflict` on other content; may time out."""
         ...
 
-    def status(self, request_id: str) -> PayoutResult:
-        """What became of `request_id`: PAID, FAILED, or UNKNOWN if the provider never saw it."""
+    def status(self, payout_id: str) -> PayoutResult:
+        """What became of `payout_id`: PAID, FAILED, or UNKNOWN if the provider never saw it."""
+        ...
+
+    def records(self, start_ms: int, end_ms: int) -> list[PayoutRecord]:
+        """The transfers the provider decided in `[start_ms, end_ms)`, with their status."""
         ...
 
 
@@ -69,40 +94,67 @@ class FakePayoutProvider:
         except DoesNotExist:
             return "ok"
 
-    def _record(self, request_id: str, wallet_id: str, amount: int, result: PayoutResult) -> PayoutResult:
+    def _entry(self, payout_id: str) -> dict | None:
+        try:
+            return json.loads(with_retries(lambda: ConfigItem.get(FAKE_PK, payout_id, consistent_read=True)).body)
+        except DoesNotExist:
+            return None
+
+    def _record(self, payout_id: str, recipient: str, amount: int, result: PayoutResult) -> PayoutResult:
+        now_ms = clock.now_ms()
         body = json.dumps({"status": result.status, "reference": result.reference, "reason": result.reason,
-                           "wallet_id": wallet_id, "amount": amount})
-        item = ConfigItem(FAKE_PK, request_id, body=body, updated_at_ms=clock.now_ms())
+                           "recipient": recipient, "amount": amount, "at_ms": now_ms})
+        item = ConfigItem(FAKE_PK, payout_id, body=body, updated_at_ms=now_ms)
         try:
             with_retries(lambda: item.save(condition=ConfigItem.sk.does_not_exist(), add_version_condition=False))
         except PutError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            return self.status(request_id)  # idempotent: the first outcome stands
+            return self._repeat(payout_id, recipient, amount)  # a concurrent first call stands
         return result
 
-    def transfer(self, request_id: str, wallet_id: str, amount: int) -> PayoutResult:
-        """Pay, fail, or time out, as the configured mode says."""
-        existing = self.status(request_id)
+    def _repeat(self, payout_id: str, recipient: str, amount: int) -> PayoutResult:
+        entry = self._entry(payout_id)
+        if entry is None:
+            return PayoutResult(UNKNOWN)
+        if entry["recipient"] != recipient or int(entry["amount"]) != amount:
+            raise PayoutConflict(f"payout {payout_id} exists for another recipient or amount", payout_id=payout_id)
+        return PayoutResult(entry["status"], reference=entry["reference"], reason=entry["reason"])
+
+    def transfer(self, payout_id: str, recipient: str, amount: int) -> PayoutResult:
+        """Pay, fail, or time out, as the configured mode says; a repeat answers the first outcome."""
+        existing = self._repeat(payout_id, recipient, amount)
         if existing.status != UNKNOWN:
             return existing
         mode = self._mode()
         if mode == "timeout":
             raise PayoutTimeout("fake provider timed out before paying")
         if mode == "fail":
-            return self._record(request_id, wallet_id, amount, PayoutResult(FAILED, reason="fake provider refused"))
-        result = self._record(request_id, wallet_id, amount, PayoutResult(PAID, reference=f"fake-{request_id}"))
+            return self._record(payout_id, recipient, amount, PayoutResult(FAILED, reason="fake provider refused"))
+        result = self._record(payout_id, recipient, amount, PayoutResult(PAID, reference=f"fake-{payout_id}"))
         if mode == "timeout_after_paying":
             raise PayoutTimeout("fake provider paid but the answer was lost")
         return result
 
-    def status(self, request_id: str) -> PayoutResult:
+    def status(self, payout_id: str) -> PayoutResult:
         """The recorded outcome, or UNKNOWN."""
-        try:
-            body = json.loads(ConfigItem.get(FAKE_PK, request_id, consistent_read=True).body)
-        except DoesNotExist:
+        entry = self._entry(payout_id)
+        if entry is None:
             return PayoutResult(UNKNOWN)
-        return PayoutResult(body["status"], reference=body["reference"], reason=body["reason"])
+        return PayoutResult(entry["status"], reference=entry["reference"], reason=entry["reason"])
+
+    def records(self, start_ms: int, end_ms: int) -> list[PayoutRecord]:
+        """Every transfer decided in `[start_ms, end_ms)` (the fake reads its whole ledger: local use only)."""
+        items = with_retries(lambda: list(ConfigItem.query(FAKE_PK, consistent_read=True)))
+        out = []
+        for item in items:
+            if item.sk == MODE_SK:
+                continue
+            entry = json.loads(item.body)
+            if start_ms <= int(entry["at_ms"]) < end_ms:
+                out.append(PayoutRecord(item.sk, entry["recipient"], int(entry["amount"]), entry["status"],
+                                        int(entry["at_ms"])))
+        return sorted(out, key=lambda r: (r.at_ms, r.payout_id))
 
 
 def set_fake_mode(mode: str) -> None:
@@ -116,10 +168,11 @@ def set_fake_mode(mode: str) -> None:
 def provider() -> PayoutProvider:
     """The configured payout provider (`RG_PAYOUT_PROVIDER`); `PayoutUnavailable` when there is none.
 
-    `fake` is the local stack's provider; `none` (the prod default until a real provider adapter is
-    written, see README "Payouts") refuses withdrawals before anything is debited.
+    `fake` is the local stack's provider (only the `local` stage may name it: `chalicelib.settings`);
+    `none` (prod until a real provider adapter is written, see README "Payouts") refuses withdrawals before
+    anything is debited. Settings refuse any other value at start-up.
     """
     name = settings().payout_provider
-    if name == "fake":
+    if name == FAKE_PROVIDER:
         return FakePayoutProvider()
-    raise PayoutUnavailable(f"no payout provider is configured (RG_PAYOUT_PROVIDER={name!r})", provider=name)
+    raise PayoutUnavailable("no payout provider is configured for this deployment", provider=name)

@@ -237,6 +237,17 @@ class UnresolvedWithdrawals(GlobalSecondaryIndex["WithdrawalItem"]):
     created_at_ms = NumberAttribute(range_key=True)
 
 
+class WithdrawalsByPayoutHour(GlobalSecondaryIndex["WithdrawalItem"]):
+    """The withdrawals whose payout was issued in one hour (`{hour}#{bucket}`), for payout reconciliation."""
+
+    class Meta:
+        index_name = "by_payout_hour"
+        projection = AllProjection()
+
+    payout_hour_bucket = UnicodeAttribute(hash_key=True)
+    payout_id = UnicodeAttribute(range_key=True)
+
+
 PAYOUT_PENDING = "PAYOUT_PENDING"
 PAID = "PAID"
 REFUNDED = "REFUNDED"
@@ -246,8 +257,10 @@ REFUNDED = "REFUNDED"
 class WithdrawalItem(Model):
     """A withdrawal request and its payout outcome, keyed by wallet and the caller's `request_id`.
 
-    Invariant: written in the debit transaction (put-if-absent), so one request debits once; moves
-    PAYOUT_PENDING -> PAID, or PAYOUT_PENDING -> REFUNDED together with the compensating refund entry.
+    Invariant: written in the debit transaction (put-if-absent, together with its `WithdrawalRequestItem`),
+    so one request debits once; moves PAYOUT_PENDING -> PAID, or PAYOUT_PENDING -> REFUNDED together with the
+    compensating refund entry. `payout_id` (globally unique, what the provider is called with) and
+    `recipient` (the user) are written before the provider is called and never change.
     """
 
     Meta = meta("withdrawals")
@@ -261,5 +274,43 @@ class WithdrawalItem(Model):
     payout_ref = UnicodeAttribute(null=True)
     failure = UnicodeAttribute(null=True)
     unresolved_bucket = UnicodeAttribute(null=True)
+    # Null only on withdrawals written before payout ids existed (their provider id is the request id).
+    payout_id = UnicodeAttribute(null=True)
+    recipient = UnicodeAttribute(null=True)
+    sub_activity_id = UnicodeAttribute(null=True)
+    payout_hour_bucket = UnicodeAttribute(null=True)
 
     unresolved = UnresolvedWithdrawals()
+    by_payout_hour = WithdrawalsByPayoutHour()
+
+
+class RequestsByPayoutId(GlobalSecondaryIndex["WithdrawalRequestItem"]):
+    """A withdrawal request by its payout id: reconciliation's way from a provider record to the withdrawal."""
+
+    class Meta:
+        index_name = "by_payout_id"
+        projection = AllProjection()
+
+    payout_id = UnicodeAttribute(hash_key=True)
+
+
+@table
+class WithdrawalRequestItem(Model):
+    """A user's withdrawal request id in one parent activity: `{activity_id}#{act_id}` / `request_id`.
+
+    Request ids are the caller's, unique per user and parent activity (not per child wallet). Invariant:
+    put-if-absent in the debit transaction, so a request id debits one wallet once, whichever child is
+    open when it is repeated; `wallet_id`, `amount` and `payout_id` never change.
+    """
+
+    Meta = meta("withdrawal-requests")
+
+    user_key = UnicodeAttribute(hash_key=True)
+    request_id = UnicodeAttribute(range_key=True)
+    wallet_id = UnicodeAttribute()
+    sub_activity_id = UnicodeAttribute()
+    amount = NumberAttribute()
+    payout_id = UnicodeAttribute()
+    created_at_ms = NumberAttribute()
+
+    by_payout_id = RequestsByPayoutId()

@@ -1,16 +1,20 @@
 """Withdrawals: force pending rewards in, debit once, pay out, and refund what the payout refused.
 
-1. Idempotency: a repeated `request_id` returns the first outcome (a different amount is a
-   `WithdrawalConflict`); the withdrawal item is the durable key.
+1. Idempotency: request ids are the caller's, unique per user and parent activity. The request item
+   (`{activity_id}#{act_id}` / `request_id`) is claimed in the debit transaction, so a repeated
+   `request_id` returns the first outcome whichever child activity is open now and never debits another
+   wallet (a different amount is a `WithdrawalConflict`).
 2. Every pending order of the user (and every presented token that verifies) is credited now, so
    money granted a moment ago can be withdrawn.
-3. One transaction: ledger `withdrawal#{request_id}` and the withdrawal item put-if-absent, and the
-   wallet debited under the condition `balance >= amount`. Invariant enforced here: a balance never
-   goes negative and a request debits at most once.
-4. The payout provider is called with the request id (idempotent on its side). PAID settles it;
-   FAILED refunds through a compensating ledger entry `refund#{request_id}` in one transaction with
-   the status change; a timeout leaves it PAYOUT_PENDING for the payout sweeper, which asks the
-   provider what happened and settles (or re-submits) it. No outcome leaves the money in limbo.
+3. One transaction: ledger `withdrawal#{request_id}`, the withdrawal item and the request item
+   put-if-absent, and the wallet debited under the condition `balance >= amount`. Invariant enforced
+   here: a balance never goes negative and a request debits at most once. The withdrawal carries a new,
+   globally unique `payout_id` and its recipient (the user) before the provider is ever called.
+4. The payout provider is called with the payout id (idempotent on its side; `chalicelib.rewards.payouts`).
+   PAID settles it; FAILED refunds through a compensating ledger entry `refund#{request_id}` in one
+   transaction with the status change; a timeout leaves it PAYOUT_PENDING for the payout sweeper, which
+   asks the provider what happened and settles it, or re-submits the same payout id when the provider
+   never saw it — the answer to that decides. Money the provider might still pay is never refunded.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from chalicelib.errors import (
     InsufficientBalance,
     InvalidField,
     InvalidToken,
+    PayoutConflict,
     WithdrawalConflict,
+    WithdrawalNotFound,
 )
 from chalicelib.observability import logger
-from chalicelib.rewards import config_store, crediting, ids, tokens, wallets
+from chalicelib.rewards import config_store, crediting, ids, payouts, tokens, wallets
 from chalicelib.rewards.crediting import time_key
-from chalicelib.rewards.payouts import FAILED, PAID, UNKNOWN, PayoutProvider, PayoutResult, PayoutTimeout, provider
+from chalicelib.rewards.payouts import FAILED, PAID, UNKNOWN, PayoutProvider, PayoutResult, PayoutTimeout
 from chalicelib.rewards.tables import (
     CREDITED,
     PAYOUT_PENDING,
@@ -44,6 +50,7 @@ from chalicelib.rewards.tables import (
     LedgerEntry,
     WalletItem,
     WithdrawalItem,
+    WithdrawalRequestItem,
 )
 from chalicelib.rewards.tables import (
     PAID as STATUS_PAID,
@@ -51,6 +58,9 @@ from chalicelib.rewards.tables import (
 from chalicelib.settings import settings
 
 MAX_TOKENS = 100
+# Partitions of the `by_payout_hour` index. Fixed, not RG_HOUR_BUCKETS: withdrawals are user-paced (16
+# partitions take thousands of writes per second) and reconciling an hour's payouts costs one query each.
+PAYOUT_HOUR_BUCKETS = 16
 WITHDRAWAL_FIELDS = ("activity_id", "sub_activity_id", "request_id", "amount", "tokens")
 
 
@@ -113,13 +123,58 @@ def _get(wallet_id: str, request_id: str) -> WithdrawalItem | None:
         return None
 
 
-def _repeat(existing: WithdrawalItem, amount: int) -> WithdrawalOutcome:
+def user_key(activity_id: str, act_id: str) -> str:
+    """Hash key of a user's withdrawal requests in one parent activity."""
+    return f"{activity_id}#{act_id}"
+
+
+def new_payout_id() -> str:
+    """A globally unique payout id (what the provider is called with)."""
+    return f"po{uuid.uuid4().hex}"
+
+
+def _get_request(activity_id: str, act_id: str, request_id: str) -> WithdrawalRequestItem | None:
+    try:
+        return with_retries(lambda: WithdrawalRequestItem.get(user_key(activity_id, act_id), request_id,
+                                                              consistent_read=True))
+    except DoesNotExist:
+        return None
+
+
+def _repeat(existing: WithdrawalItem | WithdrawalRequestItem, amount: int) -> None:
     if int(existing.amount) != amount:
         raise WithdrawalConflict(
             f"withdrawal {existing.request_id} exists with a different amount",
             request_id=existing.request_id, existing_amount=int(existing.amount),
         )
-    return _outcome(existing)
+
+
+def find(activity_id: str, act_id: str, request_id: str, legacy_wallet_id: str | None = None) -> WithdrawalItem:
+    """A user's withdrawal by request id, in whichever child it was made; `WithdrawalNotFound` if none.
+
+    `legacy_wallet_id` is where to look for a withdrawal made before request items existed.
+    """
+    claim = _get_request(activity_id, act_id, request_id)
+    wallet_id = claim.wallet_id if claim is not None else legacy_wallet_id
+    item = _get(wallet_id, request_id) if wallet_id else None
+    if item is None:
+        raise WithdrawalNotFound(f"no withdrawal {request_id} for this user in activity {activity_id}",
+                                 request_id=request_id)
+    return item
+
+
+def _first_outcome(activity_id: str, act_id: str, request_id: str, amount: int,
+                   legacy_wallet_id: str) -> WithdrawalOutcome | None:
+    """The first outcome of a request id already used by this user in this activity (None if it is new)."""
+    claim = _get_request(activity_id, act_id, request_id)
+    if claim is not None:
+        _repeat(claim, amount)
+        return _outcome(find(activity_id, act_id, request_id))
+    legacy = _get(legacy_wallet_id, request_id)
+    if legacy is not None:
+        _repeat(legacy, amount)
+        return _outcome(legacy)
+    return None
 
 
 def _token_orders(ns: str, act_id: str, presented: Sequence[str]) -> list[str]:
@@ -152,6 +207,7 @@ def force_credit(wallet_id: str, extra_order_keys: Sequence[str] = ()) -> int:
 
 def _debit(wallet_id: str, request: WithdrawalRequest, act_id: str, sub_activity_id: str) -> None:
     now_ms = clock.now_ms()
+    payout_id = new_payout_id()
     entry_key = f"{WITHDRAWAL}#{request.request_id}"
     hour = clock.hour_of(now_ms)
     entry = LedgerEntry(
@@ -163,6 +219,12 @@ def _debit(wallet_id: str, request: WithdrawalRequest, act_id: str, sub_activity
     record = WithdrawalItem(
         wallet_id, request.request_id, amount=request.amount, status=PAYOUT_PENDING, created_at_ms=now_ms,
         unresolved_bucket=str(ids.bucket_of(wallet_id, settings().hour_buckets)),
+        payout_id=payout_id, recipient=act_id, sub_activity_id=sub_activity_id,
+        payout_hour_bucket=ids.hour_bucket(hour, ids.bucket_of(payout_id, PAYOUT_HOUR_BUCKETS)),
+    )
+    claim = WithdrawalRequestItem(
+        user_key(request.activity_id, act_id), request.request_id, wallet_id=wallet_id,
+        sub_activity_id=sub_activity_id, amount=request.amount, payout_id=payout_id, created_at_ms=now_ms,
     )
     token = uuid.uuid4().hex
 
@@ -170,6 +232,7 @@ def _debit(wallet_id: str, request: WithdrawalRequest, act_id: str, sub_activity
         with TransactWrite(connection=connection(), client_request_token=token) as tx:
             tx.save(entry, condition=LedgerEntry.entry_key.does_not_exist())
             tx.save(record, condition=WithdrawalItem.request_id.does_not_exist())
+            tx.save(claim, condition=WithdrawalRequestItem.request_id.does_not_exist())
             tx.update(
                 WalletItem(wallet_id),
                 actions=[WalletItem.balance.add(-request.amount), WalletItem.total_withdrawn.add(request.amount),
@@ -182,11 +245,11 @@ def _debit(wallet_id: str, request: WithdrawalRequest, act_id: str, sub_activity
         with_retries(attempt)
     except TransactWriteError as exc:
         codes = cancellation_codes(exc)
-        # Puts first: [0] ledger entry, [1] withdrawal item; then [2] the wallet.
-        if "ConditionalCheckFailed" in codes[:2]:
+        # Puts first: [0] ledger entry, [1] withdrawal item, [2] request item; then [3] the wallet.
+        if "ConditionalCheckFailed" in codes[:3]:
             raise _Duplicate from exc
-        if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
-            balance = int(raw_item(exc.cancellation_reasons[2].raw_item).get("balance", 0))
+        if len(codes) > 3 and codes[3] == "ConditionalCheckFailed":
+            balance = int(raw_item(exc.cancellation_reasons[3].raw_item).get("balance", 0))
             raise InsufficientBalance(
                 f"balance {balance} is below the withdrawal amount {request.amount}",
                 balance=balance, amount=request.amount,
@@ -195,7 +258,7 @@ def _debit(wallet_id: str, request: WithdrawalRequest, act_id: str, sub_activity
 
 
 class _Duplicate(Exception):
-    """The same request id was debited concurrently."""
+    """The same request id was debited concurrently (in this wallet or, by the same user, in another)."""
 
 
 def settle(wallet_id: str, request_id: str, result: PayoutResult) -> WithdrawalItem:
@@ -251,12 +314,27 @@ def _refund(record: WithdrawalItem, reason: str, now_ms: int) -> None:
         # Already refunded (or settled) by a concurrent settle: the first outcome stands.
 
 
+def payout_target(record: WithdrawalItem) -> tuple[str, str]:
+    """(payout id, recipient) of a withdrawal; one written before payout ids used its request id and wallet."""
+    if record.payout_id:
+        return record.payout_id, record.recipient or ""
+    return record.request_id, record.wallet_id
+
+
 def pay_out(record: WithdrawalItem, payout_provider: PayoutProvider | None = None) -> WithdrawalItem:
     """Call the provider for a debited withdrawal and record what it says (a timeout changes nothing)."""
+    payout_id, recipient = payout_target(record)
     try:
-        result = (payout_provider or provider()).transfer(record.request_id, record.wallet_id, int(record.amount))
+        result = (payout_provider or payouts.provider()).transfer(payout_id, recipient, int(record.amount))
     except PayoutTimeout:
-        logger.warning("payout timed out; the sweeper will settle it", extra={"request_id": record.request_id})
+        logger.warning("payout timed out; the sweeper will settle it",
+                       extra={"request_id": record.request_id, "payout_id": payout_id})
+        return record
+    except PayoutConflict:
+        # The provider holds this payout id with other content: never pay or refund blindly. It stays
+        # pending; reconciliation reports it (payout_unresolved) for a person to settle.
+        logger.error("payout provider holds this payout id with another recipient or amount",
+                     extra={"request_id": record.request_id, "payout_id": payout_id})
         return record
     faults.point("withdrawal.after_payout")
     return settle(record.wallet_id, record.request_id, result)
@@ -270,19 +348,22 @@ def withdraw(act_id: str, request: WithdrawalRequest) -> WithdrawalOutcome:
     if child is None:
         raise InvalidField("sub_activity_id", f"activity {activity.activity_id} has no such child activity")
     config_store.get_switches().require_withdrawal(act_id)
-    payout_provider = provider()  # refuse before any credit or debit when no provider is configured
+    payout_provider = payouts.provider()  # refuse before any credit or debit when no provider is configured
     ns = activity.ns(child)
     wallet_id = ids.wallet_id(ns, act_id, ids.CASH_ASSET)
-    existing = _get(wallet_id, request.request_id)
-    if existing is not None:
-        return _repeat(existing, request.amount)
+    first = _first_outcome(activity.activity_id, act_id, request.request_id, request.amount, wallet_id)
+    if first is not None:
+        return first
     token_keys = _token_orders(ns, act_id, request.tokens)
     force_credit(wallet_id, token_keys)
     faults.point("withdrawal.after_force_credit")
     try:
         _debit(wallet_id, request, act_id, child.sub_activity_id)
     except _Duplicate:
-        return _repeat(_get(wallet_id, request.request_id), request.amount)  # type: ignore[arg-type]
+        first = _first_outcome(activity.activity_id, act_id, request.request_id, request.amount, wallet_id)
+        if first is None:  # cannot happen: a put-if-absent failed, so one of the items exists
+            raise
+        return first
     faults.point("withdrawal.after_debit")
     record = pay_out(_get(wallet_id, request.request_id), payout_provider)  # type: ignore[arg-type]
     wallet = wallets.get_wallet_item(wallet_id)
@@ -300,9 +381,10 @@ def sweep_unresolved(older_than_ms: int = 60_000, limit: int = 100) -> int:
             record = _get(key.wallet_id, key.request_id)
             if record is None or record.status != PAYOUT_PENDING:
                 continue
-            result = provider().status(record.request_id)
+            result = payouts.provider().status(payout_target(record)[0])
             if result.status == UNKNOWN:
-                # The provider never saw it: submit now (idempotent on its side by request id).
+                # The provider never saw it: submit the same payout id now (idempotent on its side); its
+                # answer decides. A refund here could race a late first call and pay out twice.
                 record = pay_out(record)
             elif result.status in (PAID, FAILED):
                 record = settle(record.wallet_id, record.request_id, result)

@@ -76,7 +76,7 @@ def withdraw(act_id: str, body: WithdrawalBody) -> Any:
 @operation(bp, "GET", "/v1/wallets/{act_id}/withdrawals/{request_id}", summary="One withdrawal", access=WALLET,
            query=WithdrawalQuery, responses={200: WithdrawalRecord}, errors=(*WALLET_ERRORS, e.WithdrawalNotFound))
 def get_withdrawal(act_id: str, request_id: str, query: WithdrawalQuery) -> Any:
-    """A withdrawal's amount, status, payout reference and times."""
-    ns, child = _child(query.activity_id, query.sub_activity_id)
-    wallet_id = ids.wallet_id(ns, act_id, ids.CASH_ASSET)
-    return json_response(withdrawal_reads.withdrawal_view(wallet_id, child.sub_activity_id, request_id))
+    """A withdrawal's amount, status, payout reference and times, in whichever child activity it was made."""
+    _, child = _child(query.activity_id, query.sub_activity_id)  # validates the activity and a named child
+    return json_response(withdrawal_reads.withdrawal_view(query.activity_id, act_id, request_id,
+                                                          query.sub_activity_id, child.sub_activity_id))

@@ -110,13 +110,16 @@ def withdrawal() -> None:
 @pass_cli
 def withdrawal_show(cli: CliContext, activity_id: str, sub_activity_id: str | None, act_id: str, request_id: str,
                     output: str) -> None:
-    """A withdrawal's amount, status (PAID, PAYOUT_PENDING, REFUNDED), payout reference and times."""
+    """A withdrawal's amount, status (PAID, PAYOUT_PENDING, REFUNDED), payout reference and times.
+
+    Request ids are per user and activity: the withdrawal is found in whichever child it was made.
+    """
     cli.target()
-    from chalicelib.rewards import ids, withdrawal_reads
+    from chalicelib.rewards import withdrawal_reads
 
     def read() -> dict[str, Any]:
-        ns, sub = _ns(activity_id, sub_activity_id)
-        return withdrawal_reads.withdrawal_view(ids.wallet_id(ns, act_id, ids.CASH_ASSET), sub, request_id)
+        _, sub = _ns(activity_id, sub_activity_id)
+        return withdrawal_reads.withdrawal_view(activity_id, act_id, request_id, sub_activity_id, sub)
 
     emit(output, domain_call(read), title=f"withdrawal {request_id}")
 

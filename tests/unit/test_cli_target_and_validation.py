@@ -60,9 +60,9 @@ def test_resolve_target__aws_flag_with_stage__endpoint_variables_dropped():
     # GIVEN endpoint variables left in the shell by a local session
     # WHEN AWS is chosen explicitly
     target = resolve_target("aws", "prod", ENDPOINT_ENV, STATE, STACK)
-    # THEN they are dropped (real AWS), the stage is set, and nothing else is forced
+    # THEN they are dropped (real AWS), the stage is set, and no payout provider named (the CLI moves no money)
     assert target.kind == "aws"
-    assert target.set_env == {"RG_STAGE": "prod"}
+    assert target.set_env == {"RG_STAGE": "prod", "RG_PAYOUT_PROVIDER": "none"}
     assert set(target.unset_env) == set(ENDPOINT_ENV)
     assert target.api_url is None  # a stack output: commands that post ask for --url
 

@@ -31,11 +31,11 @@ FLAGS: dict[str, bool] = {
     # grants first sent, or retried, after the child window the reward was won in has closed (defect 2)
     "cross_child_grant_retries": True,
     # users choosing withdrawal request ids from one shared pool, so ids collide across users (defect 1)
-    "shared_request_ids": False,
+    "shared_request_ids": True,
     # a user repeating a withdrawal request id after its child window has closed (defect 1)
-    "cross_child_withdrawal_repeats": False,
+    "cross_child_withdrawal_repeats": True,
     # a payout the provider made with no withdrawal, which reconciliation must report (defect 1)
-    "provider_reconciliation": False,
+    "provider_reconciliation": True,
 }
 
 SPAN_MS = 6 * HOUR_MS          # simulated time a run covers, whatever its step count
@@ -51,7 +51,7 @@ ACTIONS = {  # action -> weight
 FAMILY = {"grant": "grant", "grant_batch": "grant", "retry_grant": "grant", "conflicting_grant": "grant",
           "deliver": "credit", "withdraw": "withdrawal", "repeat_withdrawal": "withdrawal", "sweep": "withdrawal"}
 CRASH_P = 0.25
-UNFIRED_CRASH_P = 0.6
+UNFIRED_CRASH_P = 1.0  # a point of the action's family that never fired is armed until it fires
 
 
 @dataclass

@@ -261,8 +261,11 @@ class Model:
         return [token for r in self.rewards if r.user == user for (c, _), token in r.tokens.items() if c == child]
 
     def record_withdrawal(self, user: str, request_id: str, amount: int, now_ms: int, provider_healthy: bool,
-                          status: int | None, body: dict | None, foreign_token: bool = False) -> None:
-        """Judge one withdrawal answer, then remember it (`foreign_token`: it presented another wallet's token)."""
+                          status: int | None, body: dict | None, foreign_token: bool = False,
+                          racing: bool = False) -> None:
+        """Judge one withdrawal answer, then remember it (`foreign_token`: it presented another wallet's token;
+        `racing`: it ran at the same moment as another of the user's withdrawals, so the balance it read may
+        already include the other's debit, and which of the two was refused is not decided)."""
         child = self.plan.wallet_child_at(now_ms) or "?"
         first = self.withdrawals.get((user, request_id))
         if first is not None and first.status == NOT_DEBITED:
@@ -282,6 +285,9 @@ class Model:
                                                   f"answered {status} {code or answered}")
             return
         available = self.available(user, child)
+        if racing and code == "insufficient_balance" and amount > body.get("balance", -1) >= 0:
+            self.withdrawals[(user, request_id)] = Withdrawal(user, request_id, amount, child, NOT_DEBITED, now_ms)
+            return
         if amount > available:
             if (status, code, body.get("balance")) != (409, "insufficient_balance", available):
                 self.violate("answer_mismatches", f"withdrawal {user}/{request_id}: {amount} > available "
@@ -298,7 +304,7 @@ class Model:
                 return
             outcome = outcome or UNKNOWN
         expected_balance = available if outcome == REFUNDED else available - amount
-        if body.get("balance") is not None and body["balance"] != expected_balance:
+        if body.get("balance") is not None and body["balance"] != expected_balance and not racing:
             self.violate("answer_mismatches", f"withdrawal {user}/{request_id}: balance {body['balance']} != "
                                               f"{expected_balance}")
         self.withdrawals[(user, request_id)] = Withdrawal(user, request_id, amount, child, outcome, now_ms)

@@ -46,7 +46,7 @@ _runs = itertools.count()
 ACTIONS = {  # action -> weight
     "grant": 22, "grant_batch": 8, "retry_grant": 10, "conflicting_grant": 4, "deliver": 22, "withdraw": 14,
     "repeat_withdrawal": 5, "read_withdrawals": 3, "sweep": 4, "reconcile": 2, "provider_health": 4,
-    "sqs_failure": 3,
+    "sqs_failure": 3, "race": 4,
 }
 FAMILY = {"grant": "grant", "grant_batch": "grant", "retry_grant": "grant", "conflicting_grant": "grant",
           "deliver": "credit", "withdraw": "withdrawal", "repeat_withdrawal": "withdrawal", "sweep": "withdrawal"}
@@ -308,6 +308,67 @@ class Sim:
                 return request_id
         return f"wd{len(self.model.withdrawals)}x-{user}"
 
+    def race(self) -> set[str]:
+        """Two calls at the same moment: one grant body twice, one withdrawal twice, two withdrawals of one
+        user that together exceed the balance, or one credit message in two worker invocations. No crash is
+        armed and the provider pays (its answers then take no random draw: the run stays replayable)."""
+        kind = self.rng.choice(("grant", "withdrawal", "withdrawals", "delivery"))
+        healthy, self.provider.healthy = self.provider.healthy, True
+        try:
+            return getattr(self, f"_race_{kind}")()
+        finally:
+            self.provider.healthy = healthy
+            self.stats[f"race_{kind}"] += 1
+
+    def _race_grant(self) -> set[str]:
+        reward = self._new_reward()
+        body = self._body(reward)
+        answers = self.world.race([lambda: self.world.grant_direct(body)] * 2)
+        self.stats["grants"] += 2
+        for status, answer in sorted(answers, key=lambda a: a[0] != 202):
+            self.model.record_grant(reward, False, reward.amount, self.world.now, status, answer)
+        return {reward.user}
+
+    def _race_withdrawal(self, different: bool = False) -> set[str]:
+        user = self.rng.choice(self.plan.users)
+        child = self.plan.wallet_child_at(self.world.now)
+        if child is None:
+            return set()
+        probes.resolve(self.world, self.model, [r for r in self.model.rewards if r.user == user])
+        probes.resolve_withdrawals(self.world, self.model, user)
+        available = self.model.available(user, child)
+        amount = max(1, available * self.rng.randint(40, 90) // 100)
+        first = self._request_id(user, child)
+        if (existing := self.model.withdrawals.get((user, first))) is not None and existing.status != NOT_DEBITED:
+            amount = existing.amount
+        second = self._request_id(user, child) if different else first
+        if different and (second == first or self.model.withdrawals.get((user, second)) is not None):
+            return set()
+        calls = [lambda: self.world.withdraw_direct(user, first, amount),
+                 lambda: self.world.withdraw_direct(user, second, amount)]
+        answers = self.world.race(calls)
+        self.stats["withdrawals"] += 2
+        rank = {202: 0, 200: 1, 502: 1}  # record the less settled first: a repeat may only move forward
+        ordered = sorted(zip((first, second), answers, strict=True), key=lambda x: rank.get(x[1][0], 2))
+        for request_id, (status, body) in ordered:
+            self.model.record_withdrawal(user, request_id, amount, self.world.now, True, status, body,
+                                         racing=different)
+        return {user}
+
+    def _race_withdrawals(self) -> set[str]:
+        return self._race_withdrawal(different=True)
+
+    def _race_delivery(self) -> set[str]:
+        queue = self.world.queue
+        if not queue.messages:
+            return set()
+        message = self.rng.choice(queue.messages)
+        copy = type(message)(message_id=f"{message.message_id}-copy", body=message.body)
+        outcomes = self.world.race([lambda: self.world.deliver([message]), lambda: self.world.deliver([copy])])
+        done = message.message_id not in outcomes[0][0] or copy.message_id not in outcomes[1][0]
+        self._after_delivery([message], set() if done else {message.message_id})
+        return {self._user_of(message.body)}
+
     def read_withdrawals(self) -> set[str]:
         probes.resolve_withdrawals(self.world, self.model)
         return set()
@@ -358,11 +419,11 @@ class Sim:
             "conflicting_grant": self.conflicting_grant, "deliver": self.deliver, "withdraw": self.withdraw,
             "repeat_withdrawal": lambda: self.withdraw(repeat=True), "read_withdrawals": self.read_withdrawals,
             "sweep": self.sweep, "reconcile": self.reconcile, "provider_health": self.provider_health,
-            "sqs_failure": self.sqs_failure,
+            "sqs_failure": self.sqs_failure, "race": self.race,
         }[action]()
         self.stats[f"action_{action}"] += 1
         self._plan_redeliveries()
-        money_out = action in ("withdraw", "repeat_withdrawal", "sweep", "reconcile", "read_withdrawals")
+        money_out = action in ("withdraw", "repeat_withdrawal", "sweep", "reconcile", "read_withdrawals", "race")
         for user in sorted(touched & set(self.plan.users)):
             probes.check_user(self.world, self.model, user, withdrawals=money_out)
         if index % 25 == 24:

@@ -276,6 +276,39 @@ class World:
             body["tokens"] = tokens
         return self.call("POST", f"/v1/wallets/{user}/withdrawals", body)
 
+    # --- concurrent calls (the domain functions the routes call, mapped to status and body exactly as the
+    # routes do: the test client swaps process-wide state per request, so it cannot be used from threads) ---
+
+    def grant_direct(self, body: dict[str, Any]) -> tuple[int, Any]:
+        from tests.rewards_support import grant_direct
+
+        return grant_direct(body)
+
+    def withdraw_direct(self, user: str, request_id: str, amount: int) -> tuple[int, Any]:
+        from tests.rewards_support import withdraw_direct
+
+        return withdraw_direct(user, {"activity_id": self.plan.activity_id, "request_id": request_id,
+                                      "amount": amount})
+
+    @staticmethod
+    def race(calls: list[Any]) -> list[Any]:
+        """Run the calls at the same moment, each in its own thread; their results in call order."""
+        import threading
+
+        results: list[Any] = [None] * len(calls)
+        start = threading.Barrier(len(calls))
+
+        def run(index: int) -> None:
+            start.wait()
+            results[index] = calls[index]()
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results
+
     def read_withdrawal(self, user: str, request_id: str, child: str) -> tuple[int, Any]:
         """GET the withdrawal (by parent activity on the new contract, by child wallet on the old)."""
         query = f"activity_id={self.plan.activity_id}"

@@ -23,6 +23,8 @@ reconciliation reports 0 discrepancies and counts every seeded order as credited
 
     .venv/bin/python bench/reconcile.py                         # 10 000 and 50 000 orders
     .venv/bin/python bench/reconcile.py --sizes 1000,5000       # a quick run
+    .venv/bin/python bench/reconcile.py --sizes 500 --warmup 0 --hour-buckets 64 --idle-hours 12
+                                          # the stock checkpoint's catch-up over 12 idle hours
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 HOUR_MS = 3600 * 1000
 MINUTE_MS = 60 * 1000
-FIRST_HOUR = "2031111110"  # the first size's hour; each next size gets its own hour, 4 hours later
+FIRST_HOUR = "2031111110"  # the first size's hour; each next size gets its own hour, 4 (+ idle) hours later
 HOURS_APART = 4
 RECONCILE_AT_MS = 6 * MINUTE_MS  # after the hour ends: past the 300 s grace, so pass 1 (h+1) is due
 CREDIT_BATCH = 100  # records per credit-worker invocation (CREDITS.batch_size)
@@ -101,16 +103,30 @@ def deployed_reconciler() -> dict[str, Any]:
 
 
 def configure_campaign(client: Any, fake: BenchClock, hour_start: int, tag: str, shards: int, total: int,
-                       order_cap: int) -> str:
-    """An activity whose `formal` child opens at the hour's start, and one cash scene `rain` with budget control.
+                       order_cap: int, idle_hours: int = 0) -> str:
+    """An activity whose `formal` child opens `idle_hours` before the hour's start, and one cash scene `rain`
+    with budget control.
 
-    The child opens at the hour itself, so the stock checkpoint starts at this hour (no earlier hours to sum).
+    With `idle_hours` 0 the child opens at the hour itself, so the stock checkpoint starts at this hour (no
+    earlier hours to sum); otherwise the scene's first orders come after that many idle hours.
     """
     from bench import rain
 
-    fake.ms = hour_start - 10 * MINUTE_MS
+    opens = hour_start - idle_hours * HOUR_MS
+    fake.ms = opens - 10 * MINUTE_MS
     return rain.configure_campaign(client, tag, shards, total, order_cap,
-                                   window_ms=(hour_start, hour_start + 3 * HOUR_MS), label="recon")
+                                   window_ms=(opens, hour_start + 3 * HOUR_MS), label="recon")
+
+
+def reconcile_idle_hours(fake: BenchClock, hour_start: int, idle_hours: int) -> None:
+    """What the schedule did during the idle hours: each one's first pass at h+1 (not measured)."""
+    from chalicelib import clock
+    from chalicelib.reconcile import runner
+
+    for back in range(idle_hours, 0, -1):
+        start = hour_start - back * HOUR_MS
+        fake.ms = start + HOUR_MS + RECONCILE_AT_MS
+        runner.run(clock.hour_of(start), 1, runner.Budget(None))
 
 
 # --- seeding one hour --------------------------------------------------------------------------
@@ -131,6 +147,7 @@ class SizeResult:
     invocations: list[tuple[float, int]] = field(default_factory=list)  # (seconds, steps) per invocation
     meter_overhead_s: float = 0.0
     step_s: list[float] = field(default_factory=list)  # bucket steps, in order
+    other_s: list[float] = field(default_factory=list)  # planning, catch-up and tally steps
     finish_s: float = 0.0
     reconcile_s: float = 0.0
     status: str = ""
@@ -218,7 +235,18 @@ def timed_steps(result: SizeResult, progress: Any) -> Iterator[None]:
     from chalicelib.reconcile import runner
 
     bucket_step, finish, snapshot = runner.bucket_step, runner.finish, runner._wallet_snapshot
+    others = {name: getattr(runner, name) for name in ("plan", "catch_up_step", "tally_step")}
     lock = threading.Lock()
+
+    def timed_other(name: str) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return others[name](*args, **kwargs)
+            finally:
+                result.other_s.append(time.perf_counter() - started)
+                progress.update(1)
+        return timed
 
     def timed_bucket_step(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -242,10 +270,14 @@ def timed_steps(result: SizeResult, progress: Any) -> Iterator[None]:
         return snapshot(wallet_id)
 
     runner.bucket_step, runner.finish, runner._wallet_snapshot = timed_bucket_step, timed_finish, counted_snapshot
+    for name in others:
+        setattr(runner, name, timed_other(name))
     try:
         yield
     finally:
         runner.bucket_step, runner.finish, runner._wallet_snapshot = bucket_step, finish, snapshot
+        for name, function in others.items():
+            setattr(runner, name, function)
 
 
 def reconcile_hour(meter: Any, result: SizeResult, timeout_s: float, memory_mb: int, progress: Any,
@@ -351,10 +383,10 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
     row("orders reconciled / s (wall time)", lambda r: per(r.orders, r.reconcile_s), "{:.0f}")
     row("reconciliation wall time, s", lambda r: r.reconcile_s, "{:.1f}")
     row(f"invocations needed (timeout {args.lambda_timeout:g} s)", lambda r: len(r.invocations), "{:.0f}")
-    row("steps (hour buckets + finish)", lambda r: sum(s for _, s in r.invocations), "{:.0f}")
+    row("steps (buckets, plan, catch-up, tallies, finish)", lambda r: sum(s for _, s in r.invocations), "{:.0f}")
     row("wallet checks per wallet", lambda r: per(r.wallet_checks, r.users), "{:.2f}")
     row("longest invocation, s", lambda r: max(s for s, _ in r.invocations), "{:.1f}")
-    row("longest step, s", lambda r: max([*r.step_s, r.finish_s]), "{:.2f}")
+    row("longest step, s", lambda r: max([*r.step_s, *r.other_s, r.finish_s]), "{:.2f}")
     row("  bucket step, s (median)", lambda r: statistics.median(r.step_s), "{:.3f}")
     row("  finishing step, s", lambda r: r.finish_s, "{:.2f}")
     row("DynamoDB read units / order", lambda r: per(usages[r.scope].rru, r.orders), "{:.4f}")
@@ -380,6 +412,10 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
     first, last = results[0], results[-1]
     out(f"hourly reconciliation, pass 1 (h+1), on the local stack: sizes {', '.join(f'{r.orders:,}' for r in results)} "
         f"orders in an hour")
+    if args.idle_hours:
+        out(f"idle hours: the child opened {args.idle_hours} hours before the measured hour; those hours hold no order "
+            f"and each was reconciled (pass 1) before the measured pass, as the schedule does; the scene's first "
+            f"orders are in the measured hour (no stock checkpoint yet)")
     out(f"data: one cash scene with budget control ({args.shards} shards), {args.orders_per_user} orders per user, "
         f"amounts 1..{args.amount_max} fen; granted by grants.place and credited by the real credit worker, "
         f"{CREDIT_BATCH} per invocation, under a controlled clock (orders evenly over the hour)")
@@ -465,7 +501,8 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
     out(f"fits the Lambda limit: the longest invocation ran {longest:.1f} s "
         f"against the {args.lambda_timeout:g} s timeout (a step starts only while > {BUDGET_RESERVE_S:g} s remain, so "
         f"an invocation overruns only if one step takes longer than that; longest step "
-        f"{max(max([*r.step_s, r.finish_s]) for r in results):.2f} s); timings are DynamoDB Local's on this machine")
+        f"{max(max([*r.step_s, *r.other_s, r.finish_s]) for r in results):.2f} s); timings are DynamoDB Local's "
+        "on this machine")
     out("on the 5-minute schedule each pass finishes about " + ", ".join(
         f"{(len(r.invocations) - 1) * 5 + r.invocations[-1][0] / 60:.1f} min ({r.orders:,})" for r in results)
         + " after its first invocation ((invocations - 1) x 5 min + the last one); the schedule's invocations also "
@@ -509,7 +546,10 @@ def run_size(meter: Any, client: Any, fake: BenchClock, args: argparse.Namespace
     result.amount = sum(amount for _, _, amount in plan)
     with meter.scope(f"setup:{scope}"):
         result.activity_id = configure_campaign(client, fake, hour_start, f"s{size}", args.shards,
-                                                2 * result.amount, args.amount_max)
+                                                2 * result.amount, args.amount_max, args.idle_hours)
+    if args.idle_hours:
+        with meter.scope(f"idle:{scope}"), contextlib.redirect_stdout(io.StringIO()):
+            reconcile_idle_hours(fake, hour_start, args.idle_hours)
     with meter.scope(f"seed:{scope}"), tqdm(total=size, desc=f"seed {size:,} orders", unit="order",
                                             file=sys.stderr, smoothing=0.1) as progress:
         seed_hour(fake, result.activity_id, hour_start, plan, args.seed_threads, result, progress)
@@ -557,6 +597,9 @@ def main() -> int:
                         help=f"reconciler timeout per invocation (.chalice/config.json: {deployed['timeout_s']} s)")
     parser.add_argument("--warmup", type=int, default=500,
                         help="orders of an untimed warm-up hour (DynamoDB Local's JIT), 0 for none (500)")
+    parser.add_argument("--idle-hours", type=int, default=0,
+                        help="hours the child is open before the measured hour, empty, each reconciled by the schedule "
+                             "beforehand (not measured): what catching the scene's stock checkpoint up costs (0)")
     parser.add_argument("--seed-threads", type=int, default=4, help="concurrent seeding threads (4)")
     parser.add_argument("--seed", type=int, default=7, help="random seed for amounts (7)")
     args = parser.parse_args()
@@ -583,6 +626,7 @@ def main() -> int:
         if settings.settings().hour_buckets != hour_buckets:
             raise RuntimeError("RG_HOUR_BUCKETS was read before the bench set it")
         first_start = clock.hour_start_ms(FIRST_HOUR)
+        apart = HOURS_APART + args.idle_hours  # each size's idle hours are its own
         fake = BenchClock(first_start)
         clock.now_ms = fake  # every caller looks clock.now_ms up at call time
         meter = Meter(schemas_from_cloudformation(data_resources("local")))
@@ -592,10 +636,10 @@ def main() -> int:
         warmup = None
         if args.warmup:
             print(f"warming up ({args.warmup} orders, untimed) ...", file=sys.stderr)
-            warmup = run_size(meter, client, fake, args, deployed, clock.hour_of(first_start - HOURS_APART * HOUR_MS),
+            warmup = run_size(meter, client, fake, args, deployed, clock.hour_of(first_start - apart * HOUR_MS),
                               args.warmup, "warmup", args.seed - 1)
         results = [run_size(meter, client, fake, args, deployed,
-                            clock.hour_of(first_start + number * HOURS_APART * HOUR_MS), size, f"{number}:{size}",
+                            clock.hour_of(first_start + number * apart * HOUR_MS), size, f"{number}:{size}",
                             args.seed + number)
                    for number, size in enumerate(args.sizes)]
         if not all_still_attached(meter):

@@ -143,14 +143,16 @@ def read_secret(label: str, path: str | None, required: bool = True) -> str | No
 
 
 @contextlib.contextmanager
-def progress(output: str, total: int | None, description: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr; yields `advance(n)`. Silent with JSON output or without a terminal."""
+def progress(output: str, total: int | None, description: str) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr; yields `advance(n, total=None, description=None)` (a new total or description
+    when the work grows or changes phase). Silent with JSON output or without a terminal."""
     if output == "json" or not sys.stderr.isatty():
-        yield lambda _n=1: None
+        yield lambda _n=1, **_: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_console(stderr=True), redirect_stdout=True, redirect_stderr=True) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+        yield lambda n=1, total=None, description=None: bar.update(task, advance=n, total=total,
+                                                                    description=description)

@@ -186,7 +186,9 @@ def resolve_target(
             kind="env",
             stage=chosen,
             description=f"endpoints from the environment ({shown}), stage {chosen!r}",
-            set_env={"RG_STAGE": chosen},
+            # Like --aws, the CLI moves no money: a stage other than local names no payout provider itself.
+            set_env={"RG_STAGE": chosen, **({} if chosen == LOCAL_STAGE or "RG_PAYOUT_PROVIDER" in env
+                                            else {"RG_PAYOUT_PROVIDER": "none"})},
             unset_env=(),
         )
     if stack is not None:

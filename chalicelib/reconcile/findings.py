@@ -193,6 +193,14 @@ def examine_bucket(orders: Iterable[OrderRow], entries: Iterable[LedgerRow], now
     return result
 
 
+def scene_totals(orders: Iterable[OrderRow]) -> dict[str, int]:
+    """Every order's amount summed per "{ns}|{scene}", whatever the scene's settings (an hour's totals)."""
+    totals: dict[str, int] = defaultdict(int)
+    for order in orders:
+        totals[f"{order.ns}|{order.scene_id}"] += order.amount
+    return dict(totals)
+
+
 def _credit_findings(order: OrderRow, found: list[LedgerRow]) -> list[Finding]:
     findings = []
     if len(found) > 1:

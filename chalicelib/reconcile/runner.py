@@ -1,12 +1,18 @@
 """Running a reconciliation pass: read, confirm, repair what is safe, report — resumably.
 
-A pass over hour H is `RG_HOUR_BUCKETS` bucket steps and one finishing step. Each bucket step reads
-the hour's orders and ledger entries of one index partition, joins them (`findings.examine_bucket`),
-confirms suspects with strongly consistent reads, re-enqueues stuck orders and checks the wallets the
-bucket touched; its compact result is stored, then the cursor (`head.step`) advances. A Lambda that
-runs out of time stops between steps and the next invocation continues from the cursor: nothing is
-read twice, nothing skipped. The finishing step checks tallies, the hour's distributed counter, stock
-counters, queues and callback events, then writes one report per (hour, child activity, pass).
+A pass over hour H is `RG_HOUR_BUCKETS` bucket steps, a planning step, catch-up steps when needed, and a
+finishing step. Each bucket step reads the hour's orders and ledger entries of one index partition, joins
+them (`findings.examine_bucket`), confirms suspects with strongly consistent reads, re-enqueues stuck
+orders and checks the wallets the bucket touched; its compact result is stored, then the cursor
+(`head.step`) advances. A Lambda that runs out of time stops between steps and the next invocation
+continues from the cursor: nothing is read twice, nothing skipped, nothing restarted from scratch.
+
+The planning step records the hour's order totals per scene (`hours.record_hour`) and finds the hours a
+stock checkpoint must still cross that no pass has recorded (normally none: every hour's pass records
+its own). Each of those is summed in one step per bucket and recorded; then the finishing step checks
+stock counters (their checkpoints caught up from the recorded
+totals in O(1) reads, `hours.advance`), queues and callback events, and writes one report per (hour,
+child activity, pass). Tallies are checked before that, one step per child activity of the hour.
 
 Repairs are only those that cannot harm: re-enqueueing a stuck order (crediting is idempotent) at most
 once per pass (the order's `redriven` marker) — at h+1 only when the credit queue is empty, so a
@@ -19,13 +25,13 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import clients, clock
 from chalicelib.callbacks import store as event_store
@@ -37,6 +43,7 @@ from chalicelib.observability import emit_now, logger
 from chalicelib.play import reconcile as play_reconcile
 from chalicelib.queues import ALL_QUEUES
 from chalicelib.reconcile import findings as F
+from chalicelib.reconcile import hours
 from chalicelib.reconcile import payouts as payout_reconcile
 from chalicelib.reconcile.tables import ReconItem
 from chalicelib.rewards import config_store, counters, crediting, grants, ids, orders
@@ -109,6 +116,12 @@ class Budget:
 
     def __init__(self, seconds: float | None) -> None:
         self._deadline = None if seconds is None else time.monotonic() + seconds
+
+    def share(self, parts: int) -> Budget:
+        """A budget for one of `parts` passes sharing what is left (unlimited stays unlimited)."""
+        if self._deadline is None:
+            return Budget(None)
+        return Budget(max(0.0, self._deadline - time.monotonic()) / max(1, parts))
 
     @classmethod
     def from_context(cls, context: Any, reserve_s: float = 20.0) -> Budget:
@@ -355,6 +368,7 @@ def bucket_step(hour: str, pass_no: int, bucket: int, scenes: _Scenes) -> dict[s
     return {
         "totals": {ns: asdict(t) for ns, t in result.totals.items()},
         "scene_amounts": result.scene_amounts,
+        "hour_totals": F.scene_totals(order_rows),
         "batches": result.batches,
         "findings": _listed(found),
         "redriven": {ns: {"count": len(keys), "items": sorted(keys)[:F.MAX_LISTED]} for ns, keys in redriven.items()},
@@ -373,11 +387,17 @@ class _Aggregate:
     listed: dict[str, dict[str, dict[str, Any]]]  # ns -> kind -> {"items": {id: item}, "overflow": n}
     redriven: dict[str, dict[str, Any]]
     deferred: list[str]
+    hour_totals: dict[str, int]  # every order of the hour per "{ns}|{scene}", reconciled or not
+    totals_complete: bool = True  # False when a bucket was read by a version that kept no hour totals
 
 
 def _aggregate(parts: Iterable[dict[str, Any]]) -> _Aggregate:
-    agg = _Aggregate({}, defaultdict(int), {}, {}, {}, [])
+    agg = _Aggregate({}, defaultdict(int), {}, {}, {}, [], defaultdict(int))
     for part in parts:
+        if "hour_totals" not in part:
+            agg.totals_complete = False
+        for key, amount in part.get("hour_totals", {}).items():
+            agg.hour_totals[key] += amount
         for ns, values in part["totals"].items():
             agg.totals.setdefault(ns, F.Totals()).add(F.Totals(**values))
         for key, amount in part["scene_amounts"].items():
@@ -425,13 +445,27 @@ def _hour_counter(ns: str, asset: str, hour: str) -> int:
     return counters.sum_shards(ids.distributed_hour_counter_id(ns, asset, hour), settings().distributed_shards)[0]
 
 
-def _check_tallies(hour: str, agg: _Aggregate, started_ms: int) -> dict[str, int]:
+def _tally_namespaces(agg: _Aggregate) -> list[str]:
+    """The child namespaces whose tallies the pass checks (one step each)."""
+    return sorted(set(agg.totals) | {key.split("|", 1)[0] for key in agg.batches})
+
+
+def tally_step(hour: str, pass_no: int, ns: str, started_ms: int) -> None:
+    """Check one child namespace's tallies and hour counters (2 x RG_HOUR_BUCKETS marker reads); store the result."""
+    pk = _run_pk(hour, pass_no)
+    agg = _aggregate([])
+    agg.batches = (_get_body(pk, f"tallyin#{ns}") or {}).get("batches", {})
+    completed = _check_tallies(hour, agg, started_ms, [ns])
+    _put_body(pk, f"tally#{ns}", {"findings": agg.listed, "completed": completed.get(ns, 0),
+                                  "deferred": agg.deferred}, RUN_TTL_S)
+
+
+def _check_tallies(hour: str, agg: _Aggregate, started_ms: int, namespaces: list[str]) -> dict[str, int]:
     """Tallies against orders, finishing crashed batches; then each hour counter against its tallies.
 
     Returns, per child namespace, how many of the hour's tallies reconciliation has completed (read from
     the markers it tagged, so a second run reports the same number).
     """
-    namespaces = set(agg.totals) | {key.split("|", 1)[0] for key in agg.batches}
     markers: dict[str, dict[str, int]] = {}
     for ns in sorted(namespaces):
         markers.update(_markers(ns, hour))
@@ -456,50 +490,9 @@ def _check_tallies(hour: str, agg: _Aggregate, started_ms: int) -> dict[str, int
     return completed
 
 
-def _scene_hour_sums(hour: str) -> dict[str, int]:
-    """Sum of every order's amount per "{ns}|{scene}" in one hour (used to fill checkpoint gaps)."""
-    sums: dict[str, int] = defaultdict(int)
-    for bucket in range(settings().hour_buckets):
-        for item in _query_all(OrderItem.by_hour, ids.hour_bucket(hour, bucket)):
-            sums[f"{item.order_key.split('#', 1)[0]}|{item.scene_id}"] += int(item.amount)
-    return sums
-
-
-def _stock_checkpoint(counter_id: str, scene_key: str, hour: str, hour_amount: int, first_hour: str,
-                      gap_sums: dict[str, dict[str, int]]) -> tuple[str, int]:
-    """(through_hour, sum of the scene's orders through it), advanced to `hour` if it was behind.
-
-    A checkpoint only ever covers closed hours, whose orders no longer change.
-    """
-    pk = f"cum#{counter_id}"
-    current = _get_body(pk, "stock")
-    if current is not None and current["through"] >= hour:
-        return current["through"], current["amount"]
-    base_hour, amount = (current["through"], current["amount"]) if current else (
-        clock.hour_of(clock.hour_start_ms(first_hour) - HOUR_MS), 0)
-    gap = next_hour(base_hour)
-    while gap < hour:
-        if gap not in gap_sums:
-            gap_sums[gap] = _scene_hour_sums(gap)
-        amount += gap_sums[gap].get(scene_key, 0)
-        gap = next_hour(gap)
-    amount += hour_amount
-    item = ReconItem(pk, "stock", body=json.dumps({"through": hour, "amount": amount}), updated_at_ms=clock.now_ms())
-    condition = ReconItem.pk.does_not_exist() if current is None else (ReconItem.body == json.dumps(current))
-    try:
-        with_retries(lambda: item.save(condition=condition))
-    except PutError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
-            raise
-        latest = _get_body(pk, "stock")  # another run advanced it first: theirs stands
-        return latest["through"], latest["amount"]
-    return hour, amount
-
-
-def _check_stock(hour: str, agg: _Aggregate, scenes: _Scenes) -> None:
-    found: list[F.Finding] = []
-    gap_sums: dict[str, dict[str, int]] = {}
-    for scene_key, hour_amount in sorted(agg.scene_amounts.items()):
+def _stock_scenes(agg: _Aggregate, scenes: _Scenes) -> Iterator[tuple[str, Any, Any]]:
+    """(scene_key, scene, child or None) of each stock-controlled, reconciled scene with orders in the hour."""
+    for scene_key in sorted(agg.scene_amounts):
         ns, scene_id = scene_key.split("|", 1)
         activity_id, sub_activity_id = ns.split("/", 1)
         scene = scenes.get(activity_id, scene_id)
@@ -509,12 +502,34 @@ def _check_stock(hour: str, agg: _Aggregate, scenes: _Scenes) -> None:
             child = config_store.get_activity(activity_id).child(sub_activity_id)
         except ActivityNotFound:
             child = None
+        yield scene_key, scene, child
+
+
+def _catch_up_hours(hour: str, agg: _Aggregate, scenes: _Scenes) -> list[str]:
+    """The hours before `hour` that some stock checkpoint must cross and no pass has recorded (one query)."""
+    bases = []
+    for scene_key, scene, child in _stock_scenes(agg, scenes):
+        if child is None:
+            continue
+        checkpoint = hours.read_checkpoint(ids.stock_counter_id(scene_key.split("|", 1)[0], scene.scene_id))
+        if checkpoint is None or checkpoint["through"] < hour:
+            bases.append(hours.checkpoint_base(checkpoint, clock.hour_of(child.starts_at_ms))[0])
+    if not bases:
+        return []
+    return hours.unrecorded(next_hour(min(bases)), next_hour(hour, -1))
+
+
+def _check_stock(hour: str, agg: _Aggregate, scenes: _Scenes) -> None:
+    found: list[F.Finding] = []
+    for scene_key, scene, child in _stock_scenes(agg, scenes):
+        ns, scene_id = scene_key.split("|", 1)
         if child is None:
             agg.deferred.append(f"stock:{scene_key}")
             continue
         counter_id = ids.stock_counter_id(ns, scene_id)
-        through, amount = _stock_checkpoint(counter_id, scene_key, hour, hour_amount,
-                                            clock.hour_of(child.starts_at_ms), gap_sums)
+        hour_amount = agg.hour_totals[scene_key] if agg.totals_complete else agg.scene_amounts[scene_key]
+        advanced = hours.advance(counter_id, scene_key, hour, hour_amount, clock.hour_of(child.starts_at_ms))
+        through, amount = advanced if advanced is not None else (hour, None)  # None: an hour is not summed yet
         shards = [F.ShardRow(s.index, s.cap, s.consumed, s.updated_at_ms) for s in counters.read_shards(counter_id)]
         stock, compared = F.stock_findings(ns, scene_id, scene.total, shards, amount,
                                            quiet_since_ms=clock.hour_start_ms(next_hour(through)))
@@ -606,13 +621,51 @@ def _emit(reports: list[dict[str, Any]], run_report: dict[str, Any]) -> None:
             })
 
 
+def _hour_aggregate(hour: str, pass_no: int) -> _Aggregate:
+    """The stored results of every bucket step of the pass, merged."""
+    return _aggregate(json.loads(i.body) for i in _query_all(ReconItem, _run_pk(hour, pass_no),
+                                                             range_key_condition=ReconItem.sk.startswith("bucket#"),
+                                                             consistent_read=True))
+
+
+def plan(hour: str, pass_no: int, scenes: _Scenes) -> tuple[list[str], list[str]]:
+    """After the last bucket: record the hour's totals; return the unrecorded hours stock checkpoints must cross,
+    and the child namespaces whose tallies are checked (each one's credit batches stored for its step)."""
+    agg = _hour_aggregate(hour, pass_no)
+    if agg.totals_complete:
+        hours.record_hour(hour, agg.hour_totals)
+    namespaces = _tally_namespaces(agg)
+    pk = _run_pk(hour, pass_no)
+    for ns in namespaces:
+        _put_body(pk, f"tallyin#{ns}", {"batches": {k: v for k, v in agg.batches.items() if k.split("|", 1)[0] == ns}},
+                  RUN_TTL_S)
+    return _catch_up_hours(hour, agg, scenes), namespaces
+
+
+def catch_up_step(hour: str, pass_no: int, gap_hour: str, bucket: int) -> None:
+    """Sum one bucket of an hour no pass has recorded; after its last bucket, record the hour's totals."""
+    rows = [F.order_row(i.attribute_values) for i in _query_all(OrderItem.by_hour, ids.hour_bucket(gap_hour, bucket))]
+    pk = _run_pk(hour, pass_no)
+    _put_body(pk, f"gap#{gap_hour}#{bucket:04d}", F.scene_totals(rows), RUN_TTL_S)
+    if bucket == settings().hour_buckets - 1:
+        totals: dict[str, int] = defaultdict(int)
+        for item in _query_all(ReconItem, pk, range_key_condition=ReconItem.sk.startswith(f"gap#{gap_hour}#"),
+                               consistent_read=True):
+            for key, amount in json.loads(item.body).items():
+                totals[key] += amount
+        hours.record_hour(gap_hour, totals)
+
+
 def finish(hour: str, pass_no: int, head: dict[str, Any], scenes: _Scenes) -> list[dict[str, Any]]:
-    """Checks that need the whole hour; then the reports."""
-    parts = [json.loads(i.body) for i in _query_all(ReconItem, _run_pk(hour, pass_no),
-                                                     range_key_condition=ReconItem.sk.startswith("bucket#"),
-                                                     consistent_read=True)]
-    agg = _aggregate(parts)
-    completed = _check_tallies(hour, agg, head["started_at_ms"])
+    """Checks that need the whole hour (the tally steps' results merged in); then the reports."""
+    agg = _hour_aggregate(hour, pass_no)
+    completed: dict[str, int] = {}
+    for item in _query_all(ReconItem, _run_pk(hour, pass_no), range_key_condition=ReconItem.sk.startswith("tally#"),
+                           consistent_read=True):
+        part = json.loads(item.body)
+        completed[item.sk.split("#", 1)[1]] = part["completed"]
+        _merge_listed(agg.listed, part["findings"])
+        agg.deferred.extend(part["deferred"])
     _check_stock(hour, agg, scenes)
     run_facts = _run_level(hour, pass_no, agg)
     reports = [_report(hour, pass_no, ns, agg, completed.get(ns, 0)) for ns in sorted(set(agg.totals) | set(agg.listed))
@@ -640,11 +693,75 @@ class RunStatus:
     step: int
     steps: int
     invocation_steps: int
+    catch_up_steps: int = 0
+
+    @property
+    def phase(self) -> str:
+        """What the pass is doing next: hour buckets, planning, catch-up, tallies, finishing (or done)."""
+        buckets = settings().hour_buckets
+        if self.status == "done":
+            return "done"
+        if self.step < buckets:
+            return "hour buckets"
+        if self.step == buckets:
+            return "planning"
+        if self.step - buckets - 1 < self.catch_up_steps:
+            return "catch-up: summing hours no pass recorded"
+        return "tallies" if self.step < self.steps - 1 else "finishing"
 
     def body(self) -> dict[str, Any]:
         """JSON form."""
         return {"hour": display_hour(self.hour), "pass": self.pass_no, "status": self.status,
                 "progress": {"step": self.step, "steps": self.steps}}
+
+
+def _as_runs(hour_list: list[str]) -> list[list[Any]]:
+    """Hours as runs of consecutive hours, `[first, count]` (compact in the head item however long the gap)."""
+    runs: list[list[Any]] = []
+    for hour in hour_list:
+        if runs and next_hour(runs[-1][0], runs[-1][1]) == hour:
+            runs[-1][1] += 1
+        else:
+            runs.append([hour, 1])
+    return runs
+
+
+def _nth_hour(runs: list[list[Any]], index: int) -> str:
+    for first, count in runs:
+        if index < count:
+            return next_hour(first, index)
+        index -= count
+    raise IndexError(index)
+
+
+def _step(hour: str, pass_no: int, head: dict[str, Any], scenes: _Scenes) -> None:
+    """Do the step at the cursor and advance it (in `head`, which the caller stores).
+
+    Steps: one per hour bucket; planning; one per bucket of each unrecorded hour to catch up over
+    (`catch_up`); one per child namespace's tallies (`tally_ns`); finishing.
+    """
+    buckets = settings().hour_buckets
+    step = head["step"]
+    if step < buckets:
+        _put_body(_run_pk(hour, pass_no), f"bucket#{step:04d}", bucket_step(hour, pass_no, step, scenes), RUN_TTL_S)
+    elif step == buckets:
+        gap, head["tally_ns"] = plan(hour, pass_no, scenes)
+        head["catch_up"] = _as_runs(gap)
+        head["steps"] = buckets + 1 + len(gap) * buckets + len(head["tally_ns"]) + 1
+    else:
+        runs, namespaces = head.get("catch_up", []), head.get("tally_ns", [])
+        gap_steps = sum(count for _, count in runs) * buckets
+        index = step - buckets - 1
+        if index < gap_steps:
+            catch_up_step(hour, pass_no, _nth_hour(runs, index // buckets), index % buckets)
+        elif index - gap_steps < len(namespaces):
+            tally_step(hour, pass_no, namespaces[index - gap_steps], head["started_at_ms"])
+        else:
+            finish(hour, pass_no, head, scenes)
+            head["status"] = "done"
+            head["finished_at_ms"] = clock.now_ms()
+            return
+    head["step"] = step + 1
 
 
 def run(hour: str, pass_no: int, budget: Budget, restart: bool = False) -> RunStatus:
@@ -653,27 +770,20 @@ def run(hour: str, pass_no: int, budget: Budget, restart: bool = False) -> RunSt
     A finished pass is left as it is unless `restart`, which runs it again from the start.
     """
     pk = _run_pk(hour, pass_no)
-    steps = settings().hour_buckets + 1
     head = _get_body(pk, "head")
     if head is None or (restart and head["status"] == "done"):
-        head = {"status": "running", "step": 0, "started_at_ms": clock.now_ms(), "steps": steps}
+        head = {"status": "running", "step": 0, "started_at_ms": clock.now_ms(), "steps": settings().hour_buckets + 1}
         _put_body(pk, "head", head, RUN_TTL_S)
     scenes = _Scenes()
     done_here = 0
     while head["status"] != "done":
         if done_here and budget.expired():
             break
-        step = head["step"]
-        if step < settings().hour_buckets:
-            _put_body(pk, f"bucket#{step:04d}", bucket_step(hour, pass_no, step, scenes), RUN_TTL_S)
-            head["step"] = step + 1
-        else:
-            finish(hour, pass_no, head, scenes)
-            head["status"] = "done"
-            head["finished_at_ms"] = clock.now_ms()
+        _step(hour, pass_no, head, scenes)
         _put_body(pk, "head", head, RUN_TTL_S)
         done_here += 1
-    return RunStatus(hour, pass_no, head["status"], head["step"], steps, done_here)
+    return RunStatus(hour, pass_no, head["status"], head["step"], head["steps"], done_here,
+                     sum(count for _, count in head.get("catch_up", [])) * settings().hour_buckets)
 
 
 def status(hour: str, pass_no: int) -> dict[str, Any] | None:
@@ -687,20 +797,34 @@ def reports(hour: str) -> list[dict[str, Any]]:
 
 
 def scheduled(budget: Budget) -> list[RunStatus]:
-    """The schedule's work: start or continue the due passes, oldest first, while time is left.
+    """The schedule's work: start or continue the due passes while time is left, newest first, each with a share.
+
+    In each round every pass still owed gets an equal share of the time left (the newest first, so the
+    on-time passes finish), and the rounds repeat while time is left: an old pass with a long way to go
+    keeps advancing every invocation and never holds up a newer one.
 
     Every invocation emits `ReconciliationPassesBehind` (late passes still unfinished when it stops): an
     alarm fires when it is above 0, and when it is missing (the schedule itself stopped running).
     """
-    due = due_runs(clock.now_ms())
+    due = due_runs(clock.now_ms())  # newest first
     late = set(due[ON_TIME_RUNS:])
     owed = [(hour, pass_no) for hour, pass_no in due
             if (head := status(hour, pass_no)) is None or head["status"] != "done"]
-    ran: list[RunStatus] = []
-    for hour, pass_no in sorted(owed, key=lambda r: r[0]):
-        if ran and budget.expired():
-            break
-        ran.append(run(hour, pass_no, budget))
+    outcomes: dict[tuple[str, int], RunStatus] = {}
+    pending = list(owed)
+    while pending and not (outcomes and budget.expired()):
+        this_round = list(pending)
+        for index, (hour, pass_no) in enumerate(this_round):
+            if outcomes and budget.expired():
+                break
+            outcome = run(hour, pass_no, budget.share(len(this_round) - index))
+            before = outcomes.get((hour, pass_no))
+            if before is not None:
+                outcome = replace(outcome, invocation_steps=before.invocation_steps + outcome.invocation_steps)
+            outcomes[(hour, pass_no)] = outcome
+            if outcome.status == "done":
+                pending.remove((hour, pass_no))
+    ran = list(outcomes.values())
     finished = {(r.hour, r.pass_no) for r in ran if r.status == "done"}
     behind = sorted(r for r in owed if r in late and r not in finished)
     _emit_behind(behind)

@@ -2,6 +2,9 @@
 
 - `run#{hour}#p{pass}` / `head`: a run's progress (next step, status) — the resumption cursor.
 - `run#{hour}#p{pass}` / `bucket#{n}`: what bucket n of the hour yielded (kept until the run finishes).
+- `run#{hour}#p{pass}` / `gap#{other hour}#{n}`: order totals of bucket n of an unrecorded hour being caught up.
+- `hoursum#{ns}|{scene}` / `{hour}`: the scene's order total in a closed hour (only hours with orders).
+- `hours` / `{hour}`: the hour's totals are recorded (complete); see `chalicelib.reconcile.hours`.
 - `report#{hour}` / `{ns}#p{pass}` and `_run#p{pass}`: the reports.
 - `cum#{counter_id}` / `stock`: the sum of a stock counter's orders through a closed hour.
 """

@@ -1,5 +1,8 @@
 """`rewardgate reconcile --hour H`: run one reconciliation pass now, with a progress bar, and print its reports.
 
+The bar counts the pass's steps (one per hour bucket, catch-up steps for hours a stock checkpoint must cross
+that no pass recorded, the finishing step) and names the phase it is in; its total grows when catch-up is found.
+
 Exit status: 0 when every report is clean, 3 when discrepancies were found (so scripts can tell), 1 on
 an error.
 """
@@ -70,13 +73,15 @@ def command(cli: CliContext, hour: str, pass_no: int | None, yes: bool, dry_run:
         return
     cli.audit("reconciliation.run", {"hour": shown}, {"pass": pass_no})
     outcome = domain_call(lambda: runner.run(key, pass_no, runner.Budget(0), restart=True))
-    with progress(output, outcome.steps, f"reconcile {shown} pass {pass_no}") as advance:
+    label = f"reconcile {shown} pass {pass_no}"
+    with progress(output, outcome.steps, f"{label}: {outcome.phase}") as advance:
         advance(outcome.step)
         done = outcome.step
         while outcome.status != "done":
             outcome = domain_call(lambda: runner.run(key, pass_no, runner.Budget(0)))
             step = outcome.steps if outcome.status == "done" else outcome.step
-            advance(step - done)
+            # The total grows when the pass must first sum hours no pass recorded (stock checkpoint catch-up).
+            advance(step - done, total=outcome.steps, description=f"{label}: {outcome.phase}")
             done = step
     reports = [r for r in domain_call(lambda: runner.reports(key)) if r["pass"] == pass_no]
     emit(output, {"hour": shown, "pass": pass_no, "ok": all(r["ok"] for r in reports), "reports": reports},

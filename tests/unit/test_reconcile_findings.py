@@ -209,3 +209,31 @@ def test_deferred_check__owner__exact_child_activity_not_a_substring_match():
     assert _deferred_ns("wallet:ba/formal#u1#CNY") == "ba/formal"
     assert _deferred_ns("redrive:ba/formal|ba/formal#o1") == "ba/formal"
     assert _deferred_ns("wallet:a/formal#u1#CNY") == "a/formal"
+
+
+def test_scene_totals__orders_of_two_scenes_one_opted_out__every_order_summed_per_scene():
+    # GIVEN orders of two scenes, whatever their settings (an hour's totals must hold every order)
+    other = F.OrderRow(**{**order(9, status=0, amount=40).__dict__, "scene_id": "s2"})
+    rows = [order(1, amount=100), order(2, amount=250), other]
+    # THEN each scene's sum, pending or credited alike
+    assert F.scene_totals(rows) == {f"{NS}|s1": 350, f"{NS}|s2": 40}
+    assert F.scene_totals([]) == {}
+
+
+def test_budget_share__parts_of_what_is_left__unlimited_stays_unlimited_and_spent_stays_spent():
+    assert Budget(None).share(3).expired() is False
+    assert Budget(0).share(3).expired() is True
+    assert Budget(3600).share(2).expired() is False
+
+
+def test_catch_up_runs__scattered_hours__compact_runs_that_index_back_to_every_hour():
+    from chalicelib.reconcile.runner import _as_runs, _nth_hour
+
+    # GIVEN unrecorded hours with a hole, across a day boundary
+    hours = ["2026112222", "2026112223", "2026112300", "2026112303"]
+    runs = _as_runs(hours)
+    # THEN consecutive hours fold into one run, and every index maps back to its hour
+    assert runs == [["2026112222", 3], ["2026112303", 1]]
+    assert [_nth_hour(runs, i) for i in range(len(hours))] == hours
+    with pytest.raises(IndexError):
+        _nth_hour(runs, len(hours))

@@ -338,12 +338,11 @@ class Sim:
         probes.resolve_withdrawals(self.world, self.model, user)
         available = self.model.available(user, child)
         amount = max(1, available * self.rng.randint(40, 90) // 100)
-        first = self._request_id(user, child)
-        if (existing := self.model.withdrawals.get((user, first))) is not None and existing.status != NOT_DEBITED:
-            amount = existing.amount
-        second = self._request_id(user, child) if different else first
-        if different and (second == first or self.model.withdrawals.get((user, second)) is not None):
-            return set()
+        # request ids of their own (never chosen again): which of two racers wins varies from run to run, and
+        # later choices must not depend on it, or a seed would not replay
+        self.stats["races"] += 1
+        first = f"race{self.stats['races']}a-{user}"
+        second = f"race{self.stats['races']}b-{user}" if different else first
         calls = [lambda: self.world.withdraw_direct(user, first, amount),
                  lambda: self.world.withdraw_direct(user, second, amount)]
         answers = self.world.race(calls)
@@ -351,8 +350,10 @@ class Sim:
         rank = {202: 0, 200: 1, 502: 1}  # record the less settled first: a repeat may only move forward
         ordered = sorted(zip((first, second), answers, strict=True), key=lambda x: rank.get(x[1][0], 2))
         for request_id, (status, body) in ordered:
-            self.model.record_withdrawal(user, request_id, amount, self.world.now, True, status, body,
+            # provider_healthy=False: the call that finds the other in flight may answer PAYOUT_PENDING
+            self.model.record_withdrawal(user, request_id, amount, self.world.now, False, status, body,
                                          racing=different)
+        probes.resolve_withdrawals(self.world, self.model, user)  # the outcome as it settled, whoever won
         return {user}
 
     def _race_withdrawals(self) -> set[str]:

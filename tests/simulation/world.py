@@ -167,6 +167,24 @@ class ProviderAdapter:
 # --- the world -----------------------------------------------------------------------------------
 
 
+class _TickingTime:
+    """The `time` module, but `monotonic()` advances a fixed tick per reading."""
+
+    TICK_S = 0.25
+
+    def __init__(self) -> None:
+        import time
+
+        self._time, self._now = time, 0.0
+
+    def monotonic(self) -> float:
+        self._now += self.TICK_S
+        return self._now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._time, name)
+
+
 class World:
     """rewardgate in-process, with the simulated clock, queue and provider installed."""
 
@@ -205,6 +223,11 @@ class World:
         config_store.invalidate()
         ratelimit.reset()
         self._patch(clock, "now_ms", lambda: self.now)
+        # reconciliation budgets its invocations with time.monotonic(): a tick per reading instead of the wall
+        # clock, so how far an invocation gets depends on the seed, not on how loaded the machine is
+        from chalicelib.reconcile import runner
+
+        self._patch(runner, "time", _TickingTime())
         proxy = SqsProxy(clients.sqs(), clients.queue_url(CREDITS.name), self.queue)
         self._patch(clients, "sqs", lambda: proxy)
         adapter = ProviderAdapter(self)

@@ -42,6 +42,7 @@ SPAN_MS = 6 * HOUR_MS          # simulated time a run covers, whatever its step 
 BASE_MS = int(datetime(2031, 1, 6, tzinfo=UTC).timestamp() * 1000)
 USERS = ("alice", "bob", "carol", "dave")  # each run's users are these names with the run's tag
 _runs = itertools.count()
+_seeds_run: set[int] = set()
 
 ACTIONS = {  # action -> weight
     "grant": 22, "grant_batch": 8, "retry_grant": 10, "conflicting_grant": 4, "deliver": 22, "withdraw": 14,
@@ -106,9 +107,13 @@ class Sim:
         self.flags = {**FLAGS, **(flags or {})}
         self.rng = random.Random(seed)
         run = next(_runs)
-        # each run in a process gets its own week (same weekday and hour alignment, so a replay is the same run)
+        # each run in a process gets its own week (same weekday and hour alignment, so a replay is the same run);
+        # ids come from the seed alone (keys are hashed into shards and buckets, which steer the run), with the
+        # run number added only when the seed already ran in this process (that repeat is not an exact replay)
         start = BASE_MS + run * 7 * 24 * HOUR_MS
-        self.plan = make_plan(self.rng, start, f"{seed}n{run}{random.Random().randrange(16**6):06x}")
+        tag = f"{seed}" if seed not in _seeds_run else f"{seed}r{run}"
+        _seeds_run.add(seed)
+        self.plan = make_plan(self.rng, start, tag)
         self.provider = SimProvider(random.Random(self.rng.random()), strict=provider_contract() == "payout_id")
         self.world = World(self.plan, start + 5 * MINUTE_MS, self.provider)
         self.model = Model(self.plan)

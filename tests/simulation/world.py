@@ -228,6 +228,10 @@ class World:
         from chalicelib.reconcile import runner
 
         self._patch(runner, "time", _TickingTime())
+        # the grant path's "shard seen full" hint lasts one wall-clock second: off, so shard choice is the seed's
+        from chalicelib.rewards import grants
+
+        self._patch(grants, "FULL_HINT_S", 0.0)
         proxy = SqsProxy(clients.sqs(), clients.queue_url(CREDITS.name), self.queue)
         self._patch(clients, "sqs", lambda: proxy)
         adapter = ProviderAdapter(self)

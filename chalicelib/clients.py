@@ -14,15 +14,21 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from chalicelib.settings import settings
+from chalicelib.settings import Settings, settings
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 _queue_urls: dict[str, str] = {}
 
-# Adaptive retry backs off on throttling across the whole client; a pool sized for the worker
-# threads a benchmark or an integration test runs avoids "connection pool is full" stalls.
-_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 5}, max_pool_connections=64)
+
+def config(s: Settings | None = None) -> Config:
+    """Bounded calls: short connect/read timeouts and few standard-mode attempts (README "Timeouts and retries"),
+    so one call fits inside the caller's deadline. A pool sized for the worker threads a benchmark or an
+    integration test runs avoids "connection pool is full" stalls."""
+    s = s or settings()
+    return Config(retries={"mode": "standard", "total_max_attempts": s.aws_max_attempts},
+                  connect_timeout=s.aws_connect_timeout_s, read_timeout=s.aws_read_timeout_s,
+                  max_pool_connections=64)
 
 
 def client(service: str) -> Any:
@@ -33,7 +39,7 @@ def client(service: str) -> Any:
     with _lock:
         found = _clients.get(service)
         if found is None:
-            found = boto3.session.Session().client(service, region_name=settings().region, config=_CONFIG)
+            found = boto3.session.Session().client(service, region_name=settings().region, config=config())
             _clients[service] = found
     return found
 

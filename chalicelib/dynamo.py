@@ -19,8 +19,9 @@ from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.models import Model
 
+from chalicelib import deadline
 from chalicelib.errors import StorageUnavailable
-from chalicelib.settings import resource_name, settings
+from chalicelib.settings import Settings, resource_name, settings
 
 # Modules that define tables; importing them registers their models.
 TABLE_MODULES = (
@@ -31,6 +32,9 @@ TABLE_MODULES = (
     "chalicelib.play.tables",
     "chalicelib.live.tables",
 )
+
+# Runs of one storage operation by `with_retries` (each a botocore call of `RG_AWS_MAX_ATTEMPTS` attempts).
+ATTEMPTS = 6
 
 _REGISTRY: list[type[Model]] = []
 _connection: Connection | None = None
@@ -51,10 +55,11 @@ def meta(logical_name: str, ttl_attribute: str | None = None) -> type:
         region = settings().region
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
         max_pool_connections = 64
-        connect_timeout_seconds = 5
-        read_timeout_seconds = 10
-        max_retry_attempts = 5
 
+    # One call, botocore's retries included, stays well inside any caller's deadline (README "Timeouts and
+    # retries"); `with_retries` is the retry policy on top.
+    for name, value in connection_options().items():
+        setattr(Meta, name, value)
     Meta.logical_name = logical_name  # type: ignore[attr-defined]
     Meta.ttl_attribute = ttl_attribute  # type: ignore[attr-defined]
     return Meta
@@ -77,8 +82,22 @@ def connection() -> Connection:
     """The PynamoDB connection transactions run on (built on first use, like the models' own)."""
     global _connection
     if _connection is None:
-        _connection = Connection(region=settings().region, max_pool_connections=64, max_retry_attempts=5)
+        _connection = new_connection()
     return _connection
+
+
+def connection_options(s: Settings | None = None) -> dict[str, int]:
+    """Timeouts and botocore attempts of every DynamoDB connection (PynamoDB: total = 1 + max_retry_attempts,
+    in botocore's standard mode); README "Timeouts and retries"."""
+    s = s or settings()
+    return {"connect_timeout_seconds": s.aws_connect_timeout_s, "read_timeout_seconds": s.aws_read_timeout_s,
+            "max_retry_attempts": s.aws_max_attempts - 1}
+
+
+def new_connection(s: Settings | None = None) -> Connection:
+    """A new PynamoDB connection with the table models' timeouts and attempts."""
+    s = s or settings()
+    return Connection(region=s.region, max_pool_connections=64, **connection_options(s))
 
 
 # --- error translation -----------------------------------------------------------------------
@@ -144,13 +163,18 @@ def is_transient(exc: BaseException) -> bool:
     return code is None and any(isinstance(c, BotoCoreError) for c in _causes(exc))
 
 
-def with_retries(operation: Callable[[], T], attempts: int = 6, base_delay_s: float = 0.02) -> T:
+def with_retries(operation: Callable[[], T], attempts: int = ATTEMPTS, base_delay_s: float = 0.02) -> T:
     """Run `operation`, retrying transient DynamoDB failures with full-jitter exponential backoff.
 
-    A transient failure that survives every attempt becomes `StorageUnavailable`; any other error
-    propagates unchanged for the caller to translate.
+    The one retry policy of every storage call: at most `attempts` runs (each one botocore call of at most
+    `RG_AWS_MAX_ATTEMPTS` attempts), and none started after the current deadline (`chalicelib.deadline`):
+    when the deadline has passed, or the next backoff would cross it, `DeadlineExceeded` (a
+    `StorageUnavailable`) is raised instead. A transient failure that survives every attempt becomes
+    `StorageUnavailable`; any other error propagates unchanged for the caller to translate.
     """
     for attempt in range(attempts):
+        if deadline.expired():
+            raise deadline.DeadlineExceeded("deadline reached before the database answered", attempts=attempt)
         try:
             return operation()
         except (PynamoDBException, BotoCoreError, ClientError) as exc:
@@ -158,7 +182,11 @@ def with_retries(operation: Callable[[], T], attempts: int = 6, base_delay_s: fl
                 raise
             if attempt == attempts - 1:
                 raise StorageUnavailable("database unavailable after retries", cause=error_code(exc)) from exc
-            time.sleep(random.uniform(0, base_delay_s * (2**attempt)))
+            delay = random.uniform(0, base_delay_s * (2**attempt))
+            if not deadline.allows_sleep(delay):
+                raise deadline.DeadlineExceeded("deadline reached before the database answered",
+                                                attempts=attempt + 1, cause=error_code(exc)) from exc
+            time.sleep(delay)
     raise AssertionError("unreachable")
 
 

@@ -6,9 +6,11 @@ Every refusal is an RFC 9457 problem (`application/problem+json`):
 Two layers, both registered once for the whole app:
 - `edge_middleware` (Chalice `http` middleware, see `app.py`) wraps every request, including the
   405/415 answers Chalice gives before any view runs: it sets the request context (request id,
-  correlation id, caller ARN), turns Chalice's own `{"Code", "Message"}` errors into problems, adds
-  `X-Request-Id`/`X-Correlation-Id`, emits the request's business metrics as one EMF document and
-  writes ONE structured access line (route, status, latency, ids, caller ARN, problem code).
+  correlation id, caller ARN) and the request's deadline (`chalicelib.deadline`: a storage failure
+  still retried at the deadline is answered `503` with `Retry-After` before API Gateway's 29 s), turns
+  Chalice's own `{"Code", "Message"}` errors into problems, adds `X-Request-Id`/`X-Correlation-Id`,
+  emits the request's business metrics as one EMF document and writes ONE structured access line
+  (route, status, latency, ids, caller ARN, problem code).
 - `api` wraps each view (the operation registry in `chalicelib.edge.registry` applies it): a
   `RewardgateError` becomes its status and problem body; anything else is logged with its traceback
   and answered `500 internal_error`, which leaks nothing.
@@ -28,7 +30,7 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import errors
+from chalicelib import deadline, errors
 from chalicelib.observability import count, logger, metric_scope, tracer
 
 JSON = "application/json"
@@ -74,6 +76,9 @@ STATUS: dict[type[errors.RewardgateError], int] = {
 # they are not failures and do not count towards the `ServerErrors` metric the 5xx alarm watches.
 DELIBERATE: tuple[type[errors.RewardgateError], ...] = (errors.SwitchedOff, errors.PayoutUnavailable)
 
+# A storage failure (or a request deadline reached while retrying one) is answered 503 with this Retry-After.
+STORAGE_RETRY_AFTER_S = 1
+
 # Business metrics counted per refusal code (grants, withdrawals and callbacks count their successes).
 REFUSAL_METRICS = {"sold_out": "SoldOut", "order_conflict": "OrderConflicts", "withdrawal_conflict": "Conflicts",
                    "config_conflict": "Conflicts", "rate_limited": "RateLimited"}
@@ -106,6 +111,8 @@ def error_response(error: errors.RewardgateError, headers: dict[str, str] | None
     extra = dict(headers or {})
     if isinstance(error, errors.RateLimited) and "retry_after_s" in error.details:
         extra["Retry-After"] = str(error.details["retry_after_s"])
+    elif isinstance(error, errors.StorageUnavailable):
+        extra.setdefault("Retry-After", str(STORAGE_RETRY_AFTER_S))
     context = current()
     if context is not None:
         context.problem = error.code
@@ -191,7 +198,10 @@ def edge_middleware(request: Any, get_response: Callable[[Any], Response]) -> Re
     try:
         with metric_scope() as tally:
             try:
-                response = _as_problem(get_response(request))
+                # Every retry inside the view stops at the request's deadline (chalicelib.deadline); what
+                # follows the view (audit, access line) runs after it, with its own attempt bound.
+                with deadline.request_bounded(request):
+                    response = _as_problem(get_response(request))
             except Exception:
                 logger.exception("unhandled error outside a view", extra={"path": context.path})
                 response = error_response(errors.InternalError("unhandled"))
@@ -223,7 +233,7 @@ def api(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        # Per-request set-up (a request deadline, ...) goes here: once per request, before the view.
+        # The request's deadline is set by `edge_middleware`, around this wrapper.
         try:
             return view(*args, **kwargs)
         except errors.RewardgateError as error:

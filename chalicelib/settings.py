@@ -88,6 +88,11 @@ class Settings:
     payout_provider: str
     # Secrets
     secret_prefix: str
+    # Deadlines and timeouts (README "Timeouts and retries")
+    request_limit_s: int = 29
+    aws_connect_timeout_s: int = 1
+    aws_read_timeout_s: int = 5
+    aws_max_attempts: int = 2
 
     @property
     def reward_token_secret(self) -> str:
@@ -120,6 +125,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         grant_retry_horizon_s=env_int(env, "RG_GRANT_RETRY_HORIZON_S", 86_400, minimum=0),
         payout_provider=payout_provider_setting(env, stage),
         secret_prefix=env.get("RG_SECRET_PREFIX", f"rewardgate/{stage}"),
+        request_limit_s=env_int(env, "RG_REQUEST_LIMIT_S", 29, minimum=1),
+        aws_connect_timeout_s=env_int(env, "RG_AWS_CONNECT_TIMEOUT_S", 1, minimum=1),
+        aws_read_timeout_s=env_int(env, "RG_AWS_READ_TIMEOUT_S", 5, minimum=1),
+        aws_max_attempts=env_int(env, "RG_AWS_MAX_ATTEMPTS", 2, minimum=1),
     )
 
 

@@ -26,6 +26,9 @@ os.environ.update(
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
         "RG_CONFIG_CACHE_S": "0",
+        # DynamoDB Local and moto on a shared, busy machine answer in seconds where AWS answers in milliseconds:
+        # the suite's calls wait longer than the deployed 5 s (tests of the deployed values build their own).
+        "RG_AWS_READ_TIMEOUT_S": "30",
         "RG_LOG_LEVEL": "WARNING",
         "POWERTOOLS_METRICS_NAMESPACE": "rewardgate",
     }

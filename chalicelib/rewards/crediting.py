@@ -24,7 +24,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib import clock, faults
+from chalicelib import clock, deadline, faults
 from chalicelib.batch import process_sqs_batch
 from chalicelib.dynamo import cancellation_codes, connection, with_retries
 from chalicelib.errors import PoisonMessage
@@ -213,7 +213,11 @@ def tally(batch_id: str, credited: Iterable[Order]) -> None:
 
 
 def handle_batch(event: Any) -> dict:
-    """The credit worker: credit each record on its own, report failures per record, tally the batch."""
+    """The credit worker: credit each record on its own, report failures per record, tally the batch.
+
+    Under the invocation's deadline (set by the entry point), records not started in time are reported
+    failed and come back; the tally of what was credited still runs.
+    """
     batch_id = new_batch_id()
     credited: list[Order] = []
 
@@ -223,7 +227,10 @@ def handle_batch(event: Any) -> dict:
             credited.append(order)
 
     try:
-        return process_sqs_batch(event, credit_record)
+        # Records stop starting while one storage call's time (at most half the batch's time) is left: the
+        # tally below needs it.
+        reserve_s = min(deadline.call_bound_s(), deadline.remaining_s() / 2)
+        return process_sqs_batch(event, credit_record, getattr(event, "context", None), reserve_s=reserve_s)
     finally:
         # Even when the invocation fails as a whole, what was credited is tallied.
         tally(batch_id, credited)

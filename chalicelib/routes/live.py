@@ -21,6 +21,7 @@ from typing import Any
 from chalice import Blueprint, Chalice
 
 from chalicelib import clock
+from chalicelib import deadline as deadline_scope
 from chalicelib.errors import RewardgateError
 from chalicelib.live import connections, gateway, protocol, push
 from chalicelib.live.notify import PushMessage, send
@@ -137,7 +138,7 @@ def _serve(connection_id: str, body: Any, context: Any) -> str:
 def on_ws_message(event: Any) -> dict[str, Any]:
     """`$default`: one client frame (`ack`, `resume`, `ping`); answers go back as frames over `@connections`."""
     started = time.monotonic()
-    with metric_scope():
+    with metric_scope(), deadline_scope.bounded(getattr(event, "context", None)):
         try:
             op = _serve(event.connection_id, event.body if isinstance(event.body, str) else None,
                         getattr(event, "context", None))
@@ -181,7 +182,7 @@ def live_push(event: Any) -> dict[str, Any]:
         key = (message.game_id, None if message.connections is None else tuple(message.connections))
         groups[key].append((record["messageId"], message))
     failures: list[dict[str, str]] = []
-    with metric_scope():
+    with metric_scope(), deadline_scope.bounded(getattr(event, "context", None)):
         for (game_id, ids), members in groups.items():
             heads = [m.head for _, m in members]
             head = None if None in heads else max(h for h in heads if h is not None)

@@ -10,7 +10,7 @@ from typing import Any
 
 from chalice import Blueprint, Rate
 
-from chalicelib import clock
+from chalicelib import clock, deadline
 from chalicelib import errors as e
 from chalicelib.edge.fields import validated
 from chalicelib.edge.registry import ADMIN, PLATFORM, READ, PathParam, operation, read_object
@@ -130,13 +130,15 @@ def app_settlement(app_id: str, query: SettlementQuery) -> Any:
 @bp.schedule(Rate(1, unit=Rate.MINUTES))
 def play_sweeper(event: Any) -> dict:
     """End games whose heartbeat deadline passed (reads do it too; this catches games nobody reads)."""
-    return {"ended": games.sweep()}
+    with deadline.bounded(getattr(event, "context", None)):
+        return {"ended": games.sweep()}
 
 
 @bp.schedule(Rate(10, unit=Rate.MINUTES))
 def play_bills(event: Any) -> dict:
     """Close the days that are due (00:30 UTC+8) and place their credits."""
-    report = bills.close_due(deadline_s=BILLS_BUDGET_S)
+    with deadline.bounded(getattr(event, "context", None)):
+        report = bills.close_due(deadline_s=BILLS_BUDGET_S)
     if report.held:
         security.metric("PlayBillsHeld", None)
     logger.info("play bills", extra=report.body())

@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import Blueprint, Rate
 
-from chalicelib import clock
+from chalicelib import clock, deadline
 from chalicelib.edge.registry import ADMIN, READ, PathParam, Reply, operation
 from chalicelib.errors import NotFound
 from chalicelib.http import json_response
@@ -22,7 +22,9 @@ API_BUDGET_S = 15
 @bp.schedule(Rate(5, unit=Rate.MINUTES))
 def reconciler(event: Any) -> list[dict]:
     """Run the due passes (h+1 of the last closed hour, h+2 of the one before), resuming where a run stopped."""
-    return [s.body() for s in runner.scheduled(runner.Budget.from_context(getattr(event, "context", None)))]
+    context = getattr(event, "context", None)
+    with deadline.bounded(context):
+        return [s.body() for s in runner.scheduled(runner.Budget.from_context(context))]
 
 
 @operation(bp, "POST", "/v1/admin/reconciliations", summary="Run an hour's due reconciliation pass", access=ADMIN,

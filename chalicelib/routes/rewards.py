@@ -7,7 +7,7 @@ from typing import Any
 
 from chalice import Blueprint, Rate
 
-from chalicelib import clock
+from chalicelib import clock, deadline
 from chalicelib import errors as e
 from chalicelib.edge.registry import GRANT, PUBLIC, READ, operation, validate_body
 from chalicelib.http import REFUSAL_METRICS, json_response, problem_body, status_for
@@ -123,14 +123,15 @@ def jwks() -> Any:
                    maximum_batching_window_in_seconds=CREDITS.batching_window_s)
 def credit_worker(event: Any) -> dict:
     """Credit every order in the batch exactly once; failed records are reported, not the batch."""
-    with metric_scope():  # one EMF document per batch (Credits)
+    with metric_scope(), deadline.bounded(getattr(event, "context", None)):  # one EMF document per batch (Credits)
         return crediting.handle_batch(event)
 
 
 @bp.schedule(Rate(2, unit=Rate.MINUTES))
 def rewards_sweeper(event: Any) -> dict:
     """Re-send credit messages that failed to send; settle withdrawals whose payout outcome is unknown."""
-    resent = grants.resend_unsent()
-    settled = withdrawals.sweep_unresolved()
+    with deadline.bounded(getattr(event, "context", None)):
+        resent = grants.resend_unsent()
+        settled = withdrawals.sweep_unresolved()
     logger.info("rewards sweep", extra={"resent": resent, "settled_withdrawals": settled})
     return {"resent": resent, "settled_withdrawals": settled}

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Blueprint, Rate, Response
 
-from chalicelib import clock
+from chalicelib import clock, deadline
 from chalicelib import errors as e
 from chalicelib.batch import process_sqs_batch
 from chalicelib.callbacks import apply, reads, sweeper
@@ -63,12 +63,15 @@ def _apply_record(record: SQSRecord) -> apply.Applied:
 @bp.on_sqs_message(queue=EVENTS.name, batch_size=EVENTS.batch_size)
 def apply_callback_events(event: Any) -> dict:
     """Apply each queued event to app state; failed records are reported for redelivery."""
-    return process_sqs_batch(event, _apply_record, getattr(event, "context", None))
+    context = getattr(event, "context", None)
+    with deadline.bounded(context):
+        return process_sqs_batch(event, _apply_record, context)
 
 
 @bp.schedule(Rate(SWEEP_EVERY_MINUTES, unit=Rate.MINUTES))
 def sweep_received_events(event: Any) -> dict:
     """Re-enqueue events left RECEIVED past the SLA (lost sends, crashes between store and send)."""
-    result = sweeper.sweep(clock.now_ms())
+    with deadline.bounded(getattr(event, "context", None)):
+        result = sweeper.sweep(clock.now_ms())
     return result.__dict__
 

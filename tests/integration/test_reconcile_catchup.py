@@ -105,11 +105,11 @@ def hour_buckets_256(monkeypatch):
 
 
 def open_campaign(client, opens_ms: int, total: int = 1_000_000) -> Campaign:
-    """An activity whose `formal` child opened at `opens_ms` and stays open for weeks; one cash scene with stock."""
+    """An activity whose `formal` child opened at `opens_ms` and stays open for 600 days; one cash scene with stock."""
     activity_id, scene_id = f"act{random.getrandbits(48):012x}", f"scene{random.getrandbits(48):012x}"
     status, body = call(client, "PUT", f"/v1/admin/activities/{activity_id}", {
         "name": "catch-up", "children": [{"sub_activity_id": "formal", "purpose": "formal",
-                                          "starts_at_ms": opens_ms, "ends_at_ms": opens_ms + 60 * 24 * HOUR_MS}]})
+                                          "starts_at_ms": opens_ms, "ends_at_ms": opens_ms + 600 * 24 * HOUR_MS}]})
     assert status == 200, body
     status, body = call(client, "PUT", f"/v1/admin/activities/{activity_id}/scenes/{scene_id}",
                         {"award_type": "cash", "order_cap": 10_000, "total": total, "shard_count": 4})
@@ -237,9 +237,9 @@ def test_reconcile_schedule__old_pass_with_a_long_catch_up__newer_passes_still_c
     fake, hour_start = fake_now
     client = chalice_client()
     # GIVEN the oldest pass the schedule still owes (h+2 of an hour 7 hours back) has a long catch-up ahead:
-    # its scene's child opened 150 hours before and none of those hours was ever reconciled
+    # its scene's child opened 10 000 hours (over a year) before and none of those hours was ever reconciled
     old = clock.hour_of(hour_start)
-    campaign = open_campaign(client, hour_start - 150 * HOUR_MS)
+    campaign = open_campaign(client, hour_start - 10_000 * HOUR_MS)
     grant(client, campaign, users=2, rain="r1")
     fake.ms = hour_start + 8 * HOUR_MS + 10 * MINUTE_MS
     due = runner.due_runs(fake.ms)

@@ -24,7 +24,7 @@ def worst_call_s(config) -> float:
     return attempts * (config.connect_timeout + config.read_timeout) + backoff
 
 
-DEPLOYED = load_settings({"RG_STAGE": "prod"})
+DEPLOYED = load_settings({"RG_STAGE": "prod", "RG_PAYOUT_PROVIDER": "none"})
 
 
 def _configs():

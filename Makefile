@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAGE ?= prod
 
-.PHONY: run test lint deps system dynamodb-local bench clean package iac-check deploy openapi
+.PHONY: run test lint deps system dynamodb-local bench clean package iac-check deploy openapi soak
 
 # Deploy packaging and IaC checks (README "Deploy to AWS"). checkov has a heavy, conflicting
 # dependency tree, so it lives in its own venv; cfn-lint and the SAM translator are in requirements-dev.txt.
@@ -50,6 +50,15 @@ run: deps
 test: deps iac-check
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## The money-path simulation for minutes (README "Simulation"): seeds SEED, SEED+1, ... of STEPS steps each,
+## at least SEEDS of them, and new ones until MINUTES have passed. A failing seed prints its replay command.
+SEED ?= 1
+SEEDS ?= 4
+STEPS ?= 400
+MINUTES ?=
+soak: deps
+	$(BIN)/python -m tests.simulation --seed $(SEED) --seeds $(SEEDS) --steps $(STEPS) $(if $(MINUTES),--minutes $(MINUTES))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -22,27 +22,9 @@ from chalice.local import LambdaContext, LambdaEventConverter, RouteMatcher
 
 from tests.problems import problem
 from tests.rewards_support import make_campaign
+from tests.sim_clock import SimClock
 
 API_GATEWAY_LIMIT_S = 29  # API Gateway's integration timeout: beyond it the caller gets 504
-
-
-class SimClock:
-    """A monotonic clock that moves only when something sleeps or the stub answers."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self.lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(max(0.0, seconds))
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.now += seconds
 
 
 class ThrottlingDynamoDB:

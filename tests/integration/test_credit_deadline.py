@@ -8,7 +8,6 @@ the clock jumps past the invocation's end. No wall-clock assertion: records, fai
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -31,24 +30,9 @@ from tests.rewards_support import (
     wallet_id_of,
     wallet_item,
 )
+from tests.sim_clock import SimClock
 
 WORKER_TIMEOUT_S = 60  # the credit worker's Lambda timeout (.chalice/config.json)
-
-
-class SimClock:
-    """time.monotonic that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 5_000.0
-        self.lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self.lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.now += seconds
 
 
 @pytest.mark.parametrize("n,k", [(8, 3), (5, 1)])
@@ -64,7 +48,7 @@ def test_credit_worker__time_runs_out_after_k_records__rest_reported_failed_then
     bodies = credit_messages_of(campaign)
     assert len(bodies) == n
     # AND an invocation whose time is used up by the k-th credit (the clock jumps past its 60 s)
-    clock = SimClock()
+    clock = SimClock(5_000.0)
     monkeypatch.setattr(time, "monotonic", clock.monotonic)
     real_credit, done = crediting.credit, []
 
@@ -124,7 +108,7 @@ def test_credit_worker__time_runs_out_mid_batch_on_a_real_queue__sqs_redelivers_
     for body in credit_messages_of(campaign) * 2:
         sqs.send_message(QueueUrl=url, MessageBody=body)
     # AND every invocation's time is used up by its 4th credit
-    clock = SimClock()
+    clock = SimClock(5_000.0)
     monkeypatch.setattr(time, "monotonic", clock.monotonic)
     real_credit, calls = crediting.credit, []
 

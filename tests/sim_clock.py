@@ -1,0 +1,24 @@
+"""A `time.monotonic` stand-in that moves only when a test (or a sleep it replaces) says so."""
+
+from __future__ import annotations
+
+import threading
+
+
+class SimClock:
+    """A thread-safe monotonic clock under the test's control; `sleep` advances it instead of waiting."""
+
+    def __init__(self, start_s: float = 1_000.0) -> None:
+        self.now = start_s
+        self.lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds

@@ -1,0 +1,1 @@
+"""The money-path simulation (issue 9): see README "Simulation"."""

@@ -513,6 +513,11 @@ def _check_tallies(hour: str, agg: _Aggregate, started_ms: int, namespaces: list
     for ns in sorted(namespaces):
         markers.update(_markers(ns, hour))
     found, to_complete = F.tally_findings(agg.batches, markers, hour, started_ms, clock.now_ms())
+    completing = {f"{ns}|{asset}|{batch}" for ns, asset, batch, *_ in to_complete}
+    for key in sorted(agg.batches):
+        ns, asset, batch = key.split("|", 2)
+        if batch and key not in markers and key not in completing:  # its Lambda may still be running: not yet
+            agg.deferred.append(f"tallies:{ns}#batch-may-still-run:{batch}#{asset}")
     for ns, asset, batch, amount, count in to_complete:
         group = crediting.TallyGroup(ns, asset, hour, amount, count)
         crediting.write_tally(batch, group, completed_by="reconciliation")

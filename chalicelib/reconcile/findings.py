@@ -138,6 +138,17 @@ class BucketResult:
     scene_amounts: dict[str, int] = field(default_factory=dict)  # "{ns}|{scene}" -> sum of all orders
     batches: dict[str, list[int]] = field(default_factory=dict)  # "{ns}|{asset}|{batch}" -> [amount, count, last]
     wallets: list[str] = field(default_factory=list)
+    # Orders still to be credited when read: the only ones a batch can credit after this read (a CREDITED
+    # order never changes), so the tally check re-reads exactly these before it decides.
+    pending: list[str] = field(default_factory=list)
+
+
+def add_to_batch(batches: dict[str, list[int]], order: OrderRow) -> None:
+    """Count a CREDITED order into its crediting batch's sums ("{ns}|{asset}|{batch}" -> [amount, count, last])."""
+    sums = batches.setdefault(f"{order.ns}|{order.asset}|{order.credited_by or ''}", [0, 0, 0])
+    sums[0] += order.amount
+    sums[1] += 1
+    sums[2] = max(sums[2], order.credited_at_ms or 0)
 
 
 def examine_bucket(orders: Iterable[OrderRow], entries: Iterable[LedgerRow], now_ms: int, sla_ms: int,
@@ -171,11 +182,7 @@ def examine_bucket(orders: Iterable[OrderRow], entries: Iterable[LedgerRow], now
         if order.status == CREDITED:
             totals.credited += 1
             totals.credited_amount += order.amount
-            batch = f"{order.ns}|{order.asset}|{order.credited_by or ''}"
-            sums = result.batches.setdefault(batch, [0, 0, 0])
-            sums[0] += order.amount
-            sums[1] += 1
-            sums[2] = max(sums[2], order.credited_at_ms or 0)
+            add_to_batch(result.batches, order)
             result.findings.extend(_credit_findings(order, found))
             if not found:
                 result.suspect_missing_ledger.append(key)
@@ -187,8 +194,10 @@ def examine_bucket(orders: Iterable[OrderRow], entries: Iterable[LedgerRow], now
                 result.findings.extend(
                     Finding("orphan_credit", order.ns, f"{e.wallet_id}|{e.entry_key}",
                             {"order_key": key, "order_status": order.status}) for e in found)
-            if order.status in (ACCEPTED, CREDITING) and now_ms - order.created_at_ms > sla_ms:
-                result.stuck.append(key)
+            if order.status in (ACCEPTED, CREDITING):
+                result.pending.append(key)
+                if now_ms - order.created_at_ms > sla_ms:
+                    result.stuck.append(key)
     result.wallets = sorted(wallets)
     return result
 

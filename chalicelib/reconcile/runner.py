@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -299,6 +299,10 @@ def _check_wallets(wallet_ids: Iterable[str]) -> tuple[list[F.Finding], list[str
 
 
 BUCKET_LISTED = 2000  # findings kept per bucket, kind and child; beyond it only the count is kept
+# Pending order keys kept per bucket and child for the tally step to re-read (a stored result stays far below
+# DynamoDB's item size), and re-read per tally step at most; beyond either the check is deferred, and reported.
+PENDING_KEPT = 1000
+PENDING_REREAD = 5000
 
 
 def _listed(items: Iterable[F.Finding], cap: int = BUCKET_LISTED) -> dict[str, dict[str, dict[str, Any]]]:
@@ -360,6 +364,9 @@ def bucket_step(hour: str, pass_no: int, bucket: int, scenes: _Scenes) -> dict[s
         if pass_no == 2:
             found.append(F.Finding("missing_credit", order.ns, key,
                                    {"amount": order.amount, "created_at_ms": order.created_at_ms}))
+    pending: dict[str, list[str]] = defaultdict(list)
+    for key in result.pending:
+        pending[by_key[key].ns].append(key)
     wallets = [w for w in result.wallets if w not in scenes.checked_wallets]
     scenes.checked_wallets.update(wallets)
     wallet_found, wallet_deferred = _check_wallets(wallets)
@@ -370,6 +377,8 @@ def bucket_step(hour: str, pass_no: int, bucket: int, scenes: _Scenes) -> dict[s
         "scene_amounts": result.scene_amounts,
         "hour_totals": F.scene_totals(order_rows),
         "batches": result.batches,
+        "pending": {ns: keys[:PENDING_KEPT] for ns, keys in pending.items()},
+        "pending_overflow": {ns: len(keys) - PENDING_KEPT for ns, keys in pending.items() if len(keys) > PENDING_KEPT},
         "findings": _listed(found),
         "redriven": {ns: {"count": len(keys), "items": sorted(keys)[:F.MAX_LISTED]} for ns, keys in redriven.items()},
         "deferred": deferred,
@@ -389,6 +398,8 @@ class _Aggregate:
     deferred: list[str]
     hour_totals: dict[str, int]  # every order of the hour per "{ns}|{scene}", reconciled or not
     totals_complete: bool = True  # False when a bucket was read by a version that kept no hour totals
+    pending: dict[str, list[str]] = field(default_factory=dict)  # ns -> orders still to be credited when read
+    pending_unread: dict[str, int] = field(default_factory=dict)  # ns -> pending orders not kept (-1: unknown)
 
 
 def _aggregate(parts: Iterable[dict[str, Any]]) -> _Aggregate:
@@ -413,6 +424,14 @@ def _aggregate(parts: Iterable[dict[str, Any]]) -> _Aggregate:
             merged["count"] += entry["count"]
             merged["items"] = sorted(merged["items"] + entry["items"])[:F.MAX_LISTED]
         agg.deferred.extend(part["deferred"])
+        if "pending" not in part:  # read by a version that kept no pending orders: which ones is unknown
+            for ns in part["totals"]:
+                agg.pending_unread[ns] = -1
+        for ns, keys in part.get("pending", {}).items():
+            agg.pending.setdefault(ns, []).extend(keys)
+        for ns, count in part.get("pending_overflow", {}).items():
+            if agg.pending_unread.get(ns, 0) >= 0:
+                agg.pending_unread[ns] = agg.pending_unread.get(ns, 0) + count
     return agg
 
 
@@ -450,11 +469,35 @@ def _tally_namespaces(agg: _Aggregate) -> list[str]:
     return sorted(set(agg.totals) | {key.split("|", 1)[0] for key in agg.batches})
 
 
+def _credited_since(keys: list[str]) -> list[F.OrderRow]:
+    """Those of `keys` (orders pending when their bucket was read) that are CREDITED now (consistent reads)."""
+    def read(key: str) -> F.OrderRow | None:
+        try:
+            return F.order_row(with_retries(lambda: OrderItem.get(key, consistent_read=True)).attribute_values)
+        except DoesNotExist:
+            return None
+
+    with ThreadPoolExecutor(max_workers=WALLET_THREADS) as pool:
+        return [row for row in pool.map(read, keys) if row is not None and row.status == CREDITED]
+
+
 def tally_step(hour: str, pass_no: int, ns: str, started_ms: int) -> None:
-    """Check one child namespace's tallies and hour counters (2 x RG_HOUR_BUCKETS marker reads); store the result."""
+    """Check one child namespace's tallies and hour counters; store the result.
+
+    The bucket results it starts from may have been read invocations ago: an order pending then may have been
+    credited since, by a batch that died before its tally. So the orders pending then (at most PENDING_REREAD)
+    are read again first, and what they show now counts with their batches. Reads: 2 x RG_HOUR_BUCKETS marker
+    queries and one GetItem per pending order.
+    """
     pk = _run_pk(hour, pass_no)
     agg = _aggregate([])
-    agg.batches = (_get_body(pk, f"tallyin#{ns}") or {}).get("batches", {})
+    tally_in = _get_body(pk, f"tallyin#{ns}") or {}
+    agg.batches = tally_in.get("batches", {})
+    for order in _credited_since(tally_in.get("pending", [])):
+        F.add_to_batch(agg.batches, order)
+    unread = tally_in.get("pending_unread", 0)
+    if unread:  # orders that may have been credited since their bucket was read, and were not read again
+        agg.deferred.append(f"tallies:{ns}#pending-unread:{'unknown' if unread < 0 else unread}")
     completed = _check_tallies(hour, agg, started_ms, [ns])
     _put_body(pk, f"tally#{ns}", {"findings": agg.listed, "completed": completed.get(ns, 0),
                                   "deferred": agg.deferred}, RUN_TTL_S)
@@ -470,6 +513,11 @@ def _check_tallies(hour: str, agg: _Aggregate, started_ms: int, namespaces: list
     for ns in sorted(namespaces):
         markers.update(_markers(ns, hour))
     found, to_complete = F.tally_findings(agg.batches, markers, hour, started_ms, clock.now_ms())
+    completing = {f"{ns}|{asset}|{batch}" for ns, asset, batch, *_ in to_complete}
+    for key in sorted(agg.batches):
+        ns, asset, batch = key.split("|", 2)
+        if batch and key not in markers and key not in completing:  # its Lambda may still be running: not yet
+            agg.deferred.append(f"tallies:{ns}#batch-may-still-run:{batch}#{asset}")
     for ns, asset, batch, amount, count in to_complete:
         group = crediting.TallyGroup(ns, asset, hour, amount, count)
         crediting.write_tally(batch, group, completed_by="reconciliation")
@@ -637,8 +685,13 @@ def plan(hour: str, pass_no: int, scenes: _Scenes) -> tuple[list[str], list[str]
     namespaces = _tally_namespaces(agg)
     pk = _run_pk(hour, pass_no)
     for ns in namespaces:
-        _put_body(pk, f"tallyin#{ns}", {"batches": {k: v for k, v in agg.batches.items() if k.split("|", 1)[0] == ns}},
-                  RUN_TTL_S)
+        pending = sorted(agg.pending.get(ns, []))
+        unread = agg.pending_unread.get(ns, 0)
+        if len(pending) > PENDING_REREAD:
+            unread = -1 if unread < 0 else unread + len(pending) - PENDING_REREAD
+            pending = pending[:PENDING_REREAD]
+        _put_body(pk, f"tallyin#{ns}", {"batches": {k: v for k, v in agg.batches.items() if k.split("|", 1)[0] == ns},
+                                        "pending": pending, "pending_unread": unread}, RUN_TTL_S)
     return _catch_up_hours(hour, agg, scenes), namespaces
 
 

@@ -249,6 +249,79 @@ def test_reconcile__batch_crashed_before_its_tally__completes_the_tally_once(hou
     assert totals["children"][0]["distributed"]["CNY"] == {"amount": granted_sum, "rewards": len(bodies)}
 
 
+def test_reconcile__batch_crashed_before_tally_after_buckets_read__completed_when_pass_resumes(hour_clock):
+    fake, hour, hour_start = hour_clock
+    client = chalice_client()
+    purge_credits()
+    # (found by the money-path simulation, `short_reconciler_invocations`: the tally step used to decide from
+    # bucket results read invocations earlier, before these orders were credited)
+    # GIVEN an hour's grants whose crediting lags: none is credited when the hour closes
+    campaign = make_campaign(client, now_ms=fake.ms, total=1_000_000)
+    bodies = [campaign.grant_body(f"u{i}", amount=100 + i) for i in range(25)]
+    status, answer = call(client, "POST", "/v1/grants/batch", {"grants": bodies})
+    assert status == 200 and all(r["status"] == 202 for r in answer["results"])
+    granted_sum = sum(b["amount"] for b in bodies)
+
+    # AND the h+1 pass read every bucket of the hour in short invocations, then ran out of time
+    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
+    while (runner.status(hour, 1) or {"step": 0})["step"] < settings().hour_buckets:
+        runner.run(hour, 1, runner.Budget(0))
+
+    # AND then crediting caught up, its first batch dying after crediting, before its tally
+    with faults.armed("credit.before_tally"):
+        crashed = deliver_credits(max_batches=1, batch_size=10)
+    assert crashed.received == 10 and crashed.succeeded == 0
+    deliver_credits(batch_size=10)
+
+    # WHEN the pass resumes in a later invocation (well over the 15 minutes a Lambda can live)
+    fake.ms += 30 * MINUTE_MS
+    resumed = runner.run(hour, 1, runner.Budget(None))
+
+    # THEN the crashed batch's tally is completed and the total distributed equals what was granted
+    assert resumed.status == "done"
+    report = report_for(runner.reports(hour), campaign)
+    assert report["tallies_completed"] == 1
+    assert report["ok"] is True, report["discrepancies"]
+    totals = call(client, "GET", f"/v1/activities/{campaign.activity_id}/totals")[1]
+    assert totals["children"][0]["distributed"]["CNY"] == {"amount": granted_sum, "rewards": len(bodies)}
+
+
+def test_reconcile__batch_died_before_tally_minutes_ago__report_defers_it_then_a_rerun_completes_it(hour_clock):
+    fake, hour, hour_start = hour_clock
+    client = chalice_client()
+    purge_credits()
+    # GIVEN an hour whose crediting lagged until its pass had read the buckets; a batch then died before its tally
+    campaign = make_campaign(client, now_ms=fake.ms, total=1_000_000)
+    bodies = [campaign.grant_body(f"u{i}", amount=200 + i) for i in range(12)]
+    status, answer = call(client, "POST", "/v1/grants/batch", {"grants": bodies})
+    assert status == 200 and all(r["status"] == 202 for r in answer["results"])
+    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
+    while (runner.status(hour, 1) or {"step": 0})["step"] < settings().hour_buckets:
+        runner.run(hour, 1, runner.Budget(0))
+    with faults.armed("credit.before_tally"):
+        deliver_credits(max_batches=1, batch_size=10)
+    deliver_credits(batch_size=10)
+
+    # WHEN the pass finishes 5 minutes later (the batch's Lambda could still be running: not completed yet)
+    fake.ms += 5 * MINUTE_MS
+    runner.run(hour, 1, runner.Budget(None))
+
+    # THEN its report says the tally check is deferred, rather than presenting the hour as checked
+    ns = ns_of(campaign)
+    report = report_for(runner.reports(hour), campaign)
+    assert report["tallies_completed"] == 0
+    assert [d for d in report["deferred_checks"] if d.startswith(f"tallies:{ns}#")] != [], report["deferred_checks"]
+    # AND a run after the Lambda's lifetime completes it: the total distributed equals what was granted
+    fake.ms += 20 * MINUTE_MS
+    runner.run(hour, 1, runner.Budget(None), restart=True)
+    report = report_for(runner.reports(hour), campaign)
+    assert report["tallies_completed"] == 1 and report["ok"] is True, report
+    assert not [d for d in report["deferred_checks"] if d.startswith("tallies:")]
+    totals = call(client, "GET", f"/v1/activities/{campaign.activity_id}/totals")[1]
+    assert totals["children"][0]["distributed"]["CNY"] == {"amount": sum(b["amount"] for b in bodies),
+                                                           "rewards": len(bodies)}
+
+
 def test_reconcile__tiny_time_budget__resumes_from_its_cursor_to_the_same_report(hour_clock):
     fake, hour, hour_start = hour_clock
     client = chalice_client()

@@ -79,6 +79,22 @@ def test_examine_bucket__pending_past_sla__stuck_and_fresh_one_not():
     assert result.stuck == [f"{NS}#o1"]
 
 
+def test_examine_bucket__orders_not_yet_credited__listed_pending_whether_stuck_or_fresh():
+    # GIVEN a credited order, a fresh accepted one, a stuck accepted one and one being credited
+    result = examine([order(1), order(2, status=1, created=NOW - 1000), order(3, status=1, created=NOW - SLA - 1),
+                      order(4, status=2)], [credit(1)])
+    # THEN exactly the three a later batch may still credit are pending (the tally check re-reads them)
+    assert result.pending == [f"{NS}#o2", f"{NS}#o3", f"{NS}#o4"]
+
+
+def test_add_to_batch__order_credited_after_the_read__joins_its_batch_sums():
+    batches = {f"{NS}|CNY|b1": [100, 1, 5]}
+    F.add_to_batch(batches, order(2, amount=40, batch="b1"))
+    F.add_to_batch(batches, order(3, amount=7, batch="b2"))
+    credited_at = NOW - 3_600_000 + 1000
+    assert batches == {f"{NS}|CNY|b1": [140, 2, credited_at], f"{NS}|CNY|b2": [7, 1, credited_at]}
+
+
 def test_examine_bucket__amount_above_cap__over_order_cap():
     result = examine([order(1, amount=1001, cap=1000)], [credit(1, amount=1001)])
     assert kinds(result) == {("over_order_cap", f"{NS}#o1")}
@@ -209,6 +225,7 @@ def test_deferred_check__owner__exact_child_activity_not_a_substring_match():
     assert _deferred_ns("wallet:ba/formal#u1#CNY") == "ba/formal"
     assert _deferred_ns("redrive:ba/formal|ba/formal#o1") == "ba/formal"
     assert _deferred_ns("wallet:a/formal#u1#CNY") == "a/formal"
+    assert _deferred_ns("tallies:ba/formal#pending-unread:12") == "ba/formal"
 
 
 def test_scene_totals__orders_of_two_scenes_one_opted_out__every_order_summed_per_scene():

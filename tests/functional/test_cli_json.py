@@ -23,6 +23,14 @@ from tests.rewards_support import call, deliver_credits, make_campaign
 NOT_RUN_HERE = {"local up"}
 
 
+@pytest.fixture(autouse=True)
+def no_metric_lines_from_servers_in_this_process(monkeypatch):
+    # CliRunner captures this process's stdout, and the local WebSocket stack below serves (and its workers run)
+    # in threads of this same process: their EMF lines, printed whenever a thread finishes work, would land in
+    # the captured output of whichever command runs then. Deployed, they are other processes' log streams.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+
+
 def leaf_commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
     found = {}
     for name, command in group.commands.items():

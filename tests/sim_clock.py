@@ -1,4 +1,4 @@
-"""A `time.monotonic` stand-in that moves only when a test (or a sleep it replaces) says so."""
+"""Clocks under the test's control: a `time.monotonic` stand-in and a settable `clock.now_ms`."""
 
 from __future__ import annotations
 
@@ -22,3 +22,13 @@ class SimClock:
     def advance(self, seconds: float) -> None:
         with self.lock:
             self.now += seconds
+
+
+class FakeClock:
+    """A settable stand-in for `chalicelib.clock.now_ms` (milliseconds since the epoch)."""
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms

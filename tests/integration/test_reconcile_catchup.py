@@ -30,6 +30,7 @@ from tests.rewards_support import (
     install_signing_key,
     purge_credits,
 )
+from tests.sim_clock import FakeClock
 
 HOUR_MS = 3600 * 1000
 MINUTE_MS = 60 * 1000
@@ -75,13 +76,6 @@ def dynamodb_calls() -> Iterator[CallLog]:
         for client in clients.values():
             client.meta.events.unregister("before-parameter-build.dynamodb", log)
 
-
-class FakeClock:
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
 
 
 @pytest.fixture

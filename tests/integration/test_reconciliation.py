@@ -28,19 +28,11 @@ from tests.rewards_support import (
     make_campaign,
     purge_credits,
 )
+from tests.sim_clock import FakeClock
 
 HOUR_MS = 3600 * 1000
 MINUTE_MS = 60 * 1000
 
-
-class FakeClock:
-    """A settable clock standing in for `chalicelib.clock.now_ms`."""
-
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
 
 
 @pytest.fixture

@@ -193,19 +193,17 @@ class Sim:
         return {reward.user}
 
     def retry_grant(self) -> set[str]:
-        candidates = [r for r in self.model.rewards if r.attempts and self._eligible(r)]
-        if not candidates:
-            return self.grant()
-        reward = self.rng.choice(candidates)
-        self._grant_one(reward, conflicting=False)
-        return {reward.user}
+        return self._grant_again([r for r in self.model.rewards if r.attempts and self._eligible(r)], False)
 
     def conflicting_grant(self) -> set[str]:
-        candidates = [r for r in self.model.rewards if r.placements and self._eligible(r)]
+        return self._grant_again([r for r in self.model.rewards if r.placements and self._eligible(r)], True)
+
+    def _grant_again(self, candidates: list[Reward], conflicting: bool) -> set[str]:
+        """A reward already tried, granted again (same body, or a different one for its order id)."""
         if not candidates:
             return self.grant()
         reward = self.rng.choice(candidates)
-        self._grant_one(reward, conflicting=True)
+        self._grant_one(reward, conflicting=conflicting)
         return {reward.user}
 
     def _grant_one(self, reward: Reward, conflicting: bool) -> None:

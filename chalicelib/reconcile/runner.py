@@ -47,6 +47,7 @@ from chalicelib.reconcile import hours
 from chalicelib.reconcile import payouts as payout_reconcile
 from chalicelib.reconcile.tables import ReconItem
 from chalicelib.rewards import config_store, counters, crediting, grants, ids, orders, reservations
+from chalicelib.rewards.orders import OPEN_TIME_AHEAD_MS
 from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry, OrderItem, WalletItem
 from chalicelib.settings import settings
 
@@ -553,6 +554,12 @@ def _stock_scenes(agg: _Aggregate, scenes: _Scenes) -> Iterator[tuple[str, Any, 
         yield scene_key, scene, child
 
 
+def _first_order_hour(child: Any) -> str:
+    """The earliest hour an order of `child` can be written in: a grant's open_time_ms, which chooses the child,
+    may be up to `OPEN_TIME_AHEAD_MS` ahead of the clock that files the order under its hour."""
+    return clock.hour_of(child.starts_at_ms - OPEN_TIME_AHEAD_MS)
+
+
 def _catch_up_hours(hour: str, agg: _Aggregate, scenes: _Scenes) -> list[str]:
     """The hours before `hour` that some stock checkpoint must cross and no pass has recorded (one query)."""
     bases = []
@@ -561,7 +568,7 @@ def _catch_up_hours(hour: str, agg: _Aggregate, scenes: _Scenes) -> list[str]:
             continue
         checkpoint = hours.read_checkpoint(ids.stock_counter_id(scene_key.split("|", 1)[0], scene.scene_id))
         if checkpoint is None or checkpoint["through"] < hour:
-            bases.append(hours.checkpoint_base(checkpoint, clock.hour_of(child.starts_at_ms))[0])
+            bases.append(hours.checkpoint_base(checkpoint, _first_order_hour(child))[0])
     if not bases:
         return []
     return hours.unrecorded(next_hour(min(bases)), next_hour(hour, -1))
@@ -576,7 +583,7 @@ def _check_stock(hour: str, agg: _Aggregate, scenes: _Scenes) -> None:
             continue
         counter_id = ids.stock_counter_id(ns, scene_id)
         hour_amount = agg.hour_totals[scene_key] if agg.totals_complete else agg.scene_amounts[scene_key]
-        advanced = hours.advance(counter_id, scene_key, hour, hour_amount, clock.hour_of(child.starts_at_ms))
+        advanced = hours.advance(counter_id, scene_key, hour, hour_amount, _first_order_hour(child))
         through, amount = advanced if advanced is not None else (hour, None)  # None: an hour is not summed yet
         shards = [F.ShardRow(s.index, s.cap, s.consumed, s.updated_at_ms) for s in counters.read_shards(counter_id)]
         stock, compared = F.stock_findings(ns, scene_id, scene.total, shards, amount,

@@ -41,7 +41,8 @@ from chalicelib.dynamo import connection, with_retries
 from chalicelib.observability import emit_now, logger
 from chalicelib.rewards import ids
 from chalicelib.rewards.counters import allocated_shards
-from chalicelib.rewards.tables import CounterItem, OrderItem
+from chalicelib.rewards.orders import parse_ref
+from chalicelib.rewards.tables import CounterItem, LedgerEntry
 
 LEASE_PREFIX = "lease_"
 LEASE_MS = 60_000
@@ -215,11 +216,11 @@ def _used(rid: str, shard: int) -> int:
         journal = with_retries(lambda: CounterItem.get(f"resv#{rid}", JOURNAL_SK, consistent_read=True))
     except CounterItem.DoesNotExist:
         return 0  # written before the reservation: no journal means no order could use it
-    keys = [key for key, _ in json.loads(journal.journal or "{}").get("orders", [])]
+    keys = list(dict.fromkeys(parse_ref(ref) for ref, _ in json.loads(journal.journal or "{}").get("orders", [])))
     used = 0
     for start in range(0, len(keys), 100):
         chunk = keys[start:start + 100]
-        for item in with_retries(lambda c=chunk: list(OrderItem.batch_get(c, consistent_read=True))):
+        for item in with_retries(lambda c=chunk: list(LedgerEntry.batch_get(c, consistent_read=True))):
             if item.reservation == rid and item.shard == shard:
                 used += int(item.amount)
     return used

@@ -663,6 +663,12 @@ def run_summary(meter: Any, client: Any, args: argparse.Namespace, prices: Any) 
           f"credited {main_check.credited}; lost {main_check.lost + tight_check.lost}, double credits "
           f"{main_check.double_credits + tight_check.double_credits}, oversold "
           f"{main_check.oversold + tight_check.oversold}")
+    sizes = []
+    for table in ("ledger", "wallets", "counters"):
+        _, mean, largest = meter.item_sizes(f"rewardgate-local-{table}")
+        sizes.append(f"{table} mean {mean:.0f} B, max {largest} B")
+    print("item sizes at the end (a write costs a unit per started KB; counters' largest is a batch's reservation "
+          "journal): " + "; ".join(sizes))
     python = Path(sys.executable)
     shown = python.relative_to(ROOT) if python.is_relative_to(ROOT) else python
     print("command: " + " ".join([str(shown), *sys.argv]))

@@ -305,7 +305,9 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
         return members  # every shard was just seen full: the single path confirms sold_out, writing nothing
     rid = reservations.new_id()
     reservations.register(counter_id, shard_count, now_ms)
-    reservations.write_journal(rid, counter_id, [(o.ref, o.amount) for _, o in members], now_ms)
+    first = members[0][1]
+    reservations.write_journal(rid, counter_id, first.ns, first.asset, [(o.order_id, o.amount) for _, o in members],
+                               now_ms)
     planned, rest = reservations.reserve_blocks(
         rid, counter_id, shard_count, [o.amount for _, o in members], now_ms, home_key=members[0][1].order_key,
         skip=lambda shard, smallest: _hinted_full(counter_id, shard, smallest),

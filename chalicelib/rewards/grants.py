@@ -8,9 +8,10 @@ neither does, so a sold-out scene writes nothing and an order exists only with i
 Invariant enforced here: sum over shards of `consumed` <= total, because each shard's consumption is
 bounded by its cap and the caps never sum above the total (see `spread`).
 
-After the commit the order is enqueued for crediting. If that send fails, the order stays ACCEPTED
-and is flagged in the sparse `unsent` index, which the sweeper re-sends; if the process dies before
-even that, the hourly reconciliation re-drives it. Either way the reward is never lost.
+After the commit the order is enqueued for crediting (`chalicelib.rewards.sending`, re-exported here). If
+that send fails, the order stays ACCEPTED and is flagged in the sparse `unsent` index, which the sweeper
+re-sends; if the process dies before even that, the hourly reconciliation re-drives it. Either way the
+reward is never lost.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from dataclasses import dataclass, replace
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib import clients, clock, faults
+from chalicelib import clock, faults
 from chalicelib.dynamo import cancellation_codes, connection, error_code, raw_item, with_retries
 from chalicelib.errors import OrderConflict, RewardgateError, SoldOut, StorageUnavailable
 from chalicelib.observability import logger
-from chalicelib.queues import CREDITS
 from chalicelib.rewards import config_store, ids, orders, ratelimit, reservations, tokens
 from chalicelib.rewards.config import TOKEN_ISSUANCE, Scene
 from chalicelib.rewards.orders import GrantRequest, Order
+from chalicelib.rewards.sending import enqueue, resend_unsent  # noqa: F401 - re-exported: callers use grants.*
 from chalicelib.rewards.tables import ACCEPTED, CounterItem, LedgerEntry
 from chalicelib.settings import settings
 
@@ -357,35 +358,6 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
     return leftovers
 
 
-def _mark_unsent(order: Order) -> None:
-    bucket = str(ids.bucket_of(order.order_key, settings().hour_buckets))
-    try:
-        with_retries(lambda: LedgerEntry(order.wallet_id, order.entry_key).update(
-            actions=[LedgerEntry.unsent_bucket.set(bucket)], condition=LedgerEntry.status == ACCEPTED))
-    except Exception:
-        # Nothing more can be done from here; the hourly reconciliation re-drives ACCEPTED orders.
-        logger.exception("could not flag an unsent order", extra={"order_key": order.order_key})
-
-
-def enqueue(batch: Sequence[Order]) -> int:
-    """Send credit messages (10 per request); flag the orders whose send failed. Returns how many failed."""
-    failed: list[Order] = []
-    for start in range(0, len(batch), 10):
-        chunk = batch[start:start + 10]
-        try:
-            answer = clients.sqs().send_message_batch(
-                QueueUrl=clients.queue_url(CREDITS.name),
-                Entries=[{"Id": str(i), "MessageBody": orders.credit_message(o)} for i, o in enumerate(chunk)],
-            )
-            failed.extend(chunk[int(f["Id"])] for f in answer.get("Failed", []))
-        except Exception:
-            logger.exception("credit enqueue failed", extra={"orders": len(chunk)})
-            failed.extend(chunk)
-    for order in failed:
-        _mark_unsent(order)
-    return len(failed)
-
-
 def _needs_reenqueue(order: Order, created: bool) -> bool:
     return created or (order.status == ACCEPTED and clock.now_ms() - order.created_at_ms > REENQUEUE_AFTER_MS)
 
@@ -421,22 +393,3 @@ def grant_many(requests: Sequence[GrantRequest | RewardgateError]) -> list[Grant
     faults.point("grant.after_transaction")
     enqueue(to_send)
     return [replace(r, token=_token(r.order, key)) if isinstance(r, Granted) else r for r in results]
-
-
-def resend_unsent(limit_per_bucket: int = 200) -> int:
-    """Re-send the credit messages of orders flagged `unsent` (the sweeper). Returns how many were sent."""
-    resent = 0
-    for bucket in range(settings().hour_buckets):
-        keys = with_retries(lambda b=bucket: [
-            (item.wallet_id, item.entry_key) for item in LedgerEntry.unsent.query(str(b), limit=limit_per_bucket)])
-        if not keys:
-            continue
-        items = with_retries(lambda k=keys: list(LedgerEntry.batch_get(k, consistent_read=True)))
-        accepted = [orders.from_item(i) for i in items if i.status == ACCEPTED]
-        failed = enqueue(accepted)
-        if failed == 0:
-            for order in accepted:
-                with_retries(lambda o=order: LedgerEntry(o.wallet_id, o.entry_key).update(
-                    actions=[LedgerEntry.unsent_bucket.remove()]))
-            resent += len(accepted)
-    return resent

@@ -54,7 +54,7 @@ class CallLog:
         """The `{hour}#{bucket}` partitions of the orders' hour index that were queried."""
         found = []
         for name, params in self.calls[since:]:
-            if name == "Query" and params.get("IndexName") == "by_hour" and "orders" in params.get("TableName", ""):
+            if name == "Query" and params.get("IndexName") == "by_hour" and "ledger" in params.get("TableName", ""):
                 found.append(params["ExpressionAttributeValues"][":0"]["S"])
         return found
 

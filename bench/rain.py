@@ -650,8 +650,11 @@ def run_summary(meter: Any, client: Any, args: argparse.Namespace, prices: Any) 
     credit_wru = meter.usage(f"{result.mode.name}:credit").wru_by
     print(f"rain: {result.rewards_planned} rewards ({args.users} users x {args.rounds} rounds), {args.shards} shards, "
           f"{args.api_threads} API threads, {args.worker_threads} credit workers; granted {result.granted}, "
-          f"credited {result.credited}; grants/s {result.granted / result.grant_s:.0f}, floor (plain conditional "
-          f"puts, same threads) {floor_per_s:.0f}/s; credits/s {result.credited / result.credit_s:.0f}")
+          f"credited {result.credited}")
+    grants_per_s, credits_per_s = result.granted / result.grant_s, result.credited / result.credit_s
+    print(f"  throughput: floor (plain conditional puts, same threads) {floor_per_s:.0f}/s; grants/s "
+          f"{grants_per_s:.0f} = {grants_per_s / floor_per_s:.3f} x floor; credits/s {credits_per_s:.0f} = "
+          f"{credits_per_s / floor_per_s:.3f} x floor")
     for side, by in (("grant", grant_wru), ("credit", credit_wru)):
         print(f"  {side} write units per credited reward by table/index: " + ", ".join(
             f"{t.replace('rewardgate-local-', '')} {v / n:.2f}" for t, v in sorted(by.items())))

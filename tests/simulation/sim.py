@@ -269,13 +269,21 @@ class Sim:
 
         return json.loads(body).get("act_id", "")
 
-    def withdraw(self, repeat: bool = False) -> set[str]:
+    def _withdrawer(self) -> tuple[str, str] | None:
+        """A user and the child open now, with what the model knows of them brought up to date (None: no child)."""
         user = self.rng.choice(self.plan.users)
         child = self.plan.wallet_child_at(self.world.now)
         if child is None:
-            return set()
+            return None
         probes.resolve(self.world, self.model, [r for r in self.model.rewards if r.user == user])
         probes.resolve_withdrawals(self.world, self.model, user)
+        return user, child
+
+    def withdraw(self, repeat: bool = False) -> set[str]:
+        chosen = self._withdrawer()
+        if chosen is None:
+            return set()
+        user, child = chosen
         mine = [w for w in self.model.withdrawals.values() if w.user == user and w.status != NOT_DEBITED
                 and (w.child == child or self.flags["cross_child_withdrawal_repeats"])]
         if repeat and mine:
@@ -340,12 +348,10 @@ class Sim:
         return {reward.user}
 
     def _race_withdrawal(self, different: bool = False) -> set[str]:
-        user = self.rng.choice(self.plan.users)
-        child = self.plan.wallet_child_at(self.world.now)
-        if child is None:
+        chosen = self._withdrawer()
+        if chosen is None:
             return set()
-        probes.resolve(self.world, self.model, [r for r in self.model.rewards if r.user == user])
-        probes.resolve_withdrawals(self.world, self.model, user)
+        user, child = chosen
         available = self.model.available(user, child)
         amount = max(1, available * self.rng.randint(40, 90) // 100)
         # request ids of their own (never chosen again): which of two racers wins varies from run to run, and

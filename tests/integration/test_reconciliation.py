@@ -250,6 +250,25 @@ def test_reconcile__batch_crashed_before_its_tally__completes_the_tally_once(hou
     assert totals["children"][0]["distributed"]["CNY"] == {"amount": granted_sum, "rewards": len(bodies)}
 
 
+def lagging_hour_with_a_batch_dead_before_its_tally(client, fake: FakeClock, hour: str, hour_start: int,
+                                                    users: int, base_amount: int):
+    """Grants none of which is credited when the hour closes; the h+1 pass reads every bucket in short
+    invocations and runs out of time; then crediting catches up, its first batch of 10 dying after crediting,
+    before its tally. Returns the campaign and the grant bodies."""
+    campaign = make_campaign(client, now_ms=fake.ms, total=1_000_000)
+    bodies = [campaign.grant_body(f"u{i}", amount=base_amount + i) for i in range(users)]
+    status, answer = call(client, "POST", "/v1/grants/batch", {"grants": bodies})
+    assert status == 200 and all(r["status"] == 202 for r in answer["results"])
+    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
+    while (runner.status(hour, 1) or {"step": 0})["step"] < settings().hour_buckets:
+        runner.run(hour, 1, runner.Budget(0))
+    with faults.armed("credit.before_tally"):
+        crashed = deliver_credits(max_batches=1, batch_size=10)
+    assert crashed.received == 10 and crashed.succeeded == 0
+    deliver_credits(batch_size=10)
+    return campaign, bodies
+
+
 def test_reconcile__batch_crashed_before_tally_after_buckets_read__completed_when_pass_resumes(hour_clock):
     fake, hour, hour_start = hour_clock
     client = chalice_client()
@@ -257,22 +276,11 @@ def test_reconcile__batch_crashed_before_tally_after_buckets_read__completed_whe
     # (found by the money-path simulation, `short_reconciler_invocations`: the tally step used to decide from
     # bucket results read invocations earlier, before these orders were credited)
     # GIVEN an hour's grants whose crediting lags: none is credited when the hour closes
-    campaign = make_campaign(client, now_ms=fake.ms, total=1_000_000)
-    bodies = [campaign.grant_body(f"u{i}", amount=100 + i) for i in range(25)]
-    status, answer = call(client, "POST", "/v1/grants/batch", {"grants": bodies})
-    assert status == 200 and all(r["status"] == 202 for r in answer["results"])
-    granted_sum = sum(b["amount"] for b in bodies)
-
     # AND the h+1 pass read every bucket of the hour in short invocations, then ran out of time
-    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
-    while (runner.status(hour, 1) or {"step": 0})["step"] < settings().hour_buckets:
-        runner.run(hour, 1, runner.Budget(0))
-
     # AND then crediting caught up, its first batch dying after crediting, before its tally
-    with faults.armed("credit.before_tally"):
-        crashed = deliver_credits(max_batches=1, batch_size=10)
-    assert crashed.received == 10 and crashed.succeeded == 0
-    deliver_credits(batch_size=10)
+    campaign, bodies = lagging_hour_with_a_batch_dead_before_its_tally(client, fake, hour, hour_start,
+                                                                       users=25, base_amount=100)
+    granted_sum = sum(b["amount"] for b in bodies)
 
     # WHEN the pass resumes in a later invocation (well over the 15 minutes a Lambda can live)
     fake.ms += 30 * MINUTE_MS
@@ -292,16 +300,8 @@ def test_reconcile__batch_died_before_tally_minutes_ago__report_defers_it_then_a
     client = chalice_client()
     purge_credits()
     # GIVEN an hour whose crediting lagged until its pass had read the buckets; a batch then died before its tally
-    campaign = make_campaign(client, now_ms=fake.ms, total=1_000_000)
-    bodies = [campaign.grant_body(f"u{i}", amount=200 + i) for i in range(12)]
-    status, answer = call(client, "POST", "/v1/grants/batch", {"grants": bodies})
-    assert status == 200 and all(r["status"] == 202 for r in answer["results"])
-    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
-    while (runner.status(hour, 1) or {"step": 0})["step"] < settings().hour_buckets:
-        runner.run(hour, 1, runner.Budget(0))
-    with faults.armed("credit.before_tally"):
-        deliver_credits(max_batches=1, batch_size=10)
-    deliver_credits(batch_size=10)
+    campaign, bodies = lagging_hour_with_a_batch_dead_before_its_tally(client, fake, hour, hour_start,
+                                                                       users=12, base_amount=200)
 
     # WHEN the pass finishes 5 minutes later (the batch's Lambda could still be running: not completed yet)
     fake.ms += 5 * MINUTE_MS

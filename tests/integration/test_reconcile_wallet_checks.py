@@ -238,7 +238,7 @@ def test_wallet_check__late_credit_of_an_order_older_than_the_checkpoint__whole_
     fake.ms = next_start + 10 * MINUTE_MS
     grant_and_credit(client, campaign, ["u0"], "new")
     assert report_for(reconcile(next_start, fake), campaign)["ok"] is True
-    checkpoint = wallet_checks.read_checkpoints([wallet])[wallet]
+    checkpoint = wallet_checks.read_checkpoint(wallet)
     assert checkpoint.through_ms > hour_start + 20 * MINUTE_MS  # the old order's time is before T
 
     # WHEN the old order is credited late (its ledger time is its creation, before T), and hour H+2 is checked
@@ -251,7 +251,7 @@ def test_wallet_check__late_credit_of_an_order_older_than_the_checkpoint__whole_
 
     # THEN no false finding and no false ok: the counts disagree, the whole ledger decides, the checkpoint is rebuilt
     assert (report["ok"], report["deferred_checks"]) == (True, []), report
-    rebuilt = wallet_checks.read_checkpoints([wallet])[wallet]
+    rebuilt = wallet_checks.read_checkpoint(wallet)
     assert rebuilt.count == 3 and rebuilt.full_at_ms > checkpoint.full_at_ms
 
 

@@ -152,7 +152,8 @@ def seed_history(fake: BenchClock, activity_id: str, hour_start: int, plans: lis
     starts = [hour_start - (len(plans) - j) * HOUR_MS for j in range(len(plans))]
     scratch = SizeResult(orders=0, hour="", scope="history")
     for j, (start, plan) in enumerate(zip(starts, plans, strict=True)):
-        seed_hour(fake, activity_id, start, plan, threads, scratch, _NoProgress(), batch=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # the credit worker's metric lines
+            seed_hour(fake, activity_id, start, plan, threads, scratch, _NoProgress(), batch=True)
         for failure, count in scratch.seed_failures.items():
             result.seed_failures[f"history {failure}"] += count
         fake.ms = start + HOUR_MS + RECONCILE_AT_MS
@@ -213,6 +214,7 @@ class SizeResult:
     metric: list[float] = field(default_factory=list)  # ReconciliationDiscrepancies emitted
     largest_record: int = 0  # bytes of the largest stored bucket result of the pass
     wallet_checks: int = 0  # wallet checks (`wallet_checks.check_wallet`)
+    checkpoint_rru: float = 0.0  # checkpoint GetItems: 0.5 read units each (eventually consistent, < 4 KB)
     whole_reads: int = 0  # of which read the wallet's whole posted ledger (no checkpoint yet, or a disagreement)
     history: int = 0  # earlier posted entries per wallet, seeded and reconciled before the measured hour
 
@@ -307,10 +309,13 @@ def seed_hour(fake: BenchClock, activity_id: str, hour_start: int, plan: list[tu
 @contextlib.contextmanager
 def timed_steps(result: SizeResult, progress: Any) -> Iterator[None]:
     """Time each bucket step and the finishing step, count wallet checks (wrapping the runner's functions)."""
-    from chalicelib.reconcile import runner, wallet_checks
+    from chalicelib.reconcile import runner
 
+    try:
+        from chalicelib.reconcile import wallet_checks
+    except ImportError:  # the code before the incremental wallet check: every check reads the whole ledger
+        wallet_checks = None
     bucket_step, finish = runner.bucket_step, runner.finish
-    check_wallet, whole = wallet_checks.check_wallet, wallet_checks._whole_snapshot
     others = {name: getattr(runner, name) for name in ("plan", "catch_up_step", "tally_step")}
     lock = threading.Lock()
 
@@ -340,25 +345,37 @@ def timed_steps(result: SizeResult, progress: Any) -> Iterator[None]:
             result.finish_s = time.perf_counter() - started
             progress.update(1)
 
-    def counted_check(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            result.wallet_checks += 1
-        return check_wallet(*args, **kwargs)
+    def counted(name: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                if name == "check":
+                    result.wallet_checks += 1
+                elif name == "whole":
+                    result.whole_reads += 1
+                else:
+                    result.checkpoint_rru += 0.5
+            return function(*args, **kwargs)
+        return wrapper
 
-    def counted_whole(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            result.whole_reads += 1
-        return whole(*args, **kwargs)
-
+    if wallet_checks is not None:
+        wrapped = {(wallet_checks, "check_wallet"): "check", (wallet_checks, "_whole_snapshot"): "whole",
+                   (wallet_checks, "read_checkpoint"): "checkpoint"}
+    else:
+        wrapped = {(runner, "_wallet_snapshot"): "check"}
+    saved = {key: getattr(*key) for key in wrapped}
+    for (module, attr), name in wrapped.items():
+        setattr(module, attr, counted(name, saved[(module, attr)]))
+    if wallet_checks is None:  # each check is one whole read
+        runner._wallet_snapshot = counted("whole", runner._wallet_snapshot)
     runner.bucket_step, runner.finish = timed_bucket_step, timed_finish
-    wallet_checks.check_wallet, wallet_checks._whole_snapshot = counted_check, counted_whole
     for name in others:
         setattr(runner, name, timed_other(name))
     try:
         yield
     finally:
         runner.bucket_step, runner.finish = bucket_step, finish
-        wallet_checks.check_wallet, wallet_checks._whole_snapshot = check_wallet, whole
+        for (module, attr), function in saved.items():
+            setattr(module, attr, function)
         for name, function in others.items():
             setattr(runner, name, function)
 
@@ -480,6 +497,11 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
         per(usages[r.scope].rru_by[t], r.orders) for r in results))
     for target in targets:
         row(f"  {short(target)}", lambda r, t=target: per(usages[r.scope].rru_by[t], r.orders), "{:.4f}")
+    row("  of which wallet checks (wallet, ledger, checkpoint)",
+        lambda r: per(usages[r.scope].rru_by.get("rewardgate-local-wallets", 0)
+                      + usages[r.scope].rru_by.get("rewardgate-local-ledger/by_time", 0)
+                      + usages[r.scope].rru_by.get("rewardgate-local-ledger", 0)
+                      + r.checkpoint_rru, r.orders), "{:.4f}")
     row("DynamoDB write units / order (run records)", lambda r: per(usages[r.scope].wru, r.orders), "{:.4f}")
     row("DynamoDB calls / order", lambda r: per(usages[r.scope].dynamodb_requests, r.orders), "{:.4f}")
     operations = sorted({op for u in usages.values() for op in u.dynamodb_calls})
@@ -525,7 +547,7 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
             cells += f"{(f'{b / a:.3g}x' if a else '-'):>18}"
         out(f"{label:{width}}{cells}")
     out("")
-    if len(results) > 1:
+    if len(results) > 1 and not args.history:
         ua, ub = usages[first.scope], usages[last.scope]
         rcu_ratio = per(ub.rru, last.orders) / per(ua.rru, first.orders)
         tput_ratio = per(last.orders, last.reconcile_s) / per(first.orders, first.reconcile_s)

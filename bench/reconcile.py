@@ -122,15 +122,15 @@ HISTORY_PER_HOUR = 250  # earlier entries per wallet seeded into each history ho
 
 
 def history_hours(history: int) -> int:
-    """How many earlier hours `--history N` entries per wallet are seeded into (0 without history)."""
-    return -(-history // HISTORY_PER_HOUR)
+    """How many hours before the measured one `--history N` uses (its seeded hours and an empty one; 0 without)."""
+    return -(-history // HISTORY_PER_HOUR) + 1 if history else 0
 
 
 def history_plan(act_ids: list[str], history: int, amount_max: int, seed: int) -> list[list[tuple[str, str, int]]]:
     """Per history hour, (act_id, rain_id, amount) round by round: `history` orders per wallet in all."""
     rng = random.Random(seed)
     hours_ = []
-    for hour_no in range(history_hours(history)):
+    for hour_no in range(-(-history // HISTORY_PER_HOUR)):
         rounds = range(hour_no * HISTORY_PER_HOUR, min(history, (hour_no + 1) * HISTORY_PER_HOUR))
         hours_.append([(act_id, f"h{rnd}", rng.randint(1, amount_max)) for rnd in rounds for act_id in act_ids])
     return hours_
@@ -140,35 +140,38 @@ def seed_history(fake: BenchClock, activity_id: str, hour_start: int, plans: lis
                  threads: int, result: SizeResult) -> None:
     """The history hours before the measured one, each seeded and reconciled as the schedule would, unmeasured.
 
-    Hour j is seeded (batch grants, the real credit worker), then at j+1 + 6 min the schedule's passes run:
-    pass 1 of j and pass 2 of j-1. The last history hour's pass 2 runs at the measured hour + 6 min, before
-    the measured pass; the measured hour's own entries all come after those passes' checkpoints.
+    History hours end two hours before the measured hour M; M-1 holds nothing (a history hour is 50 times
+    denser than the measured one, and its last minutes would otherwise fall after the checkpoints). At
+    j+1 + 6 min the schedule's passes run: pass 1 of j and pass 2 of j-1; at M + 6 min the last ones (pass 1
+    of M-1, pass 2 of M-2). Then the measured hour M is seeded and its pass 1 measured at M+1 + 6 min.
     """
     import io
 
     from chalicelib import clock
     from chalicelib.reconcile import runner
 
-    starts = [hour_start - (len(plans) - j) * HOUR_MS for j in range(len(plans))]
+    starts = [hour_start - (len(plans) + 1 - j) * HOUR_MS for j in range(len(plans))]
     scratch = SizeResult(orders=0, hour="", scope="history")
-    for j, (start, plan) in enumerate(zip(starts, plans, strict=True)):
-        with contextlib.redirect_stdout(io.StringIO()):  # the credit worker's metric lines
-            seed_hour(fake, activity_id, start, plan, threads, scratch, _NoProgress(), batch=True)
-        for failure, count in scratch.seed_failures.items():
-            result.seed_failures[f"history {failure}"] += count
-        fake.ms = start + HOUR_MS + RECONCILE_AT_MS
+    passes_at = [start + HOUR_MS for start in starts] + [hour_start]  # the hour whose h+1 pass runs, +1
+    seeded = dict(zip(starts, plans, strict=True))
+    for pass_hour_end in passes_at:
+        hour_ = pass_hour_end - HOUR_MS  # pass 1 of this hour, pass 2 of the one before, at its end + 6 min
+        if hour_ in seeded:
+            with contextlib.redirect_stdout(io.StringIO()):  # the credit worker's metric lines
+                seed_hour(fake, activity_id, hour_, seeded[hour_], threads, scratch, _NoProgress(), batch=True)
+            for failure, count in scratch.seed_failures.items():
+                result.seed_failures[f"history {failure}"] += count
+        fake.ms = pass_hour_end + RECONCILE_AT_MS
         with contextlib.redirect_stdout(io.StringIO()):
-            for pass_no, hour_ in ((1, start), (2, starts[j - 1] if j else None)):
-                if hour_ is not None:
-                    status = runner.run(clock.hour_of(hour_), pass_no, runner.Budget(None))
+            for pass_no, reconciled in ((1, hour_), (2, hour_ - HOUR_MS)):
+                if reconciled >= starts[0]:
+                    status = runner.run(clock.hour_of(reconciled), pass_no, runner.Budget(None))
                     if status.status != "done":
-                        raise RuntimeError(f"history pass {pass_no} of {clock.hour_of(hour_)} did not finish")
-    fake.ms = hour_start + RECONCILE_AT_MS
-    with contextlib.redirect_stdout(io.StringIO()):
-        runner.run(clock.hour_of(starts[-1]), 2, runner.Budget(None))
-    for report in runner.reports(clock.hour_of(starts[-1])):
-        if report.get("activity_id") == activity_id and not report["ok"]:
-            result.seed_failures[f"history discrepancies {sorted(report['discrepancies'])}"] += 1
+                        raise RuntimeError(f"history pass {pass_no} of {clock.hour_of(reconciled)} did not finish")
+    for start in starts:
+        for report in runner.reports(clock.hour_of(start)):
+            if report.get("activity_id") == activity_id and not report["ok"]:
+                result.seed_failures[f"history discrepancies {sorted(report['discrepancies'])}"] += 1
 
 
 class _NoProgress:
@@ -487,7 +490,7 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
     if args.history:
         row("earlier posted entries per wallet (--history)", lambda r: r.history, "{:,.0f}")
     row("wallet checks per wallet", lambda r: per(r.wallet_checks, r.users), "{:.2f}")
-    row("  of which whole-ledger reads", lambda r: per(r.whole_reads, r.users), "{:.2f}")
+    row("  decided by a whole snapshot (disagreement)", lambda r: per(r.whole_reads, r.users), "{:.2f}")
     row("longest invocation, s", lambda r: max(s for s, _ in r.invocations), "{:.1f}")
     row("longest step, s", lambda r: max([*r.step_s, *r.other_s, r.finish_s]), "{:.2f}")
     row("  bucket step, s (median)", lambda r: statistics.median(r.step_s), "{:.3f}")
@@ -570,8 +573,8 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
             a, b = per(usages[base.scope].rru, base.orders), per(usages[deep.scope].rru, deep.orders)
             out(f"history: read units per reconciled order in the measured hour ({deep.orders:,} orders, "
                 f"{deep.users:,} wallets): {b:.4f} with {deep.history:,} earlier entries per wallet, {a:.4f} with "
-                f"{base.history:,} (same run); ratio {b / a:.3f}; whole-ledger reads in the measured pass "
-                f"{deep.whole_reads} and {base.whole_reads}")
+                f"{base.history:,} (same run); ratio {b / a:.3f}; wallet checks decided by a whole snapshot in "
+                f"the measured pass: {deep.whole_reads} and {base.whole_reads}")
     for r in results:
         u = usages[r.scope]
         tag = f"[{r.orders:,}{f' h{r.history}' if r.history else ''}]"
@@ -663,10 +666,10 @@ def run_size(meter: Any, client: Any, fake: BenchClock, args: argparse.Namespace
     budget = 2 * (result.amount + sum(amount for hour_plan in earlier for _, _, amount in hour_plan))
     with meter.scope(f"setup:{scope}"):
         result.activity_id = configure_campaign(client, fake, hour_start, f"s{size}", args.shards,
-                                                budget, args.amount_max, args.idle_hours + len(earlier))
+                                                budget, args.amount_max, args.idle_hours + history_hours(history))
     if args.idle_hours:
         with meter.scope(f"idle:{scope}"), contextlib.redirect_stdout(io.StringIO()):
-            reconcile_idle_hours(fake, hour_start - len(earlier) * HOUR_MS, args.idle_hours)
+            reconcile_idle_hours(fake, hour_start - history_hours(history) * HOUR_MS, args.idle_hours)
     if earlier:
         print(f"seeding {history:,} earlier entries per wallet over {len(earlier)} hour(s), each reconciled ...",
               file=sys.stderr)

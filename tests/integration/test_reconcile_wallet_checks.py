@@ -228,7 +228,9 @@ def test_wallet_check__late_credit_of_an_order_older_than_the_checkpoint__whole_
     client = chalice_client()
     campaign = make_campaign(client, now_ms=fake.ms, total=10_000_000, order_cap=5_000)
     wallet = wallet_of(campaign, "u0")
-    # GIVEN an order granted in hour H whose credit message is held back (crediting lags)
+    # GIVEN a wallet with 20 earlier entries (longer than a ledger read whole without a checkpoint)
+    write_history(wallet, campaign.sub_activity_id, 20, hour_start)
+    # AND an order granted in hour H whose credit message is held back (crediting lags)
     status, answer = call(client, "POST", "/v1/grants/batch", {"grants": [campaign.grant_body("u0", rain_id="old")]})
     assert status == 200, answer
     held = take_credit_messages(expected=1)
@@ -246,22 +248,32 @@ def test_wallet_check__late_credit_of_an_order_older_than_the_checkpoint__whole_
     fake.ms = later_start + 10 * MINUTE_MS
     assert run_credit_worker(held)[1] == []
     grant_and_credit(client, campaign, ["u0"], "later")
-    assert wallet_figures(wallet)["entry_count"] == 3
+    assert wallet_figures(wallet)["entry_count"] == 20 + 3
     report = report_for(reconcile(later_start, fake), campaign)
 
     # THEN no false finding and no false ok: the counts disagree, the whole ledger decides, the checkpoint is rebuilt
     assert (report["ok"], report["deferred_checks"]) == (True, []), report
     rebuilt = wallet_checks.read_checkpoint(wallet)
-    assert rebuilt.count == 3 and rebuilt.full_at_ms > checkpoint.full_at_ms
+    assert rebuilt.count == 20 + 3 and rebuilt.full_at_ms > checkpoint.full_at_ms
 
 
-def test_wallet_check__concurrent_credits_and_withdrawals__never_a_false_finding(hour_clock):
+def test_wallet_check__concurrent_credits_and_withdrawals__never_a_false_finding(hour_clock, monkeypatch):
     fake, _hour_start = hour_clock
+    whole_reads = Counter()
+    whole = wallet_checks._whole_snapshot
+
+    def counted_whole(wallet_id: str):
+        whole_reads["whole"] += 1
+        return whole(wallet_id)
+
+    monkeypatch.setattr(wallet_checks, "_whole_snapshot", counted_whole)
     client = chalice_client()
     campaign = make_campaign(client, now_ms=fake.ms, total=10_000_000, order_cap=5_000)
     users = [f"u{i}" for i in range(4)]
     wallets = [wallet_of(campaign, u) for u in users]
     grant_and_credit(client, campaign, users, "r0", amount=2_000)
+    for wallet in wallets:  # longer than a ledger read whole without a checkpoint
+        write_history(wallet, campaign.sub_activity_id, 20, fake.ms)
     assert wallet_checks.check(wallets, {}) == ([], [])  # the first check (whole read) sets the checkpoints
     stop = threading.Event()
     outcomes: Counter = Counter()
@@ -287,7 +299,7 @@ def test_wallet_check__concurrent_credits_and_withdrawals__never_a_false_finding
     def checker() -> None:
         try:
             while not stop.is_set():
-                fake.ms += MINUTE_MS  # "now" advances: checkpoints move past earlier entries, late ones appear
+                fake.ms += 3 * MINUTE_MS  # "now" advances: checkpoints pass earlier entries, late credits appear
                 found_, deferred = wallet_checks.check(wallets, {})
                 outcomes["finding"] += len(found_)
                 outcomes["deferred"] += len(deferred)
@@ -307,7 +319,7 @@ def test_wallet_check__concurrent_credits_and_withdrawals__never_a_false_finding
 
     # WHEN the traffic has stopped, a last check
     final = wallet_checks.check(wallets, {})
-    print(f"concurrent wallet checks: {dict(outcomes)}, final {final}")
+    print(f"concurrent wallet checks: {dict(outcomes)}, whole-ledger reads {whole_reads['whole']}, final {final}")
     # THEN no check ever reported a finding while the wallets moved, and the quiet wallets check clean
     assert errors == []
     assert outcomes["checked"] > 0 and outcomes["finding"] == 0

@@ -314,10 +314,9 @@ def timed_steps(result: SizeResult, progress: Any) -> Iterator[None]:
     """Time each bucket step and the finishing step, count wallet checks (wrapping the runner's functions)."""
     from chalicelib.reconcile import runner
 
-    try:
+    wallet_checks: Any = None  # the code before the incremental check (runner._wallet_snapshot) reads whole ledgers
+    if not hasattr(runner, "_wallet_snapshot"):
         from chalicelib.reconcile import wallet_checks
-    except ImportError:  # the code before the incremental wallet check: every check reads the whole ledger
-        wallet_checks = None
     bucket_step, finish = runner.bucket_step, runner.finish
     others = {name: getattr(runner, name) for name in ("plan", "catch_up_step", "tally_step")}
     lock = threading.Lock()

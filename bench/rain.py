@@ -304,7 +304,7 @@ def run_threads(target: Any, count: int, name: str) -> float:
 def verify(client: Any, activity_id: str, granted: dict[str, tuple[str, int]]) -> dict[str, Any]:
     """Audit what was stored: every granted order credited exactly once, and the money adds up."""
     from chalicelib.rewards import ids
-    from chalicelib.rewards.tables import CREDITED, OrderItem, WalletItem
+    from chalicelib.rewards.tables import CREDITED, LedgerEntry, WalletItem
 
     ns = ids.child_ns(activity_id, "formal")
     expected_by_wallet: Counter = Counter()
@@ -313,8 +313,10 @@ def verify(client: Any, activity_id: str, granted: dict[str, tuple[str, int]]) -
         wallet = ids.wallet_id(ns, act_id, ids.CASH_ASSET)
         expected_by_wallet[wallet] += amount
         orders_by_wallet[wallet] += 1
-    order_keys = [ids.order_key(ns, order_id) for order_id in granted]
-    credited = sum(1 for item in OrderItem.batch_get(order_keys, consistent_read=True) if item.status == CREDITED)
+    # An order is its wallet's ledger credit.
+    order_keys = [(ids.wallet_id(ns, act_id, ids.CASH_ASSET), f"credit#{order_id}")
+                  for order_id, (act_id, _) in granted.items()]
+    credited = sum(1 for item in LedgerEntry.batch_get(order_keys, consistent_read=True) if item.status == CREDITED)
     wallets = {w.wallet_id: w for w in WalletItem.batch_get(list(expected_by_wallet), consistent_read=True)}
     balances = sum(int(w.balance) for w in wallets.values())
     excess = sum(max(0, int(wallets[k].balance) - v) for k, v in expected_by_wallet.items() if k in wallets)
@@ -382,17 +384,18 @@ def calibrate(meter: Any) -> tuple[int, int]:
 
     client = boto3.client("dynamodb")
     meter.attach(client)
-    orders, ledger = "rewardgate-local-orders", "rewardgate-local-ledger"
-    key = {"order_key": {"S": "calibration#1"}}
+    orders = ledger = "rewardgate-local-ledger"  # an order is its wallet's ledger credit
+    key = {"wallet_id": {"S": "calibration#o"}, "entry_key": {"S": "credit#1"}}
     entries = [{"wallet_id": {"S": "calibration#w"}, "entry_key": {"S": f"credit#{i}"}, "time_key": {"S": f"{i:013d}"},
                 "hour_bucket": {"S": "2000010100#1"}, "bill_text": {"S": "y" * 900}} for i in range(6)]
     calls: list[tuple[str, dict[str, Any]]] = [
         ("put_item", {"TableName": orders, "Item": {**key, "hour_bucket": {"S": "2000010100#1"},
-                                                    "pending_wallet": {"S": "w"}, "created_at_ms": {"N": "1"},
+                                                    "unsent_bucket": {"S": "1"}, "created_at_ms": {"N": "1"},
                                                     "status": {"N": "1"}}}),
-        ("update_item", {"TableName": orders, "Key": key, "UpdateExpression": "SET #s = :s REMOVE pending_wallet",
+        ("update_item", {"TableName": orders, "Key": key,
+                         "UpdateExpression": "SET #s = :s, time_key = :t REMOVE unsent_bucket",
                          "ExpressionAttributeNames": {"#s": "status"},
-                         "ExpressionAttributeValues": {":s": {"N": "8"}}}),
+                         "ExpressionAttributeValues": {":s": {"N": "8"}, ":t": {"S": "0000000000001#credit#1"}}}),
         ("update_item", {"TableName": orders, "Key": key, "UpdateExpression": "SET note = :n",
                          "ExpressionAttributeValues": {":n": {"S": "x" * 1500}}}),
         ("update_item", {"TableName": orders, "Key": key, "UpdateExpression": "SET hour_bucket = :b",
@@ -520,7 +523,7 @@ def report(meter: Any, results: list[ModeResult], args: argparse.Namespace, pric
             f"sum(granted)={v['sum_granted']} distributed={v['distributed']} ({v['distributed_rewards']} rewards) "
             f"budget consumed={v['budget_consumed']} -> {'OK' if v['ok'] else 'MISMATCH'}")
     sizes = []
-    for table in ("orders", "ledger", "wallets", "counters"):
+    for table in ("ledger", "wallets", "counters"):
         count, mean, largest = meter.item_sizes(f"rewardgate-local-{table}")
         sizes.append(f"{table} mean {mean:.0f} B, max {largest} B")
     out("item sizes (write units are per started KB): " + "; ".join(sizes))
@@ -584,11 +587,11 @@ def scan_all(table: str) -> list[dict[str, Any]]:
 
 
 def independent_audit(activity_id: str, scene_id: str, budget: int, granted: dict[str, tuple[str, int]]) -> Any:
-    """`bench.rain_audit.audit` over raw scans of the orders, ledger and wallets tables."""
+    """`bench.rain_audit.audit` over raw scans of the ledger (orders are their wallets' credits) and wallets tables."""
     from bench.rain_audit import audit
 
-    return audit(granted, activity_id, scene_id, budget, scan_all("rewardgate-local-orders"),
-                 scan_all("rewardgate-local-ledger"), scan_all("rewardgate-local-wallets"))
+    return audit(granted, activity_id, scene_id, budget, scan_all("rewardgate-local-ledger"),
+                 scan_all("rewardgate-local-wallets"))
 
 
 def run_sold_out(meter: Any, client: Any, args: argparse.Namespace) -> tuple[ModeResult, str, int]:
@@ -647,8 +650,11 @@ def run_summary(meter: Any, client: Any, args: argparse.Namespace, prices: Any) 
     credit_wru = meter.usage(f"{result.mode.name}:credit").wru_by
     print(f"rain: {result.rewards_planned} rewards ({args.users} users x {args.rounds} rounds), {args.shards} shards, "
           f"{args.api_threads} API threads, {args.worker_threads} credit workers; granted {result.granted}, "
-          f"credited {result.credited}; grants/s {result.granted / result.grant_s:.0f}, floor (plain conditional "
-          f"puts, same threads) {floor_per_s:.0f}/s; credits/s {result.credited / result.credit_s:.0f}")
+          f"credited {result.credited}")
+    grants_per_s, credits_per_s = result.granted / result.grant_s, result.credited / result.credit_s
+    print(f"  throughput: floor (plain conditional puts, same threads) {floor_per_s:.0f}/s; grants/s "
+          f"{grants_per_s:.0f} = {grants_per_s / floor_per_s:.3f} x floor; credits/s {credits_per_s:.0f} = "
+          f"{credits_per_s / floor_per_s:.3f} x floor")
     for side, by in (("grant", grant_wru), ("credit", credit_wru)):
         print(f"  {side} write units per credited reward by table/index: " + ", ".join(
             f"{t.replace('rewardgate-local-', '')} {v / n:.2f}" for t, v in sorted(by.items())))
@@ -660,6 +666,12 @@ def run_summary(meter: Any, client: Any, args: argparse.Namespace, prices: Any) 
           f"credited {main_check.credited}; lost {main_check.lost + tight_check.lost}, double credits "
           f"{main_check.double_credits + tight_check.double_credits}, oversold "
           f"{main_check.oversold + tight_check.oversold}")
+    sizes = []
+    for table in ("ledger", "wallets", "counters"):
+        _, mean, largest = meter.item_sizes(f"rewardgate-local-{table}")
+        sizes.append(f"{table} mean {mean:.0f} B, max {largest} B")
+    print("item sizes at the end (a write costs a unit per started KB; counters' largest is a batch's reservation "
+          "journal): " + "; ".join(sizes))
     python = Path(sys.executable)
     shown = python.relative_to(ROOT) if python.is_relative_to(ROOT) else python
     print("command: " + " ".join([str(shown), *sys.argv]))

@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextvars
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.errors import StorageUnavailable
 from chalicelib.settings import settings
+
+T = TypeVar("T")
 
 # Time left for answering (or reporting a batch's failures) after the last call has returned.
 ANSWER_ALLOWANCE_S = 0.5
@@ -107,6 +109,20 @@ def remaining_s() -> float:
 def expired() -> bool:
     """True once the current deadline has passed."""
     return remaining_s() <= 0
+
+
+def carried(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn`, run under the current deadline in whichever thread calls it (a new thread starts without one)."""
+    value = _deadline.get()
+
+    def run(*args: Any, **kwargs: Any) -> T:
+        token = _deadline.set(value)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _deadline.reset(token)
+
+    return run
 
 
 def allows_sleep(delay_s: float) -> bool:

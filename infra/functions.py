@@ -77,15 +77,15 @@ _PLAY_API_TABLES = {
 # Closing a bill places its credit through the rewards grant path (chalicelib.rewards.grants.place/enqueue).
 _GRANT_PATH = {
     "config": table(GET, QUERY, PUT),
-    "orders": table(GET, PUT, UPDATE),
+    "ledger": table(GET, PUT, UPDATE),  # an order is its wallet's ledger credit
 }
 
 # What the reconciler reads and repairs; the POST /v1/admin/reconciliations route runs the same
 # passes inside the API function, so the API handler holds the same grants.
 _RECONCILE_TABLES = {
     "reconciliation": table(GET, PUT, QUERY, UPDATE),
-    "orders": table(GET, BATCH_GET, UPDATE, indexes=("by_hour",)),
-    "ledger": table(GET, QUERY, indexes=("by_hour",)),
+    # orders (credit entries) and withdrawals/refunds by hour; re-drive marks; dead reservations' orders
+    "ledger": table(GET, BATCH_GET, QUERY, UPDATE, indexes=("by_hour",)),
     "wallets": table(GET),
     "counters": table(GET, QUERY, PUT, UPDATE),
     "config": table(GET, QUERY),
@@ -114,10 +114,10 @@ ACCESS: dict[str, Access] = {
     "api_handler": Access(
         tables=_merge(_RECONCILE_TABLES, {
             "config": table(GET, QUERY, PUT),
-            "orders": table(GET, BATCH_GET, PUT, UPDATE, indexes=("pending_by_wallet",)),
             "counters": table(GET, BATCH_GET, QUERY, PUT, UPDATE),
             "wallets": table(GET, UPDATE),
-            "ledger": table(GET, PUT, QUERY, indexes=("by_time",)),
+            # orders are the wallets' credit entries: granted (PUT), pending (QUERY of the partition), credited
+            "ledger": table(GET, BATCH_GET, PUT, QUERY, UPDATE, indexes=("by_time",)),
             "withdrawals": table(GET, PUT, UPDATE),
             # a user's request ids across child activities, claimed in the debit transaction
             "withdrawal-requests": table(GET, PUT),
@@ -147,11 +147,10 @@ ACCESS: dict[str, Access] = {
         tables={"events": table(UPDATE, indexes=("unapplied",))},
         send_to=("events",),
     ),
-    # Credits orders: ledger entry, order status, wallet, and the batch tally on the counters.
+    # Credits orders: the order (its wallet's ledger credit) posted, the wallet, the batch tally on the counters.
     "credit_worker": Access(
         tables={
-            "orders": table(GET, UPDATE),
-            "ledger": table(PUT),
+            "ledger": table(GET, UPDATE),
             "wallets": table(UPDATE),
             "counters": table(PUT, UPDATE),
         },
@@ -160,9 +159,8 @@ ACCESS: dict[str, Access] = {
     # payout provider keeps its state in the config table).
     "rewards_sweeper": Access(
         tables={
-            "orders": table(BATCH_GET, UPDATE, indexes=("unsent",)),
             "withdrawals": table(GET, UPDATE, indexes=("unresolved",)),
-            "ledger": table(PUT),
+            "ledger": table(BATCH_GET, PUT, UPDATE, indexes=("unsent",)),
             "wallets": table(UPDATE),
             "config": table(GET, PUT),
         },

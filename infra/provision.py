@@ -44,6 +44,37 @@ def provision_tables(ddb: Any, stage: str) -> list[str]:
     return created
 
 
+# Tables an older key layout had and the current one does not: their presence marks a store of that layout.
+# (`orders`: an order is now its wallet's credit entry in the ledger table, and the ledger gained the `unsent` index.)
+OLD_LAYOUT_TABLES = ("orders",)
+
+
+def drop_old_layout(ddb: Any, stage: str) -> list[str]:
+    """When a stage's store is of an older layout (it has a table in `OLD_LAYOUT_TABLES`), delete every table of
+    the stage, so that `provision_tables` creates them afresh; return the names dropped (none for a current store).
+
+    Only for a developer's local data: nothing was ever deployed with an older layout.
+    """
+    prefix = f"rewardgate-{stage}-"
+    existing: list[str] = []
+    for page in ddb.get_paginator("list_tables").paginate():
+        existing.extend(name for name in page["TableNames"] if name.startswith(prefix))
+    if not any(f"{prefix}{old}" in existing for old in OLD_LAYOUT_TABLES):
+        return []
+    for name in existing:
+        ddb.delete_table(TableName=name)
+    for name in existing:
+        ddb.get_waiter("table_not_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+    return sorted(existing)
+
+
+def old_layout_message(dropped: list[str], data_path: Any) -> str:
+    """The one line a developer sees when the local data of an older layout was dropped."""
+    return (f"dropped the local data in {data_path} ({len(dropped)} tables): it has an `orders` table, the layout "
+            "before orders moved into the ledger table (each order is its wallet's credit entry); the tables are "
+            "created afresh, empty. Nothing was deployed with the old layout; configure the activities again.")
+
+
 def provision_queues(sqs: Any, stage: str) -> dict[str, str]:
     """Create every queue of `stage` (DLQs first, then the queues that redrive into them).
 

@@ -258,10 +258,13 @@ class LocalStack:
     def _provision(self) -> None:
         import boto3
 
-        from infra.provision import provision_queues, provision_tables
+        from infra.provision import drop_old_layout, old_layout_message, provision_queues, provision_tables
         from infra.template import data_resources
         from rewardgate_ops.local_secrets import seed_secrets
 
+        dropped = drop_old_layout(boto3.client("dynamodb"), LOCAL_STAGE)
+        if dropped:
+            log.warning(old_layout_message(dropped, self.options.data_path))
         created = provision_tables(boto3.client("dynamodb"), LOCAL_STAGE)
         provision_queues(boto3.client("sqs"), LOCAL_STAGE)
         resources = data_resources(LOCAL_STAGE)

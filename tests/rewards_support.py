@@ -263,21 +263,24 @@ def order_item(campaign: Campaign, order_id: str, sub_activity_id: str | None = 
     """The stored order item (strongly consistent), or None."""
     from pynamodb.exceptions import DoesNotExist
 
-    from chalicelib.rewards import ids
-    from chalicelib.rewards.tables import OrderItem
+    from chalicelib.rewards.tables import LedgerEntry
 
+    # An order is its wallet's ledger credit: the wallet of the user the order id starts with.
+    asset = "CNY" if campaign.award_type == "cash" else "coupon:tpl1"
+    wallet_id = wallet_id_of(campaign, order_id.split("_", 1)[0], sub_activity_id, asset)
     try:
-        return OrderItem.get(ids.order_key(ns_of(campaign, sub_activity_id), order_id), consistent_read=True)
+        return LedgerEntry.get(wallet_id, f"credit#{order_id}", consistent_read=True)
     except DoesNotExist:
         return None
 
 
 def orders_of(campaign: Campaign, sub_activity_id: str | None = None) -> list[Any]:
-    """Every order of a campaign's child (a scan: test data only)."""
-    from chalicelib.rewards.tables import OrderItem
+    """Every order (credit entry, pending or posted) of a campaign's child (a scan: test data only)."""
+    from chalicelib.rewards.tables import LedgerEntry
 
     prefix = ns_of(campaign, sub_activity_id) + "#"
-    return list(OrderItem.scan(OrderItem.order_key.startswith(prefix), consistent_read=True))
+    return list(LedgerEntry.scan(LedgerEntry.wallet_id.startswith(prefix) & LedgerEntry.entry_key.startswith("credit#"),
+                                 consistent_read=True))
 
 
 def wallet_item(wallet_id: str) -> Any:
@@ -296,10 +299,11 @@ def wallet_items(campaign: Campaign, sub_activity_id: str | None = None) -> list
 
 
 def ledger(wallet_id: str) -> list[Any]:
-    """Every ledger entry of a wallet."""
+    """Every posted ledger entry of a wallet (its partition also holds its pending orders: not posted yet)."""
     from chalicelib.rewards.tables import LedgerEntry
 
-    return list(LedgerEntry.query(wallet_id, consistent_read=True))
+    return list(LedgerEntry.query(wallet_id, filter_condition=LedgerEntry.posted_at_ms.exists(),
+                                  consistent_read=True))
 
 
 @dataclass
@@ -325,7 +329,8 @@ def ledger_sums(wallet_id: str) -> LedgerSums:
         sums.entries += 1
         if entry.kind == "credit":
             sums.credits += int(entry.amount)
-            sums.credited_orders.append(entry.order_key)  # type: ignore[union-attr]
+            order_key = f"{wallet_id.split('#', 1)[0]}#{entry.entry_key.split('#', 1)[1]}"
+            sums.credited_orders.append(order_key)  # type: ignore[union-attr]
         elif entry.kind == "withdrawal":
             sums.withdrawals += int(entry.amount)
         elif entry.kind == "refund":

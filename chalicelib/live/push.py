@@ -25,7 +25,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from chalicelib import clock
+from chalicelib import clock, deadline
 from chalicelib.live import connections, gateway, notify, protocol
 from chalicelib.live.config import live_settings
 from chalicelib.live.connections import Connection
@@ -143,7 +143,7 @@ def _round(game_id: str, state: _Round, head: int | None, report: Report) -> _Ro
         outcomes = [_push_one(game_id, *jobs[0])]
     else:
         with ThreadPoolExecutor(max_workers=min(PARALLEL, len(jobs))) as pool:
-            outcomes = list(pool.map(lambda job: _push_one(game_id, *job), jobs))
+            outcomes = list(pool.map(deadline.carried(lambda job: _push_one(game_id, *job)), jobs))
     more = len(page.events) == READ_LIMIT
     after = _Round(retry=list(state.retry))
     for conn, outcome in zip(state.pending, outcomes, strict=True):

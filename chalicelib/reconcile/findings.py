@@ -1,16 +1,19 @@
 """What reconciliation finds. Pure: rows in, findings out; no I/O.
 
-Reconciliation reads an hour bucket by bucket. An order and its ledger credit land in the same bucket
-(the credit carries its order's hour and bucket), so each bucket joins on its own. The adapter
-(`chalicelib.reconcile.runner`) reads, confirms suspects with strongly consistent reads (indexes lag),
-applies the safe repairs, and stores what these functions decide.
+Reconciliation reads an hour bucket by bucket: one `ledger/by_hour` partition holds the hour's orders
+of the bucket's wallets (an order is its wallet's credit entry, pending or posted) and their withdrawals
+and refunds. The adapter (`chalicelib.reconcile.runner`) reads, applies the safe repairs, and stores what
+these functions decide.
+
+An order is its own ledger credit (one item), so a credited order without its credit, a credit without
+its order, two credits of one order, or a credit of another amount or wallet than its order's cannot
+exist: the findings that looked for them (`missing_ledger_credit`, `orphan_credit`, `duplicate_credit`,
+`credit_amount_mismatch`, `credit_wallet_mismatch`) are gone. A credited order edited or deleted behind
+the code's back still shows: its wallet no longer agrees with its posted entries (`wallet_mismatch`), its
+batch's tally with its orders (`tally_mismatch`), its scene's stock counter with the hour's orders
+(`stock_drift`).
 
 Discrepancy kinds (each an alarm):
-- missing_ledger_credit   a CREDITED order has no ledger credit
-- duplicate_credit        an order has more than one ledger credit
-- credit_amount_mismatch  a ledger credit's amount differs from its order's
-- credit_wallet_mismatch  a ledger credit sits in another wallet than its order's
-- orphan_credit           a ledger credit whose order does not exist or is not CREDITED
 - missing_credit          an order still not credited at the second pass (h+2)
 - over_order_cap          an order above its scene's per-order cap
 - wallet_mismatch         a wallet's balance/totals/entry count disagree with its ledger
@@ -54,9 +57,10 @@ class Finding:
 
 @dataclass(frozen=True)
 class OrderRow:
-    """The attributes of an order reconciliation looks at."""
+    """The attributes of an order reconciliation looks at (`ref`: `{wallet_id}|{order_id}`, its storage address)."""
 
     order_key: str
+    ref: str
     ns: str
     scene_id: str
     activity_id: str
@@ -73,7 +77,7 @@ class OrderRow:
 
 @dataclass(frozen=True)
 class LedgerRow:
-    """The attributes of a ledger entry reconciliation looks at."""
+    """The attributes of a ledger entry reconciliation looks at; `posted` is False for a pending order."""
 
     wallet_id: str
     entry_key: str
@@ -81,6 +85,7 @@ class LedgerRow:
     amount: int
     order_key: str | None
     scene_id: str | None
+    posted: bool = True
 
     @property
     def ns(self) -> str:
@@ -88,11 +93,18 @@ class LedgerRow:
         return self.wallet_id.split("#", 1)[0]
 
 
+def is_order(item: Mapping[str, Any]) -> bool:
+    """Whether a stored ledger item is an order (a credit entry), not a withdrawal or refund."""
+    return item.get("kind") == CREDIT and item.get("status") is not None
+
+
 def order_row(item: Mapping[str, Any]) -> OrderRow:
-    """An order row from stored attributes."""
-    key = item["order_key"]
+    """An order row from its stored ledger attributes."""
+    ns = item["wallet_id"].split("#", 1)[0]
+    order_id = item["entry_key"].split("#", 1)[1]
     return OrderRow(
-        order_key=key, ns=key.split("#", 1)[0], scene_id=item["scene_id"], activity_id=item["activity_id"],
+        order_key=f"{ns}#{order_id}", ref=f"{item['wallet_id']}|{order_id}", ns=ns, scene_id=item["scene_id"],
+        activity_id=item["activity_id"],
         wallet_id=item["wallet_id"], asset=item["asset"], amount=int(item["amount"]),
         order_cap=int(item["order_cap"]), status=int(item["status"]), created_at_ms=int(item["created_at_ms"]),
         credited_at_ms=int(item["credited_at_ms"]) if item.get("credited_at_ms") is not None else None,
@@ -101,10 +113,12 @@ def order_row(item: Mapping[str, Any]) -> OrderRow:
 
 
 def ledger_row(item: Mapping[str, Any]) -> LedgerRow:
-    """A ledger row from stored attributes."""
+    """A ledger row from stored attributes (a pending order is a row that is not posted)."""
+    wallet_id, entry_key = item["wallet_id"], item["entry_key"]
+    order_key = f"{wallet_id.split('#', 1)[0]}#{entry_key.split('#', 1)[1]}" if item["kind"] == CREDIT else None
     return LedgerRow(
-        wallet_id=item["wallet_id"], entry_key=item["entry_key"], kind=item["kind"], amount=int(item["amount"]),
-        order_key=item.get("order_key"), scene_id=item.get("scene_id"),
+        wallet_id=wallet_id, entry_key=entry_key, kind=item["kind"], amount=int(item["amount"]),
+        order_key=order_key, scene_id=item.get("scene_id"), posted=item.get("time_key") is not None,
     )
 
 
@@ -130,16 +144,13 @@ class BucketResult:
     """What one bucket of the hour yields (JSON-serialisable, stored per bucket for resumption)."""
 
     findings: list[Finding] = field(default_factory=list)
-    # Suspects need a strongly consistent read before they become findings (indexes lag).
-    suspect_missing_ledger: list[str] = field(default_factory=list)
-    suspect_orphans: list[str] = field(default_factory=list)
-    stuck: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)  # refs of orders past the SLA, not credited
     totals: dict[str, Totals] = field(default_factory=dict)
     scene_amounts: dict[str, int] = field(default_factory=dict)  # "{ns}|{scene}" -> sum of all orders
     batches: dict[str, list[int]] = field(default_factory=dict)  # "{ns}|{asset}|{batch}" -> [amount, count, last]
     wallets: list[str] = field(default_factory=list)
-    # Orders still to be credited when read: the only ones a batch can credit after this read (a CREDITED
-    # order never changes), so the tally check re-reads exactly these before it decides.
+    # Orders (refs) still to be credited when read: the only ones a batch can credit after this read (a
+    # CREDITED order never changes), so the tally check re-reads exactly these before it decides.
     pending: list[str] = field(default_factory=list)
 
 
@@ -153,51 +164,36 @@ def add_to_batch(batches: dict[str, list[int]], order: OrderRow) -> None:
 
 def examine_bucket(orders: Iterable[OrderRow], entries: Iterable[LedgerRow], now_ms: int, sla_ms: int,
                    reconciled: Callable[[str, str], bool]) -> BucketResult:
-    """Join one bucket's orders with its ledger entries and decide what they show.
+    """Decide what one bucket's orders and its withdrawals/refunds show.
 
-    `reconciled(activity_id, scene_id)` says whether the scene takes part (scenes can opt out).
+    `reconciled(activity_id, scene_id)` says whether the scene takes part (scenes can opt out). The wallets
+    to check are those of the bucket's credited orders and of its other entries (withdrawals, refunds, and any
+    posted credit entry that is no order: an edit behind the code's back, which its wallet check reports).
     """
     result = BucketResult()
-    by_key = {o.order_key: o for o in orders if reconciled(o.activity_id, o.scene_id)}
-    credits: dict[str, list[LedgerRow]] = defaultdict(list)
-    wallets: set[str] = set()
-    for entry in entries:
-        if entry.kind == CREDIT:
-            if entry.order_key in by_key:
-                credits[entry.order_key].append(entry)
-            else:
-                result.suspect_orphans.append(f"{entry.wallet_id}|{entry.entry_key}")
-        if entry.kind in (CREDIT, WITHDRAWAL, REFUND):
-            wallets.add(entry.wallet_id)
-    for key, order in sorted(by_key.items()):
+    wallets: set[str] = {e.wallet_id for e in entries if e.kind in (CREDIT, WITHDRAWAL, REFUND)}
+    by_ref = {o.ref: o for o in orders if reconciled(o.activity_id, o.scene_id)}
+    for ref, order in sorted(by_ref.items()):
         totals = result.totals.setdefault(order.ns, Totals())
         totals.orders += 1
         totals.orders_amount += order.amount
         scene = f"{order.ns}|{order.scene_id}"
         result.scene_amounts[scene] = result.scene_amounts.get(scene, 0) + order.amount
         if order.amount > order.order_cap:
-            result.findings.append(Finding("over_order_cap", order.ns, key,
+            result.findings.append(Finding("over_order_cap", order.ns, order.order_key,
                                            {"amount": order.amount, "order_cap": order.order_cap}))
-        found = credits.get(key, [])
         if order.status == CREDITED:
             totals.credited += 1
             totals.credited_amount += order.amount
             add_to_batch(result.batches, order)
-            result.findings.extend(_credit_findings(order, found))
-            if not found:
-                result.suspect_missing_ledger.append(key)
             wallets.add(order.wallet_id)
         else:
             totals.pending += 1
             totals.pending_amount += order.amount
-            if found:
-                result.findings.extend(
-                    Finding("orphan_credit", order.ns, f"{e.wallet_id}|{e.entry_key}",
-                            {"order_key": key, "order_status": order.status}) for e in found)
             if order.status in (ACCEPTED, CREDITING):
-                result.pending.append(key)
+                result.pending.append(ref)
                 if now_ms - order.created_at_ms > sla_ms:
-                    result.stuck.append(key)
+                    result.stuck.append(ref)
     result.wallets = sorted(wallets)
     return result
 
@@ -210,27 +206,16 @@ def scene_totals(orders: Iterable[OrderRow]) -> dict[str, int]:
     return dict(totals)
 
 
-def _credit_findings(order: OrderRow, found: list[LedgerRow]) -> list[Finding]:
-    findings = []
-    if len(found) > 1:
-        findings.append(Finding("duplicate_credit", order.ns, order.order_key,
-                                {"entries": sorted(e.entry_key for e in found)}))
-    for entry in found:
-        if entry.amount != order.amount:
-            findings.append(Finding("credit_amount_mismatch", order.ns, order.order_key,
-                                    {"order_amount": order.amount, "ledger_amount": entry.amount,
-                                     "entry_key": entry.entry_key}))
-        if entry.wallet_id != order.wallet_id:
-            findings.append(Finding("credit_wallet_mismatch", order.ns, order.order_key,
-                                    {"order_wallet": order.wallet_id, "ledger_wallet": entry.wallet_id}))
-    return findings
-
-
 def wallet_findings(wallet_id: str, wallet: Mapping[str, Any] | None, entries: Iterable[LedgerRow]) -> list[Finding]:
-    """Compare a wallet with its whole ledger: balance = credits - withdrawals + refunds, and the totals."""
+    """Compare a wallet with its posted entries: balance = credits - withdrawals + refunds, and the totals.
+
+    Pending orders (credit entries not posted yet) are not part of the wallet and are skipped.
+    """
     sums = {CREDIT: 0, WITHDRAWAL: 0, REFUND: 0}
     count = 0
     for entry in entries:
+        if not entry.posted:
+            continue
         sums[entry.kind] = sums.get(entry.kind, 0) + entry.amount
         count += 1
     expected = {

@@ -100,7 +100,8 @@ def read_checkpoint(counter_id: str) -> dict | None:
 
 
 def checkpoint_base(checkpoint: dict | None, first_hour: str) -> tuple[str, int]:
-    """(hour, amount) a catch-up starts from: the checkpoint, or the hour before the child opened with 0."""
+    """(hour, amount) a catch-up starts from: the checkpoint, or the hour before `first_hour` (the first that can
+    hold the child's orders) with 0."""
     if checkpoint is not None:
         return checkpoint["through"], checkpoint["amount"]
     return next_hour(first_hour, -1), 0

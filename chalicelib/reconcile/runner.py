@@ -1,11 +1,12 @@
 """Running a reconciliation pass: read, confirm, repair what is safe, report — resumably.
 
 A pass over hour H is `RG_HOUR_BUCKETS` bucket steps, a planning step, catch-up steps when needed, and a
-finishing step. Each bucket step reads the hour's orders and ledger entries of one index partition, joins
-them (`findings.examine_bucket`), confirms suspects with strongly consistent reads, re-enqueues stuck
-orders and checks the wallets the bucket touched; its compact result is stored, then the cursor
-(`head.step`) advances. A Lambda that runs out of time stops between steps and the next invocation
-continues from the cursor: nothing is read twice, nothing skipped, nothing restarted from scratch.
+finishing step. Each bucket step reads one `ledger/by_hour` partition (the hour's orders of the bucket's
+wallets, each its wallet's credit entry, and their withdrawals and refunds: one query), decides what they
+show (`findings.examine_bucket`), re-enqueues stuck orders and checks the wallets the bucket touched; its
+compact result is stored, then the cursor (`head.step`) advances. A Lambda that runs out of time stops
+between steps and the next invocation continues from the cursor: nothing is read twice, nothing skipped,
+nothing restarted from scratch.
 
 The planning step records the hour's order totals per scene (`hours.record_hour`) and finds the hours a
 stock checkpoint must still cross that no pass has recorded (normally none: every hour's pass records
@@ -47,7 +48,8 @@ from chalicelib.reconcile import hours, wallet_checks
 from chalicelib.reconcile import payouts as payout_reconcile
 from chalicelib.reconcile.tables import ReconItem
 from chalicelib.rewards import config_store, counters, crediting, grants, ids, orders, reservations
-from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry, OrderItem
+from chalicelib.rewards.orders import OPEN_TIME_AHEAD_MS
+from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry
 from chalicelib.settings import settings
 
 HOUR_MS = 3600 * 1000
@@ -203,48 +205,23 @@ class _Scenes:
 # --- the bucket step -------------------------------------------------------------------------
 
 
-def _confirm_missing_ledger(order_key: str) -> bool:
-    """True when a CREDITED order really has no ledger credit (not just index lag)."""
-    try:
-        order = with_retries(lambda: OrderItem.get(order_key, consistent_read=True))
-    except DoesNotExist:
-        return False
-    if order.status != CREDITED:
-        return False
-    try:
-        with_retries(lambda: LedgerEntry.get(order.wallet_id, crediting.credit_entry_key(order.order_id),
-                                             consistent_read=True))
-    except DoesNotExist:
-        return True
-    return False
+def _get_order(ref: str) -> LedgerEntry:
+    """An order's ledger item by ref, strongly consistent; `DoesNotExist` when there is none."""
+    wallet_id, entry_key = orders.parse_ref(ref)
+    return with_retries(lambda: LedgerEntry.get(wallet_id, entry_key, consistent_read=True))
 
 
-def _confirm_orphan(ref: str, hour: str, scenes: _Scenes) -> F.Finding | None:
-    wallet_id, entry_key = ref.split("|", 1)
-    try:
-        entry = with_retries(lambda: LedgerEntry.get(wallet_id, entry_key, consistent_read=True))
-    except DoesNotExist:
-        return None
-    ns = wallet_id.split("#", 1)[0]
-    activity_id = ns.split("/", 1)[0]
-    if entry.scene_id and not scenes.reconciled(activity_id, entry.scene_id):
-        return None
-    try:
-        order = with_retries(lambda: OrderItem.get(entry.order_key or "", consistent_read=True))
-    except DoesNotExist:
-        return F.Finding("orphan_credit", ns, ref, {"order_key": entry.order_key, "reason": "no such order"})
-    if order.status != CREDITED:
-        return F.Finding("orphan_credit", ns, ref, {"order_key": entry.order_key, "order_status": order.status})
-    if order.hour != hour:
-        return F.Finding("orphan_credit", ns, ref, {"order_key": entry.order_key, "order_hour": order.hour,
-                                                     "reason": "credit filed under another hour"})
-    return None  # the order exists, credited: the index had not caught up
+def _hour_rows(partition: str) -> tuple[list[F.OrderRow], list[F.LedgerRow]]:
+    """One `ledger/by_hour` partition: its orders, and its other (withdrawal, refund) entries."""
+    items = [i.attribute_values for i in _query_all(LedgerEntry.by_hour, partition)]
+    return ([F.order_row(i) for i in items if F.is_order(i)],
+            [F.ledger_row(i) for i in items if not F.is_order(i)])
 
 
-def _redrive(order_key: str, marker: str) -> str:
+def _redrive(ref: str, marker: str) -> str:
     """Re-enqueue a stuck order once per pass. Returns "sent", "already" (this pass) or "credited"."""
     try:
-        item = with_retries(lambda: OrderItem.get(order_key, consistent_read=True))
+        item = _get_order(ref)
     except DoesNotExist:
         return "credited"
     if item.status not in (ACCEPTED, CREDITING):
@@ -256,8 +233,8 @@ def _redrive(order_key: str, marker: str) -> str:
     grants.enqueue([orders.from_item(item)])
     try:
         with_retries(lambda: item.update(
-            actions=[OrderItem.redriven.set(marker)],
-            condition=OrderItem.status.is_in(ACCEPTED, CREDITING)))
+            actions=[LedgerEntry.redriven.set(marker)],
+            condition=LedgerEntry.status.is_in(ACCEPTED, CREDITING)))
     except UpdateError as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
@@ -298,19 +275,10 @@ def bucket_step(hour: str, pass_no: int, bucket: int, scenes: _Scenes) -> dict[s
     """Reconcile one bucket of the hour; returns its compact, storable result."""
     now_ms = clock.now_ms()
     partition = ids.hour_bucket(hour, bucket)
-    order_rows = [F.order_row(i.attribute_values) for i in _query_all(OrderItem.by_hour, partition)]
-    ledger_rows = [F.ledger_row(i.attribute_values) for i in _query_all(LedgerEntry.by_hour, partition)]
+    order_rows, ledger_rows = _hour_rows(partition)
     result = F.examine_bucket(order_rows, ledger_rows, now_ms, settings().accepted_sla_s * 1000, scenes.reconciled)
     found = list(result.findings)
-    by_key = {o.order_key: o for o in order_rows}
-    for key in result.suspect_missing_ledger:
-        if _confirm_missing_ledger(key):
-            order = by_key[key]
-            found.append(F.Finding("missing_ledger_credit", order.ns, key, {"wallet_id": order.wallet_id}))
-    for ref in result.suspect_orphans:
-        orphan = _confirm_orphan(ref, hour, scenes)
-        if orphan is not None:
-            found.append(orphan)
+    by_ref = {o.ref: o for o in order_rows}
     marker = f"{hour}:p{pass_no}"
     redriven: dict[str, list[str]] = defaultdict(list)
     deferred: list[str] = []
@@ -318,21 +286,21 @@ def bucket_step(hour: str, pass_no: int, bucket: int, scenes: _Scenes) -> dict[s
     # them (crediting is behind, not lost): re-sending would duplicate a whole backlog. At h+2 it is
     # re-sent whatever the queue holds, and reported.
     hold_redrive = pass_no == 1 and bool(result.stuck) and scenes.credit_backlog() > 0
-    for key in result.stuck:
-        if hold_redrive and by_key[key].redriven != marker:
-            deferred.append(f"redrive:{by_key[key].ns}|{key}")
+    for ref in result.stuck:
+        order = by_ref[ref]
+        if hold_redrive and order.redriven != marker:
+            deferred.append(f"redrive:{order.ns}|{order.order_key}")
             continue
-        outcome = _redrive(key, marker)
+        outcome = _redrive(ref, marker)
         if outcome == "credited":
             continue
-        order = by_key[key]
-        redriven[order.ns].append(key)
+        redriven[order.ns].append(order.order_key)
         if pass_no == 2:
-            found.append(F.Finding("missing_credit", order.ns, key,
+            found.append(F.Finding("missing_credit", order.ns, order.order_key,
                                    {"amount": order.amount, "created_at_ms": order.created_at_ms}))
     pending: dict[str, list[str]] = defaultdict(list)
-    for key in result.pending:
-        pending[by_key[key].ns].append(key)
+    for ref in result.pending:
+        pending[by_ref[ref].ns].append(ref)
     wallets = [w for w in result.wallets if w not in scenes.checked_wallets]
     scenes.checked_wallets.update(wallets)
     wallet_found, wallet_deferred = wallet_checks.check(wallets, wallet_checks.oldest_pending(order_rows))
@@ -435,16 +403,16 @@ def _tally_namespaces(agg: _Aggregate) -> list[str]:
     return sorted(set(agg.totals) | {key.split("|", 1)[0] for key in agg.batches})
 
 
-def _credited_since(keys: list[str]) -> list[F.OrderRow]:
-    """Those of `keys` (orders pending when their bucket was read) that are CREDITED now (consistent reads)."""
-    def read(key: str) -> F.OrderRow | None:
+def _credited_since(refs: list[str]) -> list[F.OrderRow]:
+    """Those of `refs` (orders pending when their bucket was read) that are CREDITED now (consistent reads)."""
+    def read(ref: str) -> F.OrderRow | None:
         try:
-            return F.order_row(with_retries(lambda: OrderItem.get(key, consistent_read=True)).attribute_values)
+            return F.order_row(_get_order(ref).attribute_values)
         except DoesNotExist:
             return None
 
     with ThreadPoolExecutor(max_workers=WALLET_THREADS) as pool:
-        return [row for row in pool.map(read, keys) if row is not None and row.status == CREDITED]
+        return [row for row in pool.map(read, refs) if row is not None and row.status == CREDITED]
 
 
 def tally_step(hour: str, pass_no: int, ns: str, started_ms: int) -> None:
@@ -465,7 +433,10 @@ def tally_step(hour: str, pass_no: int, ns: str, started_ms: int) -> None:
     if unread:  # orders that may have been credited since their bucket was read, and were not read again
         agg.deferred.append(f"tallies:{ns}#pending-unread:{'unknown' if unread < 0 else unread}")
     completed = _check_tallies(hour, agg, started_ms, [ns])
-    _put_body(pk, f"tally#{ns}", {"findings": agg.listed, "completed": completed.get(ns, 0),
+    # Stored in the per-bucket form (`_listed`: items as a list) that `finish` merges.
+    stored = {n: {kind: {"items": [entry["items"][i] for i in sorted(entry["items"])], "overflow": entry["overflow"]}
+                  for kind, entry in kinds.items()} for n, kinds in agg.listed.items()}
+    _put_body(pk, f"tally#{ns}", {"findings": stored, "completed": completed.get(ns, 0),
                                   "deferred": agg.deferred}, RUN_TTL_S)
 
 
@@ -519,6 +490,12 @@ def _stock_scenes(agg: _Aggregate, scenes: _Scenes) -> Iterator[tuple[str, Any, 
         yield scene_key, scene, child
 
 
+def _first_order_hour(child: Any) -> str:
+    """The earliest hour an order of `child` can be written in: a grant's open_time_ms, which chooses the child,
+    may be up to `OPEN_TIME_AHEAD_MS` ahead of the clock that files the order under its hour."""
+    return clock.hour_of(child.starts_at_ms - OPEN_TIME_AHEAD_MS)
+
+
 def _catch_up_hours(hour: str, agg: _Aggregate, scenes: _Scenes) -> list[str]:
     """The hours before `hour` that some stock checkpoint must cross and no pass has recorded (one query)."""
     bases = []
@@ -527,7 +504,7 @@ def _catch_up_hours(hour: str, agg: _Aggregate, scenes: _Scenes) -> list[str]:
             continue
         checkpoint = hours.read_checkpoint(ids.stock_counter_id(scene_key.split("|", 1)[0], scene.scene_id))
         if checkpoint is None or checkpoint["through"] < hour:
-            bases.append(hours.checkpoint_base(checkpoint, clock.hour_of(child.starts_at_ms))[0])
+            bases.append(hours.checkpoint_base(checkpoint, _first_order_hour(child))[0])
     if not bases:
         return []
     return hours.unrecorded(next_hour(min(bases)), next_hour(hour, -1))
@@ -542,7 +519,7 @@ def _check_stock(hour: str, agg: _Aggregate, scenes: _Scenes) -> None:
             continue
         counter_id = ids.stock_counter_id(ns, scene_id)
         hour_amount = agg.hour_totals[scene_key] if agg.totals_complete else agg.scene_amounts[scene_key]
-        advanced = hours.advance(counter_id, scene_key, hour, hour_amount, clock.hour_of(child.starts_at_ms))
+        advanced = hours.advance(counter_id, scene_key, hour, hour_amount, _first_order_hour(child))
         through, amount = advanced if advanced is not None else (hour, None)  # None: an hour is not summed yet
         shards = [F.ShardRow(s.index, s.cap, s.consumed, s.updated_at_ms) for s in counters.read_shards(counter_id)]
         stock, compared = F.stock_findings(ns, scene_id, scene.total, shards, amount,
@@ -663,7 +640,7 @@ def plan(hour: str, pass_no: int, scenes: _Scenes) -> tuple[list[str], list[str]
 
 def catch_up_step(hour: str, pass_no: int, gap_hour: str, bucket: int) -> None:
     """Sum one bucket of an hour no pass has recorded; after its last bucket, record the hour's totals."""
-    rows = [F.order_row(i.attribute_values) for i in _query_all(OrderItem.by_hour, ids.hour_bucket(gap_hour, bucket))]
+    rows, _ = _hour_rows(ids.hour_bucket(gap_hour, bucket))
     pk = _run_pk(hour, pass_no)
     _put_body(pk, f"gap#{gap_hour}#{bucket:04d}", F.scene_totals(rows), RUN_TTL_S)
     if bucket == settings().hour_buckets - 1:

@@ -1,9 +1,10 @@
 """Crediting: turn an ACCEPTED order into money (or coupons) in its wallet, exactly once.
 
-Per order, one transaction: the ledger entry `credit#{order_id}` put-if-absent, the order
-ACCEPTED -> CREDITED (conditioned on its amount and wallet matching the message), and the wallet's
-balance, income and entry count ADDed. Invariant enforced here: an order is credited at most once and
-only for what it says, and a wallet only ever changes together with its ledger.
+Per order, one transaction of two items: the order (its wallet's ledger credit `credit#{order_id}`)
+ACCEPTED/CREDITING -> CREDITED and posted (conditioned on its status and amount matching the message; it
+gains `posted_at_ms` and `time_key`, so it enters the wallet's `by_time` flow), and the wallet's balance,
+income and entry count ADDed. Invariant enforced here: an order is credited at most once and only for
+what it says, and a wallet only ever changes together with its posted entries.
 
 Per batch, the credited sums are added to the "total distributed" counters with one transaction per
 (child, asset, order hour) group: an ADD on a random shard of the cumulative counter (what the totals API
@@ -30,17 +31,8 @@ from chalicelib.dynamo import cancellation_codes, connection, with_retries
 from chalicelib.errors import PoisonMessage
 from chalicelib.observability import count, logger
 from chalicelib.rewards import counters, ids
-from chalicelib.rewards.orders import Order, parse_credit_message
-from chalicelib.rewards.tables import (
-    ACCEPTED,
-    CREDIT,
-    CREDITED,
-    CREDITING,
-    CounterItem,
-    LedgerEntry,
-    OrderItem,
-    WalletItem,
-)
+from chalicelib.rewards.orders import Order, credit_entry_key, parse_credit_message
+from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry, WalletItem
 from chalicelib.settings import settings
 
 TALLY_TTL_S = 40 * 24 * 3600
@@ -51,9 +43,7 @@ def new_batch_id(prefix: str = "b") -> str:
     return f"{prefix}{uuid.uuid4().hex}"
 
 
-def credit_entry_key(order_id: str) -> str:
-    """Ledger key of an order's credit: at most one per order, by construction."""
-    return f"{CREDIT}#{order_id}"
+__all__ = ["credit_entry_key"]  # re-exported: callers name an order's ledger key from here too
 
 
 def time_key(at_ms: int, entry_key: str) -> str:
@@ -77,28 +67,21 @@ def credit(order: Order, batch_id: str) -> bool:
     `PoisonMessage` when the order does not exist or does not match the message: retrying cannot help.
     """
     now_ms = clock.now_ms()
-    entry_key = credit_entry_key(order.order_id)
-    entry = LedgerEntry(
-        order.wallet_id, entry_key, kind=CREDIT, amount=order.amount, sub_activity_id=order.sub_activity_id,
-        order_key=order.order_key, scene_id=order.scene_id, bill_text=order.bill_text, posted_at_ms=now_ms,
-        time_key=time_key(order.created_at_ms, entry_key), hour=order.hour, hour_bucket=order.hour_bucket,
-    )
     token = uuid.uuid4().hex
 
     def attempt() -> None:
         with TransactWrite(connection=connection(), client_request_token=token) as tx:
-            tx.save(entry, condition=LedgerEntry.entry_key.does_not_exist())
             tx.update(
-                OrderItem(order.order_key),
+                LedgerEntry(order.wallet_id, order.entry_key),
                 actions=[
-                    OrderItem.status.set(CREDITED),
-                    OrderItem.credited_at_ms.set(now_ms),
-                    OrderItem.credited_by.set(batch_id),
-                    OrderItem.pending_wallet.remove(),
-                    OrderItem.unsent_bucket.remove(),
+                    LedgerEntry.status.set(CREDITED),
+                    LedgerEntry.credited_at_ms.set(now_ms),
+                    LedgerEntry.credited_by.set(batch_id),
+                    LedgerEntry.posted_at_ms.set(now_ms),
+                    LedgerEntry.time_key.set(time_key(order.created_at_ms, order.entry_key)),
+                    LedgerEntry.unsent_bucket.remove(),
                 ],
-                condition=(OrderItem.status.is_in(ACCEPTED, CREDITING)
-                           & (OrderItem.amount == order.amount) & (OrderItem.wallet_id == order.wallet_id)),
+                condition=LedgerEntry.status.is_in(ACCEPTED, CREDITING) & (LedgerEntry.amount == order.amount),
             )
             tx.update(
                 WalletItem(order.wallet_id),
@@ -116,12 +99,9 @@ def credit(order: Order, batch_id: str) -> bool:
         with_retries(attempt)
     except TransactWriteError as exc:
         codes = cancellation_codes(exc)
-        # PynamoDB sends puts before updates: [0] ledger entry, [1] order, [2] wallet.
-        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-            return _already_credited(order, exc)
+        # [0] the order, [1] the wallet.
         if codes and codes[0] == "ConditionalCheckFailed":
-            logger.error("ledger credit exists for an uncredited order", extra={"order_key": order.order_key})
-            raise PoisonMessage(f"ledger credit exists but order {order.order_key} is not credited") from exc
+            return _already_credited(order, exc)
         raise
     faults.point("credit.after_transaction")
     return True
@@ -129,10 +109,10 @@ def credit(order: Order, batch_id: str) -> bool:
 
 def _already_credited(order: Order, exc: Exception) -> bool:
     try:
-        stored = with_retries(lambda: OrderItem.get(order.order_key, consistent_read=True))
+        stored = with_retries(lambda: LedgerEntry.get(order.wallet_id, order.entry_key, consistent_read=True))
     except DoesNotExist:
         raise PoisonMessage(f"order {order.order_key} does not exist") from exc
-    if stored.amount != order.amount or stored.wallet_id != order.wallet_id:
+    if int(stored.amount) != order.amount or stored.status is None:
         raise PoisonMessage(f"credit message for {order.order_key} does not match the order") from exc
     if stored.status == CREDITED:
         return False

@@ -1,14 +1,17 @@
 """Granting rewards: one order per order id, never beyond stock or budget.
 
-A grant is one DynamoDB transaction: the order put-if-absent, and (when the scene controls stock or
-budget) one counter shard's `ADD consumed :amount` guarded by `remaining >= :amount`. Both commit or
+An order is its wallet's ledger credit (`credit#{order_id}` in the wallet's partition of the ledger
+table, pending until credited). A single grant is one DynamoDB transaction: the order put-if-absent, and
+(when the scene controls stock or budget) one counter shard's `ADD consumed :amount` guarded by
+`remaining >= :amount`. Both commit or
 neither does, so a sold-out scene writes nothing and an order exists only with its stock consumed.
 Invariant enforced here: sum over shards of `consumed` <= total, because each shard's consumption is
 bounded by its cap and the caps never sum above the total (see `spread`).
 
-After the commit the order is enqueued for crediting. If that send fails, the order stays ACCEPTED
-and is flagged in the sparse `unsent` index, which the sweeper re-sends; if the process dies before
-even that, the hourly reconciliation re-drives it. Either way the reward is never lost.
+After the commit the order is enqueued for crediting (`chalicelib.rewards.sending`, re-exported here). If
+that send fails, the order stays ACCEPTED and is flagged in the sparse `unsent` index, which the sweeper
+re-sends; if the process dies before even that, the hourly reconciliation re-drives it. Either way the
+reward is never lost.
 """
 
 from __future__ import annotations
@@ -22,15 +25,15 @@ from dataclasses import dataclass, replace
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib import clients, clock, faults
+from chalicelib import clock, faults
 from chalicelib.dynamo import cancellation_codes, connection, error_code, raw_item, with_retries
 from chalicelib.errors import OrderConflict, RewardgateError, SoldOut, StorageUnavailable
 from chalicelib.observability import logger
-from chalicelib.queues import CREDITS
 from chalicelib.rewards import config_store, ids, orders, ratelimit, reservations, tokens
 from chalicelib.rewards.config import TOKEN_ISSUANCE, Scene
 from chalicelib.rewards.orders import GrantRequest, Order
-from chalicelib.rewards.tables import ACCEPTED, CounterItem, OrderItem
+from chalicelib.rewards.sending import enqueue, resend_unsent  # noqa: F401 - re-exported: callers use grants.*
+from chalicelib.rewards.tables import ACCEPTED, CounterItem, LedgerEntry
 from chalicelib.settings import settings
 
 # A shard seen full is skipped by this process for this long before it is tried again by a
@@ -88,7 +91,7 @@ def _transact(order: Order, counter_id: str, shard: int) -> None:
 
     def attempt() -> None:
         with TransactWrite(connection=connection(), client_request_token=token) as tx:
-            tx.save(orders.to_item(placed), condition=OrderItem.order_key.does_not_exist(), return_values="ALL_OLD")
+            tx.save(orders.to_item(placed), condition=LedgerEntry.entry_key.does_not_exist(), return_values="ALL_OLD")
             tx.update(
                 CounterItem(*ids.shard_key(counter_id, shard)),
                 actions=[
@@ -143,14 +146,19 @@ def _place_with_stock(order: Order, counter_id: str, shard_count: int) -> Order:
     if not transacted:
         # No transaction ran, so nothing checked whether this order already exists: a repeat of a granted
         # order must get its order back, not sold_out.
-        _raise_if_exists(order.order_key)
+        _raise_if_exists(order)
     raise SoldOut(f"scene {order.scene_id} is sold out", scene_id=order.scene_id,
                   sub_activity_id=order.sub_activity_id)
 
 
-def _raise_if_exists(order_key: str) -> None:
+def _stored(order: Order) -> LedgerEntry:
+    """The stored order item, strongly consistent; `DoesNotExist` when there is none."""
+    return with_retries(lambda: LedgerEntry.get(order.wallet_id, order.entry_key, consistent_read=True))
+
+
+def _raise_if_exists(order: Order) -> None:
     try:
-        existing = with_retries(lambda: OrderItem.get(order_key, consistent_read=True))
+        existing = _stored(order)
     except DoesNotExist:
         return
     raise _Exists(orders.from_item(existing))
@@ -158,11 +166,11 @@ def _raise_if_exists(order_key: str) -> None:
 
 def _place_without_stock(order: Order) -> Order:
     try:
-        with_retries(lambda: orders.to_item(order).save(condition=OrderItem.order_key.does_not_exist()))
+        with_retries(lambda: orders.to_item(order).save(condition=LedgerEntry.entry_key.does_not_exist()))
     except PutError as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
-        _raise_if_exists(order.order_key)
+        _raise_if_exists(order)
         raise StorageUnavailable("order vanished after a conflicting put") from exc
     return order
 
@@ -176,12 +184,12 @@ def _put_reserved(order: Order, rid: str, mine: str | None) -> Order:
     item = orders.to_item(order)
     item.reservation = rid
     try:
-        with_retries(lambda: item.save(condition=OrderItem.order_key.does_not_exist()))
+        with_retries(lambda: item.save(condition=LedgerEntry.entry_key.does_not_exist()))
     except PutError as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise
         try:
-            existing = with_retries(lambda: OrderItem.get(order.order_key, consistent_read=True))
+            existing = _stored(order)
         except DoesNotExist:
             raise StorageUnavailable("order vanished after a conflicting put") from exc
         if mine is not None and existing.reservation == mine:
@@ -298,7 +306,9 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
         return members  # every shard was just seen full: the single path confirms sold_out, writing nothing
     rid = reservations.new_id()
     reservations.register(counter_id, shard_count, now_ms)
-    reservations.write_journal(rid, counter_id, [(o.order_key, o.amount) for _, o in members], now_ms)
+    first = members[0][1]
+    reservations.write_journal(rid, counter_id, first.ns, first.asset, [(o.order_id, o.amount) for _, o in members],
+                               now_ms)
     planned, rest = reservations.reserve_blocks(
         rid, counter_id, shard_count, [o.amount for _, o in members], now_ms, home_key=members[0][1].order_key,
         skip=lambda shard, smallest: _hinted_full(counter_id, shard, smallest),
@@ -348,35 +358,6 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
     return leftovers
 
 
-def _mark_unsent(order: Order) -> None:
-    bucket = str(ids.bucket_of(order.order_key, settings().hour_buckets))
-    try:
-        with_retries(lambda: OrderItem(order.order_key).update(
-            actions=[OrderItem.unsent_bucket.set(bucket)], condition=OrderItem.status == ACCEPTED))
-    except Exception:
-        # Nothing more can be done from here; the hourly reconciliation re-drives ACCEPTED orders.
-        logger.exception("could not flag an unsent order", extra={"order_key": order.order_key})
-
-
-def enqueue(batch: Sequence[Order]) -> int:
-    """Send credit messages (10 per request); flag the orders whose send failed. Returns how many failed."""
-    failed: list[Order] = []
-    for start in range(0, len(batch), 10):
-        chunk = batch[start:start + 10]
-        try:
-            answer = clients.sqs().send_message_batch(
-                QueueUrl=clients.queue_url(CREDITS.name),
-                Entries=[{"Id": str(i), "MessageBody": orders.credit_message(o)} for i, o in enumerate(chunk)],
-            )
-            failed.extend(chunk[int(f["Id"])] for f in answer.get("Failed", []))
-        except Exception:
-            logger.exception("credit enqueue failed", extra={"orders": len(chunk)})
-            failed.extend(chunk)
-    for order in failed:
-        _mark_unsent(order)
-    return len(failed)
-
-
 def _needs_reenqueue(order: Order, created: bool) -> bool:
     return created or (order.status == ACCEPTED and clock.now_ms() - order.created_at_ms > REENQUEUE_AFTER_MS)
 
@@ -412,22 +393,3 @@ def grant_many(requests: Sequence[GrantRequest | RewardgateError]) -> list[Grant
     faults.point("grant.after_transaction")
     enqueue(to_send)
     return [replace(r, token=_token(r.order, key)) if isinstance(r, Granted) else r for r in results]
-
-
-def resend_unsent(limit_per_bucket: int = 200) -> int:
-    """Re-send the credit messages of orders flagged `unsent` (the sweeper). Returns how many were sent."""
-    resent = 0
-    for bucket in range(settings().hour_buckets):
-        keys = with_retries(lambda b=bucket: [
-            item.order_key for item in OrderItem.unsent.query(str(b), limit=limit_per_bucket)])
-        if not keys:
-            continue
-        items = with_retries(lambda k=keys: list(OrderItem.batch_get(k, consistent_read=True)))
-        accepted = [orders.from_item(i) for i in items if i.status == ACCEPTED]
-        failed = enqueue(accepted)
-        if failed == 0:
-            for order in accepted:
-                with_retries(lambda o=order: OrderItem(o.order_key).update(
-                    actions=[OrderItem.unsent_bucket.remove()]))
-            resent += len(accepted)
-    return resent

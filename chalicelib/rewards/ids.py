@@ -44,6 +44,11 @@ def wallet_id(ns: str, act_id: str, asset: str) -> str:
     return f"{ns}#{act_id}#{asset}"
 
 
+def order_wallet_id(ns: str, order_id_: str, asset: str) -> str:
+    """The wallet an order of `ns` pays into: its user is the order id's first part (`order_id`'s format)."""
+    return wallet_id(ns, order_id_.split("_", 1)[0], asset)
+
+
 def stock_counter_id(ns: str, scene_id: str) -> str:
     """Counter holding a scene's stock/budget shards in one child activity."""
     return f"stock#{ns}#{scene_id}"

@@ -4,6 +4,10 @@
 fact of the order (id, key, wallet, asset, hour bucket). The credit message carries those facts so the
 crediting worker needs no read before its transaction; the transaction's condition checks them
 against the stored order, so a message can never credit anything the order does not say.
+
+An order is stored as its wallet's ledger credit: the item (`wallet_id`, `credit#{order_id}`) of the
+ledger table, pending until it is credited. `order_key` (`{ns}#{order_id}`) stays its logical name (shard
+choice, report ids); `ref` (`{wallet_id}|{order_id}`) is what finds it in storage.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from chalicelib import clock, validate
 from chalicelib.errors import AmountOverCap, AwardTypeMismatch, InvalidField, OpenTimeOutOfRange, PoisonMessage
 from chalicelib.rewards import ids
 from chalicelib.rewards.config import Activity, Child, Scene
-from chalicelib.rewards.tables import ACCEPTED, STATUS_NAMES, OrderItem
+from chalicelib.rewards.tables import ACCEPTED, CREDIT, STATUS_NAMES, LedgerEntry
 
 GRANT_FIELDS = ("activity_id", "scene_id", "act_id", "rain_id", "award_type", "stage", "amount", "open_time_ms")
 MESSAGE_VERSION = 1
@@ -75,11 +79,31 @@ def open_time_of(request: GrantRequest, now_ms: int, horizon_s: int) -> int:
     return request.open_time_ms
 
 
+def credit_entry_key(order_id: str) -> str:
+    """Ledger key of an order (its wallet's credit entry): at most one per order, by construction."""
+    return f"{CREDIT}#{order_id}"
+
+
+def order_ref(wallet_id: str, order_id: str) -> str:
+    """`{wallet_id}|{order_id}`: an order's storage address as one string (`|` never occurs in either)."""
+    return f"{wallet_id}|{order_id}"
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """(wallet_id, entry_key) of an order ref."""
+    wallet_id, _, order_id = ref.partition("|")
+    return wallet_id, credit_entry_key(order_id)
+
+
+def order_id_of(entry_key: str) -> str:
+    """The order id a credit entry key names."""
+    return entry_key.split("#", 1)[1]
+
+
 @dataclass(frozen=True)
 class Order:
     """Every fact of one reward order."""
 
-    order_key: str
     order_id: str
     activity_id: str
     sub_activity_id: str
@@ -100,6 +124,21 @@ class Order:
     status: int = ACCEPTED
     shard: int | None = None
     credited_at_ms: int | None = None
+
+    @property
+    def order_key(self) -> str:
+        """The order's logical name in its child activity: `{ns}#{order_id}`."""
+        return ids.order_key(self.ns, self.order_id)
+
+    @property
+    def entry_key(self) -> str:
+        """Its range key in the wallet's ledger partition: the order is the wallet's credit entry."""
+        return credit_entry_key(self.order_id)
+
+    @property
+    def ref(self) -> str:
+        """What finds the order in storage: `{wallet_id}|{order_id}`."""
+        return order_ref(self.wallet_id, self.order_id)
 
     @property
     def ns(self) -> str:
@@ -149,11 +188,10 @@ def decide_order(request: GrantRequest, activity: Activity, child: Child, scene:
         )
     ns = activity.ns(child)
     oid = ids.order_id(request.act_id, request.scene_id, request.rain_id, request.award_type, request.stage)
-    key = ids.order_key(ns, oid)
     hour = clock.hour_of(now_ms)
     wallet_id = ids.wallet_id(ns, request.act_id, scene.asset)
     return Order(
-        order_key=key, order_id=oid, activity_id=activity.activity_id, sub_activity_id=child.sub_activity_id,
+        order_id=oid, activity_id=activity.activity_id, sub_activity_id=child.sub_activity_id,
         scene_id=scene.scene_id, act_id=request.act_id, rain_id=request.rain_id, award_type=request.award_type,
         stage=request.stage, amount=request.amount, asset=scene.asset, wallet_id=wallet_id, order_cap=scene.order_cap,
         created_at_ms=now_ms, open_time_ms=now_ms if open_time_ms is None else open_time_ms, hour=hour,
@@ -162,42 +200,40 @@ def decide_order(request: GrantRequest, activity: Activity, child: Child, scene:
     )
 
 
-def to_item(order: Order) -> OrderItem:
-    """The order as a new table item (ACCEPTED, listed as pending in its wallet)."""
-    return OrderItem(
-        order.order_key, order_id=order.order_id, activity_id=order.activity_id,
-        sub_activity_id=order.sub_activity_id, scene_id=order.scene_id, act_id=order.act_id,
-        rain_id=order.rain_id, award_type=order.award_type, stage=order.stage, amount=order.amount,
-        asset=order.asset, wallet_id=order.wallet_id, order_cap=order.order_cap, shard=order.shard,
-        status=order.status, created_at_ms=order.created_at_ms, open_time_ms=order.open_time_ms, hour=order.hour,
-        hour_bucket=order.hour_bucket,
-        pending_wallet=order.wallet_id, bill_text=order.bill_text,
+def to_item(order: Order) -> LedgerEntry:
+    """The order as a new ledger item: its wallet's credit entry, ACCEPTED and pending (not posted)."""
+    return LedgerEntry(
+        order.wallet_id, order.entry_key, kind=CREDIT, amount=order.amount, sub_activity_id=order.sub_activity_id,
+        scene_id=order.scene_id, bill_text=order.bill_text or None, hour=order.hour, hour_bucket=order.hour_bucket,
+        activity_id=order.activity_id, act_id=order.act_id, rain_id=order.rain_id, award_type=order.award_type,
+        stage=order.stage, asset=order.asset, order_cap=order.order_cap, shard=order.shard, status=order.status,
+        created_at_ms=order.created_at_ms, open_time_ms=order.open_time_ms,
     )
 
 
 _ITEM_FIELDS = (
-    "order_key", "order_id", "activity_id", "sub_activity_id", "scene_id", "act_id", "rain_id", "award_type",
+    "activity_id", "sub_activity_id", "scene_id", "act_id", "rain_id", "award_type",
     "stage", "amount", "asset", "wallet_id", "order_cap", "created_at_ms", "hour", "hour_bucket", "status",
     "shard", "credited_at_ms", "bill_text",
 )
 
 
 def from_fields(fields: dict[str, Any]) -> Order:
-    """An order from stored attributes (a PynamoDB item's or a raw cancellation item's)."""
+    """An order from its stored attributes (a PynamoDB item's or a raw cancellation item's)."""
     values = {name: fields.get(name) for name in _ITEM_FIELDS}
+    values["order_id"] = order_id_of(fields["entry_key"])
     for name in ("amount", "order_cap", "created_at_ms", "status"):
         values[name] = int(values[name])
     for name in ("shard", "credited_at_ms"):
         values[name] = None if values[name] is None else int(values[name])
     values["bill_text"] = values["bill_text"] or ""
-    # Orders written before open_time_ms was stored were opened when they were created.
     opened = fields.get("open_time_ms")
     values["open_time_ms"] = values["created_at_ms"] if opened is None else int(opened)
     return Order(**values)
 
 
-def from_item(item: OrderItem) -> Order:
-    """An order from its table item."""
+def from_item(item: LedgerEntry) -> Order:
+    """An order from its ledger item."""
     return from_fields(item.attribute_values)
 
 
@@ -225,6 +261,7 @@ def parse_credit_message(body: str) -> Order:
         if data.pop("v") != MESSAGE_VERSION:
             raise ValueError("unknown message version")
         data.setdefault("open_time_ms", data.get("created_at_ms"))  # a message sent before it was carried
+        data.pop("order_key", None)  # derived now; carried by messages of the orders-table layout
         return Order(**data)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise PoisonMessage(f"not a credit message: {exc}") from exc

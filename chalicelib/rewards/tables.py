@@ -8,17 +8,13 @@ on a durable key; the invariant each item carries is written next to it.
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute, VersionAttribute
-from pynamodb.indexes import (
-    AllProjection,
-    GlobalSecondaryIndex,
-    KeysOnlyProjection,
-    LocalSecondaryIndex,
-)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.dynamo import meta, table
 
-# Order status codes (ARCHITECTURE.md: ACCEPTED(1) -> CREDITING(2) -> CREDITED(8)).
+# Order status codes (ARCHITECTURE.md: ACCEPTED(1) -> CREDITING(2) -> CREDITED(8)). An order is stored as
+# its wallet's credit entry in the ledger table (`LedgerEntry`).
 ACCEPTED = 1
 CREDITING = 2
 CREDITED = 8
@@ -40,82 +36,6 @@ class ConfigItem(Model):
     body = UnicodeAttribute()
     updated_at_ms = NumberAttribute()
     version = VersionAttribute()
-
-
-class OrdersByHour(GlobalSecondaryIndex["OrderItem"]):
-    """The orders of one hour, spread over `RG_HOUR_BUCKETS` partitions (`{hour}#{bucket}`)."""
-
-    class Meta:
-        index_name = "by_hour"
-        projection = AllProjection()
-
-    hour_bucket = UnicodeAttribute(hash_key=True)
-    order_key = UnicodeAttribute(range_key=True)
-
-
-class PendingOrdersByWallet(GlobalSecondaryIndex["OrderItem"]):
-    """Sparse: an order carries `pending_wallet` only until it is credited."""
-
-    class Meta:
-        index_name = "pending_by_wallet"
-        projection = KeysOnlyProjection()
-
-    pending_wallet = UnicodeAttribute(hash_key=True)
-    created_at_ms = NumberAttribute(range_key=True)
-
-
-class UnsentOrders(GlobalSecondaryIndex["OrderItem"]):
-    """Sparse: an order carries `unsent_bucket` only while its credit message failed to send."""
-
-    class Meta:
-        index_name = "unsent"
-        projection = KeysOnlyProjection()
-
-    unsent_bucket = UnicodeAttribute(hash_key=True)
-    created_at_ms = NumberAttribute(range_key=True)
-
-
-@table
-class OrderItem(Model):
-    """One reward order, keyed `{sub_activity_id}#{order_id}`.
-
-    Invariants: created at most once (put-if-absent in the grant transaction, together with the
-    counter shard it consumed); status only moves ACCEPTED -> CREDITED, in the same transaction as the
-    wallet credit and the ledger entry; `amount`, `wallet_id` and `shard` never change.
-    """
-
-    Meta = meta("orders")
-
-    order_key = UnicodeAttribute(hash_key=True)
-    order_id = UnicodeAttribute()
-    activity_id = UnicodeAttribute()
-    sub_activity_id = UnicodeAttribute()
-    scene_id = UnicodeAttribute()
-    act_id = UnicodeAttribute()
-    rain_id = UnicodeAttribute()
-    award_type = UnicodeAttribute()
-    stage = UnicodeAttribute()
-    amount = NumberAttribute()
-    asset = UnicodeAttribute()
-    wallet_id = UnicodeAttribute()
-    order_cap = NumberAttribute()
-    shard = NumberAttribute(null=True)
-    status = NumberAttribute()
-    created_at_ms = NumberAttribute()
-    open_time_ms = NumberAttribute(null=True)  # when the reward was won (chose the child); absent on older orders
-    hour = UnicodeAttribute()
-    hour_bucket = UnicodeAttribute()
-    pending_wallet = UnicodeAttribute(null=True)
-    unsent_bucket = UnicodeAttribute(null=True)
-    bill_text = UnicodeAttribute(null=True)
-    credited_at_ms = NumberAttribute(null=True)
-    credited_by = UnicodeAttribute(null=True)
-    redriven = UnicodeAttribute(null=True)
-    reservation = UnicodeAttribute(null=True)  # the block reservation its units came from (batch grants)
-
-    by_hour = OrdersByHour()
-    pending_by_wallet = PendingOrdersByWallet()
-    unsent = UnsentOrders()
 
 
 @table
@@ -156,9 +76,9 @@ class CounterItem(Model):
 class WalletItem(Model):
     """A user's holding of one asset in one child activity, keyed `{sub}#{act_id}#{asset}`.
 
-    Invariants (enforced by the transactions that also write the ledger): `balance >= 0`;
-    `balance = total_income - total_withdrawn + total_refunded` = the sum over its ledger;
-    `entry_count` = the number of its ledger entries, so a reader can tell a consistent snapshot.
+    Invariants (enforced by the transactions that also post its ledger entries): `balance >= 0`;
+    `balance = total_income - total_withdrawn + total_refunded` = the signed sum of its posted entries;
+    `entry_count` = the number of its posted entries (`by_time`), so a reader can tell a consistent snapshot.
     """
 
     Meta = meta("wallets")
@@ -176,7 +96,12 @@ class WalletItem(Model):
 
 
 class LedgerByTime(LocalSecondaryIndex["LedgerEntry"]):
-    """A wallet's entries in posting order (`{posted_at_ms:013d}#{entry_key}`), strongly consistent."""
+    """Sparse: a wallet's *posted* entries in flow order (`{at_ms:013d}#{entry_key}`), strongly consistent.
+
+    Only posted entries carry `time_key`: a credit gets it when it is credited (at its order's creation
+    time, where it showed as pending), a withdrawal or refund when written. So the wallet's `entry_count`
+    is the number of its entries here and its balance their signed sum.
+    """
 
     class Meta:
         index_name = "by_time"
@@ -187,7 +112,8 @@ class LedgerByTime(LocalSecondaryIndex["LedgerEntry"]):
 
 
 class LedgerByHour(GlobalSecondaryIndex["LedgerEntry"]):
-    """Entries by hour bucket; a credit uses its order's hour and bucket so the two join per bucket."""
+    """Entries by hour bucket (`{hour}#{bucket}`, the bucket chosen by the wallet): orders, pending and
+    credited, withdrawals and refunds. Reconciliation reads one partition per bucket step."""
 
     class Meta:
         index_name = "by_hour"
@@ -197,6 +123,17 @@ class LedgerByHour(GlobalSecondaryIndex["LedgerEntry"]):
     entry_key = UnicodeAttribute(range_key=True)
 
 
+class UnsentOrders(GlobalSecondaryIndex["LedgerEntry"]):
+    """Sparse: an order carries `unsent_bucket` only while its credit message failed to send."""
+
+    class Meta:
+        index_name = "unsent"
+        projection = KeysOnlyProjection()
+
+    unsent_bucket = UnicodeAttribute(hash_key=True)
+    created_at_ms = NumberAttribute(range_key=True)
+
+
 CREDIT = "credit"
 WITHDRAWAL = "withdrawal"
 REFUND = "refund"
@@ -204,11 +141,16 @@ REFUND = "refund"
 
 @table
 class LedgerEntry(Model):
-    """One immutable movement of a wallet: `credit#{order_id}`, `withdrawal#{req}` or `refund#{req}`.
+    """A wallet's entries, in the wallet's partition: `credit#{order_id}`, `withdrawal#{req}`, `refund#{req}`.
 
-    Invariant (put-if-absent in the same transaction as the wallet update): one entry per key, so an
-    order is credited once and a withdrawal request debits once. `amount` is positive; `kind` says
-    the direction.
+    A reward order *is* its wallet's credit entry `credit#{order_id}`: written once by its grant
+    (put-if-absent, ACCEPTED, *pending*: no `posted_at_ms`/`time_key`), it becomes *posted* when it is
+    credited (ACCEPTED/CREDITING -> CREDITED in the same transaction as the wallet ADD). So an order has
+    exactly one credit, of its own amount, in its own wallet, by construction. Withdrawals and refunds
+    are posted when written (put-if-absent in the transaction that moves the wallet).
+    Invariants: `amount` (positive; `kind` says the direction), `wallet_id` and `shard` never change; the
+    wallet's `entry_count` = its posted entries (`by_time`), its balance their signed sum.
+    The order id is the entry key's tail; the order's facts are the attributes after `hour_bucket`.
     """
 
     Meta = meta("ledger")
@@ -218,17 +160,45 @@ class LedgerEntry(Model):
     kind = UnicodeAttribute()
     amount = NumberAttribute()
     sub_activity_id = UnicodeAttribute()
-    order_key = UnicodeAttribute(null=True)
     scene_id = UnicodeAttribute(null=True)
     request_id = UnicodeAttribute(null=True)
     bill_text = UnicodeAttribute(null=True)
-    posted_at_ms = NumberAttribute()
-    time_key = UnicodeAttribute()
+    posted_at_ms = NumberAttribute(null=True)  # absent while an order is pending
+    time_key = UnicodeAttribute(null=True)  # absent while an order is pending (sparse `by_time`)
     hour = UnicodeAttribute()
     hour_bucket = UnicodeAttribute()
+    # --- an order's facts (credit entries only) ---
+    activity_id = UnicodeAttribute(null=True)
+    act_id = UnicodeAttribute(null=True)
+    rain_id = UnicodeAttribute(null=True)
+    award_type = UnicodeAttribute(null=True)
+    stage = UnicodeAttribute(null=True)
+    asset = UnicodeAttribute(null=True)
+    order_cap = NumberAttribute(null=True)
+    shard = NumberAttribute(null=True)
+    status = NumberAttribute(null=True)
+    created_at_ms = NumberAttribute(null=True)
+    open_time_ms = NumberAttribute(null=True)  # when the reward was won (chose the child)
+    unsent_bucket = UnicodeAttribute(null=True)
+    credited_at_ms = NumberAttribute(null=True)
+    credited_by = UnicodeAttribute(null=True)
+    redriven = UnicodeAttribute(null=True)
+    reservation = UnicodeAttribute(null=True)  # the block reservation its units came from (batch grants)
 
     by_time = LedgerByTime()
     by_hour = LedgerByHour()
+    unsent = UnsentOrders()
+
+    @property
+    def order_id(self) -> str | None:
+        """The order a credit entry is (derived from the key, not stored); None for other entries."""
+        return self.entry_key.split("#", 1)[1] if self.kind == CREDIT else None
+
+    @property
+    def order_key(self) -> str | None:
+        """The order's logical name `{ns}#{order_id}` (the wallet id starts with the namespace)."""
+        order_id = self.order_id
+        return None if order_id is None else f"{self.wallet_id.split('#', 1)[0]}#{order_id}"
 
 
 class UnresolvedWithdrawals(GlobalSecondaryIndex["WithdrawalItem"]):

@@ -1,9 +1,10 @@
 """Wallet reads: balance with still-pending rewards, and the merged, paginated flow.
 
-Pending rewards come from the sparse `pending_by_wallet` index, which is eventually consistent: an
-order credited a moment ago may still be listed there. Each candidate is therefore re-read strongly
-consistent and kept only while it is not credited, so a reward is never counted both as balance and as
-pending. (One granted a few milliseconds ago may not be listed yet; the user holds its token.)
+An order is its wallet's credit entry in the wallet's own ledger partition, so pending rewards are one
+strongly consistent Query of that partition (`entry_key` beginning `credit#`, status not CREDITED): no
+index lag, an order granted before the read is listed, one credited before it is not. Its price: the
+Query reads every credit of the wallet in that child activity, posted ones included (filtered out
+server-side, but read and paid for), so its cost grows with the wallet's number of rewards.
 
 The flow merges ledger entries and pending orders newest first. A credit sorts at its order's creation
 time — where it appeared as pending — so a reward keeps its place in the flow when it is credited and
@@ -22,32 +23,34 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib.dynamo import with_retries
 from chalicelib.errors import InvalidField
 from chalicelib.rewards import orders
-from chalicelib.rewards.crediting import credit_entry_key, time_key
+from chalicelib.rewards.crediting import time_key
 from chalicelib.rewards.ids import CASH_ASSET
-from chalicelib.rewards.orders import Order
-from chalicelib.rewards.tables import CREDITED, LedgerEntry, OrderItem, WalletItem
+from chalicelib.rewards.orders import Order, credit_entry_key, parse_ref
+from chalicelib.rewards.tables import CREDIT, CREDITED, LedgerEntry, WalletItem
 
 MAX_PENDING = 500
 
 
 def pending_orders(wallet_id: str, before_ms: int | None = None, limit: int = MAX_PENDING) -> list[Order]:
-    """Orders of a wallet that are not credited yet, newest first (confirmed by consistent reads)."""
-    condition = OrderItem.created_at_ms < before_ms if before_ms is not None else None
-    keys = with_retries(lambda: [
-        item.order_key
-        for item in OrderItem.pending_by_wallet.query(
-            wallet_id, range_key_condition=condition, scan_index_forward=False, limit=limit)
-    ])
-    return [o for o in load_orders(keys) if o.status != CREDITED]
+    """Orders of a wallet that are not credited yet, newest first, at most `limit` (one consistent Query)."""
+    condition = LedgerEntry.status != CREDITED
+    if before_ms is not None:
+        condition &= LedgerEntry.created_at_ms < before_ms
+    found = with_retries(lambda: [
+        orders.from_item(item) for item in LedgerEntry.query(
+            wallet_id, LedgerEntry.entry_key.startswith(f"{CREDIT}#"), filter_condition=condition,
+            consistent_read=True)])
+    return sorted(found, key=lambda o: o.created_at_ms, reverse=True)[:limit]
 
 
-def load_orders(order_keys: Iterable[str]) -> list[Order]:
-    """Orders by key, strongly consistent, newest first; missing keys are skipped."""
-    keys = list(dict.fromkeys(order_keys))
+def load_orders(refs: Iterable[str]) -> list[Order]:
+    """Orders by ref (`{wallet_id}|{order_id}`), strongly consistent, newest first; missing ones are skipped."""
+    keys = list(dict.fromkeys(parse_ref(ref) for ref in refs))
     if not keys:
         return []
-    items = with_retries(lambda: list(OrderItem.batch_get(keys, consistent_read=True)))
-    return sorted((orders.from_item(i) for i in items), key=lambda o: o.created_at_ms, reverse=True)
+    items = with_retries(lambda: list(LedgerEntry.batch_get(keys, consistent_read=True)))
+    return sorted((orders.from_item(i) for i in items if i.status is not None),
+                  key=lambda o: o.created_at_ms, reverse=True)
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,8 @@ def decode_flow_cursor(raw: str | None) -> str | None:
 def _entry_view(entry: LedgerEntry) -> dict[str, Any]:
     view = {"type": entry.kind, "amount": int(entry.amount), "at_ms": int(entry.time_key[:13]),
             "posted_at_ms": int(entry.posted_at_ms), "bill_text": entry.bill_text}
-    if entry.order_key:
-        view["order_id"] = entry.order_key.split("#", 1)[1]
+    if entry.kind == CREDIT:
+        view["order_id"] = orders.order_id_of(entry.entry_key)
     if entry.request_id:
         view["request_id"] = entry.request_id
     return view

@@ -38,7 +38,7 @@ from chalicelib.errors import (
     WithdrawalNotFound,
 )
 from chalicelib.observability import logger
-from chalicelib.rewards import config_store, crediting, ids, payouts, tokens, wallets
+from chalicelib.rewards import config_store, crediting, ids, orders, payouts, tokens, wallets
 from chalicelib.rewards.crediting import time_key
 from chalicelib.rewards.payouts import FAILED, PAID, UNKNOWN, PayoutProvider, PayoutResult, PayoutTimeout
 from chalicelib.rewards.tables import (
@@ -178,7 +178,7 @@ def _first_outcome(activity_id: str, act_id: str, request_id: str, amount: int,
 
 
 def _token_orders(ns: str, act_id: str, presented: Sequence[str]) -> list[str]:
-    """Order keys of presented tokens, each verified and required to belong to this wallet."""
+    """Order ids of presented tokens, each verified and required to belong to this wallet."""
     public_keys = tokens.signing_key().public_keys if presented else {}
     keys = []
     for index, token in enumerate(presented):
@@ -189,16 +189,21 @@ def _token_orders(ns: str, act_id: str, presented: Sequence[str]) -> list[str]:
         if (ids.child_ns(claims["activity_id"], claims["sub_activity_id"]) != ns or claims["act_id"] != act_id
                 or claims["asset"] != ids.CASH_ASSET):
             raise InvalidToken(f"tokens[{index}]: token is for another wallet", index=index)
-        keys.append(ids.order_key(ns, claims["order_id"]))
+        keys.append(claims["order_id"])
     return keys
 
 
-def force_credit(wallet_id: str, extra_order_keys: Sequence[str] = ()) -> int:
-    """Credit every pending order of a wallet now (plus the given ones); returns how many this call credited."""
-    pending = {o.order_key: o for o in wallets.pending_orders(wallet_id)}
-    for order in wallets.load_orders(k for k in extra_order_keys if k not in pending):
-        if order.wallet_id == wallet_id and order.status != CREDITED:
-            pending[order.order_key] = order
+def force_credit(wallet_id: str, extra_order_ids: Sequence[str] = ()) -> int:
+    """Credit every pending order of a wallet now (plus the given ones of it); returns how many this call credited.
+
+    The pending ones are a strongly consistent Query of the wallet's own partition, so an order granted
+    before this call is among them (the tokens are for one a caller may hold from a grant racing this).
+    """
+    pending = {o.order_id: o for o in wallets.pending_orders(wallet_id)}
+    extra = [orders.order_ref(wallet_id, oid) for oid in extra_order_ids if oid not in pending]
+    for order in wallets.load_orders(extra):
+        if order.status != CREDITED:
+            pending[order.order_id] = order
     batch_id = crediting.new_batch_id("w")
     credited = [o for o in pending.values() if crediting.credit(o, batch_id)]
     crediting.tally(batch_id, credited)
@@ -354,8 +359,8 @@ def withdraw(act_id: str, request: WithdrawalRequest) -> WithdrawalOutcome:
     first = _first_outcome(activity.activity_id, act_id, request.request_id, request.amount, wallet_id)
     if first is not None:
         return first
-    token_keys = _token_orders(ns, act_id, request.tokens)
-    force_credit(wallet_id, token_keys)
+    token_orders = _token_orders(ns, act_id, request.tokens)
+    force_credit(wallet_id, token_orders)
     faults.point("withdrawal.after_force_credit")
     try:
         _debit(wallet_id, request, act_id, child.sub_activity_id)

@@ -63,25 +63,37 @@ def on_ws_connect(event: Any) -> dict[str, Any]:
     """`$connect`: a valid, unexpired `auth_body` registers the connection for its game; anything else is refused
     (401, nothing written). `after_seq` (optional) starts the connection after that seq instead of at seq 1."""
     started = time.monotonic()
-    query = event.to_dict().get("queryStringParameters") or {}
-    with metric_scope():
-        token = query.get("auth_body")
-        if not token:
-            return _refuse(event.connection_id, started, 401, "auth_body is missing")
-        after = query.get("after_seq", "0")
-        if not (after.isascii() and after.isdigit()) or len(after) > 15:  # not "²", which int refuses
-            return _refuse(event.connection_id, started, 400, "after_seq must be an integer >= 0")
+    with metric_scope(), deadline_scope.bounded(getattr(event, "context", None)):
         try:
-            claims = games.verify_auth_body(token)
-        except InvalidGameToken:
-            return _refuse(event.connection_id, started, 401, "auth_body is forged or expired: call /v2/app/start "
-                                                               "for a fresh one")
-        conn = connections.register(event.connection_id, claims["game_id"], int(claims["app_id"]), int(after),
-                                    clock.now_ms())
-        # Whatever the game already holds (the offline inbox) follows once the handshake has completed.
-        send([PushMessage(conn.game_id, None, [conn.connection_id], delay_s=CONNECT_PUSH_DELAY_S)])
-        count("LiveConnections")
-        _access("$connect", event.connection_id, started, 200, game_id=conn.game_id, app_id=conn.app_id)
+            return _connect(event, started)
+        except RewardgateError as error:
+            logger.warning("websocket connect failed", extra={"connection_id": event.connection_id,
+                                                              "problem": error.code})
+            _access("$connect", event.connection_id, started, 503, problem=error.code)
+            return {"statusCode": 503, "body": json.dumps({"code": "unavailable",
+                                                           "message": "the service is unavailable; retry"})}
+
+
+def _connect(event: Any, started: float) -> dict[str, Any]:
+    """Refuse or register one connection (the handler's body, under its deadline)."""
+    query = event.to_dict().get("queryStringParameters") or {}
+    token = query.get("auth_body")
+    if not token:
+        return _refuse(event.connection_id, started, 401, "auth_body is missing")
+    after = query.get("after_seq", "0")
+    if not (after.isascii() and after.isdigit()) or len(after) > 15:  # not "²", which int refuses
+        return _refuse(event.connection_id, started, 400, "after_seq must be an integer >= 0")
+    try:
+        claims = games.verify_auth_body(token)
+    except InvalidGameToken:
+        return _refuse(event.connection_id, started, 401, "auth_body is forged or expired: call /v2/app/start "
+                                                           "for a fresh one")
+    conn = connections.register(event.connection_id, claims["game_id"], int(claims["app_id"]), int(after),
+                                clock.now_ms())
+    # Whatever the game already holds (the offline inbox) follows once the handshake has completed.
+    send([PushMessage(conn.game_id, None, [conn.connection_id], delay_s=CONNECT_PUSH_DELAY_S)])
+    count("LiveConnections")
+    _access("$connect", event.connection_id, started, 200, game_id=conn.game_id, app_id=conn.app_id)
     return OK
 
 

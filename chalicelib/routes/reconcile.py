@@ -15,8 +15,14 @@ from chalicelib.reconcile.models import HourView, ReconcileBody, RunView
 
 bp = Blueprint(__name__)
 
-# API Gateway cuts a request at 29 s; leave room for the step in progress and the answer.
+# Steps start only in the first half of the request's time left (at most API_BUDGET_S): the other half is for
+# the step in progress, which must be stored before the request's deadline (API Gateway cuts it at 29 s).
 API_BUDGET_S = 15
+
+
+def api_budget() -> runner.Budget:
+    """How long an API request may keep starting reconciliation steps."""
+    return runner.Budget(min(API_BUDGET_S, max(0.0, deadline.remaining_s()) / 2))
 
 
 @bp.schedule(Rate(5, unit=Rate.MINUTES))
@@ -34,7 +40,7 @@ def start_reconciliation(body: ReconcileBody) -> Any:
     """Run (or re-run, or continue) the pass an hour is due for: 200 with its reports, 202 while unfinished."""
     hour = runner.parse_hour(body.hour)
     pass_no = runner.pass_for(hour, clock.now_ms())
-    outcome = runner.run(hour, pass_no, runner.Budget(API_BUDGET_S), restart=True)
+    outcome = runner.run(hour, pass_no, api_budget(), restart=True)
     if outcome.status != "done":
         return json_response(outcome.body(), 202)
     reports = [r for r in runner.reports(hour) if r["pass"] == pass_no]

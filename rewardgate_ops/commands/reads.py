@@ -43,14 +43,20 @@ def order() -> None:
 def order_show(cli: CliContext, activity_id: str, sub_activity_id: str | None, order_id: str, output: str) -> None:
     """One order: its facts, status (ACCEPTED, CREDITED), shard and times."""
     cli.target()
-    from chalicelib.rewards import ids, wallets
+    from chalicelib.rewards import config_store, ids, orders, wallets
 
     def read() -> dict[str, Any]:
         ns, _ = _ns(activity_id, sub_activity_id)
-        found = wallets.load_orders([ids.order_key(ns, order_id)])
+        parts = order_id.split("_")
+        if len(parts) != 5:
+            raise click.ClickException(f"{order_id} is not an order id ({{act_id}}_{{scene_id}}_{{rain_id}}_...)")
+        act_id, scene_id, award_type = parts[0], parts[1], parts[3]
+        # The order lives in its wallet's ledger partition: the wallet comes from the user and the scene's asset.
+        asset = ids.CASH_ASSET if award_type == ids.CASH else config_store.get_scene(activity_id, scene_id).asset
+        found = wallets.load_orders([orders.order_ref(ids.wallet_id(ns, act_id, asset), order_id)])
         if not found:
             raise click.ClickException(f"no order {order_id} in {ns}")
-        return {**asdict(found[0]), "status_name": found[0].status_name}
+        return {"order_key": found[0].order_key, **asdict(found[0]), "status_name": found[0].status_name}
 
     emit(output, domain_call(read), title=f"order {order_id}")
 

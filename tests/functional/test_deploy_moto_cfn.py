@@ -73,26 +73,31 @@ def test_moto_stack__every_table_and_queue__created_as_templated(deployed):
                 assert int(redrive["maxReceiveCount"]) == props["RedrivePolicy"]["maxReceiveCount"]
 
 
-def test_moto_stack__orders_table__put_if_absent_and_index_queries(deployed):
-    # GIVEN the deployed orders table and one order as the grant path writes it
+def test_moto_stack__ledger_table__order_put_if_absent_in_its_wallet_and_index_queries(deployed):
+    # GIVEN the deployed ledger table and one order as the grant path writes it: its wallet's credit entry
     ddb = boto3.client("dynamodb", region_name="us-east-1")
-    table = "rewardgate-prod-orders"
-    order = {"order_key": {"S": "a1/formal#u1_s1_r1_cash_1"}, "hour_bucket": {"S": "2026112210#3"},
-             "pending_wallet": {"S": "a1/formal#u1#CNY"}, "created_at_ms": {"N": "1795315761000"},
-             "amount": {"N": "100"}}
+    table = "rewardgate-prod-ledger"
+    key = {"wallet_id": {"S": "a1/formal#u1#CNY"}, "entry_key": {"S": "credit#u1_s1_r1_cash_1"}}
+    order = {**key, "hour_bucket": {"S": "2026112210#3"}, "created_at_ms": {"N": "1795315761000"},
+             "amount": {"N": "100"}, "status": {"N": "1"}, "kind": {"S": "credit"}}
     # WHEN it is put if absent, twice
-    ddb.put_item(TableName=table, Item=order, ConditionExpression="attribute_not_exists(order_key)")
+    ddb.put_item(TableName=table, Item=order, ConditionExpression="attribute_not_exists(entry_key)")
     with pytest.raises(ClientError) as repeat:
-        ddb.put_item(TableName=table, Item=order, ConditionExpression="attribute_not_exists(order_key)")
-    # THEN the repeat is refused, and the hour and pending-wallet indexes find the order
+        ddb.put_item(TableName=table, Item=order, ConditionExpression="attribute_not_exists(entry_key)")
+    # THEN the repeat is refused, the hour index finds the order, and so does a Query of its wallet's partition
     assert repeat.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     by_hour = ddb.query(TableName=table, IndexName="by_hour", KeyConditionExpression="hour_bucket = :h",
                         ExpressionAttributeValues={":h": {"S": "2026112210#3"}})["Items"]
-    pending = ddb.query(TableName=table, IndexName="pending_by_wallet", KeyConditionExpression="pending_wallet = :w",
-                        ExpressionAttributeValues={":w": {"S": "a1/formal#u1#CNY"}})["Items"]
-    assert [i["order_key"]["S"] for i in by_hour] == ["a1/formal#u1_s1_r1_cash_1"]
-    assert [i["order_key"]["S"] for i in pending] == ["a1/formal#u1_s1_r1_cash_1"]
-    assert ddb.get_item(TableName=table, Key={"order_key": order["order_key"]})["Item"]["amount"] == {"N": "100"}
+    pending = ddb.query(TableName=table, ConsistentRead=True,
+                        KeyConditionExpression="wallet_id = :w AND begins_with(entry_key, :c)",
+                        ExpressionAttributeValues={":w": {"S": "a1/formal#u1#CNY"}, ":c": {"S": "credit#"}})["Items"]
+    assert [i["entry_key"]["S"] for i in by_hour] == ["credit#u1_s1_r1_cash_1"]
+    assert [i["entry_key"]["S"] for i in pending] == ["credit#u1_s1_r1_cash_1"]
+    # AND a pending order is not in the wallet's posted flow (the sparse `by_time`)
+    posted = ddb.query(TableName=table, IndexName="by_time", KeyConditionExpression="wallet_id = :w",
+                       ExpressionAttributeValues={":w": {"S": "a1/formal#u1#CNY"}})["Items"]
+    assert posted == []
+    assert ddb.get_item(TableName=table, Key=key)["Item"]["amount"] == {"N": "100"}
 
 
 def test_moto_stack__credits_queue__failing_message_lands_in_dlq_after_max_receives(deployed):

@@ -332,3 +332,53 @@ def test_push__poison_message__dropped_not_retried(fake):
 
     sqs().send_message(QueueUrl=queue_url(LIVE.name), MessageBody="not json")
     assert drain_live() == 1
+
+
+# --- deadlines -----------------------------------------------------------------------------------------
+
+
+def test_connect__storage_unavailable__503_refused_within_the_deadline(game, fake, monkeypatch):
+    # GIVEN a valid auth_body, and a database that cannot register the connection
+    from chalicelib.errors import StorageUnavailable
+
+    g = game()
+    seen: list[float] = []
+
+    def failing_register(*_args, **_kwargs):
+        from chalicelib import deadline
+
+        seen.append(deadline.remaining_s())
+        raise StorageUnavailable("database unavailable after retries")
+
+    monkeypatch.setattr(connections, "register", failing_register)
+    # WHEN the client connects
+    answer = connect(new_connection_id(), g["auth_body"])
+    # THEN the handshake is refused with a retryable 503 (no internal cause in the body), not a crashed handler
+    assert answer["statusCode"] == 503
+    assert json.loads(answer["body"]) == {"code": "unavailable", "message": "the service is unavailable; retry"}
+    # AND the registration ran under the connect function's deadline
+    assert len(seen) == 1 and 0 < seen[0] < 29
+
+
+def test_push__parallel_posts__each_thread_keeps_the_invocation_deadline(game, fake, monkeypatch):
+    # GIVEN three connections of one game (pushed in parallel threads)
+    import math
+
+    from chalicelib import deadline
+
+    g = game()
+    ids = [connected(g, fake) for _ in range(3)]
+    remaining: list[float] = []
+    post = fake.post
+
+    def timed_post(connection_id: str, text: str) -> None:
+        remaining.append(deadline.remaining_s())
+        post(connection_id, text)
+
+    monkeypatch.setattr(gateway, "post", timed_post)
+    # WHEN events are pushed by the worker
+    danmakus(g["room_id"], 4)
+    drain_live()
+    # THEN every connection got them, and every post (in whichever thread) ran under the worker's deadline
+    assert [fake.events(c) for c in ids] == [[1, 2, 3, 4]] * 3
+    assert remaining and all(math.isfinite(r) and r > 0 for r in remaining), remaining

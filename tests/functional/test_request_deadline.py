@@ -86,12 +86,12 @@ def throttling_dynamodb(monkeypatch, answer_s: float) -> Iterator[ThrottlingDyna
         stub.server.server_close()
 
 
-def lambda_call(body: dict, remaining_ms: int) -> tuple[int, dict, dict]:
-    """POST /v1/grants as API Gateway invokes the API function, with `remaining_ms` left in the invocation."""
+def lambda_call(body: dict, remaining_ms: int, path: str = "/v1/grants") -> tuple[int, dict, dict]:
+    """POST `path` as API Gateway invokes the API function, with `remaining_ms` left in the invocation."""
     import app
 
     converter = LambdaEventConverter(RouteMatcher(list(app.app.routes)), app.app.api.binary_types)
-    event = converter.create_lambda_event(method="POST", path="/v1/grants",
+    event = converter.create_lambda_event(method="POST", path=path,
                                           headers={"content-type": "application/json"},
                                           body=json.dumps(body).encode())
     answer = app.app(event, LambdaContext("api_handler", 512, remaining_ms))
@@ -122,3 +122,37 @@ def test_grant__dynamodb_throttles_every_call__503_retryable_before_the_invocati
     assert elapsed < limit
     # AND it tells the caller when to retry
     assert int(headers["Retry-After"]) >= 1
+
+
+def test_reconcile_api__steps_outlast_the_request_deadline__202_resumable_not_503(client, monkeypatch):
+    # GIVEN a closed hour to reconcile, and reconciliation steps that each take 4 s (simulated time)
+    from chalicelib import clock as rg_clock
+    from chalicelib.reconcile import runner
+
+    hour = rg_clock.hour_of(rg_clock.now_ms() - 2 * 3600 * 1000)
+    sim = SimClock()
+    monkeypatch.setattr(time, "monotonic", sim.monotonic)
+    monkeypatch.setattr(time, "sleep", sim.sleep)
+    real_step = runner.bucket_step
+    steps: list[float] = []
+
+    def slow_step(*args, **kwargs):
+        steps.append(sim.monotonic())
+        result = real_step(*args, **kwargs)
+        sim.advance(4.0)
+        return result
+
+    monkeypatch.setattr(runner, "bucket_step", slow_step)
+    # WHEN an operator asks for the hour's pass through the API, with the API function's whole 29 s ahead
+    started = sim.monotonic()
+    status, _headers, answer = lambda_call({"hour": runner.display_hour(hour)}, API_GATEWAY_LIMIT_S * 1000,
+                                           path="/v1/admin/reconciliations")
+    # THEN it stops starting steps while the one in progress can still finish and be stored: 202, POST again
+    assert status == 202, answer
+    assert (answer["status"], answer["progress"]["step"]) == ("running", len(steps))
+    assert 1 <= len(steps) < runner.settings().hour_buckets
+    # AND every step it started ended inside the request's deadline (the API function's time minus its margin)
+    from chalicelib import deadline
+
+    request_budget = deadline.budget_s(None, API_GATEWAY_LIMIT_S)
+    assert all(at - started + 4.0 <= request_budget for at in steps), (steps, request_budget)

@@ -16,8 +16,8 @@ from chalicelib import clients, clock, faults
 from chalicelib.faults import InjectedCrash
 from chalicelib.queues import ALL_QUEUES, CREDITS
 from chalicelib.reconcile import runner
-from chalicelib.rewards import ids, payouts
-from chalicelib.rewards.tables import CounterItem, LedgerEntry, OrderItem, WalletItem
+from chalicelib.rewards import crediting, ids, payouts
+from chalicelib.rewards.tables import CounterItem, LedgerEntry, WalletItem
 from chalicelib.settings import settings
 from tests.rewards_support import (
     call,
@@ -105,6 +105,12 @@ def user_orders(granted, campaign, act_id: str) -> list[str]:
     return sorted(ids.order_key(ns_of(campaign), oid) for oid, body in granted.items() if body["act_id"] == act_id)
 
 
+def stored_order(key: str) -> LedgerEntry:
+    """An order as stored: its wallet's credit entry (the wallet of the user its id starts with)."""
+    ns, order_id = key.split("#", 1)
+    return LedgerEntry.get(ids.wallet_id(ns, order_id.split("_", 1)[0], ids.CASH_ASSET), f"credit#{order_id}")
+
+
 def test_reconcile__clean_hour_and_seeded_faults__finds_every_fault_without_false_alarms(hour_clock):
     fake, hour, hour_start = hour_clock
     client = chalice_client()
@@ -117,25 +123,30 @@ def test_reconcile__clean_hour_and_seeded_faults__finds_every_fault_without_fals
     with faults.armed("grant.after_transaction"), pytest.raises(InjectedCrash):
         call(client, "POST", "/v1/grants", faulty.grant_body("stuck", rain_id="r9", amount=77))
     stuck_key = ids.order_key(ns_of(faulty), ids.order_id("stuck", faulty.scene_id, "r9", "cash", "1"))
-    # AND known faults written straight into the tables of the faulty campaign
+    # AND known faults written straight into the tables of the faulty campaign (an order is its wallet's
+    # ledger credit, so a bug or a manual edit deletes, copies or edits a credited order)
     ns = ns_of(faulty)
     missing = [user_orders(granted, faulty, f"u{i}")[0] for i in (2, 3, 4)]
-    for key in missing:
-        order = OrderItem.get(key)
-        LedgerEntry(order.wallet_id, f"credit#{order.order_id}").delete()
+    edited_batches = set()
+    for key in missing:  # a credited order deleted
+        order = stored_order(key)
+        edited_batches.add(order.credited_by)
+        order.delete()
     duplicated = [user_orders(granted, faulty, f"u{i}")[0] for i in (6, 7)]
-    for key in duplicated:
-        order = OrderItem.get(key)
-        entry = LedgerEntry.get(order.wallet_id, f"credit#{order.order_id}")
-        entry.entry_key = f"credit#{order.order_id}#dup"
+    for key in duplicated:  # a credited order copied under a second credit key
+        entry = stored_order(key)
+        edited_batches.add(entry.credited_by)
+        entry.entry_key = f"{entry.entry_key}#dup"
+        entry.time_key = f"{entry.time_key}#dup"
         entry.save()
-    altered = user_orders(granted, faulty, "u8")[0]
-    order = OrderItem.get(altered)
-    LedgerEntry(order.wallet_id, f"credit#{order.order_id}").update(actions=[LedgerEntry.amount.add(5)])
+    altered = user_orders(granted, faulty, "u8")[0]  # a credited order's amount edited
+    order = stored_order(altered)
+    edited_batches.add(order.credited_by)
+    order.update(actions=[LedgerEntry.amount.add(5)])
     ghost_key = ids.order_key(ns, "ghost_order")
-    orphan_wallet = wallet_of(faulty, "u9")
+    orphan_wallet = wallet_of(faulty, "u9")  # a posted credit entry that is no order
     LedgerEntry(orphan_wallet, "credit#ghost_order", kind="credit", amount=321, sub_activity_id="formal",
-                order_key=ghost_key, scene_id=faulty.scene_id, posted_at_ms=fake.ms,
+                scene_id=faulty.scene_id, posted_at_ms=fake.ms,
                 time_key=f"{fake.ms:013d}#credit#ghost_order", hour=hour,
                 hour_bucket=ids.hour_bucket(hour, ids.bucket_of(ghost_key, settings().hour_buckets))).save()
     stock_counter = ids.stock_counter_id(ns, faulty.scene_id)
@@ -162,13 +173,11 @@ def test_reconcile__clean_hour_and_seeded_faults__finds_every_fault_without_fals
     assert clean_report["redriven"] == 0
     # AND every seeded fault is found, and nothing else is
     faulty_report = report_for(reports, faulty)
-    expected = {("missing_ledger_credit", key) for key in missing}
-    expected |= {("duplicate_credit", key) for key in duplicated}
-    expected |= {("credit_amount_mismatch", altered)}
-    expected |= {("orphan_credit", f"{orphan_wallet}|credit#ghost_order")}
-    expected |= {("stock_drift", f"{ns}|{faulty.scene_id}")}
-    # each fault in a wallet's ledger (or its balance) also makes that wallet disagree with its ledger
+    expected = {("stock_drift", f"{ns}|{faulty.scene_id}")}
+    # each fault in a wallet's ledger (or its balance) makes that wallet disagree with its posted entries
     expected |= {("wallet_mismatch", wallet_of(faulty, f"u{i}")) for i in (2, 3, 4, 6, 7, 8, 9, 11)}
+    # and each deleted, copied or edited order makes the batch that credited it disagree with its tally
+    expected |= {("tally_mismatch", f"{batch}#CNY") for batch in edited_batches}
     assert found(faulty_report) == expected
     assert faulty_report["discrepancy_count"] == len(expected)
     assert faulty_report["ok"] is False
@@ -181,11 +190,11 @@ def test_reconcile__clean_hour_and_seeded_faults__finds_every_fault_without_fals
     assert faulty_report["redriven"] == 1 and faulty_report["redriven_orders"] == [stuck_key]
     queued = clients.sqs().receive_message(QueueUrl=clients.queue_url(CREDITS.name), MaxNumberOfMessages=10,
                                            WaitTimeSeconds=1).get("Messages", [])
-    assert [json.loads(m["Body"])["order_key"] for m in queued] == [stuck_key]
+    assert [f"{ns}#{json.loads(m['Body'])['order_id']}" for m in queued] == [stuck_key]
     for message in queued:  # back to the queue for the h+2 part below: nobody credits it in between
         clients.sqs().change_message_visibility(QueueUrl=clients.queue_url(CREDITS.name),
                                                 ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=3600)
-    assert LedgerEntry.get(wallet_of(faulty, "u6"), f"credit#{OrderItem.get(duplicated[0]).order_id}#dup")
+    assert LedgerEntry.get(wallet_of(faulty, "u6"), f"credit#{duplicated[0].split('#', 1)[1]}#dup")
     assert int(CounterItem.get(*ids.shard_key(stock_counter, 0)).consumed) == consumed_before
     balances_after = {w.wallet_id: int(w.balance) for w in WalletItem.batch_get(list(balances_before))}
     assert balances_after == balances_before
@@ -429,3 +438,21 @@ def test_reconcile__stuck_order_while_crediting_lags__redrive_waits_for_h2(hour_
     assert second["redriven_orders"] == [stuck]
     assert found(second) == {("missing_credit", stuck)}
     assert drain_queue(CREDITS.name) == 2
+
+
+def test_reconcile__tally_marker_edited__tally_mismatch_reported_not_a_crash(hour_clock):
+    fake, hour, hour_start = hour_clock
+    client = chalice_client()
+    purge_credits()
+    # GIVEN an hour of credited traffic, and one batch's tally marker edited behind the code's back
+    campaign, granted = hour_of_traffic(client, fake, users=5, seed=3)
+    batch = stored_order(user_orders(granted, campaign, "u0")[0]).credited_by
+    marker_counter, marker_sk = crediting.tally_marker_key(ns_of(campaign), hour, batch, ids.CASH_ASSET)
+    CounterItem(marker_counter, marker_sk).update(actions=[CounterItem.amount.add(1)])
+    # WHEN the hour is reconciled at h+1 (through the API)
+    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
+    status, body = call(client, "POST", "/v1/admin/reconciliations", {"hour": runner.display_hour(hour)})
+    # THEN the pass finishes and reports the marker against its orders, and the hour counter against its markers
+    assert status == 200, body
+    assert found(report_for(body["reports"], campaign)) == {("tally_mismatch", f"{batch}#CNY"),
+                                                            ("distributed_drift", f"CNY#{hour}")}

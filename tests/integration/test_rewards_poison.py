@@ -53,7 +53,6 @@ def poison_for(kind: str, campaign, victim_message: str) -> str:
         ghost = uid("ghost")
         oid = order_id_of(campaign, ghost)
         return orders.credit_message(replace(order, act_id=ghost, order_id=oid,
-                                             order_key=order.order_key.replace(order.order_id, oid),
                                              wallet_id=wallet_id_of(campaign, ghost)))
     if kind == "amount_mismatch":
         return orders.credit_message(replace(order, amount=order.amount + 1000))

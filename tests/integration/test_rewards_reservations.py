@@ -23,7 +23,7 @@ from chalicelib.faults import InjectedCrash
 from chalicelib.reconcile import runner
 from chalicelib.rewards import grants, ids, reservations
 from chalicelib.rewards.orders import parse_grant
-from chalicelib.rewards.tables import CounterItem, OrderItem
+from chalicelib.rewards.tables import CounterItem, LedgerEntry
 from tests.rewards_support import Campaign, make_campaign, ns_of, orders_of, purge_credits
 
 
@@ -203,17 +203,17 @@ def test_grant_batch__order_put_answer_lost_then_retried__counted_as_used_not_re
     # was applied (the retry then finds the order it wrote itself)
     campaign = make_campaign(client, total=100, shard_count=1, order_cap=10)
     purge_credits()
-    real_save = OrderItem.save
+    real_save = LedgerEntry.save
     lost = []
 
     def save_then_lose_answer(self, *args, **kwargs):
         answer = real_save(self, *args, **kwargs)
         if not lost:
-            lost.append(self.order_key)
+            lost.append(self.entry_key)
             raise PutError("connection reset") from EndpointConnectionError(endpoint_url="http://dynamodb")
         return answer
 
-    monkeypatch.setattr(OrderItem, "save", save_then_lose_answer)
+    monkeypatch.setattr(LedgerEntry, "save", save_then_lose_answer)
     # WHEN a batch of 4 grants of 10 fen is placed
     results = grants.grant_many(batch(campaign, "u1", ["r1", "r2", "r3", "r4"], amount=10))
     monkeypatch.undo()

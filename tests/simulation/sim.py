@@ -480,21 +480,26 @@ class Sim:
         probes.check_all(self.world, self.model, final=True)
         probes.check_settled(self.world, self.model)
 
-    def seed_inconsistencies(self) -> list[tuple[str, str]]:
-        """Break storage on purpose, in ways reconciliation must report."""
+    def seed_inconsistencies(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Break storage on purpose, in ways reconciliation must report: (what it must report, what it may also
+        report about the same fault)."""
         seeded: list[tuple[str, str]] = []
-        credited = [(r.user, c, oid) for r in self.model.rewards for (c, oid) in r.placements]
+        allowed: list[tuple[str, str]] = []
+        credited = [(r.user, c, oid, r.scene_id) for r in self.model.rewards for (c, oid) in r.placements]
         self.rng.shuffle(credited)
-        wallets = list(dict.fromkeys((u, c) for u, c, _ in credited))
+        wallets = list(dict.fromkeys((u, c) for u, c, _, _ in credited))
         if len(wallets) >= 2:
             (victim, victim_child), (other, other_child) = wallets[0], wallets[1]
             seeded.append(self.world.tamper_balance(victim, victim_child, 7))
-            order_id = next(oid for u, c, oid in credited if (u, c) == (other, other_child))
-            seeded.extend(self.world.delete_credit_entry(other, other_child, order_id))
+            order_id, scene_id = next((oid, s) for u, c, oid, s in credited if (u, c) == (other, other_child))
+            # An order is its own ledger credit: the old layout's "deleted ledger credit" is a deleted credited order.
+            must, may = self.world.delete_credited_order(other, other_child, order_id, scene_id)
+            seeded.extend(must)
+            allowed.extend(may)
         if self.flags["provider_reconciliation"]:
             stray = self.provider.seed_stray_payout(self.rng.choice(self.plan.users), 123, self.last_ms - HOUR_MS)
             seeded.append(("payout_mismatch", stray.payout_id))
-        return seeded
+        return seeded, allowed
 
     def run(self, progress: Callable[[int], None] | None = None) -> Result:
         started = time.monotonic()
@@ -505,9 +510,9 @@ class Sim:
                 if progress:
                     progress(1)
             self.settle()
-            seeded = self.seed_inconsistencies()
+            seeded, allowed = self.seed_inconsistencies()
             reports = self.reconcile_every_hour()
-            probes.check_reconciliation(self.model, reports, self.world.namespaces(), seeded)
+            probes.check_reconciliation(self.model, reports, self.world.namespaces(), seeded, allowed)
         finally:
             self.world.close()
         self.stats["payouts"] = self.provider.payouts_paid()

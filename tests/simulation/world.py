@@ -430,12 +430,15 @@ class World:
 
     def orders_for(self, order_id: str) -> dict[str, tuple[int, str]]:
         """The stored orders of an order id in every child: child -> (amount, status name)."""
-        from chalicelib.rewards import ids
-        from chalicelib.rewards.tables import STATUS_NAMES, OrderItem
+        from chalicelib.rewards.tables import STATUS_NAMES, LedgerEntry
 
-        keys = [ids.order_key(self._ns(c.sub_activity_id), order_id) for c in self.plan.children]
+        keys = [self._order_address(c.sub_activity_id, order_id) for c in self.plan.children]
         return {item.sub_activity_id: (int(item.amount), STATUS_NAMES.get(int(item.status), str(item.status)))
-                for item in OrderItem.batch_get(keys, consistent_read=True)}
+                for item in LedgerEntry.batch_get(keys, consistent_read=True)}
+
+    def _order_address(self, child: str, order_id: str) -> tuple[str, str]:
+        """Where an order is stored: its wallet's credit entry (the wallet of the user its id starts with)."""
+        return self.wallet_id(order_id.split("_", 1)[0], child), f"credit#{order_id}"
 
     def wallet_items(self, user: str) -> dict[str, tuple[int, int, int]]:
         """The user's stored wallets: child -> (balance, total withdrawn, total refunded)."""
@@ -447,14 +450,13 @@ class World:
 
     def order_statuses(self, placements: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """(child, order id) -> stored status name, for orders that exist."""
-        from chalicelib.rewards import ids
-        from chalicelib.rewards.tables import STATUS_NAMES, OrderItem
+        from chalicelib.rewards.tables import STATUS_NAMES, LedgerEntry
 
         if not placements:
             return {}
-        keys = {ids.order_key(self._ns(c), oid): (c, oid) for c, oid in placements}
-        return {keys[i.order_key]: STATUS_NAMES.get(int(i.status), str(i.status))
-                for i in OrderItem.batch_get(list(keys), consistent_read=True)}
+        keys = {self._order_address(c, oid): (c, oid) for c, oid in placements}
+        return {keys[(i.wallet_id, i.entry_key)]: STATUS_NAMES.get(int(i.status), str(i.status))
+                for i in LedgerEntry.batch_get(list(keys), consistent_read=True)}
 
     def withdrawals_of(self, user: str) -> list[tuple[str, str, int, str]]:
         """Every stored withdrawal of a user: (child, request id, amount, status)."""
@@ -467,10 +469,11 @@ class World:
         return found
 
     def credit_entries(self, user: str, child: str) -> list[str]:
-        """Order keys of the ledger credits of one wallet."""
+        """Order keys (`{ns}#{order_id}`) of the posted ledger credits of one wallet (its flow, `by_time`)."""
         from chalicelib.rewards.tables import LedgerEntry
 
-        return [e.order_key for e in LedgerEntry.query(self.wallet_id(user, child), consistent_read=True)
+        return [f"{self._ns(child)}#{e.entry_key.split('#', 1)[1]}"
+                for e in LedgerEntry.by_time.query(self.wallet_id(user, child), consistent_read=True)
                 if e.kind == "credit"]
 
     # --- deliberate inconsistencies (reconciliation must report each) ------------------------
@@ -482,13 +485,19 @@ class World:
         WalletItem(wallet_id).update(actions=[WalletItem.balance.add(delta)])
         return "wallet_mismatch", wallet_id
 
-    def delete_credit_entry(self, user: str, child: str, order_id: str) -> list[tuple[str, str]]:
-        from chalicelib.rewards import ids
+    def delete_credited_order(self, user: str, child: str, order_id: str, scene_id: str
+                              ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Delete a credited order (its wallet's ledger credit). Returns what reconciliation must report (the
+        batch that credited it disagrees with its tally) and what it may also report: the wallet (when a
+        check reads the wallet's entries) and the scene's stock counter (when a pass compares it)."""
         from chalicelib.rewards.tables import LedgerEntry
 
         wallet_id = self.wallet_id(user, child)
-        LedgerEntry.get(wallet_id, f"credit#{order_id}", consistent_read=True).delete()
-        return [("missing_ledger_credit", ids.order_key(self._ns(child), order_id)), ("wallet_mismatch", wallet_id)]
+        order = LedgerEntry.get(wallet_id, f"credit#{order_id}", consistent_read=True)
+        batch = order.credited_by
+        order.delete()
+        return ([("tally_mismatch", f"{batch}#{ASSET}")],
+                [("wallet_mismatch", wallet_id), ("stock_drift", f"{self._ns(child)}|{scene_id}")])
 
     def namespaces(self) -> set[str]:
         return {self._ns(c.sub_activity_id) for c in self.plan.children}

@@ -76,10 +76,9 @@ def test_policy__credit_worker__consumes_credits_and_writes_only_crediting_table
                                                       "sqs:ReceiveMessage"]
     assert statements["Consumecredits"]["Resource"] == [{"Fn::GetAtt": ["CreditsQueue", "Arn"]}]
     assert statements["walletsTable"]["Action"] == ["dynamodb:UpdateItem"]
-    assert statements["ledgerTable"]["Action"] == ["dynamodb:PutItem"]
-    assert statements["ordersTable"]["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
-    assert sorted(statements) == ["Consumecredits", "OwnLogs", "countersTable", "ledgerTable", "ordersTable",
-                                  "walletsTable"]
+    # an order is its wallet's ledger credit: crediting posts it (UpdateItem) and reads it on a repeat
+    assert statements["ledgerTable"]["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert sorted(statements) == ["Consumecredits", "OwnLogs", "countersTable", "ledgerTable", "walletsTable"]
     assert statements["OwnLogs"]["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:"
                                                   "${AWS::AccountId}:log-group:/aws/lambda/"
                                                   "rewardgate-prod-credit_worker:*"}]
@@ -89,12 +88,12 @@ def test_policy__index_queries__granted_on_the_named_index_only():
     # GIVEN the rewards sweeper, which queries the sparse `unsent` and `unresolved` indexes
     statements = role_statements("RewardsSweeperRole")
     # THEN Query is granted on exactly those index ARNs, not on `/index/*`
-    assert statements["ordersIndexes"] == {
-        "Sid": "ordersIndexes", "Effect": "Allow", "Action": ["dynamodb:Query"],
-        "Resource": [{"Fn::Sub": "${OrdersTable.Arn}/index/unsent"}],
+    assert statements["ledgerIndexes"] == {
+        "Sid": "ledgerIndexes", "Effect": "Allow", "Action": ["dynamodb:Query"],
+        "Resource": [{"Fn::Sub": "${LedgerTable.Arn}/index/unsent"}],
     }
     assert statements["withdrawalsIndexes"]["Resource"] == [{"Fn::Sub": "${WithdrawalsTable.Arn}/index/unresolved"}]
-    assert "dynamodb:Query" not in statements["ordersTable"]["Action"]
+    assert "dynamodb:Query" not in statements["ledgerTable"]["Action"]
 
 
 def test_policy__secrets__only_api_reads_them_and_only_under_the_stage_prefix():

@@ -6,7 +6,7 @@ import functools
 import json
 
 from chalicelib.queues import ALL_QUEUES
-from chalicelib.rewards.tables import LedgerEntry, OrderItem
+from chalicelib.rewards.tables import LedgerEntry
 from infra import alarms, lambdas
 from infra.template import data_resources, merge_template
 
@@ -18,21 +18,23 @@ def merged() -> dict:
     return merge_template(STAGE)
 
 
-def test_tables__orders_and_ledger__keys_indexes_and_protection_from_the_models():
-    # GIVEN the orders and ledger tables of the merge template
+def test_tables__ledger_holds_the_orders__keys_indexes_and_protection_from_the_models():
+    # GIVEN the ledger table of the merge template (an order is its wallet's credit entry: no orders table)
     resources = merged()["Resources"]
-    orders, ledger = resources["OrdersTable"], resources["LedgerTable"]
+    ledger = resources["LedgerTable"]
     # THEN keys and indexes are the models', and data survives stack deletion and mistakes
-    assert orders["Properties"]["KeySchema"] == [{"AttributeName": "order_key", "KeyType": "HASH"}]
-    assert [g["IndexName"] for g in orders["Properties"]["GlobalSecondaryIndexes"]] == sorted(
-        i.Meta.index_name for i in OrderItem._indexes.values())
+    assert "OrdersTable" not in resources
+    assert ledger["Properties"]["KeySchema"] == [{"AttributeName": "wallet_id", "KeyType": "HASH"},
+                                                 {"AttributeName": "entry_key", "KeyType": "RANGE"}]
+    assert sorted(g["IndexName"] for g in ledger["Properties"]["GlobalSecondaryIndexes"]) == ["by_hour", "unsent"]
+    assert sorted(g["IndexName"] for g in ledger["Properties"]["GlobalSecondaryIndexes"]) == sorted(
+        i.Meta.index_name for i in LedgerEntry._indexes.values() if i.Meta.index_name != "by_time")
     assert [i["IndexName"] for i in ledger["Properties"]["LocalSecondaryIndexes"]] == ["by_time"]
     assert ledger["Properties"]["TableName"] == f"rewardgate-prod-{LedgerEntry.Meta.logical_name}"
-    for table in (orders, ledger):
-        assert table["DeletionPolicy"] == "Retain"
-        assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
-        assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-        assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+    assert ledger["DeletionPolicy"] == "Retain"
+    assert ledger["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert ledger["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert ledger["Properties"]["SSESpecification"] == {"SSEEnabled": True}
     assert resources["EventsTable"]["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at",
                                                                                "Enabled": True}
 

@@ -30,6 +30,16 @@ def test_order_key__different_tuples__never_the_same_key(a, b):
     assert (ids.order_key(ns, ids.order_id(*a)) == ids.order_key(ns, ids.order_id(*b))) == (a == b)
 
 
+@settings(max_examples=200, deadline=None)
+@given(grant=st.tuples(IDENTS, IDENTS, IDENTS, st.sampled_from(ids.AWARD_TYPES), IDENTS),
+       asset=st.sampled_from(["CNY", "coupon:tpl-1.a"]))
+def test_order_wallet_id__any_order_id__the_wallet_of_the_user_who_was_granted(grant, asset):
+    # GIVEN an order id of a valid grant tuple WHEN its wallet is derived from the id alone (reservation journals)
+    ns = ids.child_ns("act", "formal")
+    # THEN it is the wallet of the grant's user, for the scene's asset
+    assert ids.order_wallet_id(ns, ids.order_id(*grant), asset) == f"act/formal#{grant[0]}#{asset}"
+
+
 def test_keys__children_and_assets__never_share_a_wallet_or_counter():
     formal, gray = ids.child_ns("act1", "formal"), ids.child_ns("act1", "gray")
     assert ids.wallet_id(formal, "u1", "CNY") != ids.wallet_id(gray, "u1", "CNY")

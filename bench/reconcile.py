@@ -118,6 +118,67 @@ def configure_campaign(client: Any, fake: BenchClock, hour_start: int, tag: str,
                                    window_ms=(opens, hour_start + 3 * HOUR_MS), label="recon")
 
 
+HISTORY_PER_HOUR = 250  # earlier entries per wallet seeded into each history hour
+
+
+def history_hours(history: int) -> int:
+    """How many hours before the measured one `--history N` uses (its seeded hours and an empty one; 0 without)."""
+    return -(-history // HISTORY_PER_HOUR) + 1 if history else 0
+
+
+def history_plan(act_ids: list[str], history: int, amount_max: int, seed: int) -> list[list[tuple[str, str, int]]]:
+    """Per history hour, (act_id, rain_id, amount) round by round: `history` orders per wallet in all."""
+    rng = random.Random(seed)
+    hours_ = []
+    for hour_no in range(-(-history // HISTORY_PER_HOUR)):
+        rounds = range(hour_no * HISTORY_PER_HOUR, min(history, (hour_no + 1) * HISTORY_PER_HOUR))
+        hours_.append([(act_id, f"h{rnd}", rng.randint(1, amount_max)) for rnd in rounds for act_id in act_ids])
+    return hours_
+
+
+def seed_history(fake: BenchClock, activity_id: str, hour_start: int, plans: list[list[tuple[str, str, int]]],
+                 threads: int, result: SizeResult) -> None:
+    """The history hours before the measured one, each seeded and reconciled as the schedule would, unmeasured.
+
+    History hours end two hours before the measured hour M; M-1 holds nothing (a history hour is 50 times
+    denser than the measured one, and its last minutes would otherwise fall after the checkpoints). At
+    j+1 + 6 min the schedule's passes run: pass 1 of j and pass 2 of j-1; at M + 6 min the last ones (pass 1
+    of M-1, pass 2 of M-2). Then the measured hour M is seeded and its pass 1 measured at M+1 + 6 min.
+    """
+    import io
+
+    from chalicelib import clock
+    from chalicelib.reconcile import runner
+
+    starts = [hour_start - (len(plans) + 1 - j) * HOUR_MS for j in range(len(plans))]
+    scratch = SizeResult(orders=0, hour="", scope="history")
+    passes_at = [start + HOUR_MS for start in starts] + [hour_start]  # the hour whose h+1 pass runs, +1
+    seeded = dict(zip(starts, plans, strict=True))
+    for pass_hour_end in passes_at:
+        hour_ = pass_hour_end - HOUR_MS  # pass 1 of this hour, pass 2 of the one before, at its end + 6 min
+        if hour_ in seeded:
+            with contextlib.redirect_stdout(io.StringIO()):  # the credit worker's metric lines
+                seed_hour(fake, activity_id, hour_, seeded[hour_], threads, scratch, _NoProgress(), batch=True)
+            for failure, count in scratch.seed_failures.items():
+                result.seed_failures[f"history {failure}"] += count
+        fake.ms = pass_hour_end + RECONCILE_AT_MS
+        with contextlib.redirect_stdout(io.StringIO()):
+            for pass_no, reconciled in ((1, hour_), (2, hour_ - HOUR_MS)):
+                if reconciled >= starts[0]:
+                    status = runner.run(clock.hour_of(reconciled), pass_no, runner.Budget(None))
+                    if status.status != "done":
+                        raise RuntimeError(f"history pass {pass_no} of {clock.hour_of(reconciled)} did not finish")
+    for start in starts:
+        for report in runner.reports(clock.hour_of(start)):
+            if report.get("activity_id") == activity_id and not report["ok"]:
+                result.seed_failures[f"history discrepancies {sorted(report['discrepancies'])}"] += 1
+
+
+class _NoProgress:
+    def update(self, _: int) -> None:
+        pass
+
+
 def reconcile_idle_hours(fake: BenchClock, hour_start: int, idle_hours: int) -> None:
     """What the schedule did during the idle hours: each one's first pass at h+1 (not measured)."""
     from chalicelib import clock
@@ -155,7 +216,10 @@ class SizeResult:
     run_report: dict[str, Any] = field(default_factory=dict)
     metric: list[float] = field(default_factory=list)  # ReconciliationDiscrepancies emitted
     largest_record: int = 0  # bytes of the largest stored bucket result of the pass
-    wallet_checks: int = 0  # wallet snapshots taken (a wallet read, its whole ledger, the wallet again)
+    wallet_checks: int = 0  # wallet checks (`wallet_checks.check_wallet`)
+    checkpoint_rru: float = 0.0  # checkpoint GetItems: 0.5 read units each (eventually consistent, < 4 KB)
+    whole_reads: int = 0  # of which read the wallet's whole posted ledger (no checkpoint yet, or a disagreement)
+    history: int = 0  # earlier posted entries per wallet, seeded and reconciled before the measured hour
 
 
 def plan_orders(orders: int, per_user: int, amount_max: int, seed: int) -> tuple[list[tuple[str, str, int]], int]:
@@ -169,8 +233,12 @@ def plan_orders(orders: int, per_user: int, amount_max: int, seed: int) -> tuple
 
 
 def seed_hour(fake: BenchClock, activity_id: str, hour_start: int, plan: list[tuple[str, str, int]], threads: int,
-              result: SizeResult, progress: Any) -> None:
-    """Grant and credit every planned order inside the hour (order i created at hour_start + i/N of the hour)."""
+              result: SizeResult, progress: Any, batch: bool = False) -> None:
+    """Grant and credit every planned order inside the hour (order i created at hour_start + i/N of the hour).
+
+    `batch`: each 100 orders are granted by one batch grant (`grants.place_many`, the `/v1/grants/batch` path),
+    created together at the time of the first of them (how `--history` seeds earlier hours quickly).
+    """
     from chalicelib.errors import RewardgateError
     from chalicelib.rewards import grants, orders
     from chalicelib.rewards.orders import parse_grant
@@ -193,7 +261,19 @@ def seed_hour(fake: BenchClock, activity_id: str, hour_start: int, plan: list[tu
             if start is None:
                 return
             placed = []
-            for i in range(start, min(start + CREDIT_BATCH, n)):
+            if batch:
+                requests = [parse_grant({"activity_id": activity_id, "scene_id": "rain", "act_id": act_id,
+                                         "rain_id": rain_id, "award_type": "cash", "stage": "1", "amount": amount})
+                            for act_id, rain_id, amount in plan[start:start + CREDIT_BATCH]]
+                with fake.at(created_at(start)):
+                    outcomes = grants.place_many(requests)
+                for outcome in outcomes:
+                    if isinstance(outcome, RewardgateError):
+                        with lock:
+                            failures[f"grant {outcome.code}"] += 1
+                    else:
+                        placed.append(outcome[0])
+            for i in (range(start, min(start + CREDIT_BATCH, n)) if not batch else ()):
                 act_id, rain_id, amount = plan[i]
                 body = {"activity_id": activity_id, "scene_id": "rain", "act_id": act_id, "rain_id": rain_id,
                         "award_type": "cash", "stage": "1", "amount": amount}
@@ -234,7 +314,10 @@ def timed_steps(result: SizeResult, progress: Any) -> Iterator[None]:
     """Time each bucket step and the finishing step, count wallet checks (wrapping the runner's functions)."""
     from chalicelib.reconcile import runner
 
-    bucket_step, finish, snapshot = runner.bucket_step, runner.finish, runner._wallet_snapshot
+    wallet_checks: Any = None  # the code before the incremental check (runner._wallet_snapshot) reads whole ledgers
+    if not hasattr(runner, "_wallet_snapshot"):
+        from chalicelib.reconcile import wallet_checks
+    bucket_step, finish = runner.bucket_step, runner.finish
     others = {name: getattr(runner, name) for name in ("plan", "catch_up_step", "tally_step")}
     lock = threading.Lock()
 
@@ -264,18 +347,37 @@ def timed_steps(result: SizeResult, progress: Any) -> Iterator[None]:
             result.finish_s = time.perf_counter() - started
             progress.update(1)
 
-    def counted_snapshot(wallet_id: str) -> Any:
-        with lock:
-            result.wallet_checks += 1
-        return snapshot(wallet_id)
+    def counted(name: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                if name == "check":
+                    result.wallet_checks += 1
+                elif name == "whole":
+                    result.whole_reads += 1
+                else:
+                    result.checkpoint_rru += 0.5
+            return function(*args, **kwargs)
+        return wrapper
 
-    runner.bucket_step, runner.finish, runner._wallet_snapshot = timed_bucket_step, timed_finish, counted_snapshot
+    if wallet_checks is not None:
+        wrapped = {(wallet_checks, "check_wallet"): "check", (wallet_checks, "_whole_snapshot"): "whole",
+                   (wallet_checks, "read_checkpoint"): "checkpoint"}
+    else:
+        wrapped = {(runner, "_wallet_snapshot"): "check"}
+    saved = {key: getattr(*key) for key in wrapped}
+    for (module, attr), name in wrapped.items():
+        setattr(module, attr, counted(name, saved[(module, attr)]))
+    if wallet_checks is None:  # each check is one whole read
+        runner._wallet_snapshot = counted("whole", runner._wallet_snapshot)
+    runner.bucket_step, runner.finish = timed_bucket_step, timed_finish
     for name in others:
         setattr(runner, name, timed_other(name))
     try:
         yield
     finally:
-        runner.bucket_step, runner.finish, runner._wallet_snapshot = bucket_step, finish, snapshot
+        runner.bucket_step, runner.finish = bucket_step, finish
+        for (module, attr), function in saved.items():
+            setattr(module, attr, function)
         for name, function in others.items():
             setattr(runner, name, function)
 
@@ -384,7 +486,10 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
     row("reconciliation wall time, s", lambda r: r.reconcile_s, "{:.1f}")
     row(f"invocations needed (timeout {args.lambda_timeout:g} s)", lambda r: len(r.invocations), "{:.0f}")
     row("steps (buckets, plan, catch-up, tallies, finish)", lambda r: sum(s for _, s in r.invocations), "{:.0f}")
+    if args.history:
+        row("earlier posted entries per wallet (--history)", lambda r: r.history, "{:,.0f}")
     row("wallet checks per wallet", lambda r: per(r.wallet_checks, r.users), "{:.2f}")
+    row("  decided by a whole snapshot (disagreement)", lambda r: per(r.whole_reads, r.users), "{:.2f}")
     row("longest invocation, s", lambda r: max(s for s, _ in r.invocations), "{:.1f}")
     row("longest step, s", lambda r: max([*r.step_s, *r.other_s, r.finish_s]), "{:.2f}")
     row("  bucket step, s (median)", lambda r: statistics.median(r.step_s), "{:.3f}")
@@ -394,6 +499,11 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
         per(usages[r.scope].rru_by[t], r.orders) for r in results))
     for target in targets:
         row(f"  {short(target)}", lambda r, t=target: per(usages[r.scope].rru_by[t], r.orders), "{:.4f}")
+    row("  of which wallet checks (wallet, ledger, checkpoint)",
+        lambda r: per(usages[r.scope].rru_by.get("rewardgate-local-wallets", 0)
+                      + usages[r.scope].rru_by.get("rewardgate-local-ledger/by_time", 0)
+                      + usages[r.scope].rru_by.get("rewardgate-local-ledger", 0)
+                      + r.checkpoint_rru, r.orders), "{:.4f}")
     row("DynamoDB write units / order (run records)", lambda r: per(usages[r.scope].wru, r.orders), "{:.4f}")
     row("DynamoDB calls / order", lambda r: per(usages[r.scope].dynamodb_requests, r.orders), "{:.4f}")
     operations = sorted({op for u in usages.values() for op in u.dynamodb_calls})
@@ -439,7 +549,7 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
             cells += f"{(f'{b / a:.3g}x' if a else '-'):>18}"
         out(f"{label:{width}}{cells}")
     out("")
-    if len(results) > 1:
+    if len(results) > 1 and not args.history:
         ua, ub = usages[first.scope], usages[last.scope]
         rcu_ratio = per(ub.rru, last.orders) / per(ua.rru, first.orders)
         tput_ratio = per(last.orders, last.reconcile_s) / per(first.orders, first.reconcile_s)
@@ -457,9 +567,16 @@ def report(meter: Any, results: list[SizeResult], args: argparse.Namespace, depl
         else:
             out("no line through the sizes: they took different numbers of invocations (each adds its own fixed "
                 "reads and start-up)")
+    if args.history:
+        for base, deep in zip(results[::2], results[1::2], strict=True):
+            a, b = per(usages[base.scope].rru, base.orders), per(usages[deep.scope].rru, deep.orders)
+            out(f"history: read units per reconciled order in the measured hour ({deep.orders:,} orders, "
+                f"{deep.users:,} wallets): {b:.4f} with {deep.history:,} earlier entries per wallet, {a:.4f} with "
+                f"{base.history:,} (same run); ratio {b / a:.3f}; wallet checks decided by a whole snapshot in "
+                f"the measured pass: {deep.whole_reads} and {base.whole_reads}")
     for r in results:
         u = usages[r.scope]
-        tag = f"[{r.orders:,}]"
+        tag = f"[{r.orders:,}{f' h{r.history}' if r.history else ''}]"
         seed = seeds[r.scope]
         out(f"{tag} hour {display(r.hour)}, activity {r.activity_id}: seeded "
             f"{r.orders:,} orders ({r.users:,} wallets, {r.orders / hour_buckets:.0f} orders per hour bucket, "
@@ -530,7 +647,7 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def run_size(meter: Any, client: Any, fake: BenchClock, args: argparse.Namespace, deployed: dict[str, Any],
-             hour: str, size: int, scope: str, seed: int) -> SizeResult:
+             hour: str, size: int, scope: str, seed: int, history: int = 0) -> SizeResult:
     """Seed one hour with `size` orders, reconcile it at h+1, read its reports (metered under `{stage}:{scope}`)."""
     import io
 
@@ -541,15 +658,22 @@ def run_size(meter: Any, client: Any, fake: BenchClock, args: argparse.Namespace
     from chalicelib.settings import settings
 
     hour_start = clock.hour_start_ms(hour)
-    result = SizeResult(orders=size, hour=hour, scope=scope)
+    result = SizeResult(orders=size, hour=hour, scope=scope, history=history)
     plan, result.users = plan_orders(size, args.orders_per_user, args.amount_max, seed)
     result.amount = sum(amount for _, _, amount in plan)
+    earlier = history_plan(sorted({act_id for act_id, _, _ in plan}), history, args.amount_max, seed) if history else []
+    budget = 2 * (result.amount + sum(amount for hour_plan in earlier for _, _, amount in hour_plan))
     with meter.scope(f"setup:{scope}"):
         result.activity_id = configure_campaign(client, fake, hour_start, f"s{size}", args.shards,
-                                                2 * result.amount, args.amount_max, args.idle_hours)
+                                                budget, args.amount_max, args.idle_hours + history_hours(history))
     if args.idle_hours:
         with meter.scope(f"idle:{scope}"), contextlib.redirect_stdout(io.StringIO()):
-            reconcile_idle_hours(fake, hour_start, args.idle_hours)
+            reconcile_idle_hours(fake, hour_start - history_hours(history) * HOUR_MS, args.idle_hours)
+    if earlier:
+        print(f"seeding {history:,} earlier entries per wallet over {len(earlier)} hour(s), each reconciled ...",
+              file=sys.stderr)
+        with meter.scope(f"history:{scope}"):
+            seed_history(fake, result.activity_id, hour_start, earlier, args.seed_threads, result)
     with meter.scope(f"seed:{scope}"), tqdm(total=size, desc=f"seed {size:,} orders", unit="order",
                                             file=sys.stderr, smoothing=0.1) as progress:
         seed_hour(fake, result.activity_id, hour_start, plan, args.seed_threads, result, progress)
@@ -600,6 +724,11 @@ def main() -> int:
     parser.add_argument("--idle-hours", type=int, default=0,
                         help="hours the child is open before the measured hour, empty, each reconciled by the schedule "
                              "beforehand (not measured): what catching the scene's stock checkpoint up costs (0)")
+    parser.add_argument("--history", type=int, default=0,
+                        help="earlier posted entries per wallet, seeded (batch grants, the real credit worker) into "
+                             f"hours before the measured one, {HISTORY_PER_HOUR} per hour, each reconciled by its "
+                             "passes first; each size then runs twice, with history 1 and with N, and the read "
+                             "units per order are compared (0: no history)")
     parser.add_argument("--seed-threads", type=int, default=4, help="concurrent seeding threads (4)")
     parser.add_argument("--seed", type=int, default=7, help="random seed for amounts (7)")
     args = parser.parse_args()
@@ -626,7 +755,7 @@ def main() -> int:
         if settings.settings().hour_buckets != hour_buckets:
             raise RuntimeError("RG_HOUR_BUCKETS was read before the bench set it")
         first_start = clock.hour_start_ms(FIRST_HOUR)
-        apart = HOURS_APART + args.idle_hours  # each size's idle hours are its own
+        apart = HOURS_APART + args.idle_hours + history_hours(args.history)  # each size's own idle/history hours
         fake = BenchClock(first_start)
         clock.now_ms = fake  # every caller looks clock.now_ms up at call time
         meter = Meter(schemas_from_cloudformation(data_resources("local")))
@@ -638,10 +767,11 @@ def main() -> int:
             print(f"warming up ({args.warmup} orders, untimed) ...", file=sys.stderr)
             warmup = run_size(meter, client, fake, args, deployed, clock.hour_of(first_start - apart * HOUR_MS),
                               args.warmup, "warmup", args.seed - 1)
+        runs = [(size, h) for size in args.sizes for h in ((1, args.history) if args.history else (0,))]
         results = [run_size(meter, client, fake, args, deployed,
-                            clock.hour_of(first_start + number * apart * HOUR_MS), size, f"{number}:{size}",
-                            args.seed + number)
-                   for number, size in enumerate(args.sizes)]
+                            clock.hour_of(first_start + number * apart * HOUR_MS), size, f"{number}:{size}:h{h}",
+                            args.seed + number, h)
+                   for number, (size, h) in enumerate(runs)]
         if not all_still_attached(meter):
             print("WARNING: a client was rebuilt during the run; some calls may not be metered", file=sys.stderr)
         print(report(meter, results, args, deployed, hour_buckets, warmup, time.perf_counter() - began))

@@ -44,17 +44,16 @@ from chalicelib.observability import emit_now, logger
 from chalicelib.play import reconcile as play_reconcile
 from chalicelib.queues import ALL_QUEUES
 from chalicelib.reconcile import findings as F
-from chalicelib.reconcile import hours
+from chalicelib.reconcile import hours, wallet_checks
 from chalicelib.reconcile import payouts as payout_reconcile
 from chalicelib.reconcile.tables import ReconItem
 from chalicelib.rewards import config_store, counters, crediting, grants, ids, orders, reservations
 from chalicelib.rewards.orders import OPEN_TIME_AHEAD_MS
-from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry, WalletItem
+from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry
 from chalicelib.settings import settings
 
 HOUR_MS = 3600 * 1000
 RUN_TTL_S = 14 * 24 * 3600
-WALLET_READ_ATTEMPTS = 3
 WALLET_THREADS = 8
 RUN_NS = "_run"
 
@@ -242,39 +241,6 @@ def _redrive(ref: str, marker: str) -> str:
     return "sent"
 
 
-def _wallet_snapshot(wallet_id: str) -> tuple[dict[str, Any] | None, list[F.LedgerRow]] | None:
-    """The wallet and its whole ledger, read so that they belong together (else None: it kept moving).
-
-    Every ledger write also changes the wallet (entry_count), so a wallet that reads the same before
-    and after its ledger query was not written in between.
-    """
-    def read_wallet() -> dict[str, Any] | None:
-        try:
-            return with_retries(lambda: WalletItem.get(wallet_id, consistent_read=True)).attribute_values
-        except DoesNotExist:
-            return None
-
-    for _ in range(WALLET_READ_ATTEMPTS):
-        before = read_wallet()
-        entries = [F.ledger_row(e.attribute_values) for e in _query_all(LedgerEntry, wallet_id, consistent_read=True)]
-        if read_wallet() == before:
-            return before, entries
-    return None
-
-
-def _check_wallets(wallet_ids: Iterable[str]) -> tuple[list[F.Finding], list[str]]:
-    found: list[F.Finding] = []
-    deferred: list[str] = []
-    wallet_ids = list(wallet_ids)
-    with ThreadPoolExecutor(max_workers=WALLET_THREADS) as pool:
-        for wallet_id, snapshot in zip(wallet_ids, pool.map(_wallet_snapshot, wallet_ids), strict=True):
-            if snapshot is None:
-                deferred.append(f"wallet:{wallet_id}")
-            else:
-                found.extend(F.wallet_findings(wallet_id, *snapshot))
-    return found, deferred
-
-
 BUCKET_LISTED = 2000  # findings kept per bucket, kind and child; beyond it only the count is kept
 # Pending order keys kept per bucket and child for the tally step to re-read (a stored result stays far below
 # DynamoDB's item size), and re-read per tally step at most; beyond either the check is deferred, and reported.
@@ -337,7 +303,7 @@ def bucket_step(hour: str, pass_no: int, bucket: int, scenes: _Scenes) -> dict[s
         pending[by_ref[ref].ns].append(ref)
     wallets = [w for w in result.wallets if w not in scenes.checked_wallets]
     scenes.checked_wallets.update(wallets)
-    wallet_found, wallet_deferred = _check_wallets(wallets)
+    wallet_found, wallet_deferred = wallet_checks.check(wallets, wallet_checks.oldest_pending(order_rows))
     found.extend(wallet_found)
     deferred.extend(wallet_deferred)
     return {

@@ -7,6 +7,8 @@
 - `hours` / `{hour}`: the hour's totals are recorded (complete); see `chalicelib.reconcile.hours`.
 - `report#{hour}` / `{ns}#p{pass}` and `_run#p{pass}`: the reports.
 - `cum#{counter_id}` / `stock`: the sum of a stock counter's orders through a closed hour.
+- `wallet-check#{wallet_id}` / `cp`: the wallet's posted entries through a time, counted and summed as last
+  verified (`chalicelib.reconcile.wallet_checks`); expires 35 days after its last write.
 """
 
 from __future__ import annotations

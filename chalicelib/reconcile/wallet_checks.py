@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import clock
+from chalicelib import clock, deadline
 from chalicelib.dynamo import with_retries
 from chalicelib.reconcile import findings as F
 from chalicelib.reconcile.tables import ReconItem
@@ -262,7 +262,8 @@ def check(wallet_ids: Iterable[str], oldest_pending_ms: Mapping[str, int]) -> tu
     found: list[F.Finding] = []
     deferred: list[str] = []
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        for wallet_id, (wallet_found, wallet_deferred) in zip(wallet_ids, pool.map(one, wallet_ids), strict=True):
+        results = pool.map(deadline.carried(one), wallet_ids)  # threads start without the caller's deadline
+        for wallet_id, (wallet_found, wallet_deferred) in zip(wallet_ids, results, strict=True):
             found.extend(wallet_found)
             if wallet_deferred:
                 deferred.append(f"wallet:{wallet_id}")

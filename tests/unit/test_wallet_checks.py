@@ -80,3 +80,31 @@ def test_needs_whole_read__no_checkpoint_or_a_week_since_the_whole_read__true():
     assert needs_whole_read(None, 2_000) is True
     assert needs_whole_read(recent, 1_000 + FULL_CHECK_EVERY_MS - 1) is False
     assert needs_whole_read(recent, 1_000 + FULL_CHECK_EVERY_MS) is True
+
+
+def test_check__wallets_checked_in_threads__each_runs_under_the_callers_deadline(monkeypatch):
+    # GIVEN a reconciler invocation with 60 s left, and wallets whose checks run in worker threads
+    import math
+
+    from chalicelib import deadline
+    from chalicelib.reconcile import wallet_checks
+
+    seen: list[float] = []
+
+    def recording_check(wallet_id, checkpoint, through_ms, now_ms):
+        seen.append(deadline.remaining_s())
+        return [], False
+
+    monkeypatch.setattr(wallet_checks, "read_checkpoint", lambda wallet_id: None)
+    monkeypatch.setattr(wallet_checks, "check_wallet", recording_check)
+
+    class Context:
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return 60_000
+
+    # WHEN the wallets are checked
+    with deadline.bounded(Context()):
+        assert wallet_checks.check([f"ns#u{i}#CNY" for i in range(12)], {}) == ([], [])
+    # THEN every check saw the invocation's deadline (its storage calls stop in time), not none
+    assert len(seen) == 12 and all(math.isfinite(r) and 0 < r <= 60 for r in seen), seen

@@ -413,7 +413,7 @@ def read_reports(result: SizeResult) -> None:
     from chalicelib.reconcile import runner
     from chalicelib.reconcile.tables import ReconItem
 
-    records = ReconItem.query(runner._run_pk(result.hour, 1), consistent_read=True)
+    records = ReconItem.query(runner.run_pk(result.hour, 1), consistent_read=True)
     result.largest_record = max(item_size(item.serialize()) for item in records)
 
     for report in runner.reports(result.hour):

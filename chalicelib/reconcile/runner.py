@@ -294,6 +294,22 @@ def _nth_hour(runs: list[list[Any]], index: int) -> str:
     raise IndexError(index)
 
 
+LAST_PASS = 2
+MAX_RECHECKS = 3  # re-runs of a last pass that waited for a batch's Lambda; beyond, the report says so
+
+
+def _waits_for_a_batch(reports: list[dict[str, Any]]) -> bool:
+    """Whether a report deferred a tally because its batch's Lambda might still be running."""
+    return any("#batch-may-still-run:" in d for report in reports for d in report["deferred_checks"])
+
+
+def recheck_due(head: dict[str, Any] | None, now_ms: int) -> bool:
+    """A finished last pass that deferred a tally to a batch's Lambda, once that Lambda is surely gone: run it
+    again (it completes the tally: nothing else comes back to the hour). At most `MAX_RECHECKS` times."""
+    return (head is not None and head["status"] == "done" and "recheck_at_ms" in head
+            and now_ms >= head["recheck_at_ms"] and head.get("rechecks", 0) < MAX_RECHECKS)
+
+
 def _step(hour: str, pass_no: int, head: dict[str, Any], scenes: Scenes) -> None:
     """Do the step at the cursor and advance it (in `head`, which the caller stores).
 
@@ -317,9 +333,11 @@ def _step(hour: str, pass_no: int, head: dict[str, Any], scenes: Scenes) -> None
         elif index - gap_steps < len(namespaces):
             tally_step(hour, pass_no, namespaces[index - gap_steps], head["started_at_ms"])
         else:
-            finish(hour, pass_no, head, scenes)
+            finished = finish(hour, pass_no, head, scenes)
             head["status"] = "done"
             head["finished_at_ms"] = clock.now_ms()
+            if pass_no == LAST_PASS and _waits_for_a_batch(finished):
+                head["recheck_at_ms"] = head["finished_at_ms"] + F.MAX_INVOCATION_MS
             return
     head["step"] = step + 1
 
@@ -332,7 +350,9 @@ def run(hour: str, pass_no: int, budget: Budget, restart: bool = False) -> RunSt
     pk = run_pk(hour, pass_no)
     head = get_body(pk, "head")
     if head is None or (restart and head["status"] == "done"):
-        head = {"status": "running", "step": 0, "started_at_ms": clock.now_ms(), "steps": settings().hour_buckets + 1}
+        rechecks = 0 if head is None else head.get("rechecks", 0) + ("recheck_at_ms" in head)
+        head = {"status": "running", "step": 0, "started_at_ms": clock.now_ms(), "steps": settings().hour_buckets + 1,
+                "rechecks": rechecks}
         put_body(pk, "head", head, RUN_TTL_S)
     scenes = Scenes()
     done_here = 0
@@ -366,10 +386,13 @@ def scheduled(budget: Budget) -> list[RunStatus]:
     Every invocation emits `ReconciliationPassesBehind` (late passes still unfinished when it stops): an
     alarm fires when it is above 0, and when it is missing (the schedule itself stopped running).
     """
-    due = due_runs(clock.now_ms())  # newest first
+    now_ms = clock.now_ms()
+    due = due_runs(now_ms)  # newest first
     late = set(due[ON_TIME_RUNS:])
-    owed = [(hour, pass_no) for hour, pass_no in due
-            if (head := status(hour, pass_no)) is None or head["status"] != "done"]
+    heads = {run_key: status(*run_key) for run_key in due}
+    rechecks = {run_key for run_key, head in heads.items() if recheck_due(head, now_ms)}
+    owed = [run_key for run_key in due if heads[run_key] is None or heads[run_key]["status"] != "done"
+            or run_key in rechecks]
     outcomes: dict[tuple[str, int], RunStatus] = {}
     pending = list(owed)
     while pending and not (outcomes and budget.expired()):
@@ -377,7 +400,8 @@ def scheduled(budget: Budget) -> list[RunStatus]:
         for index, (hour, pass_no) in enumerate(this_round):
             if outcomes and budget.expired():
                 break
-            outcome = run(hour, pass_no, budget.share(len(this_round) - index))
+            outcome = run(hour, pass_no, budget.share(len(this_round) - index),
+                          restart=(hour, pass_no) in rechecks and (hour, pass_no) not in outcomes)
             before = outcomes.get((hour, pass_no))
             if before is not None:
                 outcome = replace(outcome, invocation_steps=before.invocation_steps + outcome.invocation_steps)

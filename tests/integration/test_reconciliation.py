@@ -323,6 +323,49 @@ def test_reconcile__batch_died_before_tally_minutes_ago__report_defers_it_then_a
                                                            "rewards": len(bodies)}
 
 
+def test_reconcile__last_pass_deferred_to_a_dying_batch__the_schedule_runs_it_again_and_completes_the_tally(
+        hour_clock):
+    fake, hour, hour_start = hour_clock
+    client = chalice_client()
+    purge_credits()
+    # GIVEN an hour whose orders are still uncredited when its last pass (h+2) reads its buckets and re-sends them
+    campaign = make_campaign(client, now_ms=fake.ms, total=1_000_000)
+    bodies = [campaign.grant_body(f"u{i}", amount=300 + i) for i in range(12)]
+    status, answer = call(client, "POST", "/v1/grants/batch", {"grants": bodies})
+    assert status == 200 and all(r["status"] == 202 for r in answer["results"])
+    fake.ms = hour_start + 2 * HOUR_MS + 6 * MINUTE_MS
+    while (runner.status(hour, 2) or {"step": 0})["step"] < settings().hour_buckets:
+        runner.run(hour, 2, runner.Budget(0))
+    # AND crediting then catches up, its first batch dying after crediting, before its tally
+    with faults.armed("credit.before_tally"):
+        crashed = deliver_credits(max_batches=1, batch_size=10)
+    assert crashed.received == 10 and crashed.succeeded == 0
+    deliver_credits(batch_size=10)
+    # AND the pass finishes 5 minutes later: that batch's Lambda could still be running, so its tally is deferred
+    fake.ms += 5 * MINUTE_MS
+    assert runner.run(hour, 2, runner.Budget(None)).status == "done"
+    ns = ns_of(campaign)
+    report = report_for(runner.reports(hour), campaign, pass_no=2)
+    assert report["tallies_completed"] == 0
+    assert [d for d in report["deferred_checks"] if d.startswith(f"tallies:{ns}#batch-may-still-run:")]
+
+    # WHEN the schedule runs once the Lambda is surely gone (nothing else ever comes back to the hour's last pass)
+    fake.ms += 20 * MINUTE_MS
+    runs = runner.scheduled(runner.Budget(None))
+
+    # THEN it ran the last pass again, which completed the tally: the total distributed equals what was granted
+    assert (hour, 2, "done") in {(r.hour, r.pass_no, r.status) for r in runs}
+    report = report_for(runner.reports(hour), campaign, pass_no=2)
+    assert report["tallies_completed"] == 1 and report["ok"] is True, report
+    assert not [d for d in report["deferred_checks"] if d.startswith("tallies:")]
+    totals = call(client, "GET", f"/v1/activities/{campaign.activity_id}/totals")[1]
+    assert totals["children"][0]["distributed"]["CNY"] == {"amount": sum(b["amount"] for b in bodies),
+                                                           "rewards": len(bodies)}
+    # AND a later schedule leaves it alone (it waits for no batch any more)
+    fake.ms += 20 * MINUTE_MS
+    assert (hour, 2) not in {(r.hour, r.pass_no) for r in runner.scheduled(runner.Budget(None))}
+
+
 def test_reconcile__tiny_time_budget__resumes_from_its_cursor_to_the_same_report(hour_clock):
     fake, hour, hour_start = hour_clock
     client = chalice_client()

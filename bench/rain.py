@@ -522,11 +522,7 @@ def report(meter: Any, results: list[ModeResult], args: argparse.Namespace, pric
             f"double_credits={v['double_credits']} sum(wallet balances)={v['sum_wallet_balances']} "
             f"sum(granted)={v['sum_granted']} distributed={v['distributed']} ({v['distributed_rewards']} rewards) "
             f"budget consumed={v['budget_consumed']} -> {'OK' if v['ok'] else 'MISMATCH'}")
-    sizes = []
-    for table in ("ledger", "wallets", "counters"):
-        count, mean, largest = meter.item_sizes(f"rewardgate-local-{table}")
-        sizes.append(f"{table} mean {mean:.0f} B, max {largest} B")
-    out("item sizes (write units are per started KB): " + "; ".join(sizes))
+    out("item sizes (write units are per started KB): " + item_sizes(meter))
     out("")
     out(f"prices: {prices.describe()}; Lambda {args.memory_mb} MB {args.lambda_arch} (as deployed unless overridden), "
         "duration = measured in-process time per invocation (meter overhead excluded; includes DynamoDB Local / moto "
@@ -616,6 +612,15 @@ def run_sold_out(meter: Any, client: Any, args: argparse.Namespace) -> tuple[Mod
     return result, activity_id, budget
 
 
+def item_sizes(meter: Any) -> str:
+    """Mean and largest item size of the tables a reward writes, as the meter saw them written."""
+    sizes = []
+    for table in ("ledger", "wallets", "counters"):
+        _, mean, largest = meter.item_sizes(f"rewardgate-local-{table}")
+        sizes.append(f"{table} mean {mean:.0f} B, max {largest} B")
+    return "; ".join(sizes)
+
+
 def summary_line(meter: Any, result: ModeResult, prices: Any, memory_mb: int, floor_per_s: float,
                  checks: list[Any]) -> str:
     """The one line `--summary` ends with."""
@@ -666,12 +671,8 @@ def run_summary(meter: Any, client: Any, args: argparse.Namespace, prices: Any) 
           f"credited {main_check.credited}; lost {main_check.lost + tight_check.lost}, double credits "
           f"{main_check.double_credits + tight_check.double_credits}, oversold "
           f"{main_check.oversold + tight_check.oversold}")
-    sizes = []
-    for table in ("ledger", "wallets", "counters"):
-        _, mean, largest = meter.item_sizes(f"rewardgate-local-{table}")
-        sizes.append(f"{table} mean {mean:.0f} B, max {largest} B")
     print("item sizes at the end (a write costs a unit per started KB; counters' largest is a batch's reservation "
-          "journal): " + "; ".join(sizes))
+          "journal): " + item_sizes(meter))
     python = Path(sys.executable)
     shown = python.relative_to(ROOT) if python.is_relative_to(ROOT) else python
     print("command: " + " ".join([str(shown), *sys.argv]))

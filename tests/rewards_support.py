@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,13 +13,14 @@ from typing import Any
 
 from chalice.test import Client
 
-from chalicelib import clients, secrets
+from chalicelib import clients, clock, secrets
 from chalicelib.errors import RewardgateError
 from chalicelib.queues import CREDITS
-from chalicelib.rewards import config_store, ratelimit, tokens
+from chalicelib.rewards import config_store, payouts, ratelimit, tokens
 from chalicelib.settings import settings
 from rewardgate_ops.lambda_events import Delivery, deliver_batch
 from tests.conftest import ROOT, uid
+from tests.sim_clock import FakeClock
 
 HOUR_MS = 3600 * 1000
 
@@ -456,3 +458,17 @@ def credit_messages_of(campaign: Campaign) -> list[str]:
         except PoisonMessage:
             continue
     return mine
+
+
+def far_hour_clock(monkeypatch: Any, first_hour: str) -> tuple[FakeClock, int]:
+    """The clock at 20 minutes past a random hour years after `first_hour`, so the hour partitions a test
+    reconciles hold only its own traffic; the signing key installed, the fake payout provider paying, the credit
+    queue empty. Returns the clock and the hour's start (ms)."""
+    hour_ms = 3600 * 1000
+    hour_start = clock.hour_start_ms(first_hour) + random.randrange(0, 24 * 3000) * hour_ms
+    fake = FakeClock(hour_start + 20 * 60 * 1000)
+    monkeypatch.setattr(clock, "now_ms", fake)
+    install_signing_key()
+    payouts.set_fake_mode("ok")
+    purge_credits()
+    return fake, hour_start

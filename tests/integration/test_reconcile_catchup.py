@@ -19,7 +19,7 @@ import pytest
 from chalicelib import clock, dynamo
 from chalicelib import settings as settings_module
 from chalicelib.reconcile import hours, runner
-from chalicelib.rewards import ids, payouts
+from chalicelib.rewards import ids
 from chalicelib.rewards.tables import CounterItem
 from chalicelib.settings import settings
 from tests.rewards_support import (
@@ -27,10 +27,8 @@ from tests.rewards_support import (
     call,
     chalice_client,
     deliver_credits,
-    install_signing_key,
-    purge_credits,
+    far_hour_clock,
 )
-from tests.sim_clock import FakeClock
 
 HOUR_MS = 3600 * 1000
 MINUTE_MS = 60 * 1000
@@ -80,13 +78,7 @@ def dynamodb_calls() -> Iterator[CallLog]:
 
 @pytest.fixture
 def fake_now(monkeypatch):
-    hour_start = clock.hour_start_ms("2036010100") + random.randrange(0, 24 * 3000) * HOUR_MS
-    fake = FakeClock(hour_start + 20 * MINUTE_MS)
-    monkeypatch.setattr(clock, "now_ms", fake)
-    install_signing_key()
-    payouts.set_fake_mode("ok")
-    purge_credits()
-    return fake, hour_start
+    return far_hour_clock(monkeypatch, "2036010100")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ written straight into the tables the way a bug or a manual edit would.
 
 from __future__ import annotations
 
-import random
 import threading
 from collections import Counter
 from typing import Any
@@ -22,9 +21,8 @@ from tests.rewards_support import (
     call,
     chalice_client,
     deliver_credits,
-    install_signing_key,
+    far_hour_clock,
     make_campaign,
-    purge_credits,
     run_credit_worker,
     take_credit_messages,
     withdraw_direct,
@@ -40,14 +38,7 @@ HISTORY = 1000
 
 @pytest.fixture
 def hour_clock(monkeypatch):
-    # A random hour years ahead: no other test writes into its index partitions.
-    hour_start = clock.hour_start_ms("2036010100") + random.randrange(0, 24 * 3000) * HOUR_MS
-    fake = FakeClock(hour_start + 20 * MINUTE_MS)
-    monkeypatch.setattr(clock, "now_ms", fake)
-    install_signing_key()
-    payouts.set_fake_mode("ok")
-    purge_credits()
-    yield fake, hour_start
+    yield far_hour_clock(monkeypatch, "2036010100")
     payouts.set_fake_mode("ok")
 
 

@@ -24,7 +24,7 @@ from tests.rewards_support import (
     chalice_client,
     deliver_credits,
     drain_queue,
-    install_signing_key,
+    far_hour_clock,
     make_campaign,
     purge_credits,
 )
@@ -37,12 +37,7 @@ MINUTE_MS = 60 * 1000
 
 @pytest.fixture
 def hour_clock(monkeypatch):
-    # A random hour years ahead: no other test writes into its index partitions.
-    hour_start = clock.hour_start_ms("2033010100") + random.randrange(0, 24 * 3000) * HOUR_MS
-    fake = FakeClock(hour_start + 20 * MINUTE_MS)
-    monkeypatch.setattr(clock, "now_ms", fake)
-    install_signing_key()
-    payouts.set_fake_mode("ok")
+    fake, hour_start = far_hour_clock(monkeypatch, "2033010100")
     yield fake, clock.hour_of(hour_start), hour_start
     payouts.set_fake_mode("ok")
 

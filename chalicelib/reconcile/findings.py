@@ -288,6 +288,16 @@ class ShardRow:
     updated_at_ms: int
 
 
+def lease_explains(finding: Finding, leased: int) -> bool:
+    """Whether a stock drift is no more than units reserved by grant batches and not yet settled or returned.
+
+    Reserved units count as consumed before their orders exist (and a dead process's stay so until the sweep
+    returns them): such a drift is not yet a fault, and the comparison waits. A drift the other way (orders
+    beyond what was consumed), or larger than what the leases hold, is not explained.
+    """
+    return finding.kind == "stock_drift" and 0 < finding.details["delta"] <= leased
+
+
 def stock_findings(ns: str, scene_id: str, total: int, shards: Iterable[ShardRow], orders_amount: int | None,
                    quiet_since_ms: int) -> tuple[list[Finding], bool]:
     """Check a scene's counter. Returns (findings, compared).

@@ -142,9 +142,10 @@ class Budget:
 
 
 def _deferred_ns(deferred: str) -> str:
-    """The child activity a deferred check belongs to: `wallet:{ns}#...` or `redrive:{ns}|...`."""
-    kind, _, rest = deferred.partition(":")
-    return rest.partition("|")[0] if kind == "redrive" else rest.partition("#")[0]
+    """The child activity a deferred check belongs to: `{kind}:{ns}` then `#` or `|` (`wallet:{ns}#...`,
+    `tallies:{ns}#...`, `redrive:{ns}|...`, `stock:{ns}|{scene}`, `distributed:{ns}|{asset}`)."""
+    rest = deferred.partition(":")[2]
+    return rest.replace("|", "#", 1).partition("#")[0]
 
 
 def _report(hour: str, pass_no: int, ns: str, agg: Aggregate, completed: int) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,6 +213,11 @@ def _leases(counter_id: str, shard: int) -> dict[str, tuple[int, int]]:
     item = answer.get("Item") or {}
     return {name[len(LEASE_PREFIX):]: (int(value["M"]["a"]["N"]), int(value["M"]["x"]["N"]))
             for name, value in item.items() if name.startswith(LEASE_PREFIX)}
+
+
+def outstanding(counter_id: str, shards: Iterable[int]) -> int:
+    """Units reserved on these shards of a counter and not yet settled or returned (counted as consumed)."""
+    return sum(amount for shard in shards for amount, _ in _leases(counter_id, shard).values())
 
 
 def _used(rid: str, shard: int) -> int:

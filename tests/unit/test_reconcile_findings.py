@@ -256,3 +256,14 @@ def test_catch_up_runs__scattered_hours__compact_runs_that_index_back_to_every_h
     assert [_nth_hour(runs, i) for i in range(len(hours))] == hours
     with pytest.raises(IndexError):
         _nth_hour(runs, len(hours))
+
+
+@pytest.mark.parametrize("deferred", [
+    "wallet:act1/formal#u1#CNY", "tallies:act1/formal#batch-may-still-run:b1#CNY", "redrive:act1/formal|act1/formal#o1",
+    "stock:act1/formal|scene1", "distributed:act1/formal|CNY"])
+def test_deferred_check__every_kind__filed_under_its_child_activity(deferred):
+    # GIVEN a deferred check of any kind, WHEN the reports are split by child activity
+    from chalicelib.reconcile import runner
+
+    # THEN it lands in its child's report (stock and distributed ones used to land in none: their "|" was missed)
+    assert runner._deferred_ns(deferred) == "act1/formal"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import random
 import time
@@ -460,12 +461,19 @@ def credit_messages_of(campaign: Campaign) -> list[str]:
     return mine
 
 
-def far_hour_clock(monkeypatch: Any, first_hour: str) -> tuple[FakeClock, int]:
-    """The clock at 20 minutes past a random hour years after `first_hour`, so the hour partitions a test
-    reconciles hold only its own traffic; the signing key installed, the fake payout provider paying, the credit
-    queue empty. Returns the clock and the hour's start (ms)."""
+# Each far_hour_clock gets its own span of hours, this many apart: a test moves its clock at most about 1 700
+# hours on (a week of idle hours, 10 hours apart), so no two tests of a run reconcile the same hour (a pass is
+# recorded per hour: a test meeting another's finished pass would find nothing left to run).
+HOURS_APART = 3000
+_far_hours = itertools.count(random.randrange(0, 8))
+
+
+def far_hour_clock(monkeypatch: Any) -> tuple[FakeClock, int]:
+    """The clock at 20 minutes past an hour years ahead that no other test of this run uses, so the hour
+    partitions and passes a test reconciles hold only its own traffic; the signing key installed, the fake payout
+    provider paying, the credit queue empty. Returns the clock and the hour's start (ms)."""
     hour_ms = 3600 * 1000
-    hour_start = clock.hour_start_ms(first_hour) + random.randrange(0, 24 * 3000) * hour_ms
+    hour_start = clock.hour_start_ms("2045010100") + next(_far_hours) * HOURS_APART * hour_ms
     fake = FakeClock(hour_start + 20 * 60 * 1000)
     monkeypatch.setattr(clock, "now_ms", fake)
     install_signing_key()

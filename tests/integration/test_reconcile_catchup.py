@@ -78,7 +78,7 @@ def dynamodb_calls() -> Iterator[CallLog]:
 
 @pytest.fixture
 def fake_now(monkeypatch):
-    return far_hour_clock(monkeypatch, "2036010100")
+    return far_hour_clock(monkeypatch)
 
 
 @pytest.fixture

@@ -4,15 +4,11 @@ the hours are reconciled in (the schedule catches up newest first; an operator m
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from chalicelib import clock
 from chalicelib.reconcile import runner
-from chalicelib.rewards import payouts
-from tests.rewards_support import call, chalice_client, deliver_credits, install_signing_key, purge_credits, uid
-from tests.sim_clock import FakeClock
+from tests.rewards_support import call, chalice_client, deliver_credits, far_hour_clock, purge_credits, uid
 
 HOUR_MS = 3600 * 1000
 MINUTE_MS = 60 * 1000
@@ -20,12 +16,9 @@ MINUTE_MS = 60 * 1000
 
 @pytest.fixture
 def boundary(monkeypatch):
-    # A random hour years ahead (its index partitions hold only this test's orders): child "day2" opens at its start.
-    opens_ms = clock.hour_start_ms("2035010100") + random.randrange(0, 24 * 3000) * HOUR_MS
-    fake = FakeClock(opens_ms - 2 * MINUTE_MS)
-    monkeypatch.setattr(clock, "now_ms", fake)
-    install_signing_key()
-    payouts.set_fake_mode("ok")
+    # An hour no other test uses (its index partitions hold only this test's orders): child "day2" opens at its start.
+    fake, opens_ms = far_hour_clock(monkeypatch)
+    fake.ms = opens_ms - 2 * MINUTE_MS
     return fake, opens_ms
 
 

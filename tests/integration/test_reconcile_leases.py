@@ -20,7 +20,7 @@ MINUTE_MS = 60 * 1000
 
 @pytest.fixture
 def hour_clock(monkeypatch):
-    return far_hour_clock(monkeypatch, "2037010100")
+    return far_hour_clock(monkeypatch)
 
 
 def dies_after_reserving(monkeypatch) -> None:

@@ -38,7 +38,7 @@ HISTORY = 1000
 
 @pytest.fixture
 def hour_clock(monkeypatch):
-    yield far_hour_clock(monkeypatch, "2036010100")
+    yield far_hour_clock(monkeypatch)
     payouts.set_fake_mode("ok")
 
 

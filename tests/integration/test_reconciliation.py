@@ -37,7 +37,7 @@ MINUTE_MS = 60 * 1000
 
 @pytest.fixture
 def hour_clock(monkeypatch):
-    fake, hour_start = far_hour_clock(monkeypatch, "2033010100")
+    fake, hour_start = far_hour_clock(monkeypatch)
     yield fake, clock.hour_of(hour_start), hour_start
     payouts.set_fake_mode("ok")
 

@@ -480,3 +480,15 @@ def far_hour_clock(monkeypatch: Any) -> tuple[FakeClock, int]:
     payouts.set_fake_mode("ok")
     purge_credits()
     return fake, hour_start
+
+
+def dies_after_reserving(monkeypatch: Any) -> None:
+    """A grant batch's process dies right after its reservation: nothing runs after the `grant.after_reservation`
+    crash point (not even the settle an unwinding exception would do)."""
+    from chalicelib.faults import InjectedCrash
+    from chalicelib.rewards import reservations
+
+    def dead(*_args: Any, **_kwargs: Any) -> None:
+        raise InjectedCrash("the process is gone")
+
+    monkeypatch.setattr(reservations, "settle", dead)

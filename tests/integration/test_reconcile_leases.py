@@ -12,7 +12,14 @@ from chalicelib.faults import InjectedCrash
 from chalicelib.reconcile import runner
 from chalicelib.rewards import grants, reservations
 from chalicelib.rewards.orders import parse_grant
-from tests.rewards_support import chalice_client, deliver_credits, far_hour_clock, make_campaign, ns_of
+from tests.rewards_support import (
+    chalice_client,
+    deliver_credits,
+    dies_after_reserving,
+    far_hour_clock,
+    make_campaign,
+    ns_of,
+)
 
 HOUR_MS = 3600 * 1000
 MINUTE_MS = 60 * 1000
@@ -23,18 +30,25 @@ def hour_clock(monkeypatch):
     return far_hour_clock(monkeypatch)
 
 
-def dies_after_reserving(monkeypatch) -> None:
-    """Nothing runs after the reservation (not even the settle an unwinding exception would do)."""
-    def dead(*_args, **_kwargs):
-        raise InjectedCrash("the process is gone")
-
-    monkeypatch.setattr(reservations, "settle", dead)
-
-
 def stock_report(hour: str, campaign) -> dict:
     report = next(r for r in runner.reports(hour) if r.get("activity_id") == campaign.activity_id and r["pass"] == 1)
     return {"drift": report["discrepancies"].get("stock_drift"),
             "deferred": [d for d in report["deferred_checks"] if d.startswith("stock:")]}
+
+
+def hour_with_a_dead_reservation_at_its_end(client, fake, hour_start: int, monkeypatch):
+    """A scene with a budget over 2 shards; 5 rewards of 7 fen granted and credited in the hour; then, 10 seconds
+    before the hour ends, a batch of 10 x 7 fen whose process dies right after reserving. Returns the campaign."""
+    campaign = make_campaign(client, now_ms=fake.ms, total=10_000, shard_count=2, order_cap=100)
+    granted = grants.grant_many([parse_grant(campaign.grant_body(f"u{i}", amount=7)) for i in range(5)])
+    assert all(isinstance(g, grants.Granted) for g in granted)
+    deliver_credits()
+    fake.ms = hour_start + HOUR_MS - 10_000
+    with monkeypatch.context() as patch:
+        dies_after_reserving(patch)
+        with faults.armed("grant.after_reservation"), pytest.raises(InjectedCrash):
+            grants.grant_many([parse_grant(campaign.grant_body(f"late{i}", amount=7)) for i in range(10)])
+    return campaign
 
 
 def test_reconcile__batch_died_holding_a_reservation_before_the_hour_closed__deferred_not_drift(
@@ -43,16 +57,8 @@ def test_reconcile__batch_died_holding_a_reservation_before_the_hour_closed__def
     hour = clock.hour_of(hour_start)
     client = chalice_client()
     # GIVEN a scene with a budget over 2 shards, 5 rewards of 7 fen granted and credited in the hour
-    campaign = make_campaign(client, now_ms=fake.ms, total=10_000, shard_count=2, order_cap=100)
-    granted = grants.grant_many([parse_grant(campaign.grant_body(f"u{i}", amount=7)) for i in range(5)])
-    assert all(isinstance(g, grants.Granted) for g in granted)
-    deliver_credits()
     # AND, 10 seconds before the hour ends, a batch of 10 x 7 fen whose process dies right after reserving
-    fake.ms = hour_start + HOUR_MS - 10_000
-    with monkeypatch.context() as patch:
-        dies_after_reserving(patch)
-        with faults.armed("grant.after_reservation"), pytest.raises(InjectedCrash):
-            grants.grant_many([parse_grant(campaign.grant_body(f"late{i}", amount=7)) for i in range(10)])
+    campaign = hour_with_a_dead_reservation_at_its_end(client, fake, hour_start, monkeypatch)
 
     # WHEN the hour's first pass runs as soon as it is due, before the dead lease may be returned
     fake.ms = hour_start + HOUR_MS + runner.grace_ms() + 10_000
@@ -69,15 +75,7 @@ def test_reconcile__drift_beyond_what_leases_hold__still_reported(hour_clock, mo
     hour = clock.hour_of(hour_start)
     client = chalice_client()
     # GIVEN 5 rewards of 7 fen granted in the hour, and a dead reservation of 10 x 7 fen at its end
-    campaign = make_campaign(client, now_ms=fake.ms, total=10_000, shard_count=2, order_cap=100)
-    assert all(isinstance(g, grants.Granted)
-               for g in grants.grant_many([parse_grant(campaign.grant_body(f"u{i}", amount=7)) for i in range(5)]))
-    deliver_credits()
-    fake.ms = hour_start + HOUR_MS - 10_000
-    with monkeypatch.context() as patch:
-        dies_after_reserving(patch)
-        with faults.armed("grant.after_reservation"), pytest.raises(InjectedCrash):
-            grants.grant_many([parse_grant(campaign.grant_body(f"late{i}", amount=7)) for i in range(10)])
+    campaign = hour_with_a_dead_reservation_at_its_end(client, fake, hour_start, monkeypatch)
     # AND an order deleted from the table (35 - 7 = 28 fen of orders left against 105 consumed: 77 > 70 leased)
     from chalicelib.rewards.tables import LedgerEntry
 

@@ -24,7 +24,7 @@ from chalicelib.reconcile import runner
 from chalicelib.rewards import grants, ids, reservations
 from chalicelib.rewards.orders import parse_grant
 from chalicelib.rewards.tables import CounterItem, LedgerEntry
-from tests.rewards_support import Campaign, make_campaign, ns_of, orders_of, purge_credits
+from tests.rewards_support import Campaign, dies_after_reserving, make_campaign, ns_of, orders_of, purge_credits
 
 
 def raw_shards(campaign: Campaign, shard_count: int) -> list[dict]:
@@ -90,15 +90,6 @@ def test_grant_batch__16_threads_x_3_batches_with_repeats_against_budget_300__30
     assert leases(shards) == 0
     assert Counter(int(o.shard) for o in stored) == Counter(
         {i: int(s["consumed"]["N"]) for i, s in enumerate(shards)})
-
-
-def dies_after_reserving(monkeypatch) -> None:
-    """The process dies right after its reservation: the crash point fires and nothing runs after it (not
-    even the settle an unwinding exception would do)."""
-    def dead(*_args, **_kwargs):
-        raise InjectedCrash("the process is gone")
-
-    monkeypatch.setattr(reservations, "settle", dead)
 
 
 def test_grant_batch__exception_after_reservation__units_back_at_once_nothing_leased(client):

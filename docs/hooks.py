@@ -128,8 +128,8 @@ def operations_markdown(doc: dict[str, Any]) -> str:
         params = op.get("parameters", [])
         if params:
             out += ["| parameter | in | type | required | meaning |", "| --- | --- | --- | --- | --- |"]
-            out += [f"| `{p['name']}` | {p['in']} | {_type(p.get('schema', {}))} | {'yes' if p.get('required') else ''} "
-                    f"| {_cell(p.get('description', ''))} |" for p in params]
+            out += [f"| `{p['name']}` | {p['in']} | {_type(p.get('schema', {}))} | "
+                    f"{'yes' if p.get('required') else ''} | {_cell(p.get('description', ''))} |" for p in params]
             out.append("")
         body = op.get("requestBody", {}).get("content", {})
         for media, content in body.items():
@@ -138,7 +138,8 @@ def operations_markdown(doc: dict[str, Any]) -> str:
             codes = response.get("x-problem-codes")
             schemas = [f"{_type(c.get('schema', {}))} (`{m}`)" for m, c in response.get("content", {}).items()]
             what = ", ".join(f"`{c}`" for c in codes) if codes else response.get("description", "")
-            out.append(f"- **{status}** {_cell(what)}" + (f": {', '.join(schemas)}" if schemas and not codes else ""))
+            shown = f": {', '.join(schemas)}" if schemas and not codes else ""
+            out.append(f"- **{status}** {_cell(what)}{shown}")
         out.append("")
     out += ["## Schemas", ""]
     for name, schema in doc.get("components", {}).get("schemas", {}).items():
@@ -174,8 +175,8 @@ def errors_markdown() -> str:
             continue
         status = http.status_for(cls.__new__(cls))
         problems.append(f"| `{cls.code}` | {status} | {_cell(cls.title())} | {where} |")
-    return "\n".join(problems + ["", "Open-live API (`/v2/app/*`: HTTP 200, the code in Bilibili's envelope):", "",
-                                 *open_live])
+    return "\n".join([*problems, "", "Open-live API (`/v2/app/*`: HTTP 200, the code in Bilibili's envelope):", "",
+                      *open_live])
 
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -205,13 +206,24 @@ def read_settings() -> dict[str, dict[str, str]]:
 
 
 def _value(node: ast.expr | None, module: Any) -> str:
+    """A default as the code computes it (`64 * 1024` -> 65536, a module constant -> its value), else as written."""
     if node is None:
         return ""
-    source = ast.unparse(node)
     try:
-        return repr(eval(source, dict(vars(module))))  # constants and arithmetic of the module: 64 * 1024
-    except NameError:
-        return source  # depends on a local (f"rewardgate/{stage}"): shown as written
+        return repr(_evaluate(node, module))
+    except ValueError:
+        return ast.unparse(node)  # depends on a local (f"rewardgate/{stage}"): shown as written
+
+
+def _evaluate(node: ast.expr, module: Any) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name) and hasattr(module, node.id):
+        return getattr(module, node.id)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Add)):
+        left, right = _evaluate(node.left, module), _evaluate(node.right, module)
+        return left * right if isinstance(node.op, ast.Mult) else left + right
+    raise ValueError(ast.unparse(node))
 
 
 def read_meanings() -> dict[str, str]:

@@ -53,8 +53,10 @@ test: deps iac-check
 	$(BIN)/python -m pytest
 
 ## The documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8001; `make test` builds it with --strict.
+## The local stack's DynamoDB Local also defaults to 8001: beside `make run`, use DOCS_ADDR=127.0.0.1:8004.
+DOCS_ADDR ?= 127.0.0.1:8001
 docs: $(STAMP)
-	$(BIN)/mkdocs serve -a 127.0.0.1:8001
+	$(BIN)/mkdocs serve -a $(DOCS_ADDR)
 
 ## The money-path simulation for minutes (docs/development/simulation.md): seeds SEED, SEED+1, ... of STEPS steps each,
 ## at least SEEDS of them, and new ones until MINUTES have passed. A failing seed prints its replay command.

@@ -67,7 +67,7 @@ def payout_provider_setting(env: Mapping[str, str], stage: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """What one deployment is configured with; see README "Configuration"."""
+    """What one deployment is configured with; see docs/reference/configuration.md."""
 
     stage: str
     region: str
@@ -88,7 +88,7 @@ class Settings:
     payout_provider: str
     # Secrets
     secret_prefix: str
-    # Deadlines and timeouts (README "Timeouts and retries")
+    # Deadlines and timeouts (docs/explanation/timeouts.md)
     request_limit_s: int = 29
     aws_connect_timeout_s: int = 1
     aws_read_timeout_s: int = 5

@@ -32,6 +32,10 @@ BEHIND_METRIC = "ReconciliationPassesBehind"
 API_5XX_RATE = 0.01
 CALLBACK_REJECTIONS = 50  # per five minutes
 LIVE_AGE_S = 60  # a push message waiting longer means clients see events that late
+# The documentation site (mkdocs.yml's site_url is read from here); every alarm's description ends with the
+# address of its runbook page, docs/operations/alarms/<page>.md.
+DOCS_URL = "https://rewardgate.example.com/docs/"
+RUNBOOKS = f"{DOCS_URL}operations/alarms/"
 
 
 def discrepancy_dimensions(stage: str) -> dict[str, str]:
@@ -94,7 +98,7 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
         resources[logical_id(spec.logical, "DeadLetterAlarm")] = _alarm(
             stage, f"{spec.logical}-dlq-not-empty",
             f"Messages are waiting in the {spec.logical} dead-letter queue: each failed {spec.max_receive_count} "
-            "times. Inspect them, fix the cause, then redrive (README 'Deploy to AWS').",
+            f"times. Inspect them, fix the cause, then redrive. Runbook: {RUNBOOKS}{spec.logical}-dlq-not-empty/",
             {"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
              "Dimensions": _dims({"QueueName": {"Fn::GetAtt": [dlq, "QueueName"]}})},
             threshold=0, period_s=60,
@@ -102,7 +106,8 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
     resources["ReconciliationDiscrepancyAlarm"] = _alarm(
         stage, "reconciliation-discrepancies",
         "Reconciliation found orders, ledger entries, wallets or counters that disagree. "
-        "GET /v1/admin/reconciliations/{hour} lists them.",
+        "GET /v1/admin/reconciliations/{hour} lists them. "
+        f"Runbook: {RUNBOOKS}reconciliation-discrepancies/",
         {"Namespace": NAMESPACE, "MetricName": DISCREPANCY_METRIC, "Dimensions": _dims(discrepancy_dimensions(stage))},
         threshold=0,
     )
@@ -110,14 +115,16 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
         stage, "reconciliation-behind",
         "An hourly reconciliation pass did not finish in its hour and is still unfinished, or the reconciler "
         "has not run for an hour (no data). The reconciler's log line 'reconciliation behind' names the passes; "
-        "rewardgate reconcile --hour H runs one by hand.",
+        "rewardgate reconcile --hour H runs one by hand. "
+        f"Runbook: {RUNBOOKS}reconciliation-behind/",
         {"Namespace": NAMESPACE, "MetricName": BEHIND_METRIC, "Dimensions": _dims(discrepancy_dimensions(stage))},
         threshold=0, period_s=3600, missing_data="breaching",
     )
     for fn in functions:
         resources[f"{fn.logical_id}ErrorsAlarm"] = _alarm(
             stage, f"{fn.name}-errors",
-            f"{fn.name} failed whole invocations (unhandled error or timeout); see its log group.",
+            f"{fn.name} failed whole invocations (unhandled error or timeout); see its log group. "
+            f"Runbook: {RUNBOOKS}function-errors/#{fn.name.replace('_', '-')}",
             {"Namespace": "AWS/Lambda", "MetricName": "Errors",
              "Dimensions": _dims({"FunctionName": {"Ref": fn.logical_id}})},
             threshold=0, statistic="Sum",
@@ -127,7 +134,7 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
     resources[logical_id(CREDITS.logical, "QueueAgeAlarm")] = _alarm(
         stage, f"{CREDITS.logical}-queue-behind",
         f"The oldest credit message is older than the ACCEPTED SLA ({sla_s} s): crediting is slower than granting. "
-        "See README 'Capacity'.",
+        f"Runbook: {RUNBOOKS}{CREDITS.logical}-queue-behind/",
         {"Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage",
          "Dimensions": _dims({"QueueName": {"Fn::GetAtt": [logical_id(CREDITS.logical, "Queue"), "QueueName"]}})},
         threshold=sla_s, period_s=60,
@@ -137,7 +144,8 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
             stage, f"{LIVE.logical}-queue-behind",
             f"The oldest live push message is older than {LIVE_AGE_S} s: WebSocket clients receive events late "
             "(the push worker is throttled or failing; see its errors alarm and log group). Nothing is lost: clients "
-            "catch up from the stream when the worker does, or pull /v2/app/events.",
+            "catch up from the stream when the worker does, or pull /v2/app/events. "
+            f"Runbook: {RUNBOOKS}{LIVE.logical}-queue-behind/",
             {"Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage",
              "Dimensions": _dims({"QueueName": {"Fn::GetAtt": [logical_id(LIVE.logical, "Queue"), "QueueName"]}})},
             threshold=LIVE_AGE_S, period_s=60)
@@ -153,7 +161,8 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
             stage, "api-5xx",
             f"More than {API_5XX_RATE:.0%} of API requests answered 5xx over five minutes (storage unavailable, "
             "crashes). Deliberate refusals (switched_off, payout_unavailable) do not count. Platform callbacks "
-            "answered 5xx are retried by the platform. The access lines with status >= 500 name the routes.",
+            "answered 5xx are retried by the platform. The access lines with status >= 500 name the routes. "
+            f"Runbook: {RUNBOOKS}api-5xx/",
             {}, threshold=API_5XX_RATE)
         props = alarm["Properties"]
         for key in ("Statistic", "Period"):
@@ -167,7 +176,8 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
             f"More than {CALLBACK_REJECTIONS} platform callbacks were rejected in five minutes. By reason "
             "(metric CallbackRejected, dimension `reason`): signature/padding/receiver_id after a key or token "
             "change on one side only (run `rewardgate tp-app add` with the platform console's values); "
-            "unknown_tp_app or stale timestamps in bulk: forgery (the WAF rate rule limits it).",
+            "unknown_tp_app or stale timestamps in bulk: forgery (the WAF rate rule limits it). "
+            f"Runbook: {RUNBOOKS}callback-rejections/",
             {"Namespace": NAMESPACE, "MetricName": "CallbacksRejected", "Dimensions": dims},
             threshold=CALLBACK_REJECTIONS, statistic="Sum")
     return resources

@@ -169,7 +169,7 @@ def provider() -> PayoutProvider:
     """The configured payout provider (`RG_PAYOUT_PROVIDER`); `PayoutUnavailable` when there is none.
 
     `fake` is the local stack's provider (only the `local` stage may name it: `chalicelib.settings`);
-    `none` (prod until a real provider adapter is written, see README "Payouts") refuses withdrawals before
+    `none` (prod until a real provider adapter is written, see docs/explanation/payouts.md) refuses withdrawals before
     anything is debited. Settings refuse any other value at start-up.
     """
     name = settings().payout_provider

@@ -1,0 +1,187 @@
+"""Withdrawals against an asynchronous payout provider, on DynamoDB Local: a payout the provider is still
+*processing*, or whose answer was lost, stays debited and unresolved (never refunded), is re-queried with
+exponential backoff, and is counted for the alarm once it is unresolved past the horizon. Only a definite
+failure refunds. Money is checked against the provider's own ledger: what it paid plus the wallet's
+balance is what the user was given."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from chalicelib import clock
+from chalicelib.rewards import ids, payout_states, payouts, withdrawals
+from chalicelib.rewards.tables import PAID, PAYOUT_PENDING, REFUNDED, WithdrawalItem
+from chalicelib.settings import settings
+from tests.conftest import uid
+from tests.payout_support import AsyncProvider
+from tests.rewards_support import (
+    Campaign,
+    grant_direct,
+    ledger_sums,
+    make_campaign,
+    wallet_id_of,
+    wallet_item,
+    withdraw_direct,
+)
+
+SWEEP_EVERY_MS = 2 * 60_000  # the rewards sweeper's schedule
+
+
+class World:
+    """A campaign, a settable clock shared with an asynchronous provider, and the sweeper."""
+
+    def __init__(self, campaign: Campaign, provider: AsyncProvider, start_ms: int) -> None:
+        self.campaign, self.provider, self.now = campaign, provider, start_ms
+        provider.now_ms = start_ms
+
+    def advance(self, ms: int) -> None:
+        self.now += ms
+        self.provider.now_ms = self.now
+
+    def sweep(self) -> None:
+        withdrawals.sweep_unresolved()
+
+    def sweep_for(self, ms: int) -> None:
+        """The sweeper's runs every two minutes for `ms`."""
+        for _ in range(ms // SWEEP_EVERY_MS):
+            self.advance(SWEEP_EVERY_MS)
+            self.sweep()
+
+    def funded(self, amount: int, user: str | None = None) -> str:
+        user = user or uid("u")
+        status, body = grant_direct(self.campaign.grant_body(user, rain_id="seed", amount=amount))
+        assert status == 202, body
+        return user
+
+    def withdraw(self, user: str, amount: int) -> tuple[int, dict, str]:
+        request_id = uid("wd")
+        status, body = withdraw_direct(user, {"activity_id": self.campaign.activity_id, "request_id": request_id,
+                                              "amount": amount})
+        return status, body, request_id
+
+    def record(self, user: str, request_id: str) -> WithdrawalItem:
+        return WithdrawalItem.get(wallet_id_of(self.campaign, user), request_id, consistent_read=True)
+
+    def money(self, user: str) -> tuple[int, int, int]:
+        """(paid by the provider, wallet balance, refunds in the ledger) of a user."""
+        wallet_id = wallet_id_of(self.campaign, user)
+        return (self.provider.paid_to(user), int(wallet_item(wallet_id).balance), ledger_sums(wallet_id).refunds)
+
+
+@pytest.fixture
+def world(client, monkeypatch) -> World:
+    start_ms = int(time.time() * 1000)
+    provider = AsyncProvider()
+    the_world = World(make_campaign(client, total=10_000_000, order_cap=10_000, now_ms=start_ms), provider, start_ms)
+    monkeypatch.setattr(clock, "now_ms", lambda: the_world.now)
+    monkeypatch.setattr(payouts, "provider", lambda: provider)
+    return the_world
+
+
+def test_withdraw__provider_answers_processing_then_pays__pending_then_paid_never_refunded(world):
+    # GIVEN a user given 500 and a provider that accepts transfers as *processing*
+    user = world.funded(500)
+    # WHEN 300 is withdrawn
+    status, body, request_id = world.withdraw(user, 300)
+    # THEN it is debited and pending: nothing refunded while the provider may still pay
+    assert (status, body) == (202, {"request_id": request_id, "amount": 300, "status": PAYOUT_PENDING,
+                                    "balance": 200})
+    assert world.money(user) == (0, 200, 0)
+    # WHEN the provider pays later and the sweeper comes by
+    world.provider.complete(PAID)
+    world.sweep_for(4 * 60_000)
+    # THEN the withdrawal is PAID: 300 paid once, 200 left, no refund (paid + balance = the 500 given)
+    record = world.record(user, request_id)
+    assert (record.status, record.payout_ref) == (PAID, f"ref-{record.payout_id}")
+    assert world.money(user) == (300, 200, 0)
+
+
+def test_sweeper__answer_lost_then_the_resubmission_is_processing__never_refunded_ends_paid(world):
+    # GIVEN a transfer call lost before the provider saw it; the provider then accepts as *processing*
+    user = world.funded(400)
+    world.provider.on_transfer = "timeout_unseen"
+    status, _, request_id = world.withdraw(user, 400)
+    assert status == 202
+    world.provider.on_transfer = "processing"
+    # WHEN the sweeper finds it unknown to the provider and submits the same payout id again
+    world.sweep_for(2 * 60_000)
+    # THEN the processing answer leaves it pending, debited, nothing refunded
+    assert (world.record(user, request_id).status, world.money(user)) == (PAYOUT_PENDING, (0, 0, 0))
+    assert len(world.provider.transfer_calls) == 2
+    # WHEN the provider pays it THEN the next sweeps settle it PAID, once
+    world.provider.complete(PAID)
+    world.sweep_for(10 * 60_000)
+    assert (world.record(user, request_id).status, world.money(user)) == (PAID, (400, 0, 0))
+
+
+def test_sweeper__provider_paid_after_our_call_timed_out__ends_paid(world):
+    # GIVEN a provider that accepted the transfer but whose answer was lost (our call timed out)
+    user = world.funded(250)
+    world.provider.on_transfer = "timeout_after_accepting"
+    status, _, request_id = world.withdraw(user, 250)
+    assert status == 202
+    # WHEN it stays processing for 20 minutes, then pays
+    world.sweep_for(20 * 60_000)
+    assert (world.record(user, request_id).status, world.money(user)) == (PAYOUT_PENDING, (0, 0, 0))
+    world.provider.complete(PAID)
+    world.sweep_for(40 * 60_000)
+    # THEN it ends PAID, never refunded, and the provider was asked to pay once
+    assert (world.record(user, request_id).status, world.money(user)) == (PAID, (250, 0, 0))
+    assert len(world.provider.transfer_calls) == 1
+
+
+def test_sweeper__provider_fails_definitely_after_processing__refunded_once(world):
+    # GIVEN a payout processing for a while WHEN the provider finally refuses it
+    user = world.funded(300)
+    status, _, request_id = world.withdraw(user, 300)
+    assert status == 202
+    world.sweep_for(6 * 60_000)
+    world.provider.complete("FAILED")
+    world.sweep_for(40 * 60_000)
+    # THEN (a definite failure) it is refunded, once
+    record = world.record(user, request_id)
+    assert (record.status, record.failure) == (REFUNDED, "the bank refused the account")
+    assert world.money(user) == (0, 300, 300)
+
+
+def test_sweeper__payout_processing_for_two_hours__requeried_with_exponential_backoff(world):
+    # GIVEN a payout the provider keeps processing
+    user = world.funded(100)
+    _, _, request_id = world.withdraw(user, 100)
+    debited_at = world.now
+    # WHEN the sweeper runs every two minutes for two hours
+    world.sweep_for(120 * 60_000)
+    # THEN the provider was asked at growing intervals (each at least twice the one before, up to the cap),
+    # not at every one of the 60 sweeps
+    payout_id = world.record(user, request_id).payout_id
+    asked = [at - debited_at for pid, at in world.provider.status_calls if pid == payout_id]
+    gaps = [b - a for a, b in itertools.pairwise(asked)]
+    print(f"status queries in two hours: {len(asked)} (60 sweeps); minutes after the debit: "
+          f"{[round(a / 60_000) for a in asked]}")
+    assert asked[0] >= 60_000
+    assert all(b >= min(2 * a, payout_states.RECHECK_MAX_MS) for a, b in itertools.pairwise(gaps))
+    assert max(gaps) <= payout_states.RECHECK_MAX_MS + SWEEP_EVERY_MS
+    assert len(asked) <= 10
+    assert (world.record(user, request_id).status, world.money(user)) == (PAYOUT_PENDING, (0, 0, 0))
+
+
+def test_sweeper__more_stuck_payouts_than_a_page__a_new_one_is_still_settled(world):
+    # GIVEN 101 withdrawals in one sweeper bucket (more than the sweeper's page of 100) whose payouts the
+    # provider keeps processing (their answers were lost), then a new one the provider pays
+    buckets = settings().hour_buckets
+    users = (u for u in (uid("u") for _ in range(100_000))
+             if ids.bucket_of(wallet_id_of(world.campaign, u), buckets) == 0)
+    world.provider.on_transfer = "timeout_after_accepting"
+    for user in itertools.islice(users, 101):
+        world.withdraw(world.funded(10, user), 10)
+        world.advance(10)
+    user = next(users)
+    _, _, request_id = world.withdraw(world.funded(70, user), 70)
+    world.provider.complete(PAID, [world.record(user, request_id).payout_id])
+    # WHEN the sweeper runs three times, two minutes apart
+    world.sweep_for(3 * SWEEP_EVERY_MS)
+    # THEN the new one is settled PAID
+    assert (world.record(user, request_id).status, world.money(user)) == (PAID, (70, 0, 0))

@@ -34,7 +34,7 @@ from chalicelib.rewards.tables import REFUND as REFUND_KIND
 from chalicelib.settings import settings
 
 SWEEP_PAGE = 100
-PAST_HORIZON_METRIC = "PayoutsUnresolvedPastHorizon"
+PAST_HORIZON_METRIC = "PayoutsUnresolvedPastHorizon"  # alarmed: infra/alarms.py PAYOUT_UNRESOLVED_METRIC
 
 
 def get(wallet_id: str, request_id: str) -> WithdrawalItem | None:

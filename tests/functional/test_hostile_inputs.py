@@ -72,3 +72,14 @@ def test_settlement__day_outside_the_calendar_it_can_settle__400_naming_day(clie
     # THEN 400 naming the day (not a 500)
     assert (status, body) == (400, problem("invalid_field", "day: must be a day from 1970-01-02 to 9999-12-30",
                                            field="day"))
+
+
+@pytest.mark.parametrize("hour", ["0001-01-01T00", "9999-12-31T23", "1969-12-31T23"])
+def test_reconciliation__hour_outside_the_calendar_it_can_reconcile__400_naming_hour(client, hour):
+    # WHEN an hour at the ends of the calendar is read or run
+    read = call(client, "GET", f"/v1/admin/reconciliations/{hour}")
+    run = call(client, "POST", "/v1/admin/reconciliations", {"hour": hour})
+    # THEN both answer 400 naming the hour (not a 500)
+    expected = (400, problem("invalid_field", "hour: must be an hour from 1970-01-01T00 to 9999-12-30T23 (UTC)",
+                             field="hour"))
+    assert (read, run) == (expected, expected)

@@ -7,14 +7,17 @@ balance is what the user was given."""
 from __future__ import annotations
 
 import itertools
+import json
 import time
 
 import pytest
 
 from chalicelib import clock
 from chalicelib.rewards import ids, payout_states, payouts, withdrawals
+from chalicelib.rewards.payout_settle import PAST_HORIZON_METRIC
 from chalicelib.rewards.tables import PAID, PAYOUT_PENDING, REFUNDED, WithdrawalItem
-from chalicelib.settings import settings
+from chalicelib.settings import reset_settings, settings
+from infra.template import merge_template
 from tests.conftest import uid
 from tests.payout_support import AsyncProvider
 from tests.rewards_support import (
@@ -22,6 +25,8 @@ from tests.rewards_support import (
     grant_direct,
     ledger_sums,
     make_campaign,
+    payout_mode,
+    payout_record,
     wallet_id_of,
     wallet_item,
     withdraw_direct,
@@ -185,3 +190,76 @@ def test_sweeper__more_stuck_payouts_than_a_page__a_new_one_is_still_settled(wor
     world.sweep_for(3 * SWEEP_EVERY_MS)
     # THEN the new one is settled PAID
     assert (world.record(user, request_id).status, world.money(user)) == (PAID, (70, 0, 0))
+
+
+@pytest.fixture
+def ten_minute_horizon(monkeypatch):
+    monkeypatch.setenv("RG_PAYOUT_UNRESOLVED_ALARM_S", "600")
+    reset_settings()
+    yield 600
+    monkeypatch.delenv("RG_PAYOUT_UNRESOLVED_ALARM_S")
+    reset_settings()
+
+
+def horizon_counts(out: str) -> list[float]:
+    """The PayoutsUnresolvedPastHorizon values the sweeps emitted (CloudWatch embedded metric format)."""
+    docs = [json.loads(line) for line in out.splitlines() if '"_aws"' in line and PAST_HORIZON_METRIC in line]
+    return [value for doc in docs for value in doc[PAST_HORIZON_METRIC]]
+
+
+def horizon_lines(out: str, payout_id: str) -> list[dict]:
+    """The sweeper's 'past the alarm horizon' log lines about one payout."""
+    lines = [json.loads(line) for line in out.splitlines() if "payout unresolved past the alarm horizon" in line]
+    return [line for line in lines if line.get("payout_id") == payout_id]
+
+
+def test_sweeper__payout_unresolved_past_the_horizon__counted_for_the_alarm(world, ten_minute_horizon, capsys):
+    # GIVEN a payout the provider keeps processing, and a ten-minute horizon
+    user = world.funded(100)
+    _, _, request_id = world.withdraw(user, 100)
+    payout_id = world.record(user, request_id).payout_id
+    # WHEN the sweeper runs for the first eight minutes THEN it is not reported
+    world.sweep_for(8 * 60_000)
+    assert horizon_lines(capsys.readouterr().out, payout_id) == []
+    # WHEN it runs on for an hour THEN every check of it past ten minutes reports it (at least one an hour, since
+    # checks back off to 30 minutes at most) and counts it in the alarm's metric
+    world.sweep_for(60 * 60_000)
+    out = capsys.readouterr().out
+    reported = horizon_lines(out, payout_id)
+    print(f"checks of the payout reported past the horizon in the hour: {len(reported)}; "
+          f"ages (min): {[line['age_s'] // 60 for line in reported]}")
+    assert len(reported) >= 2
+    assert all(line["age_s"] > 600 and line["last_answer"] == "PROCESSING" for line in reported)
+    assert sum(horizon_counts(out)) >= len(reported)
+    # AND the alarm watches that very metric, firing on any count within an hour
+    alarm = merge_template(settings().stage)["Resources"]["PayoutUnresolvedAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["Period"], alarm["Statistic"]) == (
+        PAST_HORIZON_METRIC, 0, 3600, "Sum")
+    # AND the money stays debited, unrefunded
+    assert (world.record(user, request_id).status, world.money(user)) == (PAYOUT_PENDING, (0, 0, 0))
+
+
+def test_fake_provider__processing_mode__pending_until_the_provider_pays(client, monkeypatch):
+    # GIVEN the local fake provider told to keep transfers processing
+    start = int(time.time() * 1000)
+    campaign = make_campaign(client, total=1_000_000, order_cap=10_000, now_ms=start)
+    now = [start]
+    monkeypatch.setattr(clock, "now_ms", lambda: now[0])
+    user = uid("u")
+    assert grant_direct(campaign.grant_body(user, rain_id="seed", amount=500))[0] == 202
+    body = {"activity_id": campaign.activity_id, "request_id": uid("wd"), "amount": 300}
+    with payout_mode("processing"):
+        # WHEN 300 is withdrawn THEN it is pending, and a sweep while it processes changes nothing
+        assert withdraw_direct(user, body)[0] == 202
+        now[0] += 61_000
+        withdrawals.sweep_unresolved()
+        assert payout_record(body["request_id"]).status == "PROCESSING"
+    # WHEN the provider is told to pay (mode ok) and the sweeper asks again
+    now[0] += 121_000
+    withdrawals.sweep_unresolved()
+    # THEN the withdrawal is PAID, 200 left, nothing refunded; a repeat answers 200
+    record = WithdrawalItem.get(wallet_id_of(campaign, user), body["request_id"], consistent_read=True)
+    assert (record.status, payout_record(body["request_id"]).status) == (PAID, "PAID")
+    sums = ledger_sums(wallet_id_of(campaign, user))
+    assert (sums.withdrawals, sums.refunds, int(wallet_item(wallet_id_of(campaign, user)).balance)) == (300, 0, 200)
+    assert withdraw_direct(user, body)[0] == 200

@@ -24,7 +24,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import clock, deadline, faults
 from chalicelib.dynamo import cancellation_codes, connection, error_code, with_retries
 from chalicelib.errors import PayoutConflict
-from chalicelib.observability import count, logger
+from chalicelib.observability import count, logger, metric_scope
 from chalicelib.rewards import ids, payout_states, payouts, wallets
 from chalicelib.rewards.crediting import time_key
 from chalicelib.rewards.payout_states import RECHECK, REFUND, RESUBMIT, SETTLE_PAID, TIMEOUT
@@ -201,5 +201,6 @@ def sweep(page: int = SWEEP_PAGE) -> SweepReport:
         if record is not None and record.status == PAYOUT_PENDING:
             _check(record, report, horizon_s)
     if report.past_horizon:
-        count(PAST_HORIZON_METRIC, report.past_horizon)
+        with metric_scope():  # one EMF document with the stage and service dimensions the alarm names
+            count(PAST_HORIZON_METRIC, report.past_horizon)
     return report

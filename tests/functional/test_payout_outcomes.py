@@ -201,10 +201,12 @@ def ten_minute_horizon(monkeypatch):
     reset_settings()
 
 
-def horizon_counts(out: str) -> list[float]:
-    """The PayoutsUnresolvedPastHorizon values the sweeps emitted (CloudWatch embedded metric format)."""
+def horizon_counts(out: str) -> list[tuple[float, dict[str, str]]]:
+    """The PayoutsUnresolvedPastHorizon values the sweeps emitted (CloudWatch embedded metric format), each with
+    its dimensions."""
     docs = [json.loads(line) for line in out.splitlines() if '"_aws"' in line and PAST_HORIZON_METRIC in line]
-    return [value for doc in docs for value in doc[PAST_HORIZON_METRIC]]
+    return [(value, {name: doc[name] for name in doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]})
+            for doc in docs for value in doc[PAST_HORIZON_METRIC]]
 
 
 def horizon_lines(out: str, payout_id: str) -> list[dict]:
@@ -230,11 +232,14 @@ def test_sweeper__payout_unresolved_past_the_horizon__counted_for_the_alarm(worl
           f"ages (min): {[line['age_s'] // 60 for line in reported]}")
     assert len(reported) >= 2
     assert all(line["age_s"] > 600 and line["last_answer"] == "PROCESSING" for line in reported)
-    assert sum(horizon_counts(out)) >= len(reported)
-    # AND the alarm watches that very metric, firing on any count within an hour
+    counted = horizon_counts(out)
+    assert sum(value for value, _ in counted) >= len(reported)
+    # AND the alarm watches that very metric with the same dimensions, firing on any count within an hour
     alarm = merge_template(settings().stage)["Resources"]["PayoutUnresolvedAlarm"]["Properties"]
     assert (alarm["MetricName"], alarm["Threshold"], alarm["Period"], alarm["Statistic"]) == (
         PAST_HORIZON_METRIC, 0, 3600, "Sum")
+    assert {(d["Name"], d["Value"]) for d in alarm["Dimensions"]} == {
+        item for _, dims in counted for item in dims.items()}
     # AND the money stays debited, unrefunded
     assert (world.record(user, request_id).status, world.money(user)) == (PAYOUT_PENDING, (0, 0, 0))
 

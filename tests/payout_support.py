@@ -36,6 +36,7 @@ class AsyncProvider:
     payouts: dict[str, _Payout] = field(default_factory=dict)
     status_calls: list[tuple[str, int]] = field(default_factory=list)
     transfer_calls: list[tuple[str, int]] = field(default_factory=list)
+    status_times_out: set[str] = field(default_factory=set)  # payout ids whose status queries time out
 
     def transfer(self, payout_id: str, recipient: str, amount: int) -> PayoutResult:
         self.transfer_calls.append((payout_id, self.now_ms))
@@ -51,6 +52,8 @@ class AsyncProvider:
 
     def status(self, payout_id: str) -> PayoutResult:
         self.status_calls.append((payout_id, self.now_ms))
+        if payout_id in self.status_times_out:
+            raise PayoutTimeout("the status query timed out")
         return self._result(payout_id) if payout_id in self.payouts else PayoutResult(UNKNOWN)
 
     def records(self, start_ms: int, end_ms: int) -> list[PayoutRecord]:

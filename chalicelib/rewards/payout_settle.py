@@ -160,7 +160,12 @@ class SweepReport:
 
 
 def _check(record: WithdrawalItem, report: SweepReport, horizon_s: int) -> None:
-    result = payouts.provider().status(payout_target(record)[0])
+    try:
+        result = payouts.provider().status(payout_target(record)[0])
+    except PayoutTimeout:
+        # Its answer was lost: ask again later (backoff) and go on with the others; a payout whose queries
+        # keep timing out must not stop the sweep at its place in the bucket.
+        result = PayoutResult(TIMEOUT)
     if payout_states.decide(result.status, now_ms=0, checks=0, from_status=True).action == RESUBMIT:
         # The provider never saw it: submit the same payout id now (idempotent on its side); its answer
         # decides. A refund here could race a late first call and pay out twice.

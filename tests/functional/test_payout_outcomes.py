@@ -192,6 +192,24 @@ def test_sweeper__more_stuck_payouts_than_a_page__a_new_one_is_still_settled(wor
     assert (world.record(user, request_id).status, world.money(user)) == (PAID, (70, 0, 0))
 
 
+def test_sweeper__status_query_of_one_payout_times_out__the_others_are_still_settled(world):
+    # GIVEN a payout whose status queries time out, and a later one the provider pays
+    stuck_user, paid_user = world.funded(100), world.funded(200)
+    world.provider.on_transfer = "timeout_after_accepting"
+    _, _, stuck_request = world.withdraw(stuck_user, 100)
+    world.advance(1_000)
+    _, _, paid_request = world.withdraw(paid_user, 200)
+    world.provider.status_times_out.add(world.record(stuck_user, stuck_request).payout_id)
+    world.provider.complete(PAID, [world.record(paid_user, paid_request).payout_id])
+    # WHEN the sweeper runs
+    world.sweep_for(SWEEP_EVERY_MS)
+    # THEN the paid one is settled; the stuck one stays debited, its next check moved back
+    assert (world.record(paid_user, paid_request).status, world.money(paid_user)) == (PAID, (200, 0, 0))
+    stuck = world.record(stuck_user, stuck_request)
+    assert (stuck.status, stuck.payout_answer, world.money(stuck_user)) == (PAYOUT_PENDING, "TIMEOUT", (0, 0, 0))
+    assert int(stuck.next_check_at_ms) > world.now
+
+
 @pytest.fixture
 def ten_minute_horizon(monkeypatch):
     monkeypatch.setenv("RG_PAYOUT_UNRESOLVED_ALARM_S", "600")

@@ -12,7 +12,10 @@
   without counting as errors, so they do not page anyone;
 - live push: its queue's oldest message is older than a minute (WebSocket clients are behind);
 - callbacks: many rejected in five minutes (`CallbackRejected`, any reason): keys rotated on one side
-  only, or someone forging callbacks.
+  only, or someone forging callbacks;
+- payouts: a withdrawal's payout unresolved (the provider still processing, answers lost) longer than
+  `RG_PAYOUT_UNRESOLVED_ALARM_S` (`PayoutsUnresolvedPastHorizon`, counted by the rewards sweeper at each
+  check of such a payout; its checks back off to at most 30 minutes, so each hour counts it).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ LIVE_AGE_S = 60  # a push message waiting longer means clients see events that l
 # address of its runbook page, docs/operations/alarms/<page>.md.
 DOCS_URL = "https://rewardgate.example.com/docs/"
 RUNBOOKS = f"{DOCS_URL}operations/alarms/"
+PAYOUT_UNRESOLVED_METRIC = "PayoutsUnresolvedPastHorizon"
 
 
 def discrepancy_dimensions(stage: str) -> dict[str, str]:
@@ -119,6 +123,15 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
         f"Runbook: {RUNBOOKS}reconciliation-behind/",
         {"Namespace": NAMESPACE, "MetricName": BEHIND_METRIC, "Dimensions": _dims(discrepancy_dimensions(stage))},
         threshold=0, period_s=3600, missing_data="breaching",
+    )
+    resources["PayoutUnresolvedAlarm"] = _alarm(
+        stage, "payouts-unresolved",
+        "A withdrawal's payout is unresolved (provider processing, answers lost, or a payout id it holds with other "
+        "content) longer than RG_PAYOUT_UNRESOLVED_ALARM_S. The money stays debited, never refunded blindly; the "
+        "rewards sweeper's log line 'payout unresolved past the alarm horizon' names each one: ask the provider.",
+        {"Namespace": NAMESPACE, "MetricName": PAYOUT_UNRESOLVED_METRIC,
+         "Dimensions": _dims(discrepancy_dimensions(stage))},
+        threshold=0, statistic="Sum", period_s=3600,
     )
     for fn in functions:
         resources[f"{fn.logical_id}ErrorsAlarm"] = _alarm(

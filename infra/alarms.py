@@ -128,7 +128,8 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
         stage, "payouts-unresolved",
         "A withdrawal's payout is unresolved (provider processing, answers lost, or a payout id it holds with other "
         "content) longer than RG_PAYOUT_UNRESOLVED_ALARM_S. The money stays debited, never refunded blindly; the "
-        "rewards sweeper's log line 'payout unresolved past the alarm horizon' names each one: ask the provider.",
+        "rewards sweeper's log line 'payout unresolved past the alarm horizon' names each one: ask the provider. "
+        f"Runbook: {RUNBOOKS}payouts-unresolved/",
         {"Namespace": NAMESPACE, "MetricName": PAYOUT_UNRESOLVED_METRIC,
          "Dimensions": _dims(discrepancy_dimensions(stage))},
         threshold=0, statistic="Sum", period_s=3600,

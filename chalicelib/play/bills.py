@@ -34,7 +34,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.dynamo import cancellation_codes, connection, error_code, with_retries
-from chalicelib.errors import ActivityNotFound, RewardgateError, SceneNotFound
+from chalicelib.errors import ActivityNotFound, ConfigConflict, RewardgateError, SceneNotFound
 from chalicelib.observability import logger
 from chalicelib.play import apps, reconcile, settlement
 from chalicelib.play.config import play_settings
@@ -205,21 +205,39 @@ def close_day(app: apps.PlayApp, day: str, cursor: PlaySettlementItem | None) ->
 
 
 def ensure_bill_activity(activity_id: str) -> None:
-    """The rewards activity and cash scene bills are credited in, created on first use."""
+    """The rewards activity and cash scene bills are credited in, created on first use.
+
+    Several instances may get here first together: a creation that loses the race (`ConfigConflict`) is fine
+    when the item now exists (the winner made the same one).
+    """
     from chalicelib.rewards import config_store
     from chalicelib.rewards.config import Activity, Child, parse_scene
 
-    try:
-        config_store.get_activity_uncached(activity_id)
-    except ActivityNotFound:
+    def activity() -> None:
         child = Child(BILL_CHILD, "formal", 1_577_836_800_000, 4_102_444_800_000)  # 2020-01-01 .. 2100-01-01 UTC
         config_store.put_activity(Activity(activity_id, "Interactive play bills", (child,)))
-    try:
-        config_store.get_scene(activity_id, BILL_SCENE)
-    except SceneNotFound:
+
+    def scene() -> None:
         config_store.put_scene(parse_scene(activity_id, BILL_SCENE, {
-            "award_type": "cash", "stock_control": False, "order_cap": BILL_ORDER_CAP,
-            "bill_text": BILL_TEXT}))
+            "award_type": "cash", "stock_control": False, "order_cap": BILL_ORDER_CAP, "bill_text": BILL_TEXT}))
+
+    _create_once(lambda: config_store.get_activity_uncached(activity_id), activity, ActivityNotFound)
+    _create_once(lambda: config_store.get_scene(activity_id, BILL_SCENE), scene, SceneNotFound)
+
+
+def _create_once(read: Callable[[], object], create: Callable[[], None], absent: type[Exception]) -> None:
+    try:
+        read()
+        return
+    except absent:
+        pass
+    try:
+        create()
+    except ConfigConflict:
+        from chalicelib.rewards import config_store
+
+        config_store.invalidate()  # this instance's cache may hold the absence it saw first
+        read()  # created concurrently by another instance; still absent raises `absent`
 
 
 def bill_credit(app: apps.PlayApp, bill: PlaySettlementItem) -> internal.InternalCredit:

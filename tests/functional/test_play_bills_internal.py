@@ -159,3 +159,123 @@ def test_reconcile__credit_of_another_amount__and_credit_without_a_bill__both_re
          "order_id": f"{act}_bill_20300902.stray_cash_1", "bill_fen": None, "credit_fen": 9},
         {"kind": "bill_mismatch", "id": f"{app.app_id}/{day}", "problem": "wrong_amount",
          "order_id": bill.credit_order_id, "bill_fen": 700, "credit_fen": 701}]
+
+
+def _pending_old_layout_bill(client, monkeypatch, now, day: str, price: int):
+    """A bill as the old code left it: closed, PENDING, carrying the guessable order id."""
+    app, anchor = make_app(client, share_bp=10_000), make_anchor(client)
+    push(client, anchor, app, gift(price=price))
+    real = bills.place_credit
+    monkeypatch.setattr(bills, "place_credit", lambda *_a, **_k: (_ for _ in ()).throw(StorageUnavailable("down")))
+    now[0] = bill_closes_at_ms(day)
+    bills.close_due(app_ids=[app.app_id])
+    monkeypatch.setattr(bills, "place_credit", real)
+    legacy = f"play-app-{app.app_id}_bill_{day.replace('-', '')}_cash_1"
+    bill = PlaySettlementItem.get(bills.bill_pk(app.app_id), day.replace("-", ""), consistent_read=True)
+    bill.update(actions=[PlaySettlementItem.credit_order_id.set(legacy)])
+    return app, legacy
+
+
+def _old_grant(app_id: int, day: str, amount: int) -> None:
+    """What a grant caller could do before the fix: the domain grant the public route called, then its credit."""
+    from chalicelib.rewards import grants
+    from chalicelib.rewards.orders import GrantRequest
+
+    order, _ = grants.place(GrantRequest(activity_id="play-bills", scene_id="bill", act_id=f"play-app-{app_id}",
+                                         rain_id=day.replace("-", ""), award_type="cash", stage="1", amount=amount,
+                                         open_time_ms=clock.now_ms()))
+    grants.enqueue([order])
+
+
+def test_old_layout_pending_bill__old_id_pre_empted__re_keyed_paid_in_full__the_stray_credit_reported(
+        client, monkeypatch):
+    purge_credits()
+    day = "2030-10-01"
+    bills.ensure_bill_activity("play-bills")
+    with clock_at(monkeypatch, day_start_ms(day) + 3_600_000) as now:
+        # GIVEN a bill the old code left PENDING, whose guessable order id a grant caller took first with 1 fen
+        app, legacy = _pending_old_layout_bill(client, monkeypatch, now, day, price=6000)
+        _old_grant(app.app_id, day, 1)
+        # WHEN the bills job runs with the internal credit path
+        report = bills.close_due(app_ids=[app.app_id])
+    deliver_credits()
+    # THEN the bill was re-keyed to a random id and paid in full; the pre-empting 1 fen is reported, not hidden
+    bill = PlaySettlementItem.get(bills.bill_pk(app.app_id), "20301001", consistent_read=True)
+    assert (bill.credit_status, report.credit_failed) == ("PLACED", [])
+    assert bill.credit_order_id != legacy and bill.credit_order_id.startswith(f"play-app-{app.app_id}_bill_20301001.")
+    assert wallet(client, f"play-app-{app.app_id}")["balance"] == 600 + 1
+    assert _mismatches(clock.hour_of(bill_closes_at_ms(day)), app.app_id) == [
+        {"kind": "bill_mismatch", "id": f"{app.app_id}/{day}", "problem": "credit_without_bill", "order_id": legacy,
+         "bill_fen": None, "credit_fen": 1}]
+
+
+def test_old_layout_pending_bill__old_id_free__credited_under_it_once__reconciles_clean(client, monkeypatch):
+    purge_credits()
+    day = "2030-10-02"
+    with clock_at(monkeypatch, day_start_ms(day) + 3_600_000) as now:
+        # GIVEN a bill the old code left PENDING with its guessable id, which nobody took
+        app, legacy = _pending_old_layout_bill(client, monkeypatch, now, day, price=4000)
+        # WHEN the bills job runs twice (a repeat must not credit again)
+        bills.close_due(app_ids=[app.app_id])
+        bills.close_due(app_ids=[app.app_id])
+    deliver_credits()
+    # THEN it is credited once under that id (no second id: an old instance still running would credit it too)
+    bill = PlaySettlementItem.get(bills.bill_pk(app.app_id), "20301002", consistent_read=True)
+    assert (bill.credit_order_id, bill.credit_status) == (legacy, "PLACED")
+    assert wallet(client, f"play-app-{app.app_id}")["balance"] == 400
+    assert _mismatches(clock.hour_of(bill_closes_at_ms(day)), app.app_id) == []
+
+
+def test_bill_credit__process_dies_after_writing_the_credit__next_run_credits_it_once(client, monkeypatch):
+    from chalicelib.rewards import internal
+
+    purge_credits()
+    day = "2030-10-03"
+    real = internal.place
+
+    def dies_after(credit, now_ms=None):
+        real(credit, now_ms)
+        raise StorageUnavailable("the process died before sending the credit message")
+
+    with clock_at(monkeypatch, day_start_ms(day) + 3_600_000) as now:
+        app, anchor = make_app(client, share_bp=10_000), make_anchor(client)
+        push(client, anchor, app, gift(price=3000, num=2))
+        # GIVEN the run that closes the day writes the credit and dies before sending it or marking the bill
+        monkeypatch.setattr(internal, "place", dies_after)
+        now[0] = bill_closes_at_ms(day)
+        first = bills.close_due(app_ids=[app.app_id])
+        monkeypatch.setattr(internal, "place", real)
+        deliver_credits()
+        assert wallet(client, f"play-app-{app.app_id}")["pending"] == 600  # written, never sent
+        # WHEN the next run comes
+        now[0] += 600_000
+        bills.close_due(app_ids=[app.app_id])
+    deliver_credits()
+    # THEN the credit is sent and credited exactly once
+    assert first.credit_failed == [f"{app.app_id}/{day}"]
+    seen = wallet(client, f"play-app-{app.app_id}")
+    assert (seen["balance"], seen["pending"]) == (600, 0)
+    credits = list(LedgerEntry.query(f"play-bills/formal#play-app-{app.app_id}#CNY",
+                                     LedgerEntry.entry_key.startswith("credit#"), consistent_read=True))
+    assert [int(c.amount) for c in credits] == [600]
+
+
+def test_internal_place__same_credit_exists__other_amount_conflict__public_activity_refused(aws_stack):
+    from chalicelib.errors import InvalidField, OrderConflict
+    from chalicelib.rewards import internal
+
+    credit = internal.InternalCredit(activity_id="rg-internal-test", sub_activity_id="formal", scene_id="bill",
+                                     act_id=f"dev{new_id()}", rain_id=f"20300101.{internal.new_nonce()}", stage="1",
+                                     amount=250)
+    # WHEN the same credit is written twice, then with another amount, then in a public activity
+    first, again = internal.place(credit), internal.place(credit)
+    with pytest.raises(OrderConflict) as conflict:
+        internal.place(internal.InternalCredit(**{**credit.__dict__, "amount": 251}))
+    with pytest.raises(InvalidField) as public:
+        internal.place(internal.InternalCredit(**{**credit.__dict__, "activity_id": "campaign"}))
+    # THEN once written, once exists (the stored order), the others refused; the stored amount is the first
+    assert (first[1], again[1], again[0].order_id, again[0].created_at_ms) == (
+        True, False, first[0].order_id, first[0].created_at_ms)
+    assert (conflict.value.code, conflict.value.details["existing_amount"]) == ("order_conflict", 250)
+    assert public.value.details["field"] == "activity_id"
+    assert internal.find(credit.wallet_id, credit.order_id).amount == 250

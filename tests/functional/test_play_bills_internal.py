@@ -279,3 +279,19 @@ def test_internal_place__same_credit_exists__other_amount_conflict__public_activ
     assert (conflict.value.code, conflict.value.details["existing_amount"]) == ("order_conflict", 250)
     assert public.value.details["field"] == "activity_id"
     assert internal.find(credit.wallet_id, credit.order_id).amount == 250
+
+
+def test_bill_wallet__flow_lists_the_credit__developer_withdraws_from_it(client, monkeypatch):
+    purge_credits()
+    day = "2030-10-04"
+    app, bill, _hour = _closed_bill(client, monkeypatch, day, price=9000)
+    act = f"play-app-{app.app_id}"
+    # WHEN the developer reads the flow of the bill wallet and withdraws part of it
+    status, flow = call(client, "GET", f"/v1/wallets/{act}/flow?activity_id=play-bills")
+    paid = call(client, "POST", f"/v1/wallets/{act}/withdrawals",
+                {"activity_id": "play-bills", "request_id": f"wd{new_id()}", "amount": 300})
+    # THEN the flow shows the bill's credit, the withdrawal is paid and the balance is what is left
+    assert status == 200 and [(i["type"], i["amount"], i["order_id"]) for i in flow["items"]] == [
+        ("credit", 900, bill.credit_order_id)]
+    assert (paid[0], paid[1]["status"], paid[1]["balance"]) == (200, "PAID", 600)
+    assert wallet(client, act)["balance"] == 600

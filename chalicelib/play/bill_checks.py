@@ -6,7 +6,9 @@ Kind `bill_mismatch`, id `{app_id}/{day}`, with `problem`:
 - missing_credit       a bill closed by the end of the hour, with a positive credit, whose order is in no bill wallet
 - wrong_wallet         that order is in another wallet (the other bill activity's: sandbox and live mixed)
 - wrong_amount         the order's amount differs from the bill's `credit_fen`
-- credit_without_bill  an order in the app's bill wallet that no bill names (a pre-empted old id, a stray write)
+- credit_without_bill  an order in the app's bill wallet that no bill names (a pre-empted old id, a stray write);
+                       or (id `{ns}#{hour}`) a bill namespace whose hour counter of credited money exceeds the
+                       credited bill credits of that hour: money credited there, in any wallet, that no bill explains
 
 Work per app and pass is bounded by the window, not by the app's age: the bills of the last `WINDOW_DAYS` days
 (one query of the app's bill partition) and the credits of those days in its bill wallet (one range query: a bill
@@ -25,7 +27,7 @@ from chalicelib.play.reconcile import PlayFinding
 from chalicelib.play.tables import PlaySettlementItem
 
 KIND = "bill_mismatch"
-WINDOW_DAYS = 62  # = bills.MAX_DAYS_PER_RUN: the window the bills job places credits in
+WINDOW_DAYS = 64  # bills.MAX_DAYS_PER_RUN (62) back from the latest closable day: the days the bills job credits
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,22 @@ class CreditRow:
     order_id: str
     wallet_id: str
     amount: int
+    hour: str = ""
+    credited: bool = False
+
+    @property
+    def ns(self) -> str:
+        """The child namespace of its wallet."""
+        return self.wallet_id.split("#", 1)[0]
+
+
+@dataclass
+class AppBills:
+    """One app's bill check: findings, bills read, and the bill credits read (for the namespace check)."""
+
+    findings: list[PlayFinding]
+    bills_checked: int
+    credits: list[CreditRow]
 
 
 def day_of_order(order_id: str) -> str:
@@ -90,6 +108,18 @@ def bill_findings(app_id: int, bills: Sequence[BillRow], credits: Iterable[Credi
     return found
 
 
+def namespace_findings(hour: str, counted: Mapping[str, int], credits: Iterable[CreditRow]) -> list[PlayFinding]:
+    """Each bill namespace's hour counter (credited money of orders placed in `hour`, read *before* the credits)
+    against the credited bill credits of that hour: a counter above them is money no bill explains."""
+    explained: dict[str, int] = dict.fromkeys(counted, 0)
+    for credit in credits:
+        if credit.credited and credit.hour == hour and credit.ns in explained:
+            explained[credit.ns] += credit.amount
+    return [PlayFinding(KIND, f"{ns}#{hour}", {"problem": "credit_without_bill", "order_id": None,
+                                               "bill_fen": explained[ns], "credit_fen": counted[ns]})
+            for ns in sorted(counted) if counted[ns] > explained[ns]]
+
+
 # --- the adapter ---------------------------------------------------------------------------------
 
 
@@ -110,7 +140,8 @@ def _credits(wallet_id: str, act_id: str, first_day: str, last_day: str) -> list
     high = f"credit#{act_id}_bill_{settlement.day_key(last_day)}~"  # '~' sorts after the id's every character
     items = with_retries(lambda: list(LedgerEntry.query(wallet_id, LedgerEntry.entry_key.between(low, high),
                                                         consistent_read=True)))
-    return [CreditRow(order_id=i.entry_key.split("#", 1)[1], wallet_id=wallet_id, amount=int(i.amount)) for i in items]
+    return [CreditRow(order_id=i.entry_key.split("#", 1)[1], wallet_id=wallet_id, amount=int(i.amount), hour=i.hour,
+                      credited=i.posted_at_ms is not None) for i in items]
 
 
 def _elsewhere(wallet_ids: Iterable[str], order_ids: Iterable[str]) -> dict[str, CreditRow]:
@@ -124,8 +155,27 @@ def _elsewhere(wallet_ids: Iterable[str], order_ids: Iterable[str]) -> dict[str,
                                                     amount=int(i.amount)) for i in items}
 
 
-def check_app_bills(app: apps.PlayApp, hour: str) -> tuple[list[PlayFinding], int]:
-    """One app's bills of the window ending with `hour`'s day against its bill wallet: (findings, bills checked)."""
+def bill_namespaces() -> list[str]:
+    """The child namespaces bills are credited in."""
+    from chalicelib.play import bills
+    from chalicelib.play.config import play_settings
+    from chalicelib.rewards import ids
+
+    configured = play_settings()
+    return [ids.child_ns(a, bills.BILL_CHILD) for a in (configured.bill_activity, configured.sandbox_bill_activity)]
+
+
+def namespace_counters(hour: str) -> dict[str, int]:
+    """What the credit workers tallied as credited in each bill namespace for orders placed in `hour`."""
+    from chalicelib.rewards import counters, ids
+    from chalicelib.settings import settings
+
+    return {ns: counters.sum_shards(ids.distributed_hour_counter_id(ns, ids.CASH_ASSET, hour),
+                                    settings().distributed_shards)[0] for ns in bill_namespaces()}
+
+
+def check_app_bills(app: apps.PlayApp, hour: str) -> AppBills:
+    """One app's bills of the window ending with `hour`'s day against its bill wallet."""
     from chalicelib.play import bills
     from chalicelib.play.config import play_settings
 
@@ -142,4 +192,4 @@ def check_app_bills(app: apps.PlayApp, hour: str) -> tuple[list[PlayFinding], in
     configured = play_settings()
     others = [bills.bill_wallet_id(a, app.app_id) for a in (configured.bill_activity, configured.sandbox_bill_activity)
               if a != activity]
-    return bill_findings(app.app_id, rows, credits, _elsewhere(others, missing), end), len(rows)
+    return AppBills(bill_findings(app.app_id, rows, credits, _elsewhere(others, missing), end), len(rows), credits)

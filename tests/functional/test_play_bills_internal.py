@@ -295,3 +295,27 @@ def test_bill_wallet__flow_lists_the_credit__developer_withdraws_from_it(client,
         ("credit", 900, bill.credit_order_id)]
     assert (paid[0], paid[1]["status"], paid[1]["balance"]) == (200, "PAID", 600)
     assert wallet(client, act)["balance"] == 600
+
+
+def test_reconcile__money_credited_in_a_bill_namespace_outside_any_bill__reported_with_the_amount(
+        client, monkeypatch):
+    from chalicelib.rewards import internal
+    from chalicelib.rewards.sending import enqueue
+
+    purge_credits()
+    day = "2030-11-01"
+    # GIVEN a closed, credited bill, and in the same hour 77 fen credited in play-bills to a wallet no bill names
+    _app, _bill, hour = _closed_bill(client, monkeypatch, day, price=2000)
+    with clock_at(monkeypatch, bill_closes_at_ms(day) + 60_000):
+        stray, _ = internal.place(internal.InternalCredit(
+            activity_id="play-bills", sub_activity_id="formal", scene_id="bill", act_id=f"mallory{new_id()}",
+            rain_id=f"20301101.{internal.new_nonce()}", stage="1", amount=77))
+        enqueue([stray])
+    deliver_credits()
+    assert stray.hour == hour
+    # WHEN the hour is reconciled
+    found = [f.as_dict() for f in play_reconcile.reconcile_hour(hour).findings
+             if f.kind == "bill_mismatch" and f.id == f"play-bills/formal#{hour}"]
+    # THEN the namespace's credited money exceeds its bills' credits by exactly the stray 77 fen
+    assert len(found) == 1 and found[0]["problem"] == "credit_without_bill"
+    assert found[0]["credit_fen"] - found[0]["bill_fen"] == 77

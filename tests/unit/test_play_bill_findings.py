@@ -44,3 +44,18 @@ def test_bill_findings__missing_wrong_amount_and_stray__one_finding_each_in_day_
                                                                  {}, DUE)]
     assert found == [("7/2030-01-01", "wrong_amount"), ("7/2030-01-02", "missing_credit"),
                      ("7/2030-01-03", "credit_without_bill")]
+
+
+def test_namespace_findings__counter_above_the_credited_bill_credits__reported_else_nothing():
+    from chalicelib.play.bill_checks import namespace_findings
+
+    hour, sandbox_ns = "2030010116", "play-bills-sandbox/formal"
+    paid = [CreditRow("a", W, 100, hour, True), CreditRow("b", W, 50, hour, False),
+            CreditRow("c", W, 7, "2030010115", True), CreditRow("d", SANDBOX, 30, hour, True)]
+    # GIVEN live: 100 credited this hour (50 pending, 7 of another hour); counted 130. Sandbox: 30 and 30
+    found = namespace_findings(hour, {"play-bills/formal": 130, sandbox_ns: 30}, paid)
+    assert [f.as_dict() for f in found] == [{"kind": "bill_mismatch", "id": f"play-bills/formal#{hour}",
+                                             "problem": "credit_without_bill", "order_id": None, "bill_fen": 100,
+                                             "credit_fen": 130}]
+    # a counter that lags (a tally not yet written) is not a finding
+    assert namespace_findings(hour, {"play-bills/formal": 90, sandbox_ns: 0}, paid) == []

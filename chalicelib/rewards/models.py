@@ -22,6 +22,7 @@ from chalicelib.edge.models import (
     RequestModel,
     ResponseModel,
 )
+from chalicelib.rewards.namespace import PublicActivityId
 
 AwardType = Literal["cash", "coupon"]
 Purpose = Literal["internal_test", "gray_rehearsal", "formal"]
@@ -35,7 +36,7 @@ MAX_BATCH = 100
 class GrantBody(RequestModel):
     """One reward to grant. The order id `{act_id}_{scene_id}_{rain_id}_{award_type}_{stage}` makes it idempotent."""
 
-    activity_id: Ident
+    activity_id: PublicActivityId = Field(description="not an internal activity (the bill activities, rg-internal-*)")
     scene_id: Ident
     act_id: Ident = Field(description="the user's id in the activity")
     rain_id: Ident

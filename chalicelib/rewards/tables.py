@@ -7,7 +7,7 @@ on a durable key; the invariant each item carries is written next to it.
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
@@ -184,6 +184,7 @@ class LedgerEntry(Model):
     credited_by = UnicodeAttribute(null=True)
     redriven = UnicodeAttribute(null=True)
     reservation = UnicodeAttribute(null=True)  # the block reservation its units came from (batch grants)
+    reconcile = BooleanAttribute(null=True)  # its scene's `reconcile` when placed (pinned; absent: reconciled)
 
     by_time = LedgerByTime()
     by_hour = LedgerByHour()

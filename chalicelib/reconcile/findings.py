@@ -40,6 +40,16 @@ from chalicelib.rewards.tables import ACCEPTED, CREDIT, CREDITED, CREDITING, REF
 MAX_INVOCATION_MS = 15 * 60 * 1000
 MAX_LISTED = 200  # ids listed per kind in a report; counts stay exact
 
+# Clocks and commits the checks allow for. Every Lambda instance reads its own clock, which may be off true time by
+# up to CLOCK_SKEW_MS, and a write may commit up to WRITE_DELAY_MS after the clock reading it carries (a request's
+# 29 s limit; a grant batch's 60 s lease). Late writes into a closed hour are awaited for RG_RECONCILE_GRACE_S
+# (300 s >= skew + delay). A stock shard's `updated_at_ms` is SET by its *last* committer to that committer's own
+# reading, so it can trail the creation time of an order the shard already counts (a grant of the next hour that
+# committed first) by up to 2 x skew + delay: STAMP_LAG_MS.
+CLOCK_SKEW_MS = 60_000
+WRITE_DELAY_MS = 60_000
+STAMP_LAG_MS = 2 * CLOCK_SKEW_MS + WRITE_DELAY_MS
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -310,14 +320,20 @@ def lease_explains(finding: Finding, leased: int) -> bool:
     return finding.kind == "stock_drift" and 0 < finding.details["delta"] <= leased
 
 
+def latest_counted_hour_ms(shards: Iterable[ShardRow]) -> int:
+    """A time in the latest hour whose orders the shards may already count: the newest stamp + STAMP_LAG_MS."""
+    return max((r.updated_at_ms for r in shards), default=0) + STAMP_LAG_MS
+
+
 def stock_findings(ns: str, scene_id: str, total: int, shards: Iterable[ShardRow], orders_amount: int | None,
                    quiet_since_ms: int) -> tuple[list[Finding], bool]:
     """Check a scene's counter. Returns (findings, compared).
 
     Caps and the total are checked on every pass. The consumed sum is compared with the orders only when
-    no shard changed since `quiet_since_ms` (the end of the last hour `orders_amount` covers): a counter
-    that is still moving cannot be compared with a sum of closed hours, so that comparison waits for a
-    pass where the scene holds still.
+    the counter can hold no order after the end of the last hour `orders_amount` covers (`quiet_since_ms`):
+    no shard's stamp is within STAMP_LAG_MS of it (commit order and clock skew can set a stamp that far back
+    from an order the shard counts). A counter that may hold later orders cannot be compared with a sum of
+    closed hours, so that comparison waits for a pass whose orders reach far enough.
     """
     rows = list(shards)
     findings = []
@@ -329,7 +345,7 @@ def stock_findings(ns: str, scene_id: str, total: int, shards: Iterable[ShardRow
     consumed = sum(r.consumed for r in rows)
     if consumed > total:
         findings.append(Finding("over_budget", ns, scene, {"consumed": consumed, "total": total}))
-    quiet = all(r.updated_at_ms < quiet_since_ms for r in rows)
+    quiet = latest_counted_hour_ms(rows) < quiet_since_ms
     if orders_amount is None or not quiet:
         return findings, False
     if consumed != orders_amount:

@@ -86,6 +86,14 @@ def scene_total(scene_key: str, first: str, last: str) -> int:
         _totals_pk(scene_key), range_key_condition=ReconItem.sk.between(first, last), consistent_read=True)))
 
 
+def recorded_total(scene_key: str, first: str, last: str) -> int | None:
+    """The scene's order total over the hours `first` through `last` if every one of them is recorded (two
+    queries), else None."""
+    if unrecorded(first, last):
+        return None
+    return scene_total(scene_key, first, last)
+
+
 def _checkpoint_pk(counter_id: str) -> str:
     return f"cum#{counter_id}"
 

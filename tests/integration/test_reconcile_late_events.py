@@ -119,3 +119,63 @@ def test_report__reconcile_switched_off_after_the_grant__order_still_reported_by
     assert (report["orders"], report["orders_amount"]) == (1, 900)
     order_key = f"{ids.child_ns(campaign.activity_id, 'formal')}#{order_id_of(campaign, 'u1')}"
     assert kinds_of(report) == {"missing_credit": [order_key]}
+
+
+# --- item 5: a shard's stamp moved back into the earlier hour by a late commit -------------------------------
+
+
+def stock_kinds(report: dict) -> dict[str, list[dict]]:
+    return {kind: entry["items"] for kind, entry in report["discrepancies"].items()
+            if kind in ("stock_drift", "over_budget", "shard_over_cap")}
+
+
+def reordered_across_the_hour(client: Any, fake: Any, hour_start: int, shard_count: int = 1) -> tuple[Campaign, str]:
+    """A grant that read its clock at hh:59:59.9 commits after one of the next hour (read at hh+1:00:00.1): the
+    shard's stamp ends in the earlier hour though it counts both. Returns the campaign and the earlier hour."""
+    campaign = open_campaign(client, hour_start - HOUR_MS, shard_count=shard_count)
+    boundary = hour_start + HOUR_MS
+    fake.ms = boundary + 100
+    grant(client, campaign, "u-next-hour", 500)
+    fake.ms = boundary - 100
+    grant(client, campaign, "u-hh59", 300)
+    deliver_credits()
+    return campaign, clock.hour_of(boundary - 100)
+
+
+def test_stock_check__grant_of_hh59_commits_after_one_of_the_next_hour_scene_idle__no_stock_drift(fake_now):
+    fake, hour_start = fake_now
+    client = chalice_client()
+    # GIVEN the two grants reordered across the hour boundary on a one-shard scene, and nothing after them
+    campaign, hour = reordered_across_the_hour(client, fake, hour_start)
+
+    # WHEN the earlier hour's first pass runs (the scene idle since)
+    fake.ms = clock.hour_start_ms(hour) + HOUR_MS + 6 * MINUTE_MS
+    assert runner.run(hour, 1, runner.Budget(None)).status == "done"
+
+    # THEN it reports no stock drift (the counter's 800 holds an order of the next hour, not a drift)
+    report = report_of(hour, campaign, 1)
+    assert report["orders_amount"] == 300
+    assert stock_kinds(report) == {}, report
+
+
+def test_stock_check__reordered_grants_and_a_real_drift_scene_idle__second_pass_reports_exactly_the_drift(fake_now):
+    fake, hour_start = fake_now
+    client = chalice_client()
+    # GIVEN the two grants reordered across the hour boundary, and 7 units consumed without an order (a real drift)
+    campaign, hour = reordered_across_the_hour(client, fake, hour_start)
+    counter_id = ids.stock_counter_id(ids.child_ns(campaign.activity_id, "formal"), campaign.scene_id)
+    from chalicelib.rewards.tables import CounterItem
+
+    CounterItem(*ids.shard_key(counter_id, 0)).update(actions=[CounterItem.consumed.add(7)])
+
+    # WHEN the schedule runs as it does: the earlier hour's pass 1, the next hour's pass 1, the earlier hour's pass 2
+    start = clock.hour_start_ms(hour)
+    for at_ms, run_hour, pass_no in ((start + HOUR_MS + 6 * MINUTE_MS, hour, 1),
+                                     (start + 2 * HOUR_MS + 6 * MINUTE_MS, runner.next_hour(hour), 1),
+                                     (start + 2 * HOUR_MS + 7 * MINUTE_MS, hour, 2)):
+        fake.ms = at_ms
+        assert runner.run(run_hour, pass_no, runner.Budget(None)).status == "done"
+
+    # THEN the last pass compares the counter (807) with every order it can hold (300 + 500): a drift of exactly 7
+    drift = stock_kinds(report_of(hour, campaign, 2))
+    assert [(d["consumed"], d["orders"], d["delta"]) for d in drift.get("stock_drift", [])] == [(807, 800, 7)], drift

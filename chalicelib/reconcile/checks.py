@@ -237,6 +237,7 @@ def check_stock(hour: str, agg: Aggregate, scenes: Scenes) -> None:
         advanced = hours.advance(counter_id, scene_key, hour, hour_amount, _first_order_hour(child))
         through, amount = advanced if advanced is not None else (hour, None)  # None: an hour is not summed yet
         shards = [F.ShardRow(s.index, s.cap, s.consumed, s.updated_at_ms) for s in counters.read_shards(counter_id)]
+        awaits = ""
         reaches = clock.hour_of(F.latest_counted_hour_ms(shards))
         if amount is not None and reaches > through:
             # The counter may hold orders of later hours: compare it with the orders through the latest of them,
@@ -244,6 +245,8 @@ def check_stock(hour: str, agg: Aggregate, scenes: Scenes) -> None:
             later = hours.recorded_total(scene_key, next_hour(through), reaches)
             if later is not None:
                 through, amount = reaches, amount + later
+            elif clock.now_ms() >= clock.hour_start_ms(next_hour(reaches)) + settings().reconcile_grace_s * 1000:
+                awaits = f"#awaits-hour:{reaches}"  # closed, not recorded yet: a last pass looks again
         stock, compared = F.stock_findings(ns, scene_id, scene.total, shards, amount,
                                            quiet_since_ms=clock.hour_start_ms(next_hour(through)))
         drift = [f for f in stock if f.kind == "stock_drift"]
@@ -252,7 +255,7 @@ def check_stock(hour: str, agg: Aggregate, scenes: Scenes) -> None:
             stock, compared = [f for f in stock if f.kind != "stock_drift"], False
         found.extend(stock)
         if not compared:
-            agg.deferred.append(f"stock:{scene_key}")
+            agg.deferred.append(f"stock:{scene_key}{awaits}")
     add_findings(agg, found)
 
 

@@ -38,7 +38,7 @@ from chalicelib import clock
 from chalicelib.errors import InvalidField
 from chalicelib.observability import emit_now, logger
 from chalicelib.reconcile import findings as F
-from chalicelib.reconcile import hours
+from chalicelib.reconcile import hours, late
 from chalicelib.reconcile.buckets import BUCKET_LISTED, PENDING_REREAD, Scenes, bucket_step, hour_rows, merge_listed
 from chalicelib.reconcile.checks import (
     Aggregate,
@@ -300,8 +300,10 @@ MAX_RECHECKS = 3  # re-runs of a last pass that waited for a batch's Lambda; bey
 
 
 def _waits_for_a_batch(reports: list[dict[str, Any]]) -> bool:
-    """Whether a report deferred a tally because its batch's Lambda might still be running."""
-    return any("#batch-may-still-run:" in d for report in reports for d in report["deferred_checks"])
+    """Whether a report deferred a tally because its batch's Lambda might still be running, or a stock comparison
+    because a later closed hour its counter may count was not recorded yet."""
+    return any("#batch-may-still-run:" in d or "#awaits-hour:" in d
+               for report in reports for d in report["deferred_checks"])
 
 
 def recheck_due(head: dict[str, Any] | None, now_ms: int) -> bool:
@@ -382,16 +384,24 @@ def scheduled(budget: Budget) -> list[RunStatus]:
 
     In each round every pass still owed gets an equal share of the time left (the newest first, so the
     on-time passes finish), and the rounds repeat while time is left: an old pass with a long way to go
-    keeps advancing every invocation and never holds up a newer one.
+    keeps advancing every invocation and never holds up a newer one. After them come the last passes of hours a
+    late event marked dirty (`late`: a credit or tally after the hour's last pass), re-run once the marking
+    batch is surely over: one query finds them, so the work follows the late events, not the hours' age.
 
     Every invocation emits `ReconciliationPassesBehind` (late passes still unfinished when it stops): an
     alarm fires when it is above 0, and when it is missing (the schedule itself stopped running).
     """
     now_ms = clock.now_ms()
     due = due_runs(now_ms)  # newest first
-    late = set(due[ON_TIME_RUNS:])
+    overdue = set(due[ON_TIME_RUNS:])
+    # Hours a late event (a credit or tally after their last pass) marked dirty: their last pass again, after
+    # the schedule's own passes.
+    marks = {(mark.hour, LAST_PASS): mark for mark in late.due(now_ms)}
+    due += [run_key for run_key in sorted(marks, reverse=True) if run_key not in due]
     heads = {run_key: status(*run_key) for run_key in due}
-    rechecks = {run_key for run_key, head in heads.items() if recheck_due(head, now_ms)}
+    rechecks = {run_key for run_key, head in heads.items() if recheck_due(head, now_ms)
+                or (run_key in marks and head is not None and head["status"] == "done"
+                    and head["started_at_ms"] < marks[run_key].recheck_ms)}
     owed = [run_key for run_key in due if heads[run_key] is None or heads[run_key]["status"] != "done"
             or run_key in rechecks]
     outcomes: dict[tuple[str, int], RunStatus] = {}
@@ -412,9 +422,18 @@ def scheduled(budget: Budget) -> list[RunStatus]:
     ran = list(outcomes.values())
     finished = {(r.hour, r.pass_no) for r in ran if r.status == "done"}
     reservations.return_expired()  # grant batches' reservations left by dead processes (reservation_returned)
-    behind = sorted(r for r in owed if r in late and r not in finished)
+    _settle_marks(marks)
+    behind = sorted(r for r in owed if r in overdue and r not in finished)
     _emit_behind(behind)
     return ran
+
+
+def _settle_marks(marks: dict[tuple[str, int], late.Mark]) -> None:
+    """Stamp each dirty mark a finished last pass covered (one that started once the mark's batch was over)."""
+    for run_key, mark in marks.items():
+        head = status(*run_key)
+        if head is not None and head["status"] == "done" and head["started_at_ms"] >= mark.recheck_ms:
+            late.settle(mark, head["started_at_ms"])
 
 
 def _emit_behind(behind: list[tuple[str, int]]) -> None:

@@ -15,12 +15,13 @@ import pytest
 
 from chalicelib import clock
 from chalicelib.reconcile import runner
-from chalicelib.rewards import ids
+from chalicelib.rewards import crediting, ids
 from tests.rewards_support import (
     Campaign,
     call,
     chalice_client,
     deliver_credits,
+    distributed,
     far_hour_clock,
     order_id_of,
     order_item,
@@ -179,3 +180,39 @@ def test_stock_check__reordered_grants_and_a_real_drift_scene_idle__second_pass_
     # THEN the last pass compares the counter (807) with every order it can hold (300 + 500): a drift of exactly 7
     drift = stock_kinds(report_of(hour, campaign, 2))
     assert [(d["consumed"], d["orders"], d["delta"]) for d in drift.get("stock_drift", [])] == [(807, 800, 7)], drift
+
+
+# --- item 6: a late credit whose batch dies before its tally brings its hour back ---------------------------
+
+
+def test_schedule__late_credit_after_the_last_pass_batch_died_before_its_tally__hour_rechecked_and_tallied(
+        fake_now, monkeypatch):
+    fake, hour_start = fake_now
+    client = chalice_client()
+    # GIVEN an order whose credit message was lost
+    campaign = open_campaign(client, hour_start - HOUR_MS)
+    hour = clock.hour_of(fake.ms)
+    grant(client, campaign, "u1", 640)
+    purge_credits()
+    # AND the hour's last pass re-drove it and reported it missing its credit
+    fake.ms = hour_start + 2 * HOUR_MS + 10 * MINUTE_MS
+    assert runner.run(hour, 2, runner.Budget(None)).status == "done"
+    assert "missing_credit" in kinds_of(report_of(hour, campaign, 2))
+    # AND the credit landed after that pass, by a batch whose process died before its tally
+    fake.ms = hour_start + 2 * HOUR_MS + 20 * MINUTE_MS
+    with monkeypatch.context() as dead:
+        dead.setattr(crediting, "tally", lambda *_args, **_kwargs: None)
+        assert deliver_credits().succeeded == 1
+    assert int(wallet_item(wallet_id_of(campaign, "u1")).balance) == 640
+    assert distributed(campaign) == (0, 0)
+
+    # WHEN the schedule runs on, once that batch's Lambda is surely gone
+    fake.ms = hour_start + 2 * HOUR_MS + 40 * MINUTE_MS
+    runner.scheduled(runner.Budget(None))
+
+    # THEN the hour was looked at again: its report no longer lists the credited order, the batch's tally was
+    # completed, and the distributed total counts the 640
+    report = report_of(hour, campaign, 2)
+    assert kinds_of(report) == {}, report
+    assert report["tallies_completed"] == 1 and report["credited_amount"] == 640
+    assert distributed(campaign) == (640, 1)

@@ -217,8 +217,8 @@ def catch_up_step(hour: str, pass_no: int, gap_hour: str, bucket: int) -> None:
         hours.record_hour(gap_hour, totals)
 
 
-def finish(hour: str, pass_no: int, head: dict[str, Any], scenes: Scenes) -> list[dict[str, Any]]:
-    """Checks that need the whole hour (the tally steps' results merged in); then the reports."""
+def _stored_so_far(hour: str, pass_no: int) -> tuple[Aggregate, dict[str, int]]:
+    """The pass's stored step results merged: its bucket steps', then its tally steps' (and their completions)."""
     agg = _hour_aggregate(hour, pass_no)
     completed: dict[str, int] = {}
     for item in query_all(ReconItem, run_pk(hour, pass_no), range_key_condition=ReconItem.sk.startswith("tally#"),
@@ -227,6 +227,12 @@ def finish(hour: str, pass_no: int, head: dict[str, Any], scenes: Scenes) -> lis
         completed[item.sk.split("#", 1)[1]] = part["completed"]
         merge_listed(agg.listed, part["findings"])
         agg.deferred.extend(part["deferred"])
+    return agg, completed
+
+
+def finish(hour: str, pass_no: int, head: dict[str, Any], scenes: Scenes) -> list[dict[str, Any]]:
+    """Checks that need the whole hour (the tally steps' results merged in); then the reports."""
+    agg, completed = _stored_so_far(hour, pass_no)
     check_stock(hour, agg, scenes)
     run_facts = run_level(hour, pass_no, agg)
     reports = [_report(hour, pass_no, ns, agg, completed.get(ns, 0)) for ns in sorted(set(agg.totals) | set(agg.listed))
@@ -375,8 +381,27 @@ def status(hour: str, pass_no: int) -> dict[str, Any] | None:
 
 
 def reports(hour: str) -> list[dict[str, Any]]:
-    """Every stored report of an hour (each child activity and the run-level one, both passes)."""
-    return [json.loads(i.body) for i in query_all(ReconItem, f"report#{hour}", consistent_read=True)]
+    """Every stored report of an hour (each child activity and the run-level one, both passes); for a pass still
+    running that has none yet, its partial reports: what its steps stored so far (see `partial_reports`)."""
+    stored = [json.loads(i.body) for i in query_all(ReconItem, f"report#{hour}", consistent_read=True)]
+    for pass_no in (1, LAST_PASS):
+        if not any(r["pass"] == pass_no for r in stored):
+            stored.extend(partial_reports(hour, pass_no))
+    return stored
+
+
+def partial_reports(hour: str, pass_no: int) -> list[dict[str, Any]]:
+    """A running pass's reports so far, per child activity: the findings, totals and re-drives of the steps it has
+    stored (each step's result is stored before the cursor moves), marked `partial` with the pass's `progress`.
+    The checks of the finishing step (stock, queues, events) are not in them yet. Empty unless the pass is running.
+    """
+    head = status(hour, pass_no)
+    if head is None or head["status"] == "done":
+        return []
+    agg, completed = _stored_so_far(hour, pass_no)
+    progress = {"partial": True, "progress": {"step": head["step"], "steps": head["steps"]}}
+    return [{**_report(hour, pass_no, ns, agg, completed.get(ns, 0)), **progress}
+            for ns in sorted(set(agg.totals) | set(agg.listed)) if ns != RUN_NS]
 
 
 def scheduled(budget: Budget) -> list[RunStatus]:

@@ -66,6 +66,7 @@ class CounterItem(Model):
     amount = NumberAttribute(null=True)
     count = NumberAttribute(null=True)
     spread_version = NumberAttribute(null=True)
+    first_at_ms = NumberAttribute(null=True)  # a stock shard's first consumption (kept, never moved)
     completed_by = UnicodeAttribute(null=True)
     journal = UnicodeAttribute(null=True)
     updated_at_ms = NumberAttribute(null=True)

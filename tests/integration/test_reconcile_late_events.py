@@ -16,6 +16,7 @@ import pytest
 from chalicelib import clock
 from chalicelib.reconcile import runner
 from chalicelib.rewards import crediting, ids
+from chalicelib.settings import settings
 from tests.rewards_support import (
     Campaign,
     call,
@@ -216,3 +217,58 @@ def test_schedule__late_credit_after_the_last_pass_batch_died_before_its_tally__
     assert kinds_of(report) == {}, report
     assert report["tallies_completed"] == 1 and report["credited_amount"] == 640
     assert distributed(campaign) == (640, 1)
+
+
+# --- item 7: catch-up bounded by the counter's own history; findings readable while a pass runs ------------
+
+TWO_YEARS_HOURS = 2 * 365 * 24
+
+
+def test_stock_catch_up__child_opened_two_years_ago_never_reconciled__pass_plans_a_bounded_catch_up(fake_now):
+    fake, hour_start = fake_now
+    client = chalice_client()
+    buckets = settings().hour_buckets
+    # GIVEN a child opened two years ago, none of whose hours was ever reconciled, and a scene granted only now
+    campaign = open_campaign(client, hour_start - TWO_YEARS_HOURS * HOUR_MS)
+    hour = clock.hour_of(fake.ms)
+    granted = [grant(client, campaign, f"u{i}", 100 + i)["amount"] for i in range(3)]
+    deliver_credits()
+
+    # WHEN the hour's first pass has run its bucket steps and its planning step
+    fake.ms = hour_start + HOUR_MS + 6 * MINUTE_MS
+    while (runner.status(hour, 1) or {"step": 0})["step"] <= buckets:
+        runner.run(hour, 1, runner.Budget(0))
+
+    # THEN the pass plans at most two hours of catch-up (the hours its counter may hold orders in), not two years
+    head = runner.status(hour, 1)
+    print(f"steps planned for a child open {TWO_YEARS_HOURS} hours: {head['steps']}")
+    assert head["steps"] <= buckets + 1 + 2 * buckets + 1 + 1, head
+    # AND, run to its end, it compares the counter with every order: no finding, nothing deferred
+    assert runner.run(hour, 1, runner.Budget(None)).status == "done"
+    report = report_of(hour, campaign, 1)
+    assert report["orders_amount"] == sum(granted)
+    assert (report["ok"], report["deferred_checks"]) == (True, []), report
+
+
+def test_reports__pass_half_done__partial_report_with_the_findings_so_far(fake_now):
+    fake, hour_start = fake_now
+    client = chalice_client()
+    buckets = settings().hour_buckets
+    # GIVEN an order whose credit message was lost
+    campaign = open_campaign(client, hour_start - HOUR_MS)
+    hour = clock.hour_of(fake.ms)
+    grant(client, campaign, "u1", 450)
+    purge_credits()
+
+    # WHEN the hour's last pass has run only its bucket steps (one step per invocation)
+    fake.ms = hour_start + 2 * HOUR_MS + 10 * MINUTE_MS
+    for _ in range(buckets):
+        assert runner.run(hour, 2, runner.Budget(0)).status == "running"
+    purge_credits()
+
+    # THEN the hour's reports already show the pass's findings so far, marked partial with its progress
+    report = report_of(hour, campaign, 2)
+    order_key = f"{ids.child_ns(campaign.activity_id, 'formal')}#{order_id_of(campaign, 'u1')}"
+    assert report["partial"] is True and report["progress"]["step"] == buckets, report
+    assert kinds_of(report) == {"missing_credit": [order_key]}
+    assert (report["orders"], report["orders_amount"]) == (1, 450)

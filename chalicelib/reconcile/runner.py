@@ -30,19 +30,15 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib import clock
-from chalicelib.errors import InvalidField
 from chalicelib.observability import emit_now, logger
 from chalicelib.reconcile import findings as F
 from chalicelib.reconcile import hours, late
-from chalicelib.reconcile.buckets import BUCKET_LISTED, PENDING_REREAD, Scenes, bucket_step, hour_rows, merge_listed
+from chalicelib.reconcile.buckets import BUCKET_LISTED, PENDING_REREAD, Scenes, bucket_step, hour_rows
 from chalicelib.reconcile.checks import (
-    Aggregate,
-    aggregate,
     catch_up_hours,
     check_stock,
     discrepancy_report,
@@ -50,70 +46,36 @@ from chalicelib.reconcile.checks import (
     tally_namespaces,
     tally_step,
 )
+from chalicelib.reconcile.passes import (
+    HOUR_MS,
+    LOOKBACK_HOURS,
+    ON_TIME_RUNS,
+    display_hour,
+    due_runs,
+    grace_ms,
+    next_hour,
+    parse_hour,
+    pass_for,
+)
 from chalicelib.reconcile.records import RUN_NS, RUN_TTL_S, get_body, put_body, query_all, run_pk
+from chalicelib.reconcile.reports import (
+    _deferred_ns,  # noqa: F401 - re-exported for callers of runner
+    _emit,
+    _hour_aggregate,
+    _report,
+    _stored_so_far,
+    partial_reports,
+    reports,
+)
 from chalicelib.reconcile.tables import ReconItem
 from chalicelib.rewards import ids, reservations
 from chalicelib.settings import settings
 
-__all__ = ["BUCKET_LISTED", "Budget", "bucket_step", "catch_up_step", "display_hour", "due_runs", "finish",
-           "next_hour", "parse_hour", "pass_for", "plan", "reports", "run", "run_pk", "scheduled", "status",
-           "tally_step"]
+__all__ = ["BUCKET_LISTED", "HOUR_MS", "LOOKBACK_HOURS", "ON_TIME_RUNS", "Budget", "bucket_step", "catch_up_step",
+           "display_hour", "due_runs", "finish", "grace_ms", "next_hour", "parse_hour", "partial_reports", "pass_for",
+           "plan", "reports", "run", "run_pk", "scheduled", "status", "tally_step"]
 
-HOUR_MS = 3600 * 1000
-
-
-# --- hours, passes, budgets ------------------------------------------------------------------
-
-
-def parse_hour(text: str) -> str:
-    """An hour from `YYYY-MM-DDTHH` (UTC) or `YYYYMMDDHH`, as `YYYYMMDDHH`; `InvalidField` otherwise."""
-    for fmt in ("%Y-%m-%dT%H", "%Y%m%d%H"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC).strftime("%Y%m%d%H")
-        except (TypeError, ValueError):
-            continue
-    raise InvalidField("hour", "must be an hour like 2026-11-22T10 (UTC)")
-
-
-def display_hour(hour: str) -> str:
-    """`YYYYMMDDHH` as `YYYY-MM-DDTHH`."""
-    return f"{hour[:4]}-{hour[4:6]}-{hour[6:8]}T{hour[8:]}"
-
-
-def next_hour(hour: str, steps: int = 1) -> str:
-    """The hour `steps` after `hour`."""
-    return clock.hour_of(clock.hour_start_ms(hour) + steps * HOUR_MS)
-
-
-def grace_ms() -> int:
-    """How long after an hour ends its late writes are still awaited before it is reconciled."""
-    return settings().reconcile_grace_s * 1000
-
-
-def pass_for(hour: str, now_ms: int) -> int:
-    """Pass 1 (h+1) until the hour is two hours old, pass 2 (h+2) after; refuses an hour not yet closed."""
-    closes = clock.hour_start_ms(hour) + HOUR_MS + grace_ms()
-    if now_ms < closes:
-        raise InvalidField("hour", f"{display_hour(hour)} is not closed yet; it can be reconciled from "
-                                   f"{datetime.fromtimestamp(closes / 1000, tz=UTC):%Y-%m-%dT%H:%M}Z")
-    return 1 if now_ms < closes + HOUR_MS else 2
-
-
-# A pass the schedule could not finish within its hour is continued for this many hours more.
-LOOKBACK_HOURS = 6
-ON_TIME_RUNS = 2
-
-
-def due_runs(now_ms: int) -> list[tuple[str, int]]:
-    """What the hourly schedule owes now, newest first, if not done yet.
-
-    The last closed hour's first pass and the one before's second pass are on time; then the second pass
-    of each of the LOOKBACK_HOURS hours before those. One of these still owed is a pass that did not
-    finish in its hour (a long hour, throttling, the schedule down): it is continued, never dropped,
-    and counted as behind. (An unfinished first pass is superseded by its hour's second pass.)
-    """
-    latest_closed = clock.hour_of(now_ms - HOUR_MS - grace_ms())
-    return [(latest_closed, 1)] + [(next_hour(latest_closed, -back), 2) for back in range(1, LOOKBACK_HOURS + 2)]
+# --- budgets --------------------------------------------------------------------------------
 
 
 class Budget:
@@ -139,49 +101,6 @@ class Budget:
         """Whether no new step should start."""
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-
-
-def _deferred_ns(deferred: str) -> str:
-    """The child activity a deferred check belongs to: `{kind}:{ns}` then `#` or `|` (`wallet:{ns}#...`,
-    `tallies:{ns}#...`, `redrive:{ns}|...`, `stock:{ns}|{scene}`, `distributed:{ns}|{asset}`)."""
-    rest = deferred.partition(":")[2]
-    return rest.replace("|", "#", 1).partition("#")[0]
-
-
-def _report(hour: str, pass_no: int, ns: str, agg: Aggregate, completed: int) -> dict[str, Any]:
-    discrepancies, count = discrepancy_report(agg.listed.get(ns, {}))
-    redriven = agg.redriven.get(ns, {"count": 0, "items": []})
-    activity_id, _, sub_activity_id = ns.partition("/")
-    return {
-        "hour": display_hour(hour), "pass": pass_no, "activity_id": activity_id, "sub_activity_id": sub_activity_id,
-        **asdict(agg.totals.get(ns, F.Totals())),
-        "redriven": redriven["count"], "redriven_orders": redriven["items"],
-        "tallies_completed": completed,
-        "deferred_checks": sorted({d for d in agg.deferred if _deferred_ns(d) == ns}),
-        "discrepancies": discrepancies,
-        "discrepancy_count": count,
-        "ok": count == 0,
-    }
-
-
-def _emit(reports: list[dict[str, Any]], run_report: dict[str, Any]) -> None:
-    """One metric per run (an alarm watches it) and one log line per discrepancy kind and child activity."""
-    total = sum(r["discrepancy_count"] for r in reports) + run_report["discrepancy_count"]
-    emit_now("ReconciliationDiscrepancies", total)
-    for report in [*reports, run_report]:
-        for kind, entry in report["discrepancies"].items():
-            logger.error("reconciliation discrepancy", extra={
-                "kind": kind, "count": entry["count"], "hour": report["hour"], "pass": report["pass"],
-                "activity_id": report.get("activity_id"), "sub_activity_id": report.get("sub_activity_id"),
-                "sample": [item["id"] for item in entry["items"][:10]],
-            })
-
-
-def _hour_aggregate(hour: str, pass_no: int) -> Aggregate:
-    """The stored results of every bucket step of the pass, merged."""
-    return aggregate(json.loads(i.body) for i in query_all(ReconItem, run_pk(hour, pass_no),
-                                                             range_key_condition=ReconItem.sk.startswith("bucket#"),
-                                                             consistent_read=True))
 
 
 def plan(hour: str, pass_no: int, scenes: Scenes) -> tuple[list[str], list[str]]:
@@ -215,19 +134,6 @@ def catch_up_step(hour: str, pass_no: int, gap_hour: str, bucket: int) -> None:
             for key, amount in json.loads(item.body).items():
                 totals[key] += amount
         hours.record_hour(gap_hour, totals)
-
-
-def _stored_so_far(hour: str, pass_no: int) -> tuple[Aggregate, dict[str, int]]:
-    """The pass's stored step results merged: its bucket steps', then its tally steps' (and their completions)."""
-    agg = _hour_aggregate(hour, pass_no)
-    completed: dict[str, int] = {}
-    for item in query_all(ReconItem, run_pk(hour, pass_no), range_key_condition=ReconItem.sk.startswith("tally#"),
-                           consistent_read=True):
-        part = json.loads(item.body)
-        completed[item.sk.split("#", 1)[1]] = part["completed"]
-        merge_listed(agg.listed, part["findings"])
-        agg.deferred.extend(part["deferred"])
-    return agg, completed
 
 
 def finish(hour: str, pass_no: int, head: dict[str, Any], scenes: Scenes) -> list[dict[str, Any]]:
@@ -378,30 +284,6 @@ def run(hour: str, pass_no: int, budget: Budget, restart: bool = False) -> RunSt
 def status(hour: str, pass_no: int) -> dict[str, Any] | None:
     """A pass's progress record, if it was ever started."""
     return get_body(run_pk(hour, pass_no), "head")
-
-
-def reports(hour: str) -> list[dict[str, Any]]:
-    """Every stored report of an hour (each child activity and the run-level one, both passes); for a pass still
-    running that has none yet, its partial reports: what its steps stored so far (see `partial_reports`)."""
-    stored = [json.loads(i.body) for i in query_all(ReconItem, f"report#{hour}", consistent_read=True)]
-    for pass_no in (1, LAST_PASS):
-        if not any(r["pass"] == pass_no for r in stored):
-            stored.extend(partial_reports(hour, pass_no))
-    return stored
-
-
-def partial_reports(hour: str, pass_no: int) -> list[dict[str, Any]]:
-    """A running pass's reports so far, per child activity: the findings, totals and re-drives of the steps it has
-    stored (each step's result is stored before the cursor moves), marked `partial` with the pass's `progress`.
-    The checks of the finishing step (stock, queues, events) are not in them yet. Empty unless the pass is running.
-    """
-    head = status(hour, pass_no)
-    if head is None or head["status"] == "done":
-        return []
-    agg, completed = _stored_so_far(hour, pass_no)
-    progress = {"partial": True, "progress": {"step": head["step"], "steps": head["steps"]}}
-    return [{**_report(hour, pass_no, ns, agg, completed.get(ns, 0)), **progress}
-            for ns in sorted(set(agg.totals) | set(agg.listed)) if ns != RUN_NS]
 
 
 def scheduled(budget: Budget) -> list[RunStatus]:

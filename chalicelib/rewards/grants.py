@@ -98,6 +98,7 @@ def _transact(order: Order, counter_id: str, shard: int) -> None:
                     CounterItem.consumed.add(order.amount),
                     CounterItem.remaining.add(-order.amount),
                     CounterItem.updated_at_ms.set(order.created_at_ms),
+                    CounterItem.first_at_ms.set(CounterItem.first_at_ms | order.created_at_ms),
                 ],
                 condition=CounterItem.remaining >= order.amount,
                 return_values="ALL_OLD",

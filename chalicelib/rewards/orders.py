@@ -124,6 +124,7 @@ class Order:
     status: int = ACCEPTED
     shard: int | None = None
     credited_at_ms: int | None = None
+    reconcile: bool = True  # its scene's `reconcile` when placed, pinned (reconciliation reports it if True)
 
     @property
     def order_key(self) -> str:
@@ -196,7 +197,7 @@ def decide_order(request: GrantRequest, activity: Activity, child: Child, scene:
         stage=request.stage, amount=request.amount, asset=scene.asset, wallet_id=wallet_id, order_cap=scene.order_cap,
         created_at_ms=now_ms, open_time_ms=now_ms if open_time_ms is None else open_time_ms, hour=hour,
         hour_bucket=ids.wallet_hour_bucket(hour, wallet_id, hour_buckets),
-        bill_text=scene.bill_text,
+        bill_text=scene.bill_text, reconcile=scene.reconcile,
     )
 
 
@@ -207,7 +208,7 @@ def to_item(order: Order) -> LedgerEntry:
         scene_id=order.scene_id, bill_text=order.bill_text or None, hour=order.hour, hour_bucket=order.hour_bucket,
         activity_id=order.activity_id, act_id=order.act_id, rain_id=order.rain_id, award_type=order.award_type,
         stage=order.stage, asset=order.asset, order_cap=order.order_cap, shard=order.shard, status=order.status,
-        created_at_ms=order.created_at_ms, open_time_ms=order.open_time_ms,
+        created_at_ms=order.created_at_ms, open_time_ms=order.open_time_ms, reconcile=order.reconcile,
     )
 
 

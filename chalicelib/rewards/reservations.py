@@ -121,9 +121,9 @@ def reserve(rid: str, counter_id: str, shard: int, amount: int, now_ms: int) -> 
     try:
         with_retries(lambda: connection().client.update_item(
             TableName=_table(), Key=_key(counter_id, shard),
-            UpdateExpression="ADD #c :a, #r :neg SET #l = :lease, #u = :now",
+            UpdateExpression="ADD #c :a, #r :neg SET #l = :lease, #u = :now, #f = if_not_exists(#f, :now)",
             ConditionExpression="attribute_not_exists(#l) AND #r >= :a",
-            ExpressionAttributeNames={"#l": LEASE_PREFIX + rid, **_NAMES},
+            ExpressionAttributeNames={"#l": LEASE_PREFIX + rid, "#f": "first_at_ms", **_NAMES},
             ExpressionAttributeValues={":a": {"N": str(amount)}, ":neg": {"N": str(-amount)},
                                        ":now": {"N": str(now_ms)},
                                        ":lease": {"M": {"a": {"N": str(amount)}, "x": {"N": str(expires)}}}},

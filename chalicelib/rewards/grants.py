@@ -315,14 +315,12 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
         saw_full=lambda shard, remaining: _hint_full(counter_id, shard, remaining))
     leftovers = [members[i] for i in rest]
     written: set[str] = set()
-    used = [0] * len(planned)
-    unknown: set[int] = set()  # blocks with a put whose outcome is unknown: reconciliation counts them
-    settled: set[int] = set()
+    book = reservations.BlockBook.of(len(planned))
 
     def settle(block: int) -> None:
-        settled.add(block)
+        book.mark_settled(block)
         try:
-            reservations.settle(planned[block][0], used[block], clock.now_ms())
+            reservations.settle(planned[block][0], book.used[block], clock.now_ms())
         except Exception:
             logger.exception("could not settle a reservation; reconciliation returns it",
                              extra={"reservation": rid, "shard": planned[block][0].shard})
@@ -337,23 +335,23 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
                 placed = replace(order, shard=reservation.shard)
                 # A second request for an order this batch already wrote is a repeat, whatever reservation it shows.
                 mine = None if order.order_key in written else rid
-                unknown.add(block)  # until the put answers
+                book.begin(block)
                 outcome = _attempt(requests[index], order, lambda p=placed, m=mine: _put_reserved(p, rid, m))
-                unknown.discard(block)
                 written.add(order.order_key)
                 results[index] = outcome
-                if isinstance(outcome, tuple) and outcome[1]:
-                    used[block] += order.amount
-                elif isinstance(outcome, StorageUnavailable):
-                    unknown.add(block)  # the put may have landed: leave the lease for reconciliation to count
-            if block not in unknown:
+                created = isinstance(outcome, tuple) and outcome[1]
+                # Known: created, a repeat, a conflict. Anything else (storage_unavailable, a deadline) may have
+                # landed: the block's lease is left for the sweep, which counts what did.
+                book.record(block, created=order.amount if created else 0,
+                            known=isinstance(outcome, tuple | OrderConflict))
+            if book.settleable(block):
                 settle(block)
     finally:
         # Also when an exception unwinds this call (the process lives and knows what it wrote): every block
         # whose orders are all known gives back what they did not use now; a dead process leaves its leases
         # to reconciliation.
         for block in range(len(planned)):
-            if block not in settled and block not in unknown:
+            if book.settleable(block):
                 settle(block)
     return leftovers
 

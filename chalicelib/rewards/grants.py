@@ -27,7 +27,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock, faults
 from chalicelib.dynamo import cancellation_codes, connection, error_code, raw_item, with_retries
-from chalicelib.errors import OrderConflict, RewardgateError, SoldOut, StorageUnavailable
+from chalicelib.errors import AmountOverCap, OrderConflict, RewardgateError, SoldOut, StorageUnavailable
 from chalicelib.observability import logger
 from chalicelib.rewards import config_store, ids, orders, ratelimit, reservations, tokens
 from chalicelib.rewards.config import TOKEN_ISSUANCE, Scene
@@ -77,9 +77,10 @@ class _ShardFull(Exception):
 
 
 class _Exists(Exception):
-    def __init__(self, existing: Order) -> None:
+    def __init__(self, existing: Order, asked: Order | None = None) -> None:
         super().__init__(existing.order_key)
         self.existing = existing
+        self.asked = asked  # the order the request names, when found before deciding to place it
 
 
 def _transact(order: Order, counter_id: str, shard: int) -> None:
@@ -220,7 +221,17 @@ def _decide(request: GrantRequest, now_ms: int) -> tuple[Order, Scene]:
     child = activity.child_at(open_time_ms)
     scene = config_store.get_scene(request.activity_id, request.scene_id)
     config_store.get_switches().require_grants(request.activity_id, request.scene_id)
-    order = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets, open_time_ms)
+    try:
+        order = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets, open_time_ms)
+    except AmountOverCap as over:
+        # The cap may have been lowered since this order was placed: a retry still finds it (200 or conflict).
+        asked = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets, open_time_ms,
+                                    enforce_cap=False)
+        try:
+            existing = _stored(asked)
+        except DoesNotExist:
+            raise over from None  # no order placed under an earlier cap: the refusal stands
+        raise _Exists(orders.from_item(existing), asked) from over
     ratelimit.acquire(f"{order.ns}#{scene.scene_id}", scene.rate_limit_per_s)
     return order, scene
 
@@ -243,7 +254,10 @@ def place(request: GrantRequest, now_ms: int | None = None) -> tuple[Order, bool
     child's window has closed; without open_time_ms it is the one open now.
     """
     now_ms = clock.now_ms() if now_ms is None else now_ms
-    order, scene = _decide(request, now_ms)
+    try:
+        order, scene = _decide(request, now_ms)
+    except _Exists as found:
+        return _repeat(request, found.asked or found.existing, found.existing)
     try:
         if scene.stock_control:
             return _place_with_stock(order, ids.stock_counter_id(order.ns, scene.scene_id), scene.shard_count), True
@@ -267,6 +281,10 @@ def _attempt(request: GrantRequest, order: Order, commit: Callable[[], Order]) -
         return error
 
 
+def _raise(error: Exception) -> Order:
+    raise error
+
+
 def place_many(requests: Sequence[GrantRequest]) -> list[Placed]:
     """Decide and commit a batch: (order, created) or the error, per request, in order.
 
@@ -281,6 +299,9 @@ def place_many(requests: Sequence[GrantRequest]) -> list[Placed]:
     for index, request in enumerate(requests):
         try:
             order, scene = _decide(request, now_ms)
+        except _Exists as found:
+            results[index] = _attempt(request, found.asked or found.existing, lambda f=found: _raise(f))
+            continue
         except RewardgateError as error:
             results[index] = error
             continue
@@ -307,8 +328,8 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
     rid = reservations.new_id()
     reservations.register(counter_id, shard_count, now_ms)
     first = members[0][1]
-    reservations.write_journal(rid, counter_id, first.ns, first.asset, [(o.order_id, o.amount) for _, o in members],
-                               now_ms)
+    reservations.write_journal(rid, counter_id, first.ns, first.asset,
+                               [(o.order_id, o.amount, o.asset) for _, o in members], now_ms)
     planned, rest = reservations.reserve_blocks(
         rid, counter_id, shard_count, [o.amount for _, o in members], now_ms, home_key=members[0][1].order_key,
         skip=lambda shard, smallest: _hinted_full(counter_id, shard, smallest),

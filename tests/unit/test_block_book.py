@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.rewards.reservations import BlockBook
+from chalicelib.rewards.blocks import BlockBook
 
 
 def test_block_book__indeterminate_put_then_known_puts__block_never_settleable():

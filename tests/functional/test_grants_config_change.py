@@ -105,3 +105,37 @@ def test_grant__won_after_the_template_change_takes_effect__new_template(client,
     status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u2", amount=1, open_time_ms=later))
     # THEN it is a coupon of tpl2: the change applies to rewards won after it
     assert (status, answer["asset"]) == (202, "coupon:tpl2")
+
+
+def test_grant_batch__orders_of_both_templates_then_process_dies__sweep_counts_each_in_its_wallet(
+        client, campaign, monkeypatch):
+    from chalicelib.faults import InjectedCrash
+    from chalicelib.rewards import grants, ids, reservations
+    from chalicelib.rewards.orders import parse_grant
+    from tests.rewards_support import ns_of
+
+    # GIVEN the template changed to tpl2 at T (it applies to rewards won from T + the lead)
+    changed_at = clock.now_ms()
+    monkeypatch.setattr(clock, "now_ms", lambda: changed_at)
+    edit_scene(client, campaign, template_id="tpl2", shard_count=1)
+    # AND one batch, 100 s later, of a reward won before the change applies (tpl1) and one won after (tpl2)
+    now = changed_at + 100_000
+    monkeypatch.setattr(clock, "now_ms", lambda: now)
+    requests = [parse_grant(campaign.grant_body("u1", amount=4, open_time_ms=changed_at)),
+                parse_grant(campaign.grant_body("u2", amount=5, open_time_ms=now + 299_000))]
+
+    # WHEN its process writes both orders and dies before settling its reservation
+    def die(*_args, **_kwargs):
+        raise InjectedCrash("before settle")
+
+    monkeypatch.setattr(reservations, "settle", die)
+    with pytest.raises(InjectedCrash):
+        grants.grant_many(requests)
+    assert sorted((o.act_id, o.asset) for o in orders_of(campaign)) == [("u1", "coupon:tpl1"), ("u2", "coupon:tpl2")]
+
+    # THEN the dead-lease sweep finds each order in its own template's wallet: 9 used, nothing handed back
+    counter = ids.stock_counter_id(ns_of(campaign), campaign.scene_id)
+    after = now + reservations.LEASE_MS + reservations.RETURN_GRACE_MS + 1000
+    returned = reservations.return_dead(counter, 1, after)
+    assert [(r.reserved, r.used, r.returned) for r in returned] == [(9, 9, 0)]
+    assert consumed(campaign) == 9 == sum(int(o.amount) for o in orders_of(campaign))

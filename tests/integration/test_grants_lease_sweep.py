@@ -102,3 +102,33 @@ def test_lease_sweep__journal_expired_before_the_sweep__lease_kept_and_reported_
     # AND it is reported for an operator, with its figures
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "reservation_unaccountable" in line]
     assert [(e["counter_id"], e["reservation"], e["reserved"]) for e in logged] == [(counter, rid, 14)]
+
+
+def test_lease_sweep__counter_registered_again_while_the_sweep_runs__entry_kept_and_next_lease_returned(
+        client, monkeypatch):
+    # GIVEN a counter whose dead lease the sweep returns, long after it was taken
+    campaign = make_campaign(client, total=500, shard_count=1, order_cap=10)
+    purge_credits()
+    counter = ids.stock_counter_id(ns_of(campaign), campaign.scene_id)
+    start = clock.now_ms()
+    dead_batch(campaign, monkeypatch, [3])
+    later = start + 5 * HOUR_MS
+    # AND a grant process that registers the counter for a later hour right after the sweep read the registry
+    real_read = reservations._registered_counters
+
+    def read_then_register():
+        entries = real_read()
+        reservations._registered.clear()
+        reservations.register(counter, 1, later)
+        return entries
+
+    monkeypatch.setattr(reservations, "_registered_counters", read_then_register)
+    assert [(r.returned) for r in reservations.return_expired(later) if r.counter_id == counter] == [3]
+    monkeypatch.undo()
+    # WHEN that process then dies holding a lease of its own hour, and the sweep runs hours later
+    monkeypatch.setattr(clock, "now_ms", lambda: later)
+    dead_batch(campaign, monkeypatch, [4])
+    returned = [r for r in reservations.return_expired(later + 3 * HOUR_MS) if r.counter_id == counter]
+    # THEN the entry had survived the first sweep's clean-up, and the second lease is returned too
+    assert [(r.reserved, r.returned) for r in returned] == [(4, 4)]
+    assert consumed(raw_shards(campaign, 1)) == 0

@@ -16,24 +16,24 @@ reward is never lost.
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock, faults
-from chalicelib.dynamo import cancellation_codes, connection, error_code, raw_item, with_retries
+from chalicelib.dynamo import error_code, with_retries
 from chalicelib.errors import AmountOverCap, OrderConflict, RewardgateError, SoldOut, StorageUnavailable
 from chalicelib.observability import logger
 from chalicelib.rewards import config_store, ids, orders, ratelimit, reservations, tokens
 from chalicelib.rewards.config import TOKEN_ISSUANCE, Scene
 from chalicelib.rewards.orders import GrantRequest, Order
 from chalicelib.rewards.sending import enqueue, resend_unsent  # noqa: F401 - re-exported: callers use grants.*
-from chalicelib.rewards.tables import ACCEPTED, CounterItem, LedgerEntry
+from chalicelib.rewards.stock_tx import Exists as _Exists
+from chalicelib.rewards.stock_tx import ShardFull as _ShardFull
+from chalicelib.rewards.stock_tx import consistent_remaining as _consistent_remaining
+from chalicelib.rewards.stock_tx import transact as _transact
+from chalicelib.rewards.tables import ACCEPTED, LedgerEntry
 from chalicelib.settings import settings
 
 # A shard seen full is skipped by this process for this long before it is tried again by a
@@ -43,8 +43,7 @@ FULL_HINT_S = 1.0
 # long succeeded or failed, and crediting is idempotent, so a repeat costs one message at most.
 REENQUEUE_AFTER_MS = 30_000
 
-_full_hints: dict[tuple[str, int], tuple[float, int]] = {}
-_hints_lock = threading.Lock()
+_hints = reservations.FullHints(lambda: FULL_HINT_S)
 
 
 @dataclass(frozen=True)
@@ -61,67 +60,11 @@ class Granted:
 
 
 def _hint_full(counter_id: str, shard: int, remaining: int) -> None:
-    with _hints_lock:
-        _full_hints[(counter_id, shard)] = (time.monotonic(), remaining)
+    _hints.saw_full(counter_id, shard, remaining)
 
 
 def _hinted_full(counter_id: str, shard: int, amount: int) -> bool:
-    hint = _full_hints.get((counter_id, shard))
-    return hint is not None and time.monotonic() - hint[0] < FULL_HINT_S and hint[1] < amount
-
-
-class _ShardFull(Exception):
-    def __init__(self, remaining: int) -> None:
-        super().__init__(remaining)
-        self.remaining = remaining
-
-
-class _Exists(Exception):
-    def __init__(self, existing: Order, asked: Order | None = None) -> None:
-        super().__init__(existing.order_key)
-        self.existing = existing
-        self.asked = asked  # the order the request names, when found before deciding to place it
-
-
-def _transact(order: Order, counter_id: str, shard: int) -> None:
-    """Order put-if-absent + shard consumption, atomically."""
-    placed = replace(order, shard=shard)
-    # One token per attempt, reused by retries: if a commit's answer is lost, the retry is answered
-    # "done" instead of running the transaction a second time (which would fail on the order).
-    token = uuid.uuid4().hex
-
-    def attempt() -> None:
-        with TransactWrite(connection=connection(), client_request_token=token) as tx:
-            tx.save(orders.to_item(placed), condition=LedgerEntry.entry_key.does_not_exist(), return_values="ALL_OLD")
-            tx.update(
-                CounterItem(*ids.shard_key(counter_id, shard)),
-                actions=[
-                    CounterItem.consumed.add(order.amount),
-                    CounterItem.remaining.add(-order.amount),
-                    CounterItem.updated_at_ms.set(order.created_at_ms),
-                ],
-                condition=CounterItem.remaining >= order.amount,
-                return_values="ALL_OLD",
-            )
-
-    try:
-        with_retries(attempt)
-    except TransactWriteError as exc:
-        codes = cancellation_codes(exc)
-        reasons = exc.cancellation_reasons
-        # PynamoDB sends puts before updates: [0] is the order, [1] the shard.
-        if codes and codes[0] == "ConditionalCheckFailed":
-            raise _Exists(orders.from_fields(raw_item(reasons[0].raw_item))) from exc
-        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-            old = raw_item(reasons[1].raw_item)
-            raise _ShardFull(int(old.get("remaining", 0))) from exc
-        raise
-
-
-def _consistent_remaining(counter_id: str, shards: Sequence[int]) -> dict[int, int]:
-    keys = [ids.shard_key(counter_id, s) for s in shards]
-    items = with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
-    return {ids.shard_index(item.counter_id): int(item.remaining or 0) for item in items}
+    return _hints.hinted_full(counter_id, shard, amount)
 
 
 def _place_with_stock(order: Order, counter_id: str, shard_count: int) -> Order:
@@ -332,8 +275,7 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
                                [(o.order_id, o.amount, o.asset) for _, o in members], now_ms)
     planned, rest = reservations.reserve_blocks(
         rid, counter_id, shard_count, [o.amount for _, o in members], now_ms, home_key=members[0][1].order_key,
-        skip=lambda shard, smallest: _hinted_full(counter_id, shard, smallest),
-        saw_full=lambda shard, remaining: _hint_full(counter_id, shard, remaining))
+        hints=_hints)
     leftovers = [members[i] for i in rest]
     written: set[str] = set()
     book = reservations.BlockBook.of(len(planned))

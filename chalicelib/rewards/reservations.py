@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ from chalicelib import clock
 from chalicelib.dynamo import connection, with_retries
 from chalicelib.observability import emit_now, logger
 from chalicelib.rewards import ids
-from chalicelib.rewards.blocks import BlockBook  # noqa: F401 - re-exported: the batch's bookkeeping
+from chalicelib.rewards.blocks import BlockBook, FullHints  # noqa: F401 - re-exported: the batch's bookkeeping
 from chalicelib.rewards.counters import allocated_shards
 from chalicelib.rewards.orders import credit_entry_key
 from chalicelib.rewards.tables import CounterItem, LedgerEntry
@@ -155,32 +155,31 @@ def fit(amounts: Sequence[int], positions: Sequence[int], room: int) -> list[int
 
 
 def reserve_blocks(rid: str, counter_id: str, shard_count: int, amounts: Sequence[int], now_ms: int, *,
-                   home_key: str, skip: Callable[[int, int], bool], saw_full: Callable[[int, int], None],
-                   ) -> tuple[list[tuple[Reservation, list[int]]], list[int]]:
+                   home_key: str, hints: FullHints) -> tuple[list[tuple[Reservation, list[int]]], list[int]]:
     """Reserve `amounts` from the counter's shards in as few writes as possible.
 
     Returns the blocks (each reservation and the positions of the amounts it holds) and the positions no
     shard had room for. Shards are tried from the home of `home_key` (an order key of the batch: the same
-    batch tries the same shards, so a seeded simulation replays exactly); `skip(shard, smallest)` passes
-    over a shard believed too full, `saw_full(shard, remaining)` records one found short.
+    batch tries the same shards, so a seeded simulation replays exactly); a shard `hints` believes too full
+    for the smallest amount left is passed over, and one found short is recorded there.
     """
     blocks: list[tuple[Reservation, list[int]]] = []
     pending = list(range(len(amounts)))
     for shard in ids.shard_order(home_key, shard_count):
         if not pending:
             break
-        if skip(shard, min(amounts[i] for i in pending)):
+        if hints.hinted_full(counter_id, shard, min(amounts[i] for i in pending)):
             continue
         want = pending
         got = reserve(rid, counter_id, shard, sum(amounts[i] for i in want), now_ms)
         if isinstance(got, int):
-            saw_full(shard, got)
+            hints.saw_full(counter_id, shard, got)
             want = fit(amounts, pending, got)
             if not want:
                 continue
             got = reserve(rid, counter_id, shard, sum(amounts[i] for i in want), now_ms)
             if isinstance(got, int):
-                saw_full(shard, got)
+                hints.saw_full(counter_id, shard, got)
                 continue
         blocks.append((got, want))
         taken = set(want)

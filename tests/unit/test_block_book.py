@@ -28,3 +28,18 @@ def test_block_book__put_in_flight_when_unwinding__not_settleable():
     assert book.settleable(0) and not book.settleable(1)
     book.mark_settled(0)
     assert not book.settleable(0)
+
+
+def test_full_hints__shard_seen_short__skipped_for_larger_amounts_until_the_hint_expires():
+    from chalicelib.rewards.blocks import FullHints
+
+    # GIVEN shard 2 of a counter seen with 3 units left, on a clock under the test's control
+    now = [100.0]
+    hints = FullHints(lambda: 1.0, monotonic=lambda: now[0])
+    hints.saw_full("c", 2, 3)
+    # THEN it is passed over for 4 units, not for 3, not on another shard or counter
+    assert hints.hinted_full("c", 2, 4) and not hints.hinted_full("c", 2, 3)
+    assert not hints.hinted_full("c", 1, 4) and not hints.hinted_full("d", 2, 4)
+    # AND once the hint's second has passed it is tried again
+    now[0] += 1.0
+    assert not hints.hinted_full("c", 2, 4)

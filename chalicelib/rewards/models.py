@@ -43,11 +43,10 @@ class GrantBody(RequestModel):
     award_type: AwardType
     stage: Ident
     amount: Amount
-    open_time_ms: EpochMs | None = Field(
-        default=None, description="when the reward was won; chooses the child activity, so an identical retry at "
-                                  "any later moment maps to the same order. Accepted from now - "
-                                  "RG_GRANT_RETRY_HORIZON_S (86 400 s) to now + 300 s, else 422 "
-                                  "open_time_out_of_range. Default: the server's time (send it: see the README)")
+    open_time_ms: EpochMs = Field(
+        description="when the reward was won (required): it chooses the child activity, so an identical retry at "
+                    "any later moment maps to the same order; send the same value on every retry. Accepted from "
+                    "now - RG_GRANT_RETRY_HORIZON_S (86 400 s) to now + 300 s, else 422 open_time_out_of_range")
 
 
 class GrantBatchBody(RequestModel):

@@ -182,10 +182,10 @@ ACCESS: dict[str, Access] = {
         },
         send_to=("live",),
     ),
-    # Live push (chalicelib/live). $connect: verify the auth_body (play key), register the connection, ask for
-    # its first push.
+    # Live push (chalicelib/live). $connect: verify the auth_body (play key), refuse an ended game's or a banned
+    # app's, take one of the game's connection slots and register the connection, ask for its first push.
     "websocket_connect": Access(
-        tables={"live-connections": table(PUT)},
+        tables={"live-connections": table(GET, QUERY, PUT), "play-games": table(GET), "play-guard": table(GET)},
         send_to=("live",),
         secrets=(PLAY_KEY,),
     ),
@@ -203,7 +203,7 @@ ACCESS: dict[str, Access] = {
     ),
     # The push worker: fan-out, chunks, posts, cursors, removal of gone connections, retries.
     "live_push": Access(
-        tables={"live-connections": table(BATCH_GET, QUERY, UPDATE, DELETE),
+        tables={"live-connections": table(GET, BATCH_GET, QUERY, UPDATE, DELETE),
                 "play-games": table(GET), "play-streams": table(QUERY, PUT)},
         send_to=("live",),
         manage_connections=True,

@@ -39,6 +39,7 @@ UNKNOWN_OP = "unknown_op"
 INVALID_FIELD = "invalid_field"
 SEQ_AHEAD = "seq_ahead"
 NOT_CONNECTED = "not_connected"
+RATE_LIMITED = "rate_limited"
 
 
 class StreamEntry(Protocol):

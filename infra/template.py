@@ -280,6 +280,8 @@ WEBSOCKET_ROUTE_SKIP = {"id": "CKV_AWS_309", "comment": "No API Gateway authoriz
 
 def _websocket_overrides() -> dict[str, Any]:
     """What the WebSocket API Chalice generates needs beyond it: stage throttling, and the scanner's notes."""
+    from infra.edge import websocket_route_settings
+
     routes = {lid: {"Metadata": {"checkov": {"skip": [WEBSOCKET_ROUTE_SKIP]}}}
               for lid in ("WebsocketConnectRoute", "WebsocketMessageRoute", "WebsocketDisconnectRoute")}
     return routes | {"WebsocketAPIStage": {
@@ -288,7 +290,8 @@ def _websocket_overrides() -> dict[str, Any]:
                                            "CloudWatch role, which one application's stack must not own); each "
                                            "handler writes one structured line per connect, frame and disconnect."}]}},
         "Properties": {"DefaultRouteSettings": {"ThrottlingRateLimit": WEBSOCKET_THROTTLE_RATE,
-                                                "ThrottlingBurstLimit": WEBSOCKET_THROTTLE_BURST}},
+                                                "ThrottlingBurstLimit": WEBSOCKET_THROTTLE_BURST},
+                       "RouteSettings": websocket_route_settings()},
     }}
 
 

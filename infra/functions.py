@@ -189,11 +189,11 @@ ACCESS: dict[str, Access] = {
         send_to=("live",),
         secrets=(PLAY_KEY,),
     ),
-    # $default: ack, resume, ping; a resume or a ping of a connection behind pushes (reads the stream, may fill
-    # a dead writer's seq as every reader does) and answers over @connections.
+    # $default: ack, resume, ping (each counted on the connection); a resume or a ping of a connection behind
+    # pushes (reads the stream: a reader never writes it) and answers over @connections.
     "websocket_message": Access(
         tables={"live-connections": table(GET, BATCH_GET, UPDATE, DELETE),
-                "play-games": table(GET), "play-streams": table(QUERY, PUT)},
+                "play-games": table(GET), "play-streams": table(QUERY)},
         send_to=("live",),
         manage_connections=True,
     ),
@@ -204,7 +204,7 @@ ACCESS: dict[str, Access] = {
     # The push worker: fan-out, chunks, posts, cursors, removal of gone connections, retries.
     "live_push": Access(
         tables={"live-connections": table(GET, BATCH_GET, QUERY, UPDATE, DELETE),
-                "play-games": table(GET), "play-streams": table(QUERY, PUT)},
+                "play-games": table(GET), "play-streams": table(QUERY)},
         send_to=("live",),
         manage_connections=True,
     ),

@@ -122,3 +122,22 @@ def test_websocket__routes__throttled_each_and_functions_reserved():
     # concurrency the API needs
     for fn in [f for f in lambdas.functions(STAGE) if f.kind == "websocket"]:
         assert fn.reserved_concurrency and fn.reserved_concurrency >= 2, fn.name
+
+
+# --- item 6: least read ---------------------------------------------------------------------------------
+
+
+def invoked_paths(policy_id: str) -> set[str]:
+    (statement,) = merged()["Resources"][policy_id]["Properties"]["PolicyDocument"]["Statement"]
+    return {r["Fn::Sub"].split("${RestAPI}/api/", 1)[1] for r in statement["Resource"]}
+
+
+def test_caller_policies__read_only__no_wallet_route__wallet_service_has_them():
+    # GIVEN the managed caller policies of the stage
+    read_only, wallet = invoked_paths("ReadOnlyApiPolicy"), invoked_paths("WalletServicePolicy")
+    # THEN the operators' read policy reaches no user's wallet, flow or withdrawal
+    assert [p for p in read_only if "/v1/wallets" in p] == []
+    assert "GET/v1/tp-apps/*/events" in read_only and "GET/v1/admin/switches" in read_only
+    # AND the wallet service's policy has every wallet route, reads included, and nothing else
+    assert wallet == {"GET/v1/wallets/*", "GET/v1/wallets/*/flow", "GET/v1/wallets/*/withdrawals/*",
+                      "POST/v1/wallets/*/withdrawals"}

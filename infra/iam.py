@@ -152,6 +152,8 @@ CALLER_POLICIES = {
     "ReadOnlyApiPolicy": ("read", "operators' read-only callers (on-call, dashboards): every GET route but users' "
                                   "wallets, with callback credentials redacted"),
     "LivePlatformPolicy": ("platform", "the live platform's services: streamers' identity codes, rooms' live events"),
+    "CallbackCredentialsPolicy": ("credentials", "an operator who must see a stored callback's credentials "
+                                                 "(tickets, authorization codes): one event at a time, audited"),
 }
 
 
@@ -160,7 +162,8 @@ def caller_routes(routes: list[Route], kind: str) -> list[Route]:
     private = [r for r in routes if not r.public]
     if kind == "read":
         # Users' wallets, flows and withdrawals are the wallet service's (user-facing) to read, not operators'.
-        return [r for r in private if r.method == "get" and r.access != "wallet"]
+        # Callback credentials are the audited `credentials` policy's alone.
+        return [r for r in private if r.method == "get" and r.access not in ("wallet", "credentials")]
     return [r for r in private if r.access == kind]
 
 

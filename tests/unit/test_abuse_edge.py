@@ -141,3 +141,9 @@ def test_caller_policies__read_only__no_wallet_route__wallet_service_has_them():
     # AND the wallet service's policy has every wallet route, reads included, and nothing else
     assert wallet == {"GET/v1/wallets/*", "GET/v1/wallets/*/flow", "GET/v1/wallets/*/withdrawals/*",
                       "POST/v1/wallets/*/withdrawals"}
+
+
+def test_caller_policies__credentials__their_own_policy_only():
+    read_only, credentials = invoked_paths("ReadOnlyApiPolicy"), invoked_paths("CallbackCredentialsPolicy")
+    assert credentials == {"GET/v1/tp-apps/*/events/*/credentials"}
+    assert [p for p in read_only if p.endswith("/credentials")] == []

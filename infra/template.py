@@ -337,8 +337,12 @@ def _outputs(stage: str, has_api: bool, has_websocket: bool = False) -> dict[str
                                       "Value": {"Ref": "GrantServicePolicy"}},
             "WalletServicePolicyArn": {"Description": "Attach to the wallet service (balances, flow, withdrawals)",
                                        "Value": {"Ref": "WalletServicePolicy"}},
-            "ReadOnlyApiPolicyArn": {"Description": "Attach to read-only callers (every GET route)",
+            "ReadOnlyApiPolicyArn": {"Description": "Attach to operators' read-only callers (every GET route but "
+                                                    "users' wallets; callback credentials redacted)",
                                      "Value": {"Ref": "ReadOnlyApiPolicy"}},
+            "CallbackCredentialsPolicyArn": {"Description": "Attach only to whoever must read a stored callback's "
+                                                            "credentials (one event at a time, audited)",
+                                             "Value": {"Ref": "CallbackCredentialsPolicy"}},
             "LivePlatformPolicyArn": {"Description": "Attach to the live platform's services (identity codes, "
                                                      "rooms' live events)",
                                       "Value": {"Ref": "LivePlatformPolicy"}},

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardgate_ops import services
+from rewardgate_ops.errors import OpsError
 from rewardgate_ops.local_api import BACKLOG
 from rewardgate_ops.local_workers import Runners, build_runners, configure_logging, load_app
 from rewardgate_ops.scheduler import describe
@@ -63,7 +64,7 @@ _FOREIGN_AWS_VARS = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "
 WORKERS_MODULE = "rewardgate_ops.local_workers"
 
 
-class StackError(RuntimeError):
+class StackError(OpsError, RuntimeError):
     """The stack cannot start or stopped working; the message says what to do."""
 
 

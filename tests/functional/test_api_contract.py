@@ -150,7 +150,7 @@ def test_refusal__every_response__carries_request_and_correlation_ids(client):
 
 
 def test_refusal__storage_failure__no_internal_cause_in_the_body(client, monkeypatch, capsys):
-    # issue 9 item 8: a storage failure answered {"cause": "InternalServerError"}; the log keeps it
+    # a storage failure once answered {"cause": "InternalServerError"}; the log keeps it
     from botocore.exceptions import ClientError
     from pynamodb.exceptions import GetError
 

@@ -359,7 +359,7 @@ def test_app_state__invalid_app_id__400_naming_it(client, tp_app):
 
 
 def test_callback__flood_of_forged_tp_app_ids__bounded_secret_reads_and_bounded_memory(client, queue, monkeypatch):
-    # issue 9 item 7: each forged tp app id cost one billed Secrets Manager read and a cache entry never evicted
+    # each forged tp app id cost one billed Secrets Manager read and a cache entry never evicted
     import botocore.client
 
     from chalicelib import secrets

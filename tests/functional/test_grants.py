@@ -341,7 +341,7 @@ def test_grant__signing_key_missing__503_before_anything_is_written(client, camp
     # WHEN a grant and a batch grant arrive
     status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u1"))
     batch_status, batch = call(client, "POST", "/v1/grants/batch", {"grants": [campaign.grant_body("u2")]})
-    # THEN both are refused as a server-side fault that names no secret (issue 9 item 8: the body used to
+    # THEN both are refused as a server-side fault that names no secret (the body used to
     # carry "secret": "rewardgate/local/reward-token-key"); the log keeps the cause
     assert (status, answer) == (503, problem("storage_unavailable"))
     assert "reward-token-key" not in json.dumps(answer)

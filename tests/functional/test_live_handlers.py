@@ -78,7 +78,7 @@ def test_connect__missing_forged_or_expired_auth_body__401_and_no_row(game, fake
     assert drain_live() == 0 and fake.posts == {}
 
 
-# "²" passes `str.isdigit` and not `int`: a 500 before (issue 9 item 5)
+# "²" passes `str.isdigit` and not `int`: a 500 before
 @pytest.mark.parametrize("after_seq", ["-1", "²", "\u0663"])
 def test_connect__bad_after_seq__400_and_no_row(game, fake, after_seq):
     g = game()

@@ -1,6 +1,7 @@
-"""Issue 9 items 5, 7 and 8 at the HTTP edge, as unit tests (each failed on the code before the fix:
-TypeError, RecursionError, ValueError, UnknownTpApp, 5 000 remembered misses and reads, `cause` and
-`secret` in the body). The functional tests assert the same through the routes."""
+"""Hostile input at the HTTP edge, as unit tests: odd token shapes, non-ASCII digits, floods of unknown tp app
+ids, storage failures and missing keys (each failed on the code before its fix: TypeError, RecursionError,
+ValueError, UnknownTpApp, 5 000 remembered misses and reads, `cause` and `secret` in the body). The functional
+tests assert the same through the routes."""
 
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def test_signing_key_missing__no_secret_name_in_the_body(monkeypatch):
     assert "reward-token-key" not in json.dumps(problem_body(caught.value))
 
 
-# --- non-ASCII digits that `str.isdigit` accepts (issue 9 item 5, the places the first pass missed) -----------
+# --- non-ASCII digits that `str.isdigit` accepts (the places a first pass over them missed) --------------------
 
 SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹⁰¹²³"  # 13 characters, each `isdigit()`; `int()` refuses them
 ARABIC_INDIC = "\u0661\u0667" + "\u0660" * 11  # 13 characters, each `isdigit()`; `int()` reads them as 1700000000000

@@ -240,7 +240,7 @@ class LocalStack:
 
     def _point_environment_here(self) -> None:
         """Make this process and its children use the local services, with the functions' config."""
-        from chalicelib import clients, secrets, settings
+        from chalicelib import process_state
 
         for name in _FOREIGN_AWS_VARS:
             os.environ.pop(name, None)
@@ -252,9 +252,7 @@ class LocalStack:
         # Live push: the wss_link a start answers, and where the workers post to connections (@connections).
         os.environ.setdefault("RG_PLAY_WSS_LINKS", self.ws_url)
         os.environ["RG_LIVE_CONNECTIONS_URL"] = f"http://127.0.0.1:{self.options.api_port}"
-        settings.reset_settings()
-        clients.reset_clients()
-        secrets.reset()  # built on the previous clients
+        process_state.reset()  # every cache was built on the previous endpoints
 
     def _provision(self) -> None:
         import boto3

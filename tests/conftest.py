@@ -67,7 +67,7 @@ class AwsStack:
 def aws_stack(tmp_path_factory: pytest.TempPathFactory) -> AwsStack:
     import boto3
 
-    from chalicelib import clients, secrets, settings
+    from chalicelib import process_state
     from infra.provision import provision_queues, provision_tables
     from rewardgate_ops import services
 
@@ -75,13 +75,12 @@ def aws_stack(tmp_path_factory: pytest.TempPathFactory) -> AwsStack:
     ddb = services.start_dynamodb_local(services.free_port(), log_path=logs / "dynamodb.log")
     moto = services.start_moto_server(services.free_port(), log_path=logs / "moto.log")
     os.environ.update(services.endpoint_environment(ddb.endpoint, moto.endpoint))
-    settings.reset_settings()
-    clients.reset_clients()
+    process_state.reset()
     try:
         provision_tables(boto3.client("dynamodb"), "local")
         urls = provision_queues(boto3.client("sqs"), "local")
         yield AwsStack(ddb.endpoint, moto.endpoint, urls)
     finally:
-        secrets.reset()
+        process_state.reset()
         moto.stop()
         ddb.stop()

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from chalicelib import process_state
 from chalicelib.callbacks import events, reads
 from chalicelib.callbacks.tables import AppStateItem, EventRecord
 from chalicelib.secrets import put_tp_app
@@ -364,7 +365,7 @@ def test_callback__flood_of_forged_tp_app_ids__bounded_secret_reads_and_bounded_
 
     from chalicelib import secrets
 
-    secrets.reset()
+    process_state.reset()
     monkeypatch.setattr(secrets, "MISS_CACHE_MAX", 50)
     # a stopped clock: the budget does not refill during the flood, so the bound is exact
     monkeypatch.setattr(secrets, "_budget", secrets._LookupBudget(secrets.LOOKUPS_PER_S, secrets.LOOKUP_BURST,
@@ -387,4 +388,4 @@ def test_callback__flood_of_forged_tp_app_ids__bounded_secret_reads_and_bounded_
     print(f"forged ids=300 secret reads={len(reads)} remembered misses={secrets.miss_cache_size()}")
     assert len(reads) == secrets.LOOKUP_BURST
     assert secrets.miss_cache_size() <= 50
-    secrets.reset()
+    process_state.reset()

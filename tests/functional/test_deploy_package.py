@@ -5,12 +5,16 @@ from __future__ import annotations
 import struct
 import zipfile
 
+import pytest
 from cfnlint.api import ManualArgs
 from cfnlint.api import lint as cfn_lint
 
 from infra import lambdas
 from infra.package import check_template
 from tests.deploy_support import STAGE, linted_by_make, packaged
+
+# `chalice package` runs here unless `make iac-check` left a current build (make test): not in make check.
+pytestmark = pytest.mark.slow
 
 
 def test_packaged__every_sqs_event_source_mapping__reports_batch_item_failures():

@@ -177,11 +177,9 @@ def test_simulate_callback__aws_without_url__usage_error_before_any_aws_call(tmp
                                                  "simulate", "callback", "--tp-app-id", "tt1", "--event", "PUSH"])
     finally:
         monkeypatch.undo()
-        from chalicelib import clients, secrets, settings
+        from chalicelib import process_state
 
-        settings.reset_settings()
-        clients.reset_clients()
-        secrets.reset()
+        process_state.reset()
     # THEN it stops with a usage error asking for --url (rather than posting to the local stack's address)
     assert result.exit_code == 2, result.output
     assert "--url is required for AWS stage 'prod'" in result.output

@@ -11,7 +11,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from chalicelib import errors, secrets
+from chalicelib import errors, process_state, secrets
 from chalicelib.http import problem_body
 from chalicelib.rewards import tokens
 from chalicelib.rewards.models import FlowQuery
@@ -73,7 +73,7 @@ def test_secrets__flood_of_unknown_names__bounded_memory_and_reads(monkeypatch):
             reads.append(name)
             raise GetParameterError("ResourceNotFoundException")
 
-    secrets.reset()
+    process_state.reset()
     monkeypatch.setattr(secrets, "_secrets", lambda: NotFound())
     monkeypatch.setattr(secrets, "_budget", secrets._LookupBudget(secrets.LOOKUPS_PER_S, secrets.LOOKUP_BURST,
                                                                    clock=lambda: 0.0))
@@ -82,7 +82,7 @@ def test_secrets__flood_of_unknown_names__bounded_memory_and_reads(monkeypatch):
     print(f"forged ids=5000 secret reads={len(reads)} remembered misses={secrets.miss_cache_size()}")
     assert secrets.miss_cache_size() <= secrets.MISS_CACHE_MAX
     assert len(reads) == secrets.LOOKUP_BURST
-    secrets.reset()
+    process_state.reset()
 
 
 def test_storage_failure__no_internal_cause_in_the_body():

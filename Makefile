@@ -54,11 +54,15 @@ test: deps iac-check
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest --durations=25
 
 ## The inner loop: lint, import contracts, unit tests and the fast functional tier (tests not marked `slow`),
-## Hypothesis on its `dev` profile.
+## Hypothesis on its `dev` profile. CHECK_WORKERS=2 spreads the files over two pytest-xdist processes (each starts its
+## own DynamoDB Local and moto server, so they share no table or queue); 0, the default, runs in this process: on
+## this shared 2-core machine two workers were not faster and their DynamoDB Local timed out more often.
+CHECK_WORKERS ?= 0
 check: deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest -m "not slow" --durations=10 tests/unit tests/functional
+	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest -n $(CHECK_WORKERS) --dist loadfile -m "not slow" --durations=10 \
+	  tests/unit tests/functional
 
 ## Every Hypothesis property on its `thorough` profile, then the money-path simulation for minutes (README
 ## "Simulation"): seeds SEED, SEED+1, ... of STEPS steps each, at least SEEDS of them, and new ones until MINUTES

@@ -14,7 +14,7 @@ from infra.package import check_template
 from tests.deploy_support import STAGE, linted_by_make, packaged
 
 # `chalice package` runs here unless `make iac-check` left a current build (make test): not in make check.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_stack]
 
 
 def test_packaged__every_sqs_event_source_mapping__reports_batch_item_failures():

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAGE ?= prod
 
-.PHONY: run test lint deps system dynamodb-local bench clean package iac-check deploy openapi soak docs
+.PHONY: run test check lint deps system dynamodb-local bench clean package iac-check deploy openapi soak docs
 
 # Deploy packaging and IaC checks (docs/how-to/deploy.md). checkov has a heavy, conflicting
 # dependency tree, so it lives in its own venv; cfn-lint and the SAM translator are in requirements-dev.txt.
@@ -46,11 +46,13 @@ deps: $(STAMP) system dynamodb-local
 run: deps
 	$(BIN)/rewardgate local up
 
-## The whole suite (lint, IaC checks, unit, functional, integration) on its own DynamoDB Local and moto server.
+## The whole suite (lint, import contracts, IaC checks, unit, functional, integration) on its own DynamoDB Local
+## and moto server, Hypothesis on its `ci` profile (tests/hypothesis_profiles.py); prints the 25 slowest steps.
 test: deps iac-check
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # not --quiet: it hides the warnings --strict counts
-	$(BIN)/python -m pytest
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest --durations=25
 
 ## The documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8001; `make test` builds it with --strict.
 ## The local stack's DynamoDB Local also defaults to 8001: beside `make run`, use DOCS_ADDR=127.0.0.1:8004.
@@ -58,17 +60,31 @@ DOCS_ADDR ?= 127.0.0.1:8001
 docs: $(STAMP)
 	$(BIN)/mkdocs serve -a $(DOCS_ADDR)
 
-## The money-path simulation for minutes (docs/development/simulation.md): seeds SEED, SEED+1, ... of STEPS steps each,
-## at least SEEDS of them, and new ones until MINUTES have passed. A failing seed prints its replay command.
+## The inner loop: lint, import contracts, unit tests and the fast functional tier (tests not marked `slow`),
+## Hypothesis on its `dev` profile. CHECK_WORKERS=2 spreads the files over two pytest-xdist processes (each starts its
+## own DynamoDB Local and moto server, so they share no table or queue); 0, the default, runs in this process: on
+## this shared 2-core machine two workers were not faster and their DynamoDB Local timed out more often.
+CHECK_WORKERS ?= 0
+check: deps
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest -n $(CHECK_WORKERS) --dist loadfile -m "not slow" --durations=10 \
+	  tests/unit tests/functional
+
+## Every Hypothesis property on its `thorough` profile, then the money-path simulation for minutes
+## (docs/development/simulation.md): seeds SEED, SEED+1, ... of STEPS steps each, at least SEEDS of them, and new
+## ones until MINUTES have passed. A failing seed prints its replay command.
 SEED ?= 1
 SEEDS ?= 4
 STEPS ?= 400
 MINUTES ?=
 soak: deps
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -m hypothesis --durations=10
 	$(BIN)/python -m tests.simulation --seed $(SEED) --seeds $(SEEDS) --steps $(STEPS) $(if $(MINUTES),--minutes $(MINUTES))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 ## docs/openapi.json and the README's route table, generated from the typed models (tests fail when stale).
 openapi: $(STAMP)
@@ -87,7 +103,10 @@ $(IAC_STAMP): | system
 ## cfn-lint and checkov on the packaged template and on its SAM expansion; every finding fixed or
 ## justified inline (Metadata.checkov in the template, written by infra/template.py).
 iac-check: package $(IAC_STAMP)
+	rm -f $(PACKAGE_DIR)/cfn-lint.passed
 	$(BIN)/cfn-lint $(PACKAGE_DIR)/sam.json $(PACKAGE_DIR)/transformed.json
+	@# the deploy tests read this package and do not lint these exact bytes again (tests/deploy_support.py)
+	sha256sum $(PACKAGE_DIR)/sam.json $(PACKAGE_DIR)/transformed.json > $(PACKAGE_DIR)/cfn-lint.passed
 	$(IAC_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 	  -f $(PACKAGE_DIR)/sam.json -f $(PACKAGE_DIR)/transformed.json
 

@@ -32,7 +32,7 @@ from chalicelib import errors
 from chalicelib.edge.fields import field_errors
 from chalicelib.edge.models import IDENT_PATTERN, IDENT_PROBLEM
 from chalicelib.errors import RewardgateError
-from chalicelib.http import JSON, api, current_request
+from chalicelib.http import JSON, api, current, current_request
 
 # Who may call an operation; infra/iam.py makes one managed policy per kind (and read-only: every GET).
 PUBLIC = "public"  # no IAM: platform callbacks (signed), the JWKS, the OpenAPI document
@@ -149,9 +149,7 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
             request = current_request() or bp.current_request
             kwargs = validate_request(op, path_values, request.query_params, request.raw_body)
             if op.audit is not None:
-                from chalicelib.audit import log as audit_log
-
-                audit_log.record_request(op.audit, path_values, kwargs.get("body"))
+                _record_audit(op.audit, path_values, kwargs.get("body"))
             return view(**kwargs)
 
         @functools.wraps(view)
@@ -253,3 +251,16 @@ def validate_request(op: Operation, path_values: Mapping[str, str], query: Mappi
     if found:
         raise errors.InvalidField(found[0]["field"], found[0]["problem"], found)
     return kwargs
+
+
+def _record_audit(action: str, target: Mapping[str, Any], body: Any) -> None:
+    """Record the current request in the audit log (caller and ids from its context); the status follows once
+    the response is built."""
+    from chalicelib.audit import log as audit_log
+
+    context = current()
+    key = audit_log.record(action, context.caller_arn if context else None, target, body,
+                           request_id=context.request_id if context else None,
+                           correlation_id=context.correlation_id if context else None)
+    if context is not None:
+        context.after_response.append(lambda status: audit_log.finish(key, status))

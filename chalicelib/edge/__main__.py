@@ -1,8 +1,8 @@
-"""`python -m chalicelib.edge [--check]`: write docs/openapi.json (`make openapi`).
+"""`python -m chalicelib.edge [--check]`: write docs/openapi.json and docs/asyncapi.json (`make openapi`).
 
-The route table and every operation's reference are rendered from that file when the docs site is built
-(`docs/hooks.py`), so nothing else is generated here. With `--check`, write nothing and exit 1 when the
-file is stale.
+The HTTP route table and every operation's reference are rendered from openapi.json when the docs site is
+built (`docs/hooks.py`), so nothing else is generated here. With `--check`, write nothing and exit 1 when
+either file is stale.
 """
 
 from __future__ import annotations
@@ -13,27 +13,36 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "openapi.json"
+ASYNC_DOC = ROOT / "docs" / "asyncapi.json"
 
 
-def rendered() -> str:
-    """The current document of the app, as `docs/openapi.json` holds it."""
+def _text(doc: dict) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def rendered() -> dict[Path, str]:
+    """Each generated file and its current text: the HTTP API's OpenAPI and the live push's AsyncAPI document."""
     import app
+    from chalicelib.edge import asyncapi
     from chalicelib.edge.openapi import build
 
-    return json.dumps(build(app.app), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    return {DOC: _text(build(app.app)), ASYNC_DOC: _text(asyncapi.build())}
 
 
 def main(argv: list[str]) -> int:
-    """Write (or check) the document."""
-    text = rendered()
+    """Write (or check) the documents."""
+    files = rendered()
     if "--check" in argv:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"stale (run `make openapi`): {DOC.relative_to(ROOT)}", file=sys.stderr)
+        stale = [str(path.relative_to(ROOT)) for path, text in files.items()
+                 if not path.exists() or path.read_text() != text]
+        if stale:
+            print(f"stale (run `make openapi`): {', '.join(stale)}", file=sys.stderr)
             return 1
         return 0
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
-    print(f"wrote {DOC.relative_to(ROOT)} ({len(json.loads(text)['paths'])} paths)")
+    for path, text in files.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    print(f"wrote {', '.join(str(p.relative_to(ROOT)) for p in files)}")
     return 0
 
 

@@ -35,7 +35,7 @@ NAMED_STRINGS = {
     "day": "2026-12-08", "game_id": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "open_id": "a1b2c3d4-open-id",
     "kid": "k-2026-12", "current_kid": "k-2026-12", "public_key": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
     "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "token": "eyJhbGciOiJFZERTQSJ9.eyJvcmRlcl9pZCI6Ii4uLiJ9.c2ln",
-    "wss_link": "ws://127.0.0.1:8010/sub", "auth_body": '{"game_id":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"}',
+    "wss_link": "ws://127.0.0.1:8003", "auth_body": '{"game_id":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"}',
     "uface": "https://example.com/face.jpg", "cmd": "LIVE_OPEN_PLATFORM_DM", "msg_id": "m-1001",
     "bill_text": "Spring red-packet rain", "template_id": "tpl-1", "event_type": "AUTHORIZED", "event_id": "e-1001",
     "tp_app_id": "tp-1", "app_id": "tt-app-1", "payout_ref": "pay-1001", "TimeStamp": "1796716800",

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAGE ?= prod
 
-.PHONY: run test lint deps system dynamodb-local bench clean package iac-check deploy openapi soak docs
+.PHONY: run test lint deps system dynamodb-local redoc bench clean package iac-check deploy openapi soak docs
 
 # Deploy packaging and IaC checks (docs/how-to/deploy.md). checkov has a heavy, conflicting
 # dependency tree, so it lives in its own venv; cfn-lint and the SAM translator are in requirements-dev.txt.
@@ -25,13 +25,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml | system
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . || $(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# What a fresh Debian/Ubuntu machine may lack: venv for Python, npm to fetch DynamoDB Local, and a
-# Java 17+ runtime to run it. Installed with apt-get only when missing.
+# What a fresh Debian/Ubuntu machine may lack: venv for Python, npm to fetch DynamoDB Local (and the API
+# reference's Redoc bundle), a Java 17+ runtime to run it, and chromium with its driver for the headless-browser
+# test of the API reference page. Installed with apt-get only when missing.
 system:
 	@need=""; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || need="$$need python3-venv"; \
 	command -v npm >/dev/null || need="$$need nodejs npm"; \
 	java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' || need="$$need openjdk-17-jre-headless"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
+	command -v chromedriver >/dev/null || need="$$need chromium-driver"; \
 	if [ -n "$$need" ]; then \
 	  echo "Installing with apt-get:$$need"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$need; \
@@ -40,7 +43,11 @@ system:
 dynamodb-local: $(STAMP) system
 	@$(BIN)/python -c "from rewardgate_ops.services import ensure_dynamodb_local as e; print('DynamoDB Local:', e())"
 
-deps: $(STAMP) system dynamodb-local
+## The API reference page's Redoc bundle (npm package redoc) in chalicelib/vendor/ (git-ignored), served at /docs.
+redoc: $(STAMP)
+	@$(BIN)/python -m rewardgate_ops.vendor
+
+deps: $(STAMP) system dynamodb-local redoc
 
 ## The main job on the embedded local stack: DynamoDB Local, moto, chalice local, workers, schedules.
 run: deps
@@ -70,7 +77,7 @@ soak: deps
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-## docs/openapi.json and the README's route table, generated from the typed models (tests fail when stale).
+## docs/openapi.json (HTTP API) and docs/asyncapi.json (live push), generated from the code (tests fail when stale).
 openapi: $(STAMP)
 	$(BIN)/python -m chalicelib.edge
 

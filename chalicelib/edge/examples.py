@@ -60,7 +60,7 @@ def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 def _string(schema: dict[str, Any], name: str) -> str:
     pattern = schema.get("pattern")
-    candidates = [NAMED_STRINGS.get(name, ""), name.replace("_", "-")]
+    candidates = [NAMED_STRINGS.get(name, ""), name.replace("_", "-"), "example"]
     if pattern is not None:
         if pattern not in PATTERN_VALUES:
             raise UnknownPattern(f"no example for pattern {pattern!r} ({name}): declare one on the operation")

@@ -48,6 +48,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import results  # noqa: E402 - after the path insert
+from bench.results import add_json_argument  # noqa: E402
+
 # Before chalicelib is imported: table and queue names are fixed at import time. The configuration
 # cache keeps its production default (RG_CONFIG_CACHE_S unset = 5 s); the tests run with none.
 os.environ.update({"RG_STAGE": "local", "RG_LOG_LEVEL": "ERROR", "AWS_ACCESS_KEY_ID": "local",

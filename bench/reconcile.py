@@ -51,6 +51,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import results  # noqa: E402 - after the path insert
+from bench.results import add_json_argument  # noqa: E402
+
 HOUR_MS = 3600 * 1000
 MINUTE_MS = 60 * 1000
 FIRST_HOUR = "2031111110"  # the first size's hour; each next size gets its own hour, 4 (+ idle) hours later

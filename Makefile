@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAGE ?= prod
 
-.PHONY: run test lint deps system dynamodb-local redoc bench clean package iac-check deploy openapi soak docs
+.PHONY: run test lint deps system dynamodb-local redoc bench bench-runs bench-report clean package iac-check deploy openapi soak docs
 
 # Deploy packaging and IaC checks (docs/how-to/deploy.md). checkov has a heavy, conflicting
 # dependency tree, so it lives in its own venv; cfn-lint and the SAM translator are in requirements-dev.txt.
@@ -73,6 +73,20 @@ STEPS ?= 400
 MINUTES ?=
 soak: deps
 	$(BIN)/python -m tests.simulation --seed $(SEED) --seeds $(SEEDS) --steps $(STEPS) $(if $(MINUTES),--minutes $(MINUTES))
+
+## Small benchmark runs with --json into bench/runs/ (docs/development/benchmarks.md#charts; ~15 min on 2 cores).
+bench-runs: deps
+	for b in 1 5 25 100; do $(BIN)/python bench/play.py --threads 2 --events 100 --danmaku 20 --batch $$b \
+	  --json bench/runs/play-batch-$$b.json || exit 1; done
+	for t in 1 4; do $(BIN)/python bench/play.py --threads $$t --events 100 --danmaku 20 --batch 25 \
+	  --json bench/runs/play-threads-$$t.json || exit 1; done
+	$(BIN)/python bench/rain.py --users 100 --rounds 2 --json bench/runs/rain.json
+	$(BIN)/python bench/callbacks.py --n 500 --warmup 100 --json bench/runs/callbacks.json
+	$(BIN)/python bench/live.py --connections 1 10 --events 100 --json bench/runs/live.json
+
+## The charts of docs/development/benchmarks.md (PNG, matplotlib) from the runs in bench/runs/.
+bench-report: $(STAMP)
+	$(BIN)/python bench/report.py --runs bench/runs --out docs/development/img
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -76,7 +76,7 @@ soak: deps
 
 ## Small benchmark runs with --json into bench/runs/ (docs/development/benchmarks.md#charts; ~15 min on 2 cores).
 bench-runs: deps
-	for b in 1 5 25 100; do $(BIN)/python bench/play.py --threads 2 --events 100 --danmaku 20 --batch $$b \
+	for b in 1 5 25 50; do $(BIN)/python bench/play.py --threads 2 --events 100 --danmaku 20 --batch $$b \
 	  --json bench/runs/play-batch-$$b.json || exit 1; done
 	for t in 1 4; do $(BIN)/python bench/play.py --threads $$t --events 100 --danmaku 20 --batch 25 \
 	  --json bench/runs/play-threads-$$t.json || exit 1; done

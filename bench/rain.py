@@ -719,6 +719,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600, help="give up draining a queue after this (600 s)")
     add_json_argument(parser)
     args = parser.parse_args()
+    # Powertools metrics off in the rain's own process: EMF documents belong in Lambda's log stream, here they
+    # would fill stdout (the report). Not at import: bench/reconcile.py imports this module and reads its metric.
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     if args.users is None:
         args.users = 150 if args.summary else 500
     if args.rounds is None:

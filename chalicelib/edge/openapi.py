@@ -31,6 +31,13 @@ OPENAPI_VERSION = "3.1.0"
 SIGV4 = "sigv4"
 REF = "#/components/schemas/{model}"
 HEADER_REF = "#/components/headers/{name}"
+CORRELATION_PARAMETER = {
+    "name": "X-Correlation-Id", "in": "header", "required": False,
+    "description": "the caller's correlation id, echoed in the answer's `X-Correlation-Id` and every log line of the "
+                   "request; a value outside the pattern is ignored (the request id is used instead)",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$", "maxLength": 128},
+    "example": "checkout-7f3a91",
+}
 SIGNED_PREFIX = "/v2/app/"  # Bilibili's open-live API: signed with the app's access key, JSON in and out
 
 HOW_TO_SIGN = (
@@ -225,9 +232,8 @@ def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], Any], defs
         out["deprecated"] = True
         out["description"] += (f"\n\nDeprecated since {op.deprecated.since.isoformat()}; it stops answering after "
                                f"{op.deprecated.sunset.isoformat()}. Use `{op.deprecated.successor}`.")
-    params = _parameters(op)
-    if params:
-        out["parameters"] = params
+    # inline, not a $ref: readers of the document (docs/hooks.py, the contract fuzz) take parameters as objects
+    out["parameters"] = [*_parameters(op), dict(CORRELATION_PARAMETER)]
     if op.body is not None:
         schema = refs[(op.body, "validation")]
         body_example = op.examples.get("request", None) or example(schema, defs)

@@ -259,3 +259,11 @@ def test_legacy_key_route__refused__still_carries_deprecation(client):
     assert (answer.status_code, answer.json_body["errors"]) == (400, [{"field": "x",
                                                                       "problem": "is not a known parameter"}])
     assert "Deprecation" in answer.headers and "Sunset" in answer.headers
+
+
+def test_openapi__every_operation__takes_the_optional_correlation_header(doc):
+    # a generated client can pass its own correlation id, which the answer's X-Correlation-Id echoes
+    found = {name: [p for p in op.get("parameters", []) if p["name"] == "X-Correlation-Id"]
+             for name, op in _operations(doc)}
+    assert [name for name, params in found.items() if len(params) != 1] == []
+    assert {(p["in"], p["required"], p["schema"]["maxLength"]) for (p,) in found.values()} == {("header", False, 128)}

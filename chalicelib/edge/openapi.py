@@ -31,6 +31,8 @@ OPENAPI_VERSION = "3.1.0"
 SIGV4 = "sigv4"
 REF = "#/components/schemas/{model}"
 HEADER_REF = "#/components/headers/{name}"
+# The problems chalicelib.http.error_response answers with a Retry-After header.
+RETRY_AFTER_SENT = {"rate_limited", "storage_unavailable"}
 CORRELATION_PARAMETER = {
     "name": "X-Correlation-Id", "in": "header", "required": False,
     "description": "the caller's correlation id, echoed in the answer's `X-Correlation-Id` and every log line of the "
@@ -65,8 +67,9 @@ HEADERS = {
                      "schema": {"type": "string"}, "example": "8d1f0c3e2b7a4f6e9c5d1a2b3c4d5e6f"},
     "X-Correlation-Id": {"description": "the caller's `X-Correlation-Id` when valid, else the request id",
                          "schema": {"type": "string"}, "example": "8d1f0c3e2b7a4f6e9c5d1a2b3c4d5e6f"},
-    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0},
-                    "example": 1},
+    "Retry-After": {"description": "seconds to wait before retrying: sent with `rate_limited` (429) and "
+                                   "`storage_unavailable` (503), not with API Gateway's `throttled` (back off "
+                                   "exponentially there)", "schema": {"type": "integer", "minimum": 0}, "example": 1},
     "Deprecation": {"description": "RFC 9745: when this route was deprecated (`@` unix seconds)",
                     "schema": {"type": "string"}, "example": "@1796688000"},
     "Sunset": {"description": "RFC 8594: after this date the route may stop answering",
@@ -204,9 +207,9 @@ def _error_classes() -> tuple[type[errors.RewardgateError], ...]:
     return tuple(found)
 
 
-def _headers(op: Operation, status: int) -> dict[str, Any]:
+def _headers(op: Operation, status: int, codes: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     names = ["X-Request-Id", "X-Correlation-Id"]
-    if status in (429, 503):
+    if set(codes) & RETRY_AFTER_SENT:
         names.append("Retry-After")
     if op.deprecated is not None:
         names += ["Deprecation", "Sunset", "Link"]
@@ -254,7 +257,7 @@ def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], Any], defs
             responses[str(status)] = {
                 "description": ", ".join(f"`{c}`" for c in codes),
                 "x-problem-codes": codes,
-                "headers": _headers(op, status),
+                "headers": _headers(op, status, codes),
                 "content": {PROBLEM_JSON: {"schema": {"$ref": REF.format(model="Problem")},
                                            "example": _problem_example(status, codes)}},
             }

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 BILI_HEADERS = {"x-bili-accesskeyid", "x-bili-content-md5", "x-bili-signature-method", "x-bili-signature-nonce",
                 "x-bili-signature-version", "x-bili-timestamp", "Authorization"}
+RETRY_AFTER_SENT = {"storage_unavailable", "rate_limited"}
 PYDANTIC_ONLY = {"ge", "le", "gt", "lt", "min_length", "max_length", "multiple_of"}
 
 
@@ -189,9 +190,19 @@ def test_openapi__every_answer__declares_x_request_id_and_throttles_retry_after(
             headers = response.get("headers", {})
             if "X-Request-Id" not in headers:
                 missing.append(f"{name} {status}: X-Request-Id")
-            if status in ("429", "503") and "Retry-After" not in headers:
+            if status in ("429", "503") and set(response.get("x-problem-codes", [])) & RETRY_AFTER_SENT \
+                    and "Retry-After" not in headers:
                 missing.append(f"{name} {status}: Retry-After")
     assert missing == []
+
+
+def test_openapi__retry_after__declared_only_where_the_server_sends_it(doc):
+    # chalicelib/http.error_response sends it with these two problems only; API Gateway's throttle, a switched-off
+    # operation, a missing payout provider and the open-live envelope do not: a client must not wait for it there
+    claimed = [f"{name} {status}" for name, op in _operations(doc) for status, response in op["responses"].items()
+               if "Retry-After" in response.get("headers", {})
+               and not set(response.get("x-problem-codes", [])) & RETRY_AFTER_SENT]
+    assert claimed == []
 
 
 # --- examples ---------------------------------------------------------------------------------------

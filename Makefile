@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAGE ?= prod
 
-.PHONY: run test check lint deps system dynamodb-local bench clean package iac-check deploy openapi soak docs
+.PHONY: run test check lint deps system dynamodb-local redoc bench bench-runs bench-report clean package iac-check deploy openapi soak docs
 
 # Deploy packaging and IaC checks (docs/how-to/deploy.md). checkov has a heavy, conflicting
 # dependency tree, so it lives in its own venv; cfn-lint and the SAM translator are in requirements-dev.txt.
@@ -25,13 +25,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml | system
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . || $(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# What a fresh Debian/Ubuntu machine may lack: venv for Python, npm to fetch DynamoDB Local, and a
-# Java 17+ runtime to run it. Installed with apt-get only when missing.
+# What a fresh Debian/Ubuntu machine may lack: venv for Python, npm to fetch DynamoDB Local (and the API
+# reference's Redoc bundle), a Java 17+ runtime to run it, and chromium with its driver for the headless-browser
+# test of the API reference page. Installed with apt-get only when missing.
 system:
 	@need=""; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || need="$$need python3-venv"; \
 	command -v npm >/dev/null || need="$$need nodejs npm"; \
 	java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' || need="$$need openjdk-17-jre-headless"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
+	command -v chromedriver >/dev/null || need="$$need chromium-driver"; \
 	if [ -n "$$need" ]; then \
 	  echo "Installing with apt-get:$$need"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$need; \
@@ -40,7 +43,11 @@ system:
 dynamodb-local: $(STAMP) system
 	@$(BIN)/python -c "from rewardgate_ops.services import ensure_dynamodb_local as e; print('DynamoDB Local:', e())"
 
-deps: $(STAMP) system dynamodb-local
+## The API reference page's Redoc bundle (npm package redoc) in chalicelib/vendor/ (git-ignored), served at /docs.
+redoc: $(STAMP)
+	@$(BIN)/python -m rewardgate_ops.vendor
+
+deps: $(STAMP) system dynamodb-local redoc
 
 ## The main job on the embedded local stack: DynamoDB Local, moto, chalice local, workers, schedules.
 run: deps
@@ -82,11 +89,25 @@ soak: deps
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -m hypothesis --durations=10
 	$(BIN)/python -m tests.simulation --seed $(SEED) --seeds $(SEEDS) --steps $(STEPS) $(if $(MINUTES),--minutes $(MINUTES))
 
+## Small benchmark runs with --json into bench/runs/ (docs/development/benchmarks.md#charts; ~15 min on 2 cores).
+bench-runs: deps
+	for b in 1 5 25 50; do $(BIN)/python bench/play.py --threads 2 --events 100 --danmaku 20 --batch $$b \
+	  --json bench/runs/play-batch-$$b.json || exit 1; done
+	for t in 1 4; do $(BIN)/python bench/play.py --threads $$t --events 100 --danmaku 20 --batch 25 \
+	  --json bench/runs/play-threads-$$t.json || exit 1; done
+	$(BIN)/python bench/rain.py --users 100 --rounds 2 --json bench/runs/rain.json
+	$(BIN)/python bench/callbacks.py --n 500 --warmup 100 --json bench/runs/callbacks.json
+	$(BIN)/python bench/live.py --connections 1 10 --events 100 --json bench/runs/live.json
+
+## The charts of docs/development/benchmarks.md (PNG, matplotlib) from the runs in bench/runs/.
+bench-report: $(STAMP)
+	$(BIN)/python bench/report.py --runs bench/runs --out docs/development/img
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-## docs/openapi.json and the README's route table, generated from the typed models (tests fail when stale).
+## docs/openapi.json (HTTP API) and docs/asyncapi.json (live push), generated from the code (tests fail when stale).
 openapi: $(STAMP)
 	$(BIN)/python -m chalicelib.edge
 

@@ -19,6 +19,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from rewardgate_ops.errors import OpsError
+
 REDOC_PACKAGE = "redoc@2.5.4"
 BUNDLE = "package/bundles/redoc.standalone.js"
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +29,7 @@ REDOC_JS = VENDOR_DIR / "redoc.standalone.js"
 OUTSIDE = {b"https://cdn.redoc.ly/redoc/logo-mini.svg": b"data:,"}
 
 
-class VendorError(RuntimeError):
+class VendorError(OpsError, RuntimeError):
     """The bundle could not be fetched."""
 
 

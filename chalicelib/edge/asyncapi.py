@@ -23,9 +23,10 @@ from chalicelib.live.config import API_FRAME_BYTES
 
 ASYNCAPI_VERSION = "3.0.0"
 REF = "#/components/schemas/{model}"
-# The codes of `{"op": "error"}` frames: the protocol's own, and `unavailable` (routes/live.py, a backing failure).
+# The codes of `{"op": "error"}` frames: the protocol's own (`rate_limited`: resume and ping over
+# RG_LIVE_FRAMES_PER_MINUTE), and `unavailable` (routes/live.py, a backing failure).
 ERROR_CODES = (protocol.BAD_FRAME, protocol.UNKNOWN_OP, protocol.INVALID_FIELD, protocol.SEQ_AHEAD,
-               protocol.NOT_CONNECTED, "unavailable")
+               protocol.NOT_CONNECTED, protocol.RATE_LIMITED, "unavailable")
 GAME_ID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 
 

@@ -121,7 +121,13 @@ class Violation:
 
 
 COUNTED = ("oversold", "double_credits", "lost", "unpaid_debits", "double_payouts", "negative_balances",
-           "conservation_error", "answer_mismatches", "recon_missed", "recon_false")
+           "conservation_error", "answer_mismatches", "recon_missed", "recon_false",
+           # money with no budget behind it (a grant the public API should have refused: an internal activity)
+           "unbudgeted",
+           # an order neither credited nor reported at the end of the run
+           "stuck_forever",
+           # a closed play bill whose developer credit differs from the model's own arithmetic
+           "bill_mismatch")
 
 
 class Model:
@@ -169,6 +175,8 @@ class Model:
                      body: dict | None) -> None:
         """Judge one grant answer against the reward's history, then remember it."""
         reward.attempts += 1
+        if status == 503 and (body or {}).get("code") == "storage_unavailable":
+            status = None  # retryable, outcome unknown: as if no answer came (storage decides)
         if status is None:
             reward.died += 1
             return
@@ -270,6 +278,8 @@ class Model:
         first = self.withdrawals.get((user, request_id))
         if first is not None and first.status == NOT_DEBITED:
             first = None
+        if status == 503 and (body or {}).get("code") == "storage_unavailable":
+            status = None  # retryable, outcome unknown: as if no answer came (storage decides)
         if status is None:
             if first is None:
                 self.withdrawals[(user, request_id)] = Withdrawal(user, request_id, amount, child, UNKNOWN, now_ms)

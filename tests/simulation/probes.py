@@ -165,7 +165,10 @@ def check_settled(world: World, model: Model) -> None:
             status = found.get(child, (None, None))[1]
             if oid != order_id:
                 continue
-            if status != "CREDITED" or credits[f"{world._ns(child)}#{oid}"] != 1:
+            if status is not None and status != "CREDITED":
+                model.violate("stuck_forever", f"reward {reward.key}: order {child}/{oid} is still {status} after "
+                                               "the final sweeps, drains and reconciliation", key=(reward.key, child))
+            elif status != "CREDITED" or credits[f"{world._ns(child)}#{oid}"] != 1:
                 model.violate("lost", f"reward {reward.key}: order {child}/{oid} is {status} with "
                                       f"{credits[f'{world._ns(child)}#{oid}']} ledger credits after the final drain",
                               key=(reward.key, child, "settled"))

@@ -43,7 +43,22 @@ FLAGS: dict[str, bool] = {
     # 20946"); fixed: the tally step re-reads the orders still pending when their bucket was read. With the flag
     # off the reconciler gets its full 240 s, every pass finishes where it starts.
     "short_reconciler_invocations": True,
+    # issue 18. Indeterminate outcomes at DynamoDB writes (storage_faults.py): a write lands and its answer is
+    # lost (timeout, throttled retries, deadline), or it does not land and the answer is lost (item 1: a batch
+    # grant settles a block whose order may have landed, and oversells)
+    "indeterminate_writes": False,
+    # an asynchronous payout provider: a transfer answered PROCESSING, or accepted and then timed out, decided
+    # PAID or FAILED up to 45 minutes later (item 9: a refund on PROCESSING that later pays is a double payout)
+    "async_payouts": False,
+    # found by this simulation, not in issue 18: a lost answer raised as botocore raises a read timeout
+    # (`ReadTimeoutError`, response=None) makes `dynamo.error_code` crash inside PynamoDB's
+    # `cause_response_code` (AttributeError), so a timed-out write answers 500 instead of being retried (seed 1,
+    # 200 steps, step 27: a withdrawal's audit put). With the flag off, lost answers are InternalServerError.
+    "read_timeout_errors": False,
 }
+STORAGE_FAULT_P = 0.25  # of an action running with one write's outcome made indeterminate
+FAULTED = {"grant", "grant_batch", "retry_grant", "conflicting_grant", "deliver", "withdraw", "repeat_withdrawal",
+           "sweep", "reconcile"}
 
 SPAN_MS = 6 * HOUR_MS          # simulated time a run covers, whatever its step count
 BASE_MS = int(datetime(2031, 1, 6, tzinfo=UTC).timestamp() * 1000)
@@ -122,7 +137,9 @@ class Sim:
         _seeds_run.add(seed)
         self.plan = make_plan(self.rng, start, tag)
         self.provider = SimProvider(random.Random(self.rng.random()), strict=provider_contract() == "payout_id")
+        self.provider.asynchronous = self.flags["async_payouts"]
         self.world = World(self.plan, start + 5 * MINUTE_MS, self.provider)
+        self.world.storage.read_timeouts = self.flags["read_timeout_errors"]
         self.model = Model(self.plan)
         self.points = fault_points()
         self.fired: Counter = Counter()
@@ -156,6 +173,27 @@ class Sim:
             if faults._armed.get(point) == 0:  # fired inside, and the world absorbed it (a worker dying)
                 self._crashed(point)
         return outcome
+
+    def _storage_faulted(self, action: str, run: Callable[[], set[str]]) -> set[str]:
+        """Run an action, sometimes with one of its DynamoDB writes made indeterminate (`indeterminate_writes`)."""
+        if not self.flags["indeterminate_writes"] or action not in FAULTED or self.rng.random() >= STORAGE_FAULT_P:
+            return run()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from chalicelib.errors import RewardgateError
+        from tests.simulation.storage_faults import MODES
+
+        nth, mode = self.rng.randint(1, 6), self.rng.choice(MODES)
+        with self.world.storage.armed(nth, mode):
+            try:
+                return run()
+            except (RewardgateError, BotoCoreError, ClientError):
+                if action not in ("sweep", "reconcile"):  # requests answer 503; workers report their failures
+                    raise
+                self.stats["failed_invocations"] += 1  # a scheduled invocation failed as a whole: the next runs
+                return set(self.plan.users)
+            finally:
+                self.stats["storage_faults"] += sum(self.world.storage.fired.values()) - self.stats["storage_faults"]
 
     def _crashed(self, point: str) -> None:
         self.fired[point] += 1
@@ -231,7 +269,9 @@ class Sim:
         results: list[tuple[int | None, dict | None]] = [(None, None)] * len(items)
         if answer is not None:
             status, body = answer
-            if status != 200:
+            if status == 503 and body.get("code") == "storage_unavailable":
+                pass  # retryable as a whole: every item's outcome unknown (storage decides)
+            elif status != 200:
                 self.model.violate("answer_mismatches", f"batch grant answered {status} {body}")
             else:
                 results = [(r["status"], r["body"]) for r in sorted(body["results"], key=lambda r: r["index"])]
@@ -305,10 +345,11 @@ class Sim:
                    for t in self.model.tokens_of(user, c.sub_activity_id)]
         foreign = [self.rng.choice(foreign)] if foreign and self.rng.random() < 0.08 else []
         self.stats["withdrawals"] += 1
-        healthy = self.provider.healthy
+        healthy, processing = self.provider.healthy, self.provider.calls["processing"]
         answer = self._crashable("withdrawal", lambda: self.world.withdraw(user, request_id, amount,
                                                                             tokens + foreign))
         status, body = answer if answer is not None else (None, None)
+        healthy = healthy and self.provider.calls["processing"] == processing  # PROCESSING: not paid yet
         self.model.record_withdrawal(user, request_id, amount, self.world.now, healthy, status, body,
                                      foreign_token=bool(foreign))
         return {user}
@@ -332,10 +373,11 @@ class Sim:
         armed and the provider pays (its answers then take no random draw: the run stays replayable)."""
         kind = self.rng.choice(("grant", "withdrawal", "withdrawals", "delivery"))
         healthy, self.provider.healthy = self.provider.healthy, True
+        asynchronous, self.provider.asynchronous = self.provider.asynchronous, False
         try:
             return getattr(self, f"_race_{kind}")()
         finally:
-            self.provider.healthy = healthy
+            self.provider.healthy, self.provider.asynchronous = healthy, asynchronous
             self.stats[f"race_{kind}"] += 1
 
     def _race_grant(self) -> set[str]:
@@ -434,13 +476,14 @@ class Sim:
         starved = [name for name in names if not self.stats[f"action_{name}"]]
         if starved and index >= 10 and index % 5 == 0:  # every actor acts at least once, even in a short run
             action = starved[0]
-        touched = {
+        acts = {
             "grant": self.grant, "grant_batch": self.grant_batch, "retry_grant": self.retry_grant,
             "conflicting_grant": self.conflicting_grant, "deliver": self.deliver, "withdraw": self.withdraw,
             "repeat_withdrawal": lambda: self.withdraw(repeat=True), "read_withdrawals": self.read_withdrawals,
             "sweep": self.sweep, "reconcile": self.reconcile, "provider_health": self.provider_health,
             "sqs_failure": self.sqs_failure, "race": self.race,
-        }[action]()
+        }
+        touched = self._storage_faulted(action, acts[action])
         self.stats[f"action_{action}"] += 1
         self._plan_redeliveries()
         money_out = action in ("withdraw", "repeat_withdrawal", "sweep", "reconcile", "read_withdrawals", "race")
@@ -473,8 +516,8 @@ class Sim:
         self.last_ms = self.world.now
         self.provider.healthy = True
         self.world.queue.fail_next_sends, self.world.queue.partial_next_send = 0, False
-        for _ in range(3):
-            self.world.now += 5 * MINUTE_MS
+        for _ in range(4):  # past the longest a payout stays PROCESSING (provider.MAX_PROCESSING_MS)
+            self.world.now += 15 * MINUTE_MS
             self.world.sweep()
             self.drain()
         self.world.now = self.last_ms - self.last_ms % HOUR_MS + 3 * HOUR_MS

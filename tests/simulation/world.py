@@ -194,6 +194,7 @@ class World:
         self.plan = plan
         self.now = start_ms
         self.provider = provider
+        provider.now = lambda: self.now
         self.provider_calls: list[tuple[str, str, str, int]] = []
         self.queue = SimQueue()
         self._undo: list[tuple[Any, str, Any]] = []
@@ -234,6 +235,11 @@ class World:
         self._patch(grants, "FULL_HINT_S", 0.0)
         proxy = SqsProxy(clients.sqs(), clients.queue_url(CREDITS.name), self.queue)
         self._patch(clients, "sqs", lambda: proxy)
+        # indeterminate outcomes at every DynamoDB write, armed per action by the simulation
+        from tests.simulation.storage_faults import StorageFaults
+
+        self.storage = StorageFaults()
+        self.storage.install()
         adapter = ProviderAdapter(self)
         original = payouts.provider
         # every module that imported `provider` by name gets the simulation's provider
@@ -250,6 +256,7 @@ class World:
         while self._undo:
             owner, name, value = self._undo.pop()
             setattr(owner, name, value)
+        self.storage.uninstall()
         for name, value in self._env.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tests.simulation import probes
+from tests.simulation import actors_play, probes
 from tests.simulation.model import COUNTED, HOUR_MS, MINUTE_MS, NOT_DEBITED, ChildWindow, Model, Plan, Reward, SceneSpec
+from tests.simulation.play_world import PlayWorld
 from tests.simulation.provider import SimProvider
 from tests.simulation.world import World, fault_points, provider_contract
 
@@ -55,7 +56,12 @@ FLAGS: dict[str, bool] = {
     # `cause_response_code` (AttributeError), so a timed-out write answers 500 instead of being retried (seed 1,
     # 200 steps, step 27: a withdrawal's audit put). With the flag off, lost answers are InternalServerError.
     "read_timeout_errors": False,
+    # a caller of the public grant API who names the platform's bill activity (`play-bills`) and guesses a
+    # developer's bill order id (item 2: it pre-empts the bill, or grants itself unbudgeted money)
+    "hostile_callers": False,
 }
+# actions that exist only while their flag is on
+GATED = {"hostile_grant": "hostile_callers"}
 STORAGE_FAULT_P = 0.25  # of an action running with one write's outcome made indeterminate
 FAULTED = {"grant", "grant_batch", "retry_grant", "conflicting_grant", "deliver", "withdraw", "repeat_withdrawal",
            "sweep", "reconcile"}
@@ -69,7 +75,7 @@ _seeds_run: set[int] = set()
 ACTIONS = {  # action -> weight
     "grant": 22, "grant_batch": 8, "retry_grant": 10, "conflicting_grant": 4, "deliver": 22, "withdraw": 14,
     "repeat_withdrawal": 5, "read_withdrawals": 3, "sweep": 4, "reconcile": 2, "provider_health": 4,
-    "sqs_failure": 3, "race": 4,
+    "sqs_failure": 3, "race": 4, "gift": 3, "hostile_grant": 3,
 }
 FAMILY = {"grant": "grant", "grant_batch": "grant", "retry_grant": "grant", "conflicting_grant": "grant",
           "deliver": "credit", "withdraw": "withdrawal", "repeat_withdrawal": "withdrawal", "sweep": "withdrawal"}
@@ -145,6 +151,8 @@ class Sim:
         self.fired: Counter = Counter()
         self.stats: Counter = Counter()
         self.first_ms = self.world.now
+        self.actions = {name: weight for name, weight in ACTIONS.items() if self.flags.get(GATED.get(name, ""), True)}
+        self.play: PlayWorld | None = None
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -471,7 +479,7 @@ class Sim:
 
     def step(self, index: int) -> None:
         self.model.step = index
-        names, weights = zip(*ACTIONS.items(), strict=True)
+        names, weights = zip(*self.actions.items(), strict=True)
         action = self.rng.choices(names, weights=weights)[0]
         starved = [name for name in names if not self.stats[f"action_{name}"]]
         if starved and index >= 10 and index % 5 == 0:  # every actor acts at least once, even in a short run
@@ -482,6 +490,7 @@ class Sim:
             "repeat_withdrawal": lambda: self.withdraw(repeat=True), "read_withdrawals": self.read_withdrawals,
             "sweep": self.sweep, "reconcile": self.reconcile, "provider_health": self.provider_health,
             "sqs_failure": self.sqs_failure, "race": self.race,
+            "gift": lambda: actors_play.gift(self), "hostile_grant": lambda: actors_play.hostile_grant(self),
         }
         touched = self._storage_faulted(action, acts[action])
         self.stats[f"action_{action}"] += 1
@@ -554,11 +563,13 @@ class Sim:
         started = time.monotonic()
         try:
             self.world.configure()
+            self.play = PlayWorld(self.world, random.Random(self.rng.random()))
             for index in range(self.steps):
                 self.step(index)
                 if progress:
                     progress(1)
             self.settle()
+            actors_play.settle_play(self)
             seeded, allowed = self.seed_inconsistencies()
             reports = self.reconcile_every_hour()
             probes.check_reconciliation(self.model, reports, self.world.namespaces(), seeded, allowed)

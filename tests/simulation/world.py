@@ -362,6 +362,24 @@ class World:
         assert status == 200, body
         return body
 
+    def leased(self, scene_id: str, child: str, shards: int = 64) -> int:
+        """Units batch reservations still hold on a scene's shards in one child (`lease_*` attributes, read raw):
+        counted as consumed until settled, or returned by reconciliation once the writer is gone."""
+        from chalicelib.dynamo import connection
+        from chalicelib.rewards import ids
+        from chalicelib.rewards.tables import CounterItem
+
+        counter_id = ids.stock_counter_id(self._ns(child), scene_id)
+        keys = [dict(zip(("counter_id", "sk"), ({"S": k} for k in ids.shard_key(counter_id, i)), strict=True))
+                for i in range(shards)]
+        held = 0
+        for start in range(0, len(keys), 100):
+            answer = connection().client.batch_get_item(RequestItems={CounterItem.Meta.table_name: {
+                "Keys": keys[start:start + 100], "ConsistentRead": True}})
+            for item in answer["Responses"].get(CounterItem.Meta.table_name, []):
+                held += sum(int(v["M"]["a"]["N"]) for name, v in item.items() if name.startswith("lease_"))
+        return held
+
     def totals(self) -> dict[str, Any]:
         status, body = self.call("GET", f"/v1/activities/{self.plan.activity_id}/totals")
         assert status == 200, body
@@ -503,7 +521,9 @@ class World:
         order = LedgerEntry.get(wallet_id, f"credit#{order_id}", consistent_read=True)
         batch = order.credited_by
         order.delete()
-        return ([("tally_mismatch", f"{batch}#{ASSET}")],
+        # the batch's tally marker disagrees with its orders (tally_mismatch), or has none left (orphan_tally: the
+        # deleted order was the only one of its batch in that child and hour)
+        return ([("tally_mismatch|orphan_tally", f"{batch}#{ASSET}")],
                 [("wallet_mismatch", wallet_id), ("stock_drift", f"{self._ns(child)}|{scene_id}")])
 
     def namespaces(self) -> set[str]:

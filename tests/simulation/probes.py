@@ -71,7 +71,7 @@ def check_user(world: World, model: Model, user: str, final: bool = False, withd
     """Conservation, balances, debits against the provider's payouts, for one user (storage read directly)."""
     mine = [r for r in model.rewards if r.user == user]
     resolve(world, model, mine)
-    placed = [(p, amount) for r in mine for p, amount in r.placements.items()]
+    placed = [(p, amount) for r in mine if r.scene_id in model.cash for p, amount in r.placements.items()]
     statuses = world.order_statuses([p for p, _ in placed])
     pending = sum(amount for p, amount in placed if statuses.get(p) not in (None, "CREDITED"))
     granted_stored = pending
@@ -176,7 +176,7 @@ def check_settled(world: World, model: Model) -> None:
                 model.violate("lost", f"reward {reward.key}: order {child}/{oid} is {status} with "
                                       f"{credits[f'{world._ns(child)}#{oid}']} ledger credits after the final drain",
                               key=(reward.key, child, "settled"))
-            credited_by_child[child] += amount
+            credited_by_child[child] += amount if reward.scene_id in model.cash else 0
     for child in world.totals()["children"]:
         distributed = child["distributed"].get("CNY", {}).get("amount", 0)
         if distributed != credited_by_child[child["sub_activity_id"]]:

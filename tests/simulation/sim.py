@@ -17,54 +17,14 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tests.simulation import actors_play, probes
-from tests.simulation.model import COUNTED, HOUR_MS, MINUTE_MS, NOT_DEBITED, ChildWindow, Model, Plan, Reward, SceneSpec
+from tests.simulation import actors_clock, actors_config, actors_ops, actors_play, probes
+from tests.simulation.flags import FAULTED, FLAGS, GATED, STORAGE_FAULT_P, Result
+from tests.simulation.model import HOUR_MS, MINUTE_MS, NOT_DEBITED, ChildWindow, Model, Plan, Reward, SceneSpec
 from tests.simulation.play_world import PlayWorld
 from tests.simulation.provider import SimProvider
 from tests.simulation.world import World, fault_points, provider_contract
-
-# Actors restricted while the defect they trigger is unfixed on main (issue 9). Each is a real actor of the
-# simulation; switched off, the run does not do that thing at all. Flip one to True when its fix has landed.
-FLAGS: dict[str, bool] = {
-    # grants first sent, or retried, after the child window the reward was won in has closed (defect 2)
-    "cross_child_grant_retries": True,
-    # users choosing withdrawal request ids from one shared pool, so ids collide across users (defect 1)
-    "shared_request_ids": True,
-    # a user repeating a withdrawal request id after its child window has closed (defect 1)
-    "cross_child_withdrawal_repeats": True,
-    # a payout the provider made with no withdrawal, which reconciliation must report (defect 1)
-    "provider_reconciliation": True,
-    # the reconciler's Lambda with little time left, so a pass stays unfinished across simulated hours: found by
-    # this simulation, not in issue 9 — a pass resumed later worked from bucket results read before, so a credit
-    # batch that died before its tally after its hour's bucket was read was never completed, and the total
-    # distributed stayed short with no report (seed 2, 300 steps: "total distributed in gray is 19214, credited
-    # 20946"); fixed: the tally step re-reads the orders still pending when their bucket was read. With the flag
-    # off the reconciler gets its full 240 s, every pass finishes where it starts.
-    "short_reconciler_invocations": True,
-    # issue 18. Indeterminate outcomes at DynamoDB writes (storage_faults.py): a write lands and its answer is
-    # lost (timeout, throttled retries, deadline), or it does not land and the answer is lost (item 1: a batch
-    # grant settles a block whose order may have landed, and oversells)
-    "indeterminate_writes": False,
-    # an asynchronous payout provider: a transfer answered PROCESSING, or accepted and then timed out, decided
-    # PAID or FAILED up to 45 minutes later (item 9: a refund on PROCESSING that later pays is a double payout)
-    "async_payouts": False,
-    # found by this simulation, not in issue 18: a lost answer raised as botocore raises a read timeout
-    # (`ReadTimeoutError`, response=None) makes `dynamo.error_code` crash inside PynamoDB's
-    # `cause_response_code` (AttributeError), so a timed-out write answers 500 instead of being retried (seed 1,
-    # 200 steps, step 27: a withdrawal's audit put). With the flag off, lost answers are InternalServerError.
-    "read_timeout_errors": False,
-    # a caller of the public grant API who names the platform's bill activity (`play-bills`) and guesses a
-    # developer's bill order id (item 2: it pre-empts the bill, or grants itself unbudgeted money)
-    "hostile_callers": False,
-}
-# actions that exist only while their flag is on
-GATED = {"hostile_grant": "hostile_callers"}
-STORAGE_FAULT_P = 0.25  # of an action running with one write's outcome made indeterminate
-FAULTED = {"grant", "grant_batch", "retry_grant", "conflicting_grant", "deliver", "withdraw", "repeat_withdrawal",
-           "sweep", "reconcile"}
 
 SPAN_MS = 6 * HOUR_MS          # simulated time a run covers, whatever its step count
 BASE_MS = int(datetime(2031, 1, 6, tzinfo=UTC).timestamp() * 1000)
@@ -75,7 +35,7 @@ _seeds_run: set[int] = set()
 ACTIONS = {  # action -> weight
     "grant": 22, "grant_batch": 8, "retry_grant": 10, "conflicting_grant": 4, "deliver": 22, "withdraw": 14,
     "repeat_withdrawal": 5, "read_withdrawals": 3, "sweep": 4, "reconcile": 2, "provider_health": 4,
-    "sqs_failure": 3, "race": 4, "gift": 3, "hostile_grant": 3,
+    "sqs_failure": 3, "race": 4, "gift": 3, "hostile_grant": 3, "config": 3, "boundary_race": 3,
 }
 FAMILY = {"grant": "grant", "grant_batch": "grant", "retry_grant": "grant", "conflicting_grant": "grant",
           "deliver": "credit", "withdraw": "withdrawal", "repeat_withdrawal": "withdrawal", "sweep": "withdrawal"}
@@ -83,47 +43,20 @@ CRASH_P = 0.25
 UNFIRED_CRASH_P = 1.0  # a point of the action's family that never fired is armed until it fires
 
 
-@dataclass
-class Result:
-    """What one run did and found."""
-
-    seed: int
-    steps: int
-    stats: Counter
-    failures: dict[str, int]
-    notes: list[str]
-    flags: dict[str, bool]
-    fired: Counter
-    seconds: float
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """No failure of any kind."""
-        return not any(self.failures.values())
-
-    def line(self) -> str:
-        """The one line a run prints."""
-        head = (f"seed={self.seed} steps={self.steps} grants={self.stats['grants']} "
-                f"withdrawals={self.stats['withdrawals']} payouts={self.stats['payouts']} "
-                f"crashes={self.stats['crashes']}")
-        return head + " " + " ".join(f"{kind}={self.failures[kind]}" for kind in COUNTED)
-
-    def replay(self) -> str:
-        """The command that replays this run."""
-        enabled = [f"--enable {name}" for name, on in sorted(self.flags.items()) if on and not FLAGS[name]]
-        return " ".join(["python -m tests.simulation", f"--seed {self.seed}", f"--steps {self.steps}", *enabled])
-
-
-def make_plan(rng: random.Random, start_ms: int, tag: str) -> Plan:
+def make_plan(rng: random.Random, start_ms: int, tag: str, coupons: bool = False, boundary: bool = False,
+              ancient: bool = False) -> Plan:
     """An activity with three children (2 h, 2 h, then the formal one) and a stocked and an open scene."""
     children = (
-        ChildWindow("test", "internal_test", start_ms, start_ms + 2 * HOUR_MS),
+        ChildWindow("test", "internal_test", actors_ops.first_child_start(start_ms, ancient), start_ms + 2 * HOUR_MS),
         ChildWindow("gray", "gray_rehearsal", start_ms + 2 * HOUR_MS, start_ms + 4 * HOUR_MS),
         ChildWindow("formal", "formal", start_ms + 4 * HOUR_MS, start_ms + 48 * HOUR_MS),
     )
     scenes = (SceneSpec("stocked", rng.randint(4_000, 12_000), True, rng.randint(1, 4), 1000),
               SceneSpec("open", 0, False, 1, 1000))
+    if coupons:  # a coupon scene (its rewards credit `coupon:{template}` wallets, never withdrawn)
+        scenes += (SceneSpec("coupon", rng.randint(3_000, 8_000), True, rng.randint(1, 3), 1000, "coupon", "t0"),)
+    if boundary:  # one shard, granted only by the boundary races (idle between them)
+        scenes += (SceneSpec(actors_clock.BOUNDARY_SCENE, 100_000, True, 1, 1000),)
     return Plan(f"sim{tag}", children, scenes, tuple(f"{name}{tag}" for name in USERS))
 
 
@@ -141,7 +74,8 @@ class Sim:
         start = BASE_MS + run * 7 * 24 * HOUR_MS
         tag = f"{seed}" if seed not in _seeds_run else f"{seed}r{run}"
         _seeds_run.add(seed)
-        self.plan = make_plan(self.rng, start, tag)
+        self.plan = make_plan(self.rng, start, tag, coupons=self.flags["config_changes"],
+                              boundary=self.flags["skewed_clocks"], ancient=self.flags["ancient_children"])
         self.provider = SimProvider(random.Random(self.rng.random()), strict=provider_contract() == "payout_id")
         self.provider.asynchronous = self.flags["async_payouts"]
         self.world = World(self.plan, start + 5 * MINUTE_MS, self.provider)
@@ -151,6 +85,8 @@ class Sim:
         self.fired: Counter = Counter()
         self.stats: Counter = Counter()
         self.first_ms = self.world.now
+        self.skews = actors_clock.instance_skews(self) if self.flags["skewed_clocks"] else [0]
+        self.outage = actors_ops.outage(self)
         self.actions = {name: weight for name, weight in ACTIONS.items() if self.flags.get(GATED.get(name, ""), True)}
         self.play: PlayWorld | None = None
 
@@ -218,7 +154,7 @@ class Sim:
         return self.world.grant_body(reward.user, reward.scene_id, reward.rain_id, reward.stage,
                                      amount or reward.amount, reward.won_at_ms)
 
-    def _new_reward(self) -> Reward:
+    def _new_reward(self, scene_id: str | None = None) -> Reward:
         now = self.world.now
         won = now - (self.rng.randint(0, 10 * MINUTE_MS) if self.rng.random() < 0.4 else 0)
         if self.flags["cross_child_grant_retries"] and self.rng.random() < 0.03:
@@ -228,7 +164,8 @@ class Sim:
         child = self.plan.child_at(now)
         if not self.flags["cross_child_grant_retries"] and child is not None:
             won = max(won, next(c.starts_at_ms for c in self.plan.children if c.sub_activity_id == child))
-        return self.model.new_reward(self.rng.choice(self.plan.users), self.rng.choice(self.plan.scenes).scene_id,
+        scenes = [s.scene_id for s in self.plan.scenes if s.scene_id != actors_clock.BOUNDARY_SCENE]
+        return self.model.new_reward(self.rng.choice(self.plan.users), scene_id or self.rng.choice(scenes),
                                      self.rng.randint(1, 1000), won)
 
     # --- actions -------------------------------------------------------------------------
@@ -291,11 +228,28 @@ class Sim:
         queue = self.world.queue
         if not queue.messages:
             return set()
-        batch = self.rng.sample(queue.messages, self.rng.randint(1, min(10, len(queue.messages))))
-        outcome = self._crashable("credit", lambda: self.world.deliver(batch))
+        ready = actors_ops.deliverable(self)
+        if not ready:
+            return set()
+        batch = self.rng.sample(ready, self.rng.randint(1, min(10, len(ready))))
+        if actors_ops.late_in(batch) and self.rng.random() < actors_ops.LATE_TALLY_CRASH_P:
+            outcome = self._late_delivery(batch)
+        else:
+            outcome = self._crashable("credit", lambda: self.world.deliver(batch))
         failed = outcome[0] if outcome is not None else {m.message_id for m in batch}
         self._after_delivery(batch, failed)
         return {self._user_of(m.body) for m in batch}
+
+    def _late_delivery(self, batch: list) -> tuple[set[str], bool] | None:
+        """A late delivery whose batch dies before its tally (the credits land, the tally never does)."""
+        from chalicelib import faults
+
+        with faults.armed("credit.before_tally"):
+            outcome = self.world.deliver(batch)
+            if faults._armed.get("credit.before_tally") == 0:
+                self._crashed("credit.before_tally")
+                self.stats["late_tally_crashes"] += 1
+        return outcome
 
     def _after_delivery(self, batch: list, failed: set[str]) -> None:
         queue = self.world.queue
@@ -446,6 +400,9 @@ class Sim:
         return set(self.plan.users)
 
     def reconcile(self) -> set[str]:
+        if actors_ops.reconciler_down(self):
+            self.stats["reconciler_down"] += 1
+            return set()
         # the schedule's Lambda with little time left past its 20 s reserve: it runs a few steps, later ones resume
         timeout_s = 20 + self.rng.uniform(0.5, 3)
         if not self.flags["short_reconciler_invocations"]:
@@ -476,6 +433,7 @@ class Sim:
             if message.deliveries == 0 and not getattr(message, "planned", False):
                 message.planned = True  # type: ignore[attr-defined]
                 message.extra_deliveries = self.rng.choices((0, 1, 2), weights=(6, 3, 1))[0]
+                actors_ops.plan_late(self, message)
 
     def step(self, index: int) -> None:
         self.model.step = index
@@ -491,7 +449,10 @@ class Sim:
             "sweep": self.sweep, "reconcile": self.reconcile, "provider_health": self.provider_health,
             "sqs_failure": self.sqs_failure, "race": self.race,
             "gift": lambda: actors_play.gift(self), "hostile_grant": lambda: actors_play.hostile_grant(self),
+            "config": lambda: actors_config.change(self),
+            "boundary_race": lambda: actors_clock.boundary_race(self),
         }
+        actors_clock.pick_instance(self)
         touched = self._storage_faulted(action, acts[action])
         self.stats[f"action_{action}"] += 1
         self._plan_redeliveries()
@@ -515,8 +476,14 @@ class Sim:
     def reconcile_every_hour(self) -> list[dict]:
         reports = []
         hour = self.first_ms - self.first_ms % HOUR_MS
+        limit = actors_ops.PASS_INVOCATIONS if self.flags["ancient_children"] else 1000
         while hour <= self.last_ms:
-            reports.extend(self.world.reconcile_hour(hour))
+            found, invocations = self.world.reconcile_hour(hour, limit)
+            self.stats["max_pass_invocations"] = max(self.stats["max_pass_invocations"], invocations)
+            if found is None:
+                self.model.violate("recon_missed", f"the pass over hour {hour} did not finish in {limit} invocations",
+                                   key=("unfinished", hour))
+            reports.extend(found or [])
             hour += HOUR_MS
         return reports
 
@@ -529,8 +496,12 @@ class Sim:
             self.world.now += 15 * MINUTE_MS
             self.world.sweep()
             self.drain()
-        self.world.now = self.last_ms - self.last_ms % HOUR_MS + 3 * HOUR_MS
-        self.reconcile_every_hour()  # re-drives what no message carries any more; completes crashed tallies
+        if self.flags["late_credits"]:
+            actors_ops.settle_by_schedule(self)  # production: the schedule alone, no operator re-running hours
+        else:
+            self.world.now = self.last_ms - self.last_ms % HOUR_MS + 3 * HOUR_MS
+            self.world.reconcile_scheduled()  # the schedule's own work (dead reservations returned)
+            self.reconcile_every_hour()  # re-drives what no message carries any more; completes crashed tallies
         self.drain()
         self.world.sweep()
         self.drain()
@@ -543,7 +514,8 @@ class Sim:
         report about the same fault)."""
         seeded: list[tuple[str, str]] = []
         allowed: list[tuple[str, str]] = []
-        credited = [(r.user, c, oid, r.scene_id) for r in self.model.rewards for (c, oid) in r.placements]
+        credited = [(r.user, c, oid, r.scene_id) for r in self.model.rewards if r.scene_id in self.model.cash
+                    for (c, oid) in r.placements]
         self.rng.shuffle(credited)
         wallets = list(dict.fromkeys((u, c) for u, c, _, _ in credited))
         if len(wallets) >= 2:

@@ -24,6 +24,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
@@ -50,6 +51,12 @@ def _lost_answer(operation: str, read_timeout: bool) -> Exception:
                         "ResponseMetadata": {"HTTPStatusCode": 500, "RetryAttempts": 2}}, operation)
 
 
+@dataclass(frozen=True)
+class _Hold:
+    reached: threading.Event
+    release: threading.Event
+
+
 def _fingerprint(operation: str, params: dict[str, Any]) -> str:
     return operation + json.dumps(params, sort_keys=True, default=str)
 
@@ -65,6 +72,7 @@ class StorageFaults:
         self.read_timeouts = False       # lost answers raised as ReadTimeoutError (else InternalServerError)
         self.fired: Counter = Counter()
         self._original: Any = None
+        self.hold: _Hold | None = None  # a transaction of another thread waits here until released
 
     def install(self) -> None:
         from botocore.client import BaseClient
@@ -73,8 +81,13 @@ class StorageFaults:
         faults = self
 
         def _make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
-            if (operation not in WRITES or client.meta.service_model.service_name != "dynamodb"
-                    or threading.get_ident() != faults.thread):
+            if operation not in WRITES or client.meta.service_model.service_name != "dynamodb":
+                return original(client, operation, params)
+            if threading.get_ident() != faults.thread:
+                hold = faults.hold
+                if hold is not None and operation == "TransactWriteItems" and not hold.reached.is_set():
+                    hold.reached.set()  # the slow committer read its clock long ago; it commits when released
+                    hold.release.wait(30)
                 return original(client, operation, params)
             return faults._call(original, client, operation, params)
 
@@ -86,6 +99,16 @@ class StorageFaults:
         if self._original is not None:
             BaseClient._make_api_call = self._original  # type: ignore[method-assign]
             self._original = None
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[_Hold]:
+        """Hold the next transaction another thread commits until the block releases it (or ends)."""
+        self.hold = _Hold(threading.Event(), threading.Event())
+        try:
+            yield self.hold
+        finally:
+            self.hold.release.set()
+            self.hold = None
 
     @contextlib.contextmanager
     def armed(self, nth_write: int, mode: str) -> Iterator[None]:

@@ -60,5 +60,16 @@ def settle_by_schedule(sim: Sim) -> None:
     """The hours after the run as production lives them: the schedule every 20 minutes, deliveries between."""
     for _ in range(4 * 3):
         sim.world.now += 20 * MINUTE_MS
-        sim.world.reconcile_scheduled()
+        scheduled(sim)
         sim.drain()
+
+
+def scheduled(sim: Sim) -> None:
+    """One invocation of the reconciliation schedule with its full time. One that fails as a whole (its deadline
+    is real time, the runner's budget the simulation's ticking clock) is retried by the next."""
+    from chalicelib.errors import RewardgateError
+
+    try:
+        sim.world.reconcile_scheduled()
+    except RewardgateError as error:
+        sim.stats[f"failed_schedules_{error.code}"] += 1

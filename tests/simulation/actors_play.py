@@ -60,6 +60,7 @@ def settle_play(sim: Sim) -> None:
         play.close_bills()
         sim.drain()
     credited, views = play.credited()
+    sim.stats["bills_checked"] += len(days)
     for day, view in zip(days, views, strict=True):
         share = play.model.share(day)
         if not view.get("closed") or view.get("developer_share") != share:

@@ -480,7 +480,9 @@ class Sim:
         while hour <= self.last_ms:
             found, invocations = self.world.reconcile_hour(hour, limit)
             self.stats["max_pass_invocations"] = max(self.stats["max_pass_invocations"], invocations)
-            if found is None:
+            if self.world.errors:
+                self.model.violate("answer_mismatches", self.world.errors.pop())
+            elif found is None:
                 self.model.violate("recon_missed", f"the pass over hour {hour} did not finish in {limit} invocations",
                                    key=("unfinished", hour))
             reports.extend(found or [])
@@ -492,15 +494,17 @@ class Sim:
         self.last_ms = self.world.now
         self.provider.healthy = True
         self.world.queue.fail_next_sends, self.world.queue.partial_next_send = 0, False
-        for _ in range(4):  # past the longest a payout stays PROCESSING (provider.MAX_PROCESSING_MS)
-            self.world.now += 15 * MINUTE_MS
+        rounds, gap = (4, 15) if self.provider.asynchronous else (3, 5)  # past the longest a payout is PROCESSING
+        for _ in range(rounds):
+            self.world.now += gap * MINUTE_MS
             self.world.sweep()
             self.drain()
         if self.flags["late_credits"]:
             actors_ops.settle_by_schedule(self)  # production: the schedule alone, no operator re-running hours
         else:
             self.world.now = self.last_ms - self.last_ms % HOUR_MS + 3 * HOUR_MS
-            self.world.reconcile_scheduled()  # the schedule's own work (dead reservations returned)
+            if self.flags["indeterminate_writes"]:
+                actors_ops.scheduled(self)  # the schedule's own work: dead reservations returned
             self.reconcile_every_hour()  # re-drives what no message carries any more; completes crashed tallies
         self.drain()
         self.world.sweep()

@@ -28,7 +28,7 @@ def _imported_modules(path: Path) -> set[str]:
 
 def test_simulation_model__imports__nothing_from_chalicelib_or_the_world():
     # GIVEN the model and the simulated provider (the two sides the system is judged against)
-    for name in ("model.py", "provider.py"):
+    for name in ("model.py", "provider.py", "play_model.py"):
         # WHEN their imports are read
         imported = _imported_modules(HERE / name)
         # THEN none is rewardgate's code, nor the adapter that drives it
@@ -55,3 +55,5 @@ def test_simulation__short_seeded_run__every_failure_count_zero(aws_stack):
     assert min(result.stats["grants"], result.stats["withdrawals"], result.stats["payouts"]) > 0, result.line()
     assert set(result.fired) == set(result.extra["points"]), (result.fired, result.extra["points"])
     assert result.stats["credit_deliveries"] > 0 and result.extra["send_failures"] > 0, result.stats
+    # AND gifts reached the play app, whose bill the run closed and compared with the model
+    assert result.stats["gifts"] > 0 and result.stats["bills_checked"] > 0, result.stats

@@ -198,6 +198,7 @@ class World:
         provider.now = lambda: self.now
         self.provider_calls: list[tuple[str, str, str, int]] = []
         self.queue = SimQueue()
+        self.errors: list[str] = []  # answers a caller cannot act on (5xx) outside the model's judged calls
         self.assets: dict[str, list[str]] = {}  # scene -> every asset it has credited (coupon templates change)
         self._undo: list[tuple[Any, str, Any]] = []
         install_signing_key()
@@ -418,7 +419,9 @@ class World:
             status, body = self.call("POST", "/v1/admin/reconciliations", {"hour": hour_text(hour_ms)})
             if status == 200:
                 return body["reports"], invocation
-            assert status == 202, body
+            if status != 202:
+                self.errors.append(f"reconciliation of {hour_text(hour_ms)} answered {status} {body}")
+                return None, invocation
         return None, limit
 
     # --- workers and schedules -------------------------------------------------------------

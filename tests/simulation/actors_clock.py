@@ -49,7 +49,7 @@ def pick_instance(sim: Sim) -> None:
 def boundary_race(sim: Sim) -> set[str]:
     world, rng = sim.world, sim.rng
     boundary = (world.now // HOUR_MS + 1) * HOUR_MS
-    if boundary - world.now > 20 * MINUTE_MS or sim.plan.child_at(boundary) != sim.plan.child_at(world.now):
+    if boundary - world.now > 30 * MINUTE_MS or sim.plan.child_at(boundary) != sim.plan.child_at(world.now):
         return sim.grant()  # not near an hour's end (or a child's): an ordinary grant
     world.skew_ms = 0
     world.now = boundary - rng.randint(50, 400)

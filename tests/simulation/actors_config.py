@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tests.simulation.sim import Sim
 
-CHANGES = ("cap", "shards", "reconcile", "switch", "template")
+CHANGES = {"cap": 2, "shards": 2, "reconcile": 2, "switch": 2, "template": 3}  # change -> weight
 
 
 def scene_bodies(sim: Sim) -> dict[str, dict]:
@@ -27,7 +27,8 @@ def scene_bodies(sim: Sim) -> dict[str, dict]:
 def change(sim: Sim) -> set[str]:
     rng, model = sim.rng, sim.model
     bodies = scene_bodies(sim)
-    kind = rng.choice([c for c in CHANGES if c != "template" or sim.world.coupon_scenes()])
+    kinds = {c: w for c, w in CHANGES.items() if c != "template" or sim.world.coupon_scenes()}
+    kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
     scene_id = rng.choice(sorted(sim.world.coupon_scenes()) if kind == "template" else sorted(bodies))
     body = dict(bodies[scene_id])
     if kind == "switch":

@@ -127,7 +127,7 @@ class Sim:
         from chalicelib.errors import RewardgateError
         from tests.simulation.storage_faults import MODES
 
-        nth, mode = self.rng.randint(1, 6), self.rng.choice(MODES)
+        nth, mode = self.rng.randint(1, 8), self.rng.choice(MODES)
         with self.world.storage.armed(nth, mode):
             try:
                 return run()
@@ -483,7 +483,9 @@ class Sim:
             if self.world.errors:
                 self.model.violate("answer_mismatches", self.world.errors.pop())
             elif found is None:
-                self.model.violate("recon_missed", f"the pass over hour {hour} did not finish in {limit} invocations",
+                when = datetime.fromtimestamp(hour / 1000, UTC)
+                self.model.violate("recon_missed", f"the pass over hour {when:%Y-%m-%dT%H} did not finish in {limit} "
+                                                   "invocations",
                                    key=("unfinished", hour))
             reports.extend(found or [])
             hour += HOUR_MS

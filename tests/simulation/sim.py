@@ -8,6 +8,12 @@ three children whose boundaries the clock crosses while retries are in flight. A
 check the invariants against the model; at the end the run settles (provider healthy, queues drained, sweeps
 and reconciliation), checks everything once more, seeds inconsistencies on purpose and checks that
 reconciliation reports exactly those.
+
+Issue 18 widened it, each behind its flag in `flags.py` while the defect it finds is open: indeterminate outcomes
+at every DynamoDB write (`storage_faults.py`), an asynchronous payout provider (`provider.py`), a play app whose
+gifts become a daily bill credited to its developer, and hostile grant callers (`actors_play.py`), an operator
+editing configuration (`actors_config.py`), per-instance clocks and delayed commits (`actors_clock.py`), and
+operations — reconciler outages, a child opened long before the run, late credits (`actors_ops.py`).
 """
 
 from __future__ import annotations

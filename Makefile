@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAGE ?= prod
 
-.PHONY: run test lint deps system dynamodb-local bench clean package iac-check deploy openapi soak
+.PHONY: run test lint deps system dynamodb-local bench clean package iac-check deploy openapi soak docs
 
-# Deploy packaging and IaC checks (README "Deploy to AWS"). checkov has a heavy, conflicting
+# Deploy packaging and IaC checks (docs/how-to/deploy.md). checkov has a heavy, conflicting
 # dependency tree, so it lives in its own venv; cfn-lint and the SAM translator are in requirements-dev.txt.
 PACKAGE_DIR := build/package
 IAC_VENV := .venv-iac
@@ -49,9 +49,16 @@ run: deps
 ## The whole suite (lint, IaC checks, unit, functional, integration) on its own DynamoDB Local and moto server.
 test: deps iac-check
 	$(BIN)/ruff check .
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # not --quiet: it hides the warnings --strict counts
 	$(BIN)/python -m pytest
 
-## The money-path simulation for minutes (README "Simulation"): seeds SEED, SEED+1, ... of STEPS steps each,
+## The documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8001; `make test` builds it with --strict.
+## The local stack's DynamoDB Local also defaults to 8001: beside `make run`, use DOCS_ADDR=127.0.0.1:8004.
+DOCS_ADDR ?= 127.0.0.1:8001
+docs: $(STAMP)
+	$(BIN)/mkdocs serve -a $(DOCS_ADDR)
+
+## The money-path simulation for minutes (docs/development/simulation.md): seeds SEED, SEED+1, ... of STEPS steps each,
 ## at least SEEDS of them, and new ones until MINUTES have passed. A failing seed prints its replay command.
 SEED ?= 1
 SEEDS ?= 4

@@ -22,7 +22,7 @@ _queue_urls: dict[str, str] = {}
 
 
 def config(s: Settings | None = None) -> Config:
-    """Bounded calls: short connect/read timeouts and few standard-mode attempts (README "Timeouts and retries"),
+    """Bounded calls: short connect/read timeouts and few standard-mode attempts (docs/explanation/timeouts.md),
     so one call fits inside the caller's deadline. A pool sized for the worker threads a benchmark or an
     integration test runs avoids "connection pool is full" stalls."""
     s = s or settings()

@@ -56,8 +56,8 @@ def meta(logical_name: str, ttl_attribute: str | None = None) -> type:
         billing_mode = PAY_PER_REQUEST_BILLING_MODE
         max_pool_connections = 64
 
-    # One call, botocore's retries included, stays well inside any caller's deadline (README "Timeouts and
-    # retries"); `with_retries` is the retry policy on top.
+    # One call, botocore's retries included, stays well inside any caller's deadline
+    # (docs/explanation/timeouts.md); `with_retries` is the retry policy on top.
     for name, value in connection_options().items():
         setattr(Meta, name, value)
     Meta.logical_name = logical_name  # type: ignore[attr-defined]
@@ -88,7 +88,7 @@ def connection() -> Connection:
 
 def connection_options(s: Settings | None = None) -> dict[str, int]:
     """Timeouts and botocore attempts of every DynamoDB connection (PynamoDB: total = 1 + max_retry_attempts,
-    in botocore's standard mode); README "Timeouts and retries"."""
+    in botocore's standard mode); docs/explanation/timeouts.md."""
     s = s or settings()
     return {"connect_timeout_seconds": s.aws_connect_timeout_s, "read_timeout_seconds": s.aws_read_timeout_s,
             "max_retry_attempts": s.aws_max_attempts - 1}

@@ -54,7 +54,7 @@ tracer = Tracer(service=SERVICE)
 # batch) emits all its counts as ONE EMF document when it ends, with the `stage` and `service`
 # dimensions the alarms match. Outside a scope a count is emitted at once. Metrics that need their own
 # dimension (a callback rejection's reason) use `count_by`, emitted at once. Metric names and what
-# they count are listed in README "Observability"; alarms on them are in infra/alarms.py.
+# they count are listed in docs/operations/index.md; alarms on them are in infra/alarms.py.
 
 _scope: contextvars.ContextVar[Counter[str] | None] = contextvars.ContextVar("rg_metric_scope", default=None)
 

@@ -67,7 +67,7 @@ def payout_provider_setting(env: Mapping[str, str], stage: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """What one deployment is configured with; see README "Configuration"."""
+    """What one deployment is configured with; see docs/reference/configuration.md."""
 
     stage: str
     region: str
@@ -88,11 +88,13 @@ class Settings:
     payout_provider: str
     # Secrets
     secret_prefix: str
-    # Deadlines and timeouts (README "Timeouts and retries")
+    # Deadlines and timeouts (docs/explanation/timeouts.md)
     request_limit_s: int = 29
     aws_connect_timeout_s: int = 1
     aws_read_timeout_s: int = 5
     aws_max_attempts: int = 2
+    # Payouts: an unresolved payout (PROCESSING, answer lost) older than this is alarmed and reported
+    payout_unresolved_alarm_s: int = 900
 
     @property
     def reward_token_secret(self) -> str:
@@ -129,6 +131,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         aws_connect_timeout_s=env_int(env, "RG_AWS_CONNECT_TIMEOUT_S", 1, minimum=1),
         aws_read_timeout_s=env_int(env, "RG_AWS_READ_TIMEOUT_S", 5, minimum=1),
         aws_max_attempts=env_int(env, "RG_AWS_MAX_ATTEMPTS", 2, minimum=1),
+        payout_unresolved_alarm_s=env_int(env, "RG_PAYOUT_UNRESOLVED_ALARM_S", 900, minimum=60),
     )
 
 

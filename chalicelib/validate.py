@@ -102,6 +102,17 @@ def encode_cursor(last_evaluated_key: Mapping[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_KEY_BYTES = 1024  # DynamoDB's limit for a sort key (a partition key: 2 048)
+
+
+def _utf8_len(text: str) -> int:
+    """Bytes of `text` in UTF-8; -1 for text no store can hold (a lone surrogate, from a JSON escape)."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        return -1
+
+
 def decode_cursor(raw: str | None, expected_keys: Mapping[str, str]) -> dict[str, Any] | None:
     """Decode a `cursor` query parameter back into a `LastEvaluatedKey`.
 
@@ -121,7 +132,9 @@ def decode_cursor(raw: str | None, expected_keys: Mapping[str, str]) -> dict[str
         if not isinstance(value, dict) or len(value) != 1:
             raise problem
         (kind, data), = value.items()
-        if kind not in ("S", "N") or not isinstance(data, str):
+        # Every key these listings page over is a string: a key typed "N", an empty one, or one longer than
+        # DynamoDB allows in a key (1 024 bytes) would reach the query and fail there (a 5xx).
+        if kind != "S" or not isinstance(data, str) or not 0 < _utf8_len(data) <= MAX_KEY_BYTES:
             raise problem
         if expected_keys[name] and data != expected_keys[name]:
             raise problem

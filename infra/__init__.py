@@ -1,4 +1,4 @@
-"""Deployment: CloudFormation generated from the code's own definitions (README "Deploy to AWS").
+"""Deployment: CloudFormation generated from the code's own definitions (docs/how-to/deploy.md).
 
 - `template`: tables and queues (`data_resources`, also used by the local stack) and the merge template.
 - `lambdas`: the functions Chalice deploys, read from `app.py` and `.chalice/config.json`.

@@ -12,7 +12,10 @@
   without counting as errors, so they do not page anyone;
 - live push: its queue's oldest message is older than a minute (WebSocket clients are behind);
 - callbacks: many rejected in five minutes (`CallbackRejected`, any reason): keys rotated on one side
-  only, or someone forging callbacks.
+  only, or someone forging callbacks;
+- payouts: a withdrawal's payout unresolved (the provider still processing, answers lost) longer than
+  `RG_PAYOUT_UNRESOLVED_ALARM_S` (`PayoutsUnresolvedPastHorizon`, counted by the rewards sweeper at each
+  check of such a payout; its checks back off to at most 30 minutes, so each hour counts it).
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ BEHIND_METRIC = "ReconciliationPassesBehind"
 API_5XX_RATE = 0.01
 CALLBACK_REJECTIONS = 50  # per five minutes
 LIVE_AGE_S = 60  # a push message waiting longer means clients see events that late
+# The documentation site (mkdocs.yml's site_url is read from here); every alarm's description ends with the
+# address of its runbook page, docs/operations/alarms/<page>.md.
+DOCS_URL = "https://rewardgate.example.com/docs/"
+RUNBOOKS = f"{DOCS_URL}operations/alarms/"
+PAYOUT_UNRESOLVED_METRIC = "PayoutsUnresolvedPastHorizon"
 
 
 def discrepancy_dimensions(stage: str) -> dict[str, str]:
@@ -94,7 +102,7 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
         resources[logical_id(spec.logical, "DeadLetterAlarm")] = _alarm(
             stage, f"{spec.logical}-dlq-not-empty",
             f"Messages are waiting in the {spec.logical} dead-letter queue: each failed {spec.max_receive_count} "
-            "times. Inspect them, fix the cause, then redrive (README 'Deploy to AWS').",
+            f"times. Inspect them, fix the cause, then redrive. Runbook: {RUNBOOKS}{spec.logical}-dlq-not-empty/",
             {"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
              "Dimensions": _dims({"QueueName": {"Fn::GetAtt": [dlq, "QueueName"]}})},
             threshold=0, period_s=60,
@@ -102,7 +110,8 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
     resources["ReconciliationDiscrepancyAlarm"] = _alarm(
         stage, "reconciliation-discrepancies",
         "Reconciliation found orders, ledger entries, wallets or counters that disagree. "
-        "GET /v1/admin/reconciliations/{hour} lists them.",
+        "GET /v1/admin/reconciliations/{hour} lists them. "
+        f"Runbook: {RUNBOOKS}reconciliation-discrepancies/",
         {"Namespace": NAMESPACE, "MetricName": DISCREPANCY_METRIC, "Dimensions": _dims(discrepancy_dimensions(stage))},
         threshold=0,
     )
@@ -110,14 +119,26 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
         stage, "reconciliation-behind",
         "An hourly reconciliation pass did not finish in its hour and is still unfinished, or the reconciler "
         "has not run for an hour (no data). The reconciler's log line 'reconciliation behind' names the passes; "
-        "rewardgate reconcile --hour H runs one by hand.",
+        "rewardgate reconcile --hour H runs one by hand. "
+        f"Runbook: {RUNBOOKS}reconciliation-behind/",
         {"Namespace": NAMESPACE, "MetricName": BEHIND_METRIC, "Dimensions": _dims(discrepancy_dimensions(stage))},
         threshold=0, period_s=3600, missing_data="breaching",
+    )
+    resources["PayoutUnresolvedAlarm"] = _alarm(
+        stage, "payouts-unresolved",
+        "A withdrawal's payout is unresolved (provider processing, answers lost, or a payout id it holds with other "
+        "content) longer than RG_PAYOUT_UNRESOLVED_ALARM_S. The money stays debited, never refunded blindly; the "
+        "rewards sweeper's log line 'payout unresolved past the alarm horizon' names each one: ask the provider. "
+        f"Runbook: {RUNBOOKS}payouts-unresolved/",
+        {"Namespace": NAMESPACE, "MetricName": PAYOUT_UNRESOLVED_METRIC,
+         "Dimensions": _dims(discrepancy_dimensions(stage))},
+        threshold=0, statistic="Sum", period_s=3600,
     )
     for fn in functions:
         resources[f"{fn.logical_id}ErrorsAlarm"] = _alarm(
             stage, f"{fn.name}-errors",
-            f"{fn.name} failed whole invocations (unhandled error or timeout); see its log group.",
+            f"{fn.name} failed whole invocations (unhandled error or timeout); see its log group. "
+            f"Runbook: {RUNBOOKS}function-errors/#{fn.name.replace('_', '-')}",
             {"Namespace": "AWS/Lambda", "MetricName": "Errors",
              "Dimensions": _dims({"FunctionName": {"Ref": fn.logical_id}})},
             threshold=0, statistic="Sum",
@@ -127,7 +148,7 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
     resources[logical_id(CREDITS.logical, "QueueAgeAlarm")] = _alarm(
         stage, f"{CREDITS.logical}-queue-behind",
         f"The oldest credit message is older than the ACCEPTED SLA ({sla_s} s): crediting is slower than granting. "
-        "See README 'Capacity'.",
+        f"Runbook: {RUNBOOKS}{CREDITS.logical}-queue-behind/",
         {"Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage",
          "Dimensions": _dims({"QueueName": {"Fn::GetAtt": [logical_id(CREDITS.logical, "Queue"), "QueueName"]}})},
         threshold=sla_s, period_s=60,
@@ -137,7 +158,8 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
             stage, f"{LIVE.logical}-queue-behind",
             f"The oldest live push message is older than {LIVE_AGE_S} s: WebSocket clients receive events late "
             "(the push worker is throttled or failing; see its errors alarm and log group). Nothing is lost: clients "
-            "catch up from the stream when the worker does, or pull /v2/app/events.",
+            "catch up from the stream when the worker does, or pull /v2/app/events. "
+            f"Runbook: {RUNBOOKS}{LIVE.logical}-queue-behind/",
             {"Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage",
              "Dimensions": _dims({"QueueName": {"Fn::GetAtt": [logical_id(LIVE.logical, "Queue"), "QueueName"]}})},
             threshold=LIVE_AGE_S, period_s=60)
@@ -153,7 +175,8 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
             stage, "api-5xx",
             f"More than {API_5XX_RATE:.0%} of API requests answered 5xx over five minutes (storage unavailable, "
             "crashes). Deliberate refusals (switched_off, payout_unavailable) do not count. Platform callbacks "
-            "answered 5xx are retried by the platform. The access lines with status >= 500 name the routes.",
+            "answered 5xx are retried by the platform. The access lines with status >= 500 name the routes. "
+            f"Runbook: {RUNBOOKS}api-5xx/",
             {}, threshold=API_5XX_RATE)
         props = alarm["Properties"]
         for key in ("Statistic", "Period"):
@@ -167,7 +190,8 @@ def alarm_resources(stage: str, functions: list[LambdaFunction], api_name: str |
             f"More than {CALLBACK_REJECTIONS} platform callbacks were rejected in five minutes. By reason "
             "(metric CallbackRejected, dimension `reason`): signature/padding/receiver_id after a key or token "
             "change on one side only (run `rewardgate tp-app add` with the platform console's values); "
-            "unknown_tp_app or stale timestamps in bulk: forgery (the WAF rate rule limits it).",
+            "unknown_tp_app or stale timestamps in bulk: forgery (the WAF rate rule limits it). "
+            f"Runbook: {RUNBOOKS}callback-rejections/",
             {"Namespace": NAMESPACE, "MetricName": "CallbacksRejected", "Dimensions": dims},
             threshold=CALLBACK_REJECTIONS, statistic="Sum")
     return resources

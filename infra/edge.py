@@ -28,7 +28,7 @@ CALLBACK_HANDLER_ID = CALLBACK_HANDLER_LOGICAL_ID
 CALLBACK_HANDLER_STRING = "chalicelib.routes.callback_function.app"
 PROBLEM_JSON = "application/problem+json"
 
-# Stage-wide throttling (requests/s, burst); raise with the account's API Gateway quota (README "Capacity").
+# Stage-wide throttling (requests/s, burst); raise with the account's API Gateway quota (docs/explanation/capacity.md).
 THROTTLE_RATE = 10_000
 THROTTLE_BURST = 5_000
 # Callback requests per 5 minutes from one IP address before the WAF blocks it (a platform pushes a ticket

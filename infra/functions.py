@@ -159,7 +159,7 @@ ACCESS: dict[str, Access] = {
     # payout provider keeps its state in the config table).
     "rewards_sweeper": Access(
         tables={
-            "withdrawals": table(GET, UPDATE, indexes=("unresolved",)),
+            "withdrawals": table(GET, UPDATE, indexes=("payout_due",)),
             "ledger": table(BATCH_GET, PUT, UPDATE, indexes=("unsent",)),
             "wallets": table(UPDATE),
             "config": table(GET, PUT),

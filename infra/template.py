@@ -207,7 +207,7 @@ def _lambda_skips(fn: LambdaFunction) -> list[dict[str, str]]:
     if not fn.reserved_concurrency:
         why = {
             "api": "The API front door scales with traffic; a reservation would either cap it or hold idle "
-                   "capacity. See README 'Capacity'.",
+                   "capacity. See docs/explanation/capacity.md.",
             "sqs": "Low-volume queue (platform callbacks); Lambda's SQS scaling is enough and a reservation "
                    "would only hold idle capacity.",
             "schedule": "One short run every few minutes; a throttled run is retried by the async invoke and "

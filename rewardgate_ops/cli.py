@@ -1,6 +1,6 @@
 """`rewardgate`: the operator and developer command line (console script, installed by `make run`).
 
-Global options choose where commands act (see `rewardgate_ops.target` and README "CLI"):
+Global options choose where commands act (see `rewardgate_ops.target` and docs/reference/cli.md):
 `--local` (the running local stack), `--aws --stage STAGE` (a deployed stage), or neither (endpoint
 variables from the environment, else the local stack if it is up, else an error).
 Each subcommand lives in its own module under `rewardgate_ops/commands/` (see that package's docstring);

@@ -1,6 +1,6 @@
 """Where an operator command acts: the running local stack, endpoints from the environment, or AWS.
 
-The rule (README "CLI"):
+The rule (docs/reference/cli.md):
 - `--local`: the local stack found through its stack file (`.local/stack.json`, written by
   `rewardgate local up`); an error if it is not running. Endpoint variables in the environment are
   overridden, so a stale `export AWS_ENDPOINT_URL_...` cannot misdirect the command.

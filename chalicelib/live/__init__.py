@@ -1,1 +1,1 @@
-"""Live-event push delivery: WebSocket connections following games' event streams (see README "Live push")."""
+"""Live-event push delivery: WebSocket connections following games' event streams (docs/reference/play-api.md)."""

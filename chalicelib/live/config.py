@@ -1,6 +1,6 @@
 """Settings of live-event push delivery, read once from the environment (defaults fit the local stack).
 
-Names are `RG_LIVE_*`; see README "Live push" for what each one means.
+Names are `RG_LIVE_*`; see docs/reference/configuration.md for what each one means.
 """
 
 from __future__ import annotations

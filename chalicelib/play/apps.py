@@ -3,7 +3,7 @@
 A share change never rewrites the past: it appends a ratio version that takes effect
 `ratio_delay_ms()` after the edit, the time every API instance's configuration cache needs to learn
 about it. So every instance settles a gift with the same version, decided only by the gift's arrival
-time, without a database read per gift (see README "Interactive play", "Settlement").
+time, without a database read per gift (see docs/explanation/interactive-play.md, "Settlement").
 """
 
 from __future__ import annotations

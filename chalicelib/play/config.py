@@ -1,7 +1,7 @@
 """Settings of interactive play, read once from the environment (defaults fit the local stack).
 
 Kept apart from `chalicelib.settings` so that the play slice owns its knobs; names are `RG_PLAY_*`.
-See README "Interactive play" for what each one means.
+See docs/reference/configuration.md for what each one means.
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ paid before rewardgate learns of it), looks up the withdrawal of each paid recor
 Kinds (each counted in the hour's report and the discrepancy alarm):
 - payout_mismatch    the provider paid a payout that is not PAID here (refunded, or unknown here); a PAID
                      withdrawal the provider did not pay; or the two disagree on amount or recipient
-- payout_unresolved  a withdrawal still PAYOUT_PENDING longer than `UNRESOLVED_AFTER_MS` (the provider keeps
-                     timing out, or holds the payout id with other content): a person must settle it
+- payout_unresolved  a withdrawal still PAYOUT_PENDING longer than the horizon `RG_PAYOUT_UNRESOLVED_ALARM_S`
+                     (default 15 minutes: the provider keeps it processing, keeps timing out, or holds the
+                     payout id with other content): a person must look at it. The payout sweeper counts
+                     such payouts for the alarm at every check, however old their hour is
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from chalicelib.rewards import payouts as provider_api
 from chalicelib.rewards.payouts import PayoutRecord
 from chalicelib.rewards.tables import PAID, PAYOUT_PENDING, WithdrawalItem, WithdrawalRequestItem
 from chalicelib.rewards.withdrawals import PAYOUT_HOUR_BUCKETS
+from chalicelib.settings import settings
 
 PAYOUT_MISMATCH = "payout_mismatch"
 PAYOUT_UNRESOLVED = "payout_unresolved"
 
 HOUR_MS = 3600 * 1000
-# The sweeper settles a pending payout within minutes while the provider answers; one pending longer than
-# this is stuck, not slow.
+# The default horizon (RG_PAYOUT_UNRESOLVED_ALARM_S): a payout pending longer than this is reported.
 UNRESOLVED_AFTER_MS = 15 * 60 * 1000
 # How far the provider's clock may differ from ours when its records are windowed by time.
 CLOCK_SLACK_MS = 5 * 60 * 1000
@@ -91,20 +93,21 @@ def _against(row: WithdrawalRow, paid: PayoutRecord | None) -> Finding | None:
 
 
 def decide(start_ms: int, end_ms: int, now_ms: int, ours: Iterable[WithdrawalRow], theirs: Iterable[PayoutRecord],
-           elsewhere: Mapping[str, WithdrawalRow | None], run_ns: str) -> list[Finding]:
+           elsewhere: Mapping[str, WithdrawalRow | None], run_ns: str,
+           unresolved_after_ms: int = UNRESOLVED_AFTER_MS) -> list[Finding]:
     """Findings for one hour.
 
     `ours`: withdrawals whose payout was issued in `[start_ms, end_ms)`; `theirs`: the provider's records over
     `provider_window`; `elsewhere`: for each id of `foreign_paid`, its withdrawal (None: unknown here).
-    A payout still pending here is not compared (the sweeper settles it) until it is overdue: then it is
-    `payout_unresolved`. A finding about no known withdrawal belongs to `run_ns`.
+    A payout still pending here is not compared (the sweeper settles it) until it is pending longer than
+    `unresolved_after_ms`: then it is `payout_unresolved`. A finding about no known withdrawal belongs to `run_ns`.
     """
     ours = list(ours)
     paid = {p.payout_id: p for p in theirs if p.status == provider_api.PAID}
     found: list[Finding] = []
     for row in ours:
         if row.status == PAYOUT_PENDING:
-            if now_ms - row.created_at_ms > UNRESOLVED_AFTER_MS:
+            if now_ms - row.created_at_ms > unresolved_after_ms:
                 found.append(Finding(PAYOUT_UNRESOLVED, row.ns, row.payout_id, {
                     "request_id": row.request_id, "amount": row.amount, "recipient": row.recipient,
                     "created_at_ms": row.created_at_ms, "provider_paid": row.payout_id in paid}))
@@ -185,13 +188,14 @@ def reconcile_hour(hour: str, run_ns: str, now_ms: int | None = None) -> PayoutR
     ours = _hour_rows(hour)
     theirs = payout_provider.records(*provider_window(start, end, ours))
     elsewhere = {pid: _by_payout_id(pid) for pid in foreign_paid(start, end, ours, theirs)}
-    found = decide(start, end, now_ms, ours, theirs, elsewhere, run_ns)
+    horizon_ms = settings().payout_unresolved_alarm_s * 1000
+    found = decide(start, end, now_ms, ours, theirs, elsewhere, run_ns, horizon_ms)
     if found:
         # confirm: re-read each suspect strongly consistent and decide again on what is true now
         suspects = {f.id for f in found}
         fresh = [_consistent(r) or r if r.payout_id in suspects else r for r in ours]
         elsewhere = {pid: _by_payout_id(pid) if pid in suspects else row for pid, row in elsewhere.items()}
-        found = decide(start, end, now_ms, fresh, theirs, elsewhere, run_ns)
+        found = decide(start, end, now_ms, fresh, theirs, elsewhere, run_ns, horizon_ms)
     for finding in found:
         logger.error("payout reconciliation discrepancy", extra={"hour": hour, **finding.as_dict()})
     paid_here = sum(1 for r in ours if r.status == PAID)

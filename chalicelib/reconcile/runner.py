@@ -65,13 +65,22 @@ HOUR_MS = 3600 * 1000
 # --- hours, passes, budgets ------------------------------------------------------------------
 
 
+FIRST_HOUR, LAST_HOUR = datetime(1970, 1, 1, 0), datetime(9999, 12, 30, 23)
+
+
 def parse_hour(text: str) -> str:
     """An hour from `YYYY-MM-DDTHH` (UTC) or `YYYYMMDDHH`, as `YYYYMMDDHH`; `InvalidField` otherwise."""
     for fmt in ("%Y-%m-%dT%H", "%Y%m%d%H"):
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC).strftime("%Y%m%d%H")
+            moment = datetime.strptime(text, fmt)
         except (TypeError, ValueError):
             continue
+        # Hours the store's epoch-millisecond keys and `datetime` (the hours after it) can hold: 0001-01-01T00
+        # and 9999-12-31T23 answered 500 before.
+        if not FIRST_HOUR <= moment <= LAST_HOUR:
+            raise InvalidField("hour", f"must be an hour from {FIRST_HOUR:%Y-%m-%dT%H} to "
+                                       f"{LAST_HOUR:%Y-%m-%dT%H} (UTC)")
+        return f"{moment:%Y%m%d%H}"
     raise InvalidField("hour", "must be an hour like 2026-11-22T10 (UTC)")
 
 

@@ -3,7 +3,7 @@
 A shared (DynamoDB) limiter would cost a write per grant on a hot key, the very thing sharding avoids.
 Instead each instance admits `rate / RG_API_INSTANCES` grants per second with a one-second burst, so the
 fleet admits about the configured rate only while about RG_API_INSTANCES instances run (the default, 1,
-lets every instance admit the whole rate; see README "Capacity"). This bounds load, not money: stock
+lets every instance admit the whole rate; see docs/explanation/capacity.md). This bounds load, not money: stock
 and budget are enforced by the counter shards, never here.
 """
 

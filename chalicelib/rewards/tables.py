@@ -202,14 +202,17 @@ class LedgerEntry(Model):
 
 
 class UnresolvedWithdrawals(GlobalSecondaryIndex["WithdrawalItem"]):
-    """Sparse: withdrawals whose payout outcome is not yet known; the payout sweeper reads this."""
+    """Sparse: withdrawals whose payout outcome is not yet known, by their next check time; the payout
+    sweeper reads the due ones of each bucket. Each check moves one back (backoff), so stuck payouts never
+    hold the head of a bucket. (It replaced `unresolved`, ordered by debit time, where 100 stuck payouts
+    starved every newer one.)"""
 
     class Meta:
-        index_name = "unresolved"
+        index_name = "payout_due"
         projection = KeysOnlyProjection()
 
     unresolved_bucket = UnicodeAttribute(hash_key=True)
-    created_at_ms = NumberAttribute(range_key=True)
+    next_check_at_ms = NumberAttribute(range_key=True)
 
 
 class WithdrawalsByPayoutHour(GlobalSecondaryIndex["WithdrawalItem"]):
@@ -233,9 +236,10 @@ class WithdrawalItem(Model):
     """A withdrawal request and its payout outcome, keyed by wallet and the caller's `request_id`.
 
     Invariant: written in the debit transaction (put-if-absent, together with its `WithdrawalRequestItem`),
-    so one request debits once; moves PAYOUT_PENDING -> PAID, or PAYOUT_PENDING -> REFUNDED together with the
-    compensating refund entry. `payout_id` (globally unique, what the provider is called with) and
-    `recipient` (the user) are written before the provider is called and never change.
+    so one request debits once; moves PAYOUT_PENDING -> PAID, or PAYOUT_PENDING -> REFUNDED (only on the
+    provider's definite failure) together with the compensating refund entry. `payout_id` (globally unique,
+    what the provider is called with) and `recipient` (the user) are written before the provider is called
+    and never change.
     """
 
     Meta = meta("withdrawals")
@@ -249,6 +253,11 @@ class WithdrawalItem(Model):
     payout_ref = UnicodeAttribute(null=True)
     failure = UnicodeAttribute(null=True)
     unresolved_bucket = UnicodeAttribute(null=True)
+    # While unresolved: when the sweeper asks the provider next, how many answers decided nothing so far,
+    # and the last of them (PROCESSING, TIMEOUT, ...). See `chalicelib.rewards.payout_states`.
+    next_check_at_ms = NumberAttribute(null=True)
+    payout_checks = NumberAttribute(null=True)
+    payout_answer = UnicodeAttribute(null=True)
     # Null only on withdrawals written before payout ids existed (their provider id is the request id).
     payout_id = UnicodeAttribute(null=True)
     recipient = UnicodeAttribute(null=True)

@@ -14,6 +14,7 @@ cursor pagination stays stable.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from chalicelib.rewards import orders
 from chalicelib.rewards.crediting import time_key
 from chalicelib.rewards.ids import CASH_ASSET
 from chalicelib.rewards.orders import Order, credit_entry_key, parse_ref
-from chalicelib.rewards.tables import CREDIT, CREDITED, LedgerEntry, WalletItem
+from chalicelib.rewards.tables import CREDIT, CREDITED, REFUND, WITHDRAWAL, LedgerEntry, WalletItem
 
 MAX_PENDING = 500
 
@@ -121,17 +122,22 @@ def encode_flow_cursor(sort_key: str) -> str:
     return base64.urlsafe_b64encode(sort_key.encode()).decode().rstrip("=")
 
 
+# A flow position is a `time_key`: 13 ASCII digits, '#', an entry key (`credit#{order id}`, `withdrawal#` or
+# `refund#{request id}`). An id is printable ASCII (an order id: five identifiers of at most 64 characters
+# joined by '_'); 400 characters at most keeps a position well under DynamoDB's 1 024-byte sort key. Anything
+# else is refused before it reaches a query.
+_FLOW_POSITION = re.compile(rf"[0-9]{{13}}#(?:{CREDIT}|{WITHDRAWAL}|{REFUND})#[!-~]{{1,400}}")
+
+
 def decode_flow_cursor(raw: str | None) -> str | None:
     """The sort key a flow cursor stands for; `InvalidField` if it is not one of ours."""
     if raw is None:
         return None
     try:
-        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidField("cursor", "is not a cursor returned by this listing") from exc
-    at, sep, rest = key.partition("#")
-    # ASCII digits only: `str.isdigit` also takes "²" (which `int` refuses) and other scripts' digits.
-    if len(at) != 13 or not (at.isascii() and at.isdigit()) or not sep or not rest:
+    if not _FLOW_POSITION.fullmatch(key):
         raise InvalidField("cursor", "is not a cursor returned by this listing")
     return key
 

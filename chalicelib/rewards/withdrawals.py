@@ -11,10 +11,12 @@
    here: a balance never goes negative and a request debits at most once. The withdrawal carries a new,
    globally unique `payout_id` and its recipient (the user) before the provider is ever called.
 4. The payout provider is called with the payout id (idempotent on its side; `chalicelib.rewards.payouts`).
-   PAID settles it; FAILED refunds through a compensating ledger entry `refund#{request_id}` in one
-   transaction with the status change; a timeout leaves it PAYOUT_PENDING for the payout sweeper, which
-   asks the provider what happened and settles it, or re-submits the same payout id when the provider
-   never saw it — the answer to that decides. Money the provider might still pay is never refunded.
+   PAID settles it; only a definite FAILED refunds, through a compensating ledger entry
+   `refund#{request_id}` in one transaction with the status change; PROCESSING, a timeout or any answer
+   that decides nothing leaves it PAYOUT_PENDING for the payout sweeper, which asks the provider again with
+   exponential backoff, or re-submits the same payout id when the provider never saw it — the answer to
+   that decides (`payout_states`, applied by `payout_settle`). Money the provider might still pay is never
+   refunded.
 """
 
 from __future__ import annotations
@@ -24,36 +26,39 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock, faults, validate
-from chalicelib.dynamo import cancellation_codes, connection, error_code, raw_item, with_retries
+from chalicelib.dynamo import cancellation_codes, connection, raw_item, with_retries
 from chalicelib.errors import (
     InsufficientBalance,
     InvalidField,
     InvalidToken,
-    PayoutConflict,
     WithdrawalConflict,
     WithdrawalNotFound,
 )
-from chalicelib.observability import logger
-from chalicelib.rewards import config_store, crediting, ids, orders, payouts, tokens, wallets
+from chalicelib.rewards import (
+    config_store,
+    crediting,
+    ids,
+    orders,
+    payout_settle,
+    payout_states,
+    payouts,
+    tokens,
+    wallets,
+)
 from chalicelib.rewards.crediting import time_key
-from chalicelib.rewards.payouts import FAILED, PAID, UNKNOWN, PayoutProvider, PayoutResult, PayoutTimeout
+from chalicelib.rewards.payout_settle import pay_out, payout_target, settle  # noqa: F401  (re-exported)
 from chalicelib.rewards.tables import (
     CREDITED,
     PAYOUT_PENDING,
-    REFUND,
-    REFUNDED,
     WITHDRAWAL,
     LedgerEntry,
     WalletItem,
     WithdrawalItem,
     WithdrawalRequestItem,
-)
-from chalicelib.rewards.tables import (
-    PAID as STATUS_PAID,
 )
 from chalicelib.settings import settings
 
@@ -116,11 +121,7 @@ def _outcome(item: WithdrawalItem, balance: int | None = None) -> WithdrawalOutc
                              balance=balance, failure=item.failure)
 
 
-def _get(wallet_id: str, request_id: str) -> WithdrawalItem | None:
-    try:
-        return with_retries(lambda: WithdrawalItem.get(wallet_id, request_id, consistent_read=True))
-    except DoesNotExist:
-        return None
+_get = payout_settle.get
 
 
 def user_key(activity_id: str, act_id: str) -> str:
@@ -224,6 +225,7 @@ def _debit(wallet_id: str, request: WithdrawalRequest, act_id: str, sub_activity
     record = WithdrawalItem(
         wallet_id, request.request_id, amount=request.amount, status=PAYOUT_PENDING, created_at_ms=now_ms,
         unresolved_bucket=str(ids.bucket_of(wallet_id, settings().hour_buckets)),
+        next_check_at_ms=now_ms + payout_states.FIRST_CHECK_MS, payout_checks=0,
         payout_id=payout_id, recipient=act_id, sub_activity_id=sub_activity_id,
         payout_hour_bucket=ids.hour_bucket(hour, ids.bucket_of(payout_id, PAYOUT_HOUR_BUCKETS)),
     )
@@ -266,85 +268,6 @@ class _Duplicate(Exception):
     """The same request id was debited concurrently (in this wallet or, by the same user, in another)."""
 
 
-def settle(wallet_id: str, request_id: str, result: PayoutResult) -> WithdrawalItem:
-    """Record a settled payout: PAID, or REFUNDED together with the compensating ledger entry."""
-    now_ms = clock.now_ms()
-    current = _get(wallet_id, request_id)
-    if current is None or current.status != PAYOUT_PENDING:
-        return current  # type: ignore[return-value]
-    if result.status == PAID:
-        try:
-            with_retries(lambda: current.update(
-                actions=[WithdrawalItem.status.set(STATUS_PAID), WithdrawalItem.payout_ref.set(result.reference),
-                         WithdrawalItem.resolved_at_ms.set(now_ms), WithdrawalItem.unresolved_bucket.remove()],
-                condition=WithdrawalItem.status == PAYOUT_PENDING))
-        except UpdateError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-        return _get(wallet_id, request_id)  # type: ignore[return-value]
-    _refund(current, result.reason or "payout failed", now_ms)
-    return _get(wallet_id, request_id)  # type: ignore[return-value]
-
-
-def _refund(record: WithdrawalItem, reason: str, now_ms: int) -> None:
-    wallet_id, request_id, amount = record.wallet_id, record.request_id, int(record.amount)
-    entry_key = f"{REFUND}#{request_id}"
-    hour = clock.hour_of(now_ms)
-    wallet = wallets.get_wallet_item(wallet_id)
-    entry = LedgerEntry(
-        wallet_id, entry_key, kind=REFUND, amount=amount, sub_activity_id=wallet.sub_activity_id if wallet else "",
-        request_id=request_id, bill_text="withdrawal refund", posted_at_ms=now_ms,
-        time_key=time_key(now_ms, entry_key), hour=hour,
-        hour_bucket=ids.wallet_hour_bucket(hour, wallet_id, settings().hour_buckets),
-    )
-    token = uuid.uuid4().hex
-
-    def attempt() -> None:
-        with TransactWrite(connection=connection(), client_request_token=token) as tx:
-            tx.save(entry, condition=LedgerEntry.entry_key.does_not_exist())
-            tx.update(record, actions=[
-                WithdrawalItem.status.set(REFUNDED), WithdrawalItem.failure.set(reason),
-                WithdrawalItem.resolved_at_ms.set(now_ms), WithdrawalItem.unresolved_bucket.remove(),
-            ], condition=WithdrawalItem.status == PAYOUT_PENDING)
-            tx.update(WalletItem(wallet_id), actions=[
-                WalletItem.balance.add(amount), WalletItem.total_refunded.add(amount),
-                WalletItem.entry_count.add(1), WalletItem.updated_at_ms.set(now_ms),
-            ])
-
-    try:
-        with_retries(attempt)
-    except TransactWriteError as exc:
-        if "ConditionalCheckFailed" not in cancellation_codes(exc):
-            raise
-        # Already refunded (or settled) by a concurrent settle: the first outcome stands.
-
-
-def payout_target(record: WithdrawalItem) -> tuple[str, str]:
-    """(payout id, recipient) of a withdrawal; one written before payout ids used its request id and wallet."""
-    if record.payout_id:
-        return record.payout_id, record.recipient or ""
-    return record.request_id, record.wallet_id
-
-
-def pay_out(record: WithdrawalItem, payout_provider: PayoutProvider | None = None) -> WithdrawalItem:
-    """Call the provider for a debited withdrawal and record what it says (a timeout changes nothing)."""
-    payout_id, recipient = payout_target(record)
-    try:
-        result = (payout_provider or payouts.provider()).transfer(payout_id, recipient, int(record.amount))
-    except PayoutTimeout:
-        logger.warning("payout timed out; the sweeper will settle it",
-                       extra={"request_id": record.request_id, "payout_id": payout_id})
-        return record
-    except PayoutConflict:
-        # The provider holds this payout id with other content: never pay or refund blindly. It stays
-        # pending; reconciliation reports it (payout_unresolved) for a person to settle.
-        logger.error("payout provider holds this payout id with another recipient or amount",
-                     extra={"request_id": record.request_id, "payout_id": payout_id})
-        return record
-    faults.point("withdrawal.after_payout")
-    return settle(record.wallet_id, record.request_id, result)
-
-
 def withdraw(act_id: str, request: WithdrawalRequest) -> WithdrawalOutcome:
     """Withdraw cash from a user's wallet in one child activity."""
     now_ms = clock.now_ms()
@@ -375,23 +298,6 @@ def withdraw(act_id: str, request: WithdrawalRequest) -> WithdrawalOutcome:
     return _outcome(record, balance=int(wallet.balance) if wallet else 0)
 
 
-def sweep_unresolved(older_than_ms: int = 60_000, limit: int = 100) -> int:
-    """Settle withdrawals left PAYOUT_PENDING (payout timed out, or the process died before paying)."""
-    cutoff = clock.now_ms() - older_than_ms
-    settled = 0
-    for bucket in range(settings().hour_buckets):
-        keys = with_retries(lambda b=bucket: list(WithdrawalItem.unresolved.query(
-            str(b), WithdrawalItem.created_at_ms < cutoff, limit=limit)))
-        for key in keys:
-            record = _get(key.wallet_id, key.request_id)
-            if record is None or record.status != PAYOUT_PENDING:
-                continue
-            result = payouts.provider().status(payout_target(record)[0])
-            if result.status == UNKNOWN:
-                # The provider never saw it: submit the same payout id now (idempotent on its side); its
-                # answer decides. A refund here could race a late first call and pay out twice.
-                record = pay_out(record)
-            elif result.status in (PAID, FAILED):
-                record = settle(record.wallet_id, record.request_id, result)
-            settled += record.status != PAYOUT_PENDING
-    return settled
+def sweep_unresolved() -> int:
+    """The payout sweeper (`payout_settle.sweep`): how many pending withdrawals it settled."""
+    return payout_settle.sweep().settled

@@ -6,6 +6,7 @@ the typed models of `chalicelib.play.models`, validated by the edge before a vie
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from chalice import Blueprint, Rate
@@ -49,6 +50,18 @@ def _id(value: str, field: str) -> int:
     if number > MAX_ID:
         raise e.InvalidField(field, ID_PROBLEM)
     return number
+
+
+# Days whose UTC+8 start and end are times the store can hold (from the epoch on) and `datetime` can reach
+# (9999-12-31's end is past its last day): 0001-01-01 overflowed into a 500 before.
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(9999, 12, 30)
+
+
+def _day(value: str) -> str:
+    """A settlement day (already a valid YYYY-MM-DD by the query model) inside the days that can be settled."""
+    if not FIRST_DAY <= date.fromisoformat(value) <= LAST_DAY:
+        raise e.InvalidField("day", f"must be a day from {FIRST_DAY} to {LAST_DAY}")
+    return value
 
 
 def _app_view(app: apps.PlayApp) -> dict[str, Any]:
@@ -124,7 +137,7 @@ def room_events(room_id: str) -> Any:
            errors=(e.PlayAppNotFound,))
 def app_settlement(app_id: str, query: SettlementQuery) -> Any:
     """A day's settlement (UTC+8): gifts, revenue, developer share, ratio versions; closed or running."""
-    return json_response(bills.settlement_view(_id(app_id, "app_id"), query.day).model_dump())
+    return json_response(bills.settlement_view(_id(app_id, "app_id"), _day(query.day)).model_dump())
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES))

@@ -74,9 +74,10 @@ def funded(campaign: Campaign, amount: int) -> str:
     return user
 
 
-def settle_by_sweeper(monkeypatch) -> None:
+def settle_by_sweeper(monkeypatch, after_ms: int = 61_000) -> None:
+    """The payout sweeper `after_ms` from now (its first check of a payout is a minute after its lost answer)."""
     now = clock.now_ms()
-    monkeypatch.setattr(clock, "now_ms", lambda: now + 61_000)
+    monkeypatch.setattr(clock, "now_ms", lambda: now + after_ms)
     withdrawals.sweep_unresolved()
     monkeypatch.undo()
 
@@ -345,8 +346,8 @@ def test_withdraw__payout_keeps_timing_out__stays_pending_money_stays_debited(cl
         record = WithdrawalItem.get(wallet_id_of(campaign, user), body["request_id"], consistent_read=True)
         assert (record.status, payout_record(body["request_id"]).status) == (PAYOUT_PENDING, "UNKNOWN")
         assert int(wallet_item(wallet_id_of(campaign, user)).balance) == 0
-    # WHEN the provider recovers THEN the next sweep pays it
-    settle_by_sweeper(monkeypatch)
+    # WHEN the provider recovers THEN the next sweep pays it (its next check backed off to two minutes later)
+    settle_by_sweeper(monkeypatch, after_ms=61_000 + 121_000)
     assert withdraw(client, campaign, user, body)[0] == 200
 
 

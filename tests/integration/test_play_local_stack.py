@@ -56,8 +56,9 @@ def test_try_it__cli_and_an_independent_client_over_http__game_events_settlement
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert json.loads(sent.stdout)["sent"][0]["status"] == "appended"
 
-    # AND the play follows its push over the stack's WebSocket API (the wss_link the start answered), as the
-    # README's `rewardgate play watch` does, then reconnects and resumes after the first event
+    # AND the play follows its push over the stack's WebSocket API (the wss_link the start answered), as
+    # `rewardgate play watch` does in docs/tutorials/interactive-play.md, then reconnects and resumes after the
+    # first event
     websocket = start["data"]["websocket_info"]
     assert websocket["wss_link"][0].startswith("ws://127.0.0.1:")
     watched = stack.cli("play", "watch", "--auth-body", websocket["auth_body"], "--count", "2", "--seconds", "30",

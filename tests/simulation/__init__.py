@@ -1,1 +1,1 @@
-"""The money-path simulation (issue 9): see README "Simulation"."""
+"""The money-path simulation (issue 9): see docs/development/simulation.md."""

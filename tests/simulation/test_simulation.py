@@ -1,6 +1,6 @@
 """The money-path simulation in `make test`: one short seeded run, and the model's independence.
 
-The long runs are `make soak` (README "Simulation"). A failing run prints its violations and the command that
+The long runs are `make soak` (docs/development/simulation.md). A failing run prints its violations and the command that
 replays its seed; `pytest -s` shows the run's line.
 """
 

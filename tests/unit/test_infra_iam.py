@@ -85,14 +85,14 @@ def test_policy__credit_worker__consumes_credits_and_writes_only_crediting_table
 
 
 def test_policy__index_queries__granted_on_the_named_index_only():
-    # GIVEN the rewards sweeper, which queries the sparse `unsent` and `unresolved` indexes
+    # GIVEN the rewards sweeper, which queries the sparse `unsent` and `payout_due` indexes
     statements = role_statements("RewardsSweeperRole")
     # THEN Query is granted on exactly those index ARNs, not on `/index/*`
     assert statements["ledgerIndexes"] == {
         "Sid": "ledgerIndexes", "Effect": "Allow", "Action": ["dynamodb:Query"],
         "Resource": [{"Fn::Sub": "${LedgerTable.Arn}/index/unsent"}],
     }
-    assert statements["withdrawalsIndexes"]["Resource"] == [{"Fn::Sub": "${WithdrawalsTable.Arn}/index/unresolved"}]
+    assert statements["withdrawalsIndexes"]["Resource"] == [{"Fn::Sub": "${WithdrawalsTable.Arn}/index/payout_due"}]
     assert "dynamodb:Query" not in statements["ledgerTable"]["Action"]
 
 

@@ -104,7 +104,7 @@ def test_alarms__every_dlq_every_function_reconciliation_and_api__notify_the_top
     # THEN each DLQ, each function, the reconciliation metric and the API have one, all to the topic
     expected = ({"CreditsDeadLetterAlarm", "EventsDeadLetterAlarm", "LiveDeadLetterAlarm",
                  "ReconciliationDiscrepancyAlarm", "ReconciliationBehindAlarm", "CreditsQueueAgeAlarm",
-                 "LiveQueueAgeAlarm", "Api5xxAlarm", "CallbackRejectionsAlarm"}
+                 "LiveQueueAgeAlarm", "Api5xxAlarm", "CallbackRejectionsAlarm", "PayoutUnresolvedAlarm"}
                 | {f"{fn.logical_id}ErrorsAlarm" for fn in functions})
     assert set(found) == expected
     for alarm in found.values():

@@ -67,3 +67,11 @@ def test_package__stage_whose_payout_provider_is_wrong__refused_before_packaging
     assert stopped.value.code == 2
     assert "stage 'prod', function api_handler: environment variable RG_PAYOUT_PROVIDER=fake is allowed only on " \
            "the local stage" in capsys.readouterr().err
+
+
+def test_settings__payout_unresolved_alarm_horizon__default_15_minutes_and_bad_values_refused():
+    assert load_settings({}).payout_unresolved_alarm_s == 900
+    assert load_settings({"RG_PAYOUT_UNRESOLVED_ALARM_S": "21600"}).payout_unresolved_alarm_s == 21_600
+    for raw, message in (("6h", "must be an integer, got '6h'"), ("10", "must be at least 60, got 10")):
+        with pytest.raises(ValueError, match=f"RG_PAYOUT_UNRESOLVED_ALARM_S {message}"):
+            load_settings({"RG_PAYOUT_UNRESOLVED_ALARM_S": raw})

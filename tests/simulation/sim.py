@@ -502,7 +502,8 @@ class Sim:
         self.last_ms = self.world.now
         self.provider.healthy = True
         self.world.queue.fail_next_sends, self.world.queue.partial_next_send = 0, False
-        rounds, gap = (4, 15) if self.provider.asynchronous else (3, 5)  # past the longest a payout is PROCESSING
+        # past the longest a payout is PROCESSING (45 min) plus the sweeper's longest re-query backoff (30 min)
+        rounds, gap = (8, 15) if self.provider.asynchronous else (3, 5)
         for _ in range(rounds):
             self.world.now += gap * MINUTE_MS
             self.world.sweep()

@@ -6,7 +6,7 @@
 - `ancient_children`: the first child was opened 60 days before the run; a pass over one of the run's hours must
   finish within `PASS_INVOCATIONS` admin invocations (item 7: the first stock check catches up over every hour
   since the child opened);
-- `late_credits`: some credit messages are delivered 1.5-3 hours late (after their hour's last pass), and such a
+- `late_credits`: some credit messages are delivered 2.5-3.5 hours late (after their hour's last pass), and such a
   delivery's batch often dies before its tally; the end of the run relies on the reconciliation *schedule* alone,
   hour after hour, as production does — no operator re-runs every hour (item 6: nothing brings the hour back).
 """
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 ANCIENT_DAYS = 60
 PASS_INVOCATIONS = 60   # admin invocations one hour's pass may take (a 6-hour run's hour is small)
-LATE_P = 0.15           # of a new credit message being delivered late
+LATE_P = 0.25           # of a new credit message being delivered late (2.5-3.5 hours: after its hour's pass 2)
 LATE_TALLY_CRASH_P = 0.5
 
 
@@ -45,7 +45,7 @@ def first_child_start(start_ms: int, ancient: bool) -> int:
 def plan_late(sim: Sim, message: object) -> None:
     """A new credit message: sometimes held back until well after its hour's last pass."""
     if sim.flags["late_credits"] and sim.rng.random() < LATE_P:
-        message.not_before_ms = sim.world.now + sim.rng.randint(90, 180) * MINUTE_MS  # type: ignore[attr-defined]
+        message.not_before_ms = sim.world.now + sim.rng.randint(150, 210) * MINUTE_MS  # type: ignore[attr-defined]
 
 
 def deliverable(sim: Sim) -> list:
@@ -60,6 +60,12 @@ def settle_by_schedule(sim: Sim) -> None:
     """The hours after the run as production lives them: the schedule every 20 minutes, deliveries between."""
     for _ in range(4 * 3):
         sim.world.now += 20 * MINUTE_MS
+        late = [m for m in deliverable(sim) if getattr(m, "not_before_ms", 0)]
+        for start in range(0, len(late), 10):  # the late ones as they come due, their batch dying half the time
+            batch = late[start:start + 10]
+            crash = sim.rng.random() < LATE_TALLY_CRASH_P
+            failed, _ = sim._late_delivery(batch) if crash else sim.world.deliver(batch)
+            sim._after_delivery(batch, failed)
         scheduled(sim)
         sim.drain()
 

@@ -510,9 +510,8 @@ class Sim:
         self.provider.healthy = True
         self.world.queue.fail_next_sends, self.world.queue.partial_next_send = 0, False
         # past the longest a payout is PROCESSING (45 min) plus the sweeper's longest re-query backoff (30 min)
-        rounds, gap = (8, 15) if self.provider.asynchronous else (3, 5)
-        for _ in range(rounds):
-            self.world.now += gap * MINUTE_MS
+        for _ in range(8):
+            self.world.now += 15 * MINUTE_MS
             self.world.sweep()
             self.drain()
         if self.flags["late_credits"]:

@@ -58,6 +58,8 @@ FLAGS: dict[str, bool] = {
 # actions that exist only while their flag is on
 GATED = {"hostile_grant": "hostile_callers", "config": "config_changes", "boundary_race": "skewed_clocks"}
 STORAGE_FAULT_P = 0.25  # of an action running with one write's outcome made indeterminate
+STORAGE_FAULT_P_BY_ACTION = {"grant_batch": 0.8}  # a batch writes many items: most of its runs get one fault
+MODE_WEIGHTS = {"timeout_landed": 2, "timeout_landed_sticky": 3, "deadline_landed": 2, "throttled_sticky": 2}
 FAULTED = {"grant", "grant_batch", "retry_grant", "conflicting_grant", "deliver", "withdraw", "repeat_withdrawal",
            "sweep", "reconcile"}
 

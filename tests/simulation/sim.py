@@ -26,7 +26,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from tests.simulation import actors_clock, actors_config, actors_ops, actors_play, probes
-from tests.simulation.flags import FAULTED, FLAGS, GATED, STORAGE_FAULT_P, Result
+from tests.simulation.flags import (
+    FAULTED,
+    FLAGS,
+    GATED,
+    MODE_WEIGHTS,
+    STORAGE_FAULT_P,
+    STORAGE_FAULT_P_BY_ACTION,
+    Result,
+)
 from tests.simulation.model import HOUR_MS, MINUTE_MS, NOT_DEBITED, ChildWindow, Model, Plan, Reward, SceneSpec
 from tests.simulation.play_world import PlayWorld
 from tests.simulation.provider import SimProvider
@@ -126,14 +134,14 @@ class Sim:
 
     def _storage_faulted(self, action: str, run: Callable[[], set[str]]) -> set[str]:
         """Run an action, sometimes with one of its DynamoDB writes made indeterminate (`indeterminate_writes`)."""
-        if not self.flags["indeterminate_writes"] or action not in FAULTED or self.rng.random() >= STORAGE_FAULT_P:
+        if not self.flags["indeterminate_writes"] or action not in FAULTED or self.rng.random() >= (
+                STORAGE_FAULT_P_BY_ACTION.get(action, STORAGE_FAULT_P)):
             return run()
         from botocore.exceptions import BotoCoreError, ClientError
 
         from chalicelib.errors import RewardgateError
-        from tests.simulation.storage_faults import MODES
-
-        nth, mode = self.rng.randint(1, 8), self.rng.choice(MODES)
+        nth = self.rng.randint(1, 8)
+        mode = self.rng.choices(list(MODE_WEIGHTS), weights=list(MODE_WEIGHTS.values()))[0]
         with self.world.storage.armed(nth, mode):
             try:
                 return run()
@@ -204,7 +212,7 @@ class Sim:
 
     def grant_batch(self) -> set[str]:
         items: list[tuple[Reward, bool, int]] = []
-        for _ in range(self.rng.randint(1, 6)):
+        for _ in range(self.rng.randint(3 if self.flags["indeterminate_writes"] else 1, 6)):
             retry = [r for r in self.model.rewards if r.attempts and self._eligible(r)]
             if retry and self.rng.random() < 0.3:
                 reward = self.rng.choice(retry)

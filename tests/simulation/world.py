@@ -29,6 +29,10 @@ from tests.simulation.model import Plan
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR_BUCKETS = 4
+# The sweeper's Lambda time. Deployed: 60 s, with one storage call bounded by 13 s (RG_AWS_* defaults). The tests
+# bound a call by 63 s (RG_AWS_READ_TIMEOUT_S=30 for DynamoDB Local), and the payout sweep starts no record with
+# less than one call's bound left: a 120 s Lambda (60 s budget) would settle nothing at all.
+SWEEPER_TIMEOUT_S = 300
 CASH = "cash"
 ASSET = "CNY"
 _POINT = re.compile(r"""faults\.point\(\s*["']([^"']+)["']\s*\)""")
@@ -456,7 +460,8 @@ class World:
         from chalicelib.routes.rewards import rewards_sweeper
         from rewardgate_ops.lambda_events import LocalLambdaContext, scheduled_event
 
-        return rewards_sweeper(scheduled_event("rewards_sweeper"), LocalLambdaContext("rewards_sweeper", 120))
+        context = LocalLambdaContext("rewards_sweeper", SWEEPER_TIMEOUT_S)
+        return rewards_sweeper(scheduled_event("rewards_sweeper"), context)
 
     def reconcile_scheduled(self, timeout_s: float = 240) -> Any:
         """The reconciliation schedule as EventBridge fires it, in a Lambda with `timeout_s` left (a short one

@@ -153,6 +153,10 @@ class Sim:
             finally:
                 self.stats["storage_faults"] += sum(self.world.storage.fired.values()) - self.stats["storage_faults"]
 
+    def _lost_answers(self) -> bool:
+        """Whether the running action had a write land with its answer lost."""
+        return any(not key.endswith("throttled_sticky") for key in self.world.storage.fired_now)
+
     def _crashed(self, point: str) -> None:
         self.fired[point] += 1
         self.stats["crashes"] += 1
@@ -208,6 +212,10 @@ class Sim:
         self.stats["grants"] += 1
         answer = self._crashable("grant", lambda: self.world.grant(self._body(reward, amount)))
         status, body = answer if answer is not None else (None, None)
+        if status == 200 and self._lost_answers():
+            # its first answer was lost and the retry met the order it had itself written: "existing" is all a
+            # put-if-absent can tell (what the caller sees on AWS too, unless a transaction token answered it)
+            reward.attempts += 1
         self.model.record_grant(reward, conflicting, amount, self.world.now, status, body)
 
     def grant_batch(self) -> set[str]:

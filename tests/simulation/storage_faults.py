@@ -71,6 +71,7 @@ class StorageFaults:
         self.blocked: set[str] = set()  # requests throttled until the action ends
         self.read_timeouts = False       # lost answers raised as ReadTimeoutError (else InternalServerError)
         self.fired: Counter = Counter()
+        self.fired_now: list[str] = []  # faults of the action running (or that ran last)
         self._original: Any = None
         self.hold: _Hold | None = None  # a transaction of another thread waits here until released
 
@@ -115,6 +116,7 @@ class StorageFaults:
         """Fault the `nth_write`-th write of the enclosed action with `mode`."""
         assert mode in MODES, mode
         self.countdown, self.mode = nth_write, mode
+        self.fired_now.clear()
         try:
             yield
         finally:
@@ -131,6 +133,7 @@ class StorageFaults:
         if self.countdown:
             return original(client, operation, params)
         self.fired[f"{operation}:{self.mode}"] += 1
+        self.fired_now.append(f"{operation}:{self.mode}")
         if self.mode == "throttled_sticky":
             self.blocked.add(fingerprint)
             raise _throttled(operation)

@@ -134,6 +134,7 @@ class Sim:
 
     def _storage_faulted(self, action: str, run: Callable[[], set[str]]) -> set[str]:
         """Run an action, sometimes with one of its DynamoDB writes made indeterminate (`indeterminate_writes`)."""
+        self.world.storage.fired_now.clear()
         if not self.flags["indeterminate_writes"] or action not in FAULTED or self.rng.random() >= (
                 STORAGE_FAULT_P_BY_ACTION.get(action, STORAGE_FAULT_P)):
             return run()
@@ -243,6 +244,8 @@ class Sim:
             else:
                 results = [(r["status"], r["body"]) for r in sorted(body["results"], key=lambda r: r["index"])]
         for (reward, conflicting, amount), (status, body) in zip(items, results, strict=True):
+            if status == 200 and self._lost_answers():
+                reward.attempts += 1  # its first answer may have been lost (see _grant_one)
             self.model.record_grant(reward, conflicting, amount, self.world.now, status, body)
         return {r.user for r, _, _ in items}
 

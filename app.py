@@ -17,6 +17,7 @@ from chalicelib.routes.play import bp as play
 from chalicelib.routes.play_openlive import bp as play_openlive
 from chalicelib.routes.reconcile import bp as reconcile
 from chalicelib.routes.rewards import bp as rewards
+from chalicelib.routes.tp_app_credentials import bp as tp_app_credentials
 from chalicelib.routes.tp_apps import bp as tp_apps
 from chalicelib.routes.wallets import bp as wallets
 
@@ -26,6 +27,7 @@ app.register_middleware(edge_middleware, "http")
 # registered here too so the API definition and the local server have them.
 app.register_blueprint(callbacks)
 app.register_blueprint(tp_apps)
+app.register_blueprint(tp_app_credentials)
 app.register_blueprint(admin)
 app.register_blueprint(rewards)
 app.register_blueprint(wallets)

@@ -132,6 +132,9 @@ def main() -> int:
     args = parser.parse_args()
     from bench.rain import start_stack
 
+    # One game takes every connection of a run, then as many again for the floor (while the first ones' $disconnect
+    # may still be on its way): raise the per-game cap (issue 24: 10 by default) to twice the largest.
+    os.environ["RG_LIVE_MAX_CONNECTIONS_PER_GAME"] = str(2 * max(args.connections))
     workdir = Path(tempfile.mkdtemp(prefix="rewardgate-bench-live-"))
     print(f"starting DynamoDB Local and moto (logs in {workdir}) ...", file=sys.stderr)
     ddb, moto = start_stack(workdir)

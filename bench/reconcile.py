@@ -263,7 +263,8 @@ def seed_hour(fake: BenchClock, activity_id: str, hour_start: int, plan: list[tu
             placed = []
             if batch:
                 requests = [parse_grant({"activity_id": activity_id, "scene_id": "rain", "act_id": act_id,
-                                         "rain_id": rain_id, "award_type": "cash", "stage": "1", "amount": amount})
+                                         "rain_id": rain_id, "award_type": "cash", "stage": "1", "amount": amount,
+                                         "open_time_ms": created_at(start)})
                             for act_id, rain_id, amount in plan[start:start + CREDIT_BATCH]]
                 with fake.at(created_at(start)):
                     outcomes = grants.place_many(requests)
@@ -276,7 +277,7 @@ def seed_hour(fake: BenchClock, activity_id: str, hour_start: int, plan: list[tu
             for i in (range(start, min(start + CREDIT_BATCH, n)) if not batch else ()):
                 act_id, rain_id, amount = plan[i]
                 body = {"activity_id": activity_id, "scene_id": "rain", "act_id": act_id, "rain_id": rain_id,
-                        "award_type": "cash", "stage": "1", "amount": amount}
+                        "award_type": "cash", "stage": "1", "amount": amount, "open_time_ms": created_at(i)}
                 at = created_at(i)
                 try:
                     with fake.at(at):

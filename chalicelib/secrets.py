@@ -43,7 +43,7 @@ _misses: OrderedDict[str, float] = OrderedDict()
 _known: set[str] = set()
 
 
-class _LookupBudget:
+class LookupBudget:
     """A token bucket for Secrets Manager reads of names not read before (thread-safe)."""
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
@@ -63,7 +63,9 @@ class _LookupBudget:
             return True
 
 
-_budget = _LookupBudget(LOOKUPS_PER_S, LOOKUP_BURST)
+_LookupBudget = LookupBudget  # the name chalicelib.play.apps and its tests use
+
+_budget = LookupBudget(LOOKUPS_PER_S, LOOKUP_BURST)
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,13 @@ def _remember_miss(name: str) -> None:
             _misses.popitem(last=False)
 
 
-def get_secret_json(name: str, max_age: int = CACHE_S, budgeted: bool = False) -> dict[str, Any] | None:
+def get_secret_json(name: str, max_age: int = CACHE_S, budgeted: bool = False,
+                    fresh: bool = False) -> dict[str, Any] | None:
     """A JSON secret by name, cached; None when the secret does not exist.
 
     `budgeted`: a name this process never read counts against the lookup budget; over budget it is
     answered None without calling Secrets Manager (for names taken from untrusted input).
+    `fresh`: read this one secret from Secrets Manager now and replace its cached value (no other).
     """
     missed_at = _misses.get(name)
     if missed_at is not None and time.monotonic() - missed_at < MISS_CACHE_S:
@@ -120,7 +124,7 @@ def get_secret_json(name: str, max_age: int = CACHE_S, budgeted: bool = False) -
     if budgeted and name not in _known and not _budget.take():
         return None
     try:
-        value = _secrets().get(name, max_age=max_age, transform="json")
+        value = _secrets().get(name, max_age=max_age, transform="json", force_fetch=fresh)
     except GetParameterError as exc:
         if _not_found(exc):
             _remember_miss(name)
@@ -151,16 +155,22 @@ def put_secret_json(name: str, value: dict[str, Any]) -> None:
 
 
 def forget(name: str | None = None) -> None:
-    """Drop cached values (one secret, or all) so the next read goes to Secrets Manager."""
+    """Drop cached values (one secret, or all) so the next read goes to Secrets Manager.
+
+    Forgetting one name drops that name's entries only: every other cached secret stays, so nothing one
+    caller does (a rotation seen, a key id the cache does not know) makes the others re-read theirs.
+    """
     if name is None:
         with _lock:
             _misses.clear()
         _secrets().clear_cache()
-    else:
-        with _lock:
-            _misses.pop(name, None)
-        # Powertools has no per-key eviction; clearing everything is cheap and rare.
-        _secrets().clear_cache()
+        return
+    provider = _secrets()
+    with _lock:
+        _misses.pop(name, None)
+        # Powertools keys its cache by (name, transform, ...) and has no per-key eviction of its own.
+        for key in [k for k in list(provider.store) if k and k[0] == name]:
+            provider.store.pop(key, None)
 
 
 def reset() -> None:

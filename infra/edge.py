@@ -10,11 +10,18 @@
 - **Gateway responses** as RFC 9457 problems (`application/problem+json`): API Gateway's own refusals
   (missing or bad signature, access denied, unknown route, throttling, WAF, body too large) have the
   shape of the app's.
-- **Stage throttling** (`MethodSettings`) and **X-Ray** (`TracingEnabled`, functions `Tracing: Active`)
-  with a low sampling rule (`SAMPLING_RATE`).
-- **WAF**: a regional web ACL on the stage with a per-IP rate rule scoped to `/callbacks/` (a
-  platform's pushes come from few addresses at a bounded rate; a flood of forged callbacks is cut
-  before it costs a Lambda invocation or a Secrets Manager read).
+- **Stage throttling** (`MethodSettings`): a default for every method, and a tighter one of its own for each
+  public route (`PUBLIC_ROUTE_THROTTLES`), all of them together at most half of the account's regional API
+  Gateway quota (which every API of the account shares): a flood on an unauthenticated surface is refused
+  at its own limit and cannot take the quota the `/v1` callers need. **X-Ray** (`TracingEnabled`,
+  functions `Tracing: Active`) with a low sampling rule (`SAMPLING_RATE`).
+- **WAF**: a regional web ACL on the REST stage. Rate rules per client address on `/callbacks/` (a
+  platform's pushes come from few addresses at a bounded rate) and on `/v2/app/` (per address, and per
+  `x-bili-accesskeyid`: one developer's key cannot use more than its share from many addresses), and a
+  body-size rule on `/v2/app/`. Paths are matched after URL-decoding and lower-casing (`/Callbacks/`,
+  `/%63allbacks/` are the same path to the rules). WAF cannot be associated with a WebSocket API: that
+  API is bounded by its per-route throttles (`websocket_route_settings`), the functions' reserved
+  concurrency and the per-game limits of `$connect` and `$default` (chalicelib/routes/live.py).
 """
 
 from __future__ import annotations
@@ -34,6 +41,21 @@ THROTTLE_BURST = 5_000
 # Callback requests per 5 minutes from one IP address before the WAF blocks it (a platform pushes a ticket
 # every 10 minutes and events as they happen; 3 000 / 5 min = 10/s per address).
 CALLBACK_RATE_PER_5_MIN = 3_000
+# Open-live calls per 5 minutes from one address, and under one access key id (6 000 / 5 min = 20/s: a
+# heartbeat every 20 s for 400 games, or batchHeartbeat for far more; the security centre's per-app limits
+# and bans apply below these).
+OPEN_LIVE_RATE_PER_5_MIN_PER_IP = 6_000
+OPEN_LIVE_RATE_PER_5_MIN_PER_KEY = 6_000
+# The largest open-live body the WAF lets through (batchHeartbeat's 200 game ids are about 8 KB), and how far
+# it inspects a body (API Gateway's default is 8 KB).
+OPEN_LIVE_MAX_BODY_BYTES = 16 * 1024
+BODY_INSPECTION_LIMIT = "KB_16"
+# Each public route's own throttle (requests/s, burst): together at most half of the account's regional
+# quota (10 000 requests/s before an increase), so the /v1 callers keep the rest whatever floods the others.
+PUBLIC_ROUTE_THROTTLES = {"callbacks": (500, 1_000), "open-live": (400, 800), "documents": (100, 200)}
+# The WebSocket API's per-route throttles (requests/s, burst): $connect (a handler with 3 reads and a
+# transaction) tighter than the frames of $default.
+WEBSOCKET_ROUTE_THROTTLES = {"$connect": (200, 400), "$default": (1_000, 2_000), "$disconnect": (500, 1_000)}
 # X-Ray: the first request each second, then 1 % of the rest (traces cost per request at 1.8 M/s).
 SAMPLING_RATE = 0.01
 SAMPLING_RESERVOIR = 1
@@ -112,6 +134,31 @@ def _callback_integration() -> dict[str, Any]:
     return {"x-amazon-apigateway-integration": {"uri": {"Fn::Sub": uri}}}
 
 
+def _route_throttle(route: Route) -> tuple[int, int]:
+    if route.callback:
+        return PUBLIC_ROUTE_THROTTLES["callbacks"]
+    if route.path.startswith("/v2/app/"):
+        return PUBLIC_ROUTE_THROTTLES["open-live"]
+    return PUBLIC_ROUTE_THROTTLES["documents"]
+
+
+def method_settings(routes: list[Route]) -> list[dict[str, Any]]:
+    """The stage's default method throttle, and each public route's own (`/a/b` is written `/~1a~1b`)."""
+    settings = [{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": THROTTLE_RATE,
+                 "ThrottlingBurstLimit": THROTTLE_BURST, "MetricsEnabled": True}]
+    for route in (r for r in routes if r.public):
+        rate, burst = _route_throttle(route)
+        settings.append({"ResourcePath": "/" + route.path[1:].replace("/", "~1"), "HttpMethod": route.method.upper(),
+                         "ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst, "MetricsEnabled": True})
+    return settings
+
+
+def websocket_route_settings() -> dict[str, Any]:
+    """The WebSocket stage's `RouteSettings`: a throttle per route."""
+    return {route: {"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
+            for route, (rate, burst) in WEBSOCKET_ROUTE_THROTTLES.items()}
+
+
 def api_properties(routes: list[Route]) -> dict[str, Any]:
     """What the edge adds to the RestAPI's properties (deep-merged with Chalice's)."""
     paths: dict[str, Any] = {}
@@ -120,8 +167,7 @@ def api_properties(routes: list[Route]) -> dict[str, Any]:
             paths.setdefault(route.path, {})[route.method] = _callback_integration()
     return {
         "TracingEnabled": True,
-        "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": THROTTLE_RATE,
-                            "ThrottlingBurstLimit": THROTTLE_BURST, "MetricsEnabled": True}],
+        "MethodSettings": method_settings(routes),
         "DefinitionBody": {
             "x-amazon-apigateway-policy": resource_policy(routes),
             "x-amazon-apigateway-gateway-responses": gateway_responses(),
@@ -169,9 +215,43 @@ def callback_permission() -> dict[str, Any]:
         "SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${RestAPI}/*"}}}
 
 
+_VISIBILITY = {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True}
+
+
+def _path_contains(fragment: str) -> dict[str, Any]:
+    """A match on the URI path after URL-decoding and lower-casing (how an attacker's spellings are undone)."""
+    return {"ByteMatchStatement": {
+        "FieldToMatch": {"UriPath": {}}, "PositionalConstraint": "CONTAINS", "SearchString": fragment,
+        "TextTransformations": [{"Priority": 0, "Type": "URL_DECODE"}, {"Priority": 1, "Type": "LOWERCASE"}]}}
+
+
+def _rule(stage: str, name: str, priority: int, statement: dict[str, Any]) -> dict[str, Any]:
+    return {"Name": name, "Priority": priority, "Action": {"Block": {}}, "Statement": statement,
+            "VisibilityConfig": {**_VISIBILITY, "MetricName": f"rewardgate-{stage}-{name}"}}
+
+
+def waf_rules(stage: str) -> list[dict[str, Any]]:
+    """The web ACL's rules: rates per address (callbacks, open-live) and per access key id, open-live body size."""
+    open_live = _path_contains("/v2/app/")
+    key = [{"Header": {"Name": "x-bili-accesskeyid", "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}}]
+    return [
+        _rule(stage, "callback-rate", 0, {"RateBasedStatement": {
+            "Limit": CALLBACK_RATE_PER_5_MIN, "AggregateKeyType": "IP",
+            "ScopeDownStatement": _path_contains("/callbacks/")}}),
+        _rule(stage, "open-live-rate-ip", 1, {"RateBasedStatement": {
+            "Limit": OPEN_LIVE_RATE_PER_5_MIN_PER_IP, "AggregateKeyType": "IP", "ScopeDownStatement": open_live}}),
+        _rule(stage, "open-live-rate-key", 2, {"RateBasedStatement": {
+            "Limit": OPEN_LIVE_RATE_PER_5_MIN_PER_KEY, "AggregateKeyType": "CUSTOM_KEYS", "CustomKeys": key,
+            "ScopeDownStatement": open_live}}),
+        _rule(stage, "open-live-body-size", 3, {"AndStatement": {"Statements": [open_live, {
+            "SizeConstraintStatement": {"FieldToMatch": {"Body": {"OversizeHandling": "MATCH"}},
+                                        "ComparisonOperator": "GT", "Size": OPEN_LIVE_MAX_BODY_BYTES,
+                                        "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}}]}}),
+    ]
+
+
 def waf_resources(stage: str) -> dict[str, Any]:
-    """A regional web ACL with the callback rate rule, associated with the API's stage."""
-    visibility = {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True}
+    """A regional web ACL with the rate and size rules, associated with the API's stage."""
     return {
         "ApiWebAcl": {
             "Type": "AWS::WAFv2::WebACL",
@@ -185,20 +265,10 @@ def waf_resources(stage: str) -> dict[str, Any]:
                 "Name": f"rewardgate-{stage}-api",
                 "Scope": "REGIONAL",
                 "DefaultAction": {"Allow": {}},
-                "VisibilityConfig": {**visibility, "MetricName": f"rewardgate-{stage}-api"},
-                "Rules": [{
-                    "Name": "callback-rate",
-                    "Priority": 0,
-                    "Action": {"Block": {}},
-                    "VisibilityConfig": {**visibility, "MetricName": f"rewardgate-{stage}-callback-rate"},
-                    "Statement": {"RateBasedStatement": {
-                        "Limit": CALLBACK_RATE_PER_5_MIN, "AggregateKeyType": "IP",
-                        "ScopeDownStatement": {"ByteMatchStatement": {
-                            "FieldToMatch": {"UriPath": {}}, "PositionalConstraint": "CONTAINS",
-                            "SearchString": "/callbacks/",
-                            "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}},
-                    }},
-                }],
+                "VisibilityConfig": {**_VISIBILITY, "MetricName": f"rewardgate-{stage}-api"},
+                "AssociationConfig": {"RequestBody": {"API_GATEWAY": {
+                    "DefaultSizeInspectionLimit": BODY_INSPECTION_LIMIT}}},
+                "Rules": waf_rules(stage),
             },
         },
         "ApiWebAclAssociation": {

@@ -182,18 +182,18 @@ ACCESS: dict[str, Access] = {
         },
         send_to=("live",),
     ),
-    # Live push (chalicelib/live). $connect: verify the auth_body (play key), register the connection, ask for
-    # its first push.
+    # Live push (chalicelib/live). $connect: verify the auth_body (play key), refuse an ended game's or a banned
+    # app's, take one of the game's connection slots and register the connection, ask for its first push.
     "websocket_connect": Access(
-        tables={"live-connections": table(PUT)},
+        tables={"live-connections": table(GET, QUERY, PUT), "play-games": table(GET), "play-guard": table(GET)},
         send_to=("live",),
         secrets=(PLAY_KEY,),
     ),
-    # $default: ack, resume, ping; a resume or a ping of a connection behind pushes (reads the stream, may fill
-    # a dead writer's seq as every reader does) and answers over @connections.
+    # $default: ack, resume, ping (each counted on the connection); a resume or a ping of a connection behind
+    # pushes (reads the stream: a reader never writes it) and answers over @connections.
     "websocket_message": Access(
         tables={"live-connections": table(GET, BATCH_GET, UPDATE, DELETE),
-                "play-games": table(GET), "play-streams": table(QUERY, PUT)},
+                "play-games": table(GET), "play-streams": table(QUERY)},
         send_to=("live",),
         manage_connections=True,
     ),
@@ -203,8 +203,8 @@ ACCESS: dict[str, Access] = {
     ),
     # The push worker: fan-out, chunks, posts, cursors, removal of gone connections, retries.
     "live_push": Access(
-        tables={"live-connections": table(BATCH_GET, QUERY, UPDATE, DELETE),
-                "play-games": table(GET), "play-streams": table(QUERY, PUT)},
+        tables={"live-connections": table(GET, BATCH_GET, QUERY, UPDATE, DELETE),
+                "play-games": table(GET), "play-streams": table(QUERY)},
         send_to=("live",),
         manage_connections=True,
     ),

@@ -143,13 +143,17 @@ def _invoke_arn(route: Route) -> dict[str, Any]:
 
 
 # One managed policy per kind of caller (the operation's `access`, chalicelib/edge/registry.py); attach
-# the one (or ones) a principal needs. Read-only covers every GET route that needs IAM.
+# the one (or ones) a principal needs. Read-only covers every GET route that needs IAM except the wallet
+# service's (users' balances, flows and withdrawals).
 CALLER_POLICIES = {
     "AdminApiPolicy": ("admin", "operators' changes: activities, scenes, switches, reconciliations, play apps"),
     "GrantServicePolicy": ("grant", "upstream services granting rewards: grants and batch grants"),
     "WalletServicePolicy": ("wallet", "the wallet service: balances, flow, withdrawals"),
-    "ReadOnlyApiPolicy": ("read", "read-only callers (on-call, dashboards): every GET route"),
+    "ReadOnlyApiPolicy": ("read", "operators' read-only callers (on-call, dashboards): every GET route but users' "
+                                  "wallets, with callback credentials redacted"),
     "LivePlatformPolicy": ("platform", "the live platform's services: streamers' identity codes, rooms' live events"),
+    "CallbackCredentialsPolicy": ("credentials", "an operator who must see a stored callback's credentials "
+                                                 "(tickets, authorization codes): one event at a time, audited"),
 }
 
 
@@ -157,7 +161,9 @@ def caller_routes(routes: list[Route], kind: str) -> list[Route]:
     """The IAM-authorized routes a caller kind's managed policy allows."""
     private = [r for r in routes if not r.public]
     if kind == "read":
-        return [r for r in private if r.method == "get"]
+        # Users' wallets, flows and withdrawals are the wallet service's (user-facing) to read, not operators'.
+        # Callback credentials are the audited `credentials` policy's alone.
+        return [r for r in private if r.method == "get" and r.access not in ("wallet", "credentials")]
     return [r for r in private if r.access == kind]
 
 

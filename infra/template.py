@@ -280,6 +280,8 @@ WEBSOCKET_ROUTE_SKIP = {"id": "CKV_AWS_309", "comment": "No API Gateway authoriz
 
 def _websocket_overrides() -> dict[str, Any]:
     """What the WebSocket API Chalice generates needs beyond it: stage throttling, and the scanner's notes."""
+    from infra.edge import websocket_route_settings
+
     routes = {lid: {"Metadata": {"checkov": {"skip": [WEBSOCKET_ROUTE_SKIP]}}}
               for lid in ("WebsocketConnectRoute", "WebsocketMessageRoute", "WebsocketDisconnectRoute")}
     return routes | {"WebsocketAPIStage": {
@@ -288,7 +290,8 @@ def _websocket_overrides() -> dict[str, Any]:
                                            "CloudWatch role, which one application's stack must not own); each "
                                            "handler writes one structured line per connect, frame and disconnect."}]}},
         "Properties": {"DefaultRouteSettings": {"ThrottlingRateLimit": WEBSOCKET_THROTTLE_RATE,
-                                                "ThrottlingBurstLimit": WEBSOCKET_THROTTLE_BURST}},
+                                                "ThrottlingBurstLimit": WEBSOCKET_THROTTLE_BURST},
+                       "RouteSettings": websocket_route_settings()},
     }}
 
 
@@ -334,8 +337,12 @@ def _outputs(stage: str, has_api: bool, has_websocket: bool = False) -> dict[str
                                       "Value": {"Ref": "GrantServicePolicy"}},
             "WalletServicePolicyArn": {"Description": "Attach to the wallet service (balances, flow, withdrawals)",
                                        "Value": {"Ref": "WalletServicePolicy"}},
-            "ReadOnlyApiPolicyArn": {"Description": "Attach to read-only callers (every GET route)",
+            "ReadOnlyApiPolicyArn": {"Description": "Attach to operators' read-only callers (every GET route but "
+                                                    "users' wallets; callback credentials redacted)",
                                      "Value": {"Ref": "ReadOnlyApiPolicy"}},
+            "CallbackCredentialsPolicyArn": {"Description": "Attach only to whoever must read a stored callback's "
+                                                            "credentials (one event at a time, audited)",
+                                             "Value": {"Ref": "CallbackCredentialsPolicy"}},
             "LivePlatformPolicyArn": {"Description": "Attach to the live platform's services (identity codes, "
                                                      "rooms' live events)",
                                       "Value": {"Ref": "LivePlatformPolicy"}},

@@ -20,7 +20,9 @@ The app object is converted once, per Chalice's rules for thread-local `current_
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
+import os
 import sys
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -43,6 +45,7 @@ class LocalApiServer(ThreadingHTTPServer):
 
 
 CONNECTIONS_PREFIX = "/@connections/"
+TOKEN_HEADER = "x-rg-connections-token"  # noqa: S105 - the header chalicelib.live.gateway sends
 
 
 class ApiRequestHandler(ChaliceRequestHandler):
@@ -58,6 +61,13 @@ class ApiRequestHandler(ChaliceRequestHandler):
 
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
+        expected = getattr(self.server, "connections_token", None)
+        offered = self.headers.get(TOKEN_HEADER) or ""
+        if expected is not None and not hmac.compare_digest(offered.encode(), expected.encode()):
+            # Only the stack's own workers hold the token; anyone else reaching this port gets nothing.
+            refusal = json.dumps({"message": "Forbidden"}).encode()
+            self._send_http_response(403, {"Content-Type": "application/json"}, refusal)
+            return
         connection_id = unquote(self.path[len(CONNECTIONS_PREFIX):].split("?", 1)[0])
         answer = gateway.manage(self.command, connection_id, body)
         self._send_http_response(answer.status, dict(answer.headers), answer.body)
@@ -87,9 +97,10 @@ def api_config(project_dir: Path = ROOT, stage: str = STAGE) -> Config:
 
 
 def make_server(app: Any, host: str, port: int, config: Config | None = None,
-                ws_gateway: Any = None) -> LocalDevServer:
+                ws_gateway: Any = None, connections_token: str | None = None) -> LocalDevServer:
     """A local API server for `app` on host:port (call `serve_forever`; `shutdown` from another thread);
-    `ws_gateway` (a started `local_ws.WebSocketGateway`) gets its `@connections` endpoint mounted here."""
+    `ws_gateway` (a started `local_ws.WebSocketGateway`) gets its `@connections` endpoint mounted here, answering
+    only calls carrying `connections_token` (header `x-rg-connections-token`) when one is given."""
     if not isinstance(app, LocalChalice):
         # chalice.local.create_local_server's conversion: `current_request` becomes thread-local
         CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
@@ -97,6 +108,7 @@ def make_server(app: Any, host: str, port: int, config: Config | None = None,
     server = LocalDevServer(app, config or api_config(), host, port, handler_cls=ApiRequestHandler,
                             server_cls=LocalApiServer)
     server.server.ws_gateway = ws_gateway  # type: ignore[attr-defined]
+    server.server.connections_token = connections_token  # type: ignore[attr-defined]
     return server
 
 
@@ -117,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
 
         gateway = WebSocketGateway(app_handlers(app.app), stage=STAGE)
         gateway.start(args.host, args.ws_port)
-    server = make_server(app.app, args.host, args.port, ws_gateway=gateway)
+    # The local stack hands its own processes a token for @connections (RG_LIVE_CONNECTIONS_TOKEN).
+    server = make_server(app.app, args.host, args.port, ws_gateway=gateway,
+                         connections_token=os.environ.get("RG_LIVE_CONNECTIONS_TOKEN") or None)
     print(f"rewardgate API on http://{args.host}:{args.port} (threaded, backlog {BACKLOG})"
           + (f"; WebSocket API on ws://{args.host}:{args.ws_port}" if gateway else ""), flush=True)
     try:

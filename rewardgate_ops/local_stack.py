@@ -30,6 +30,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets as secrets_module
 import signal
 import subprocess
 import sys
@@ -216,13 +217,17 @@ class LocalStack:
             raise StackError(f"already in use: {', '.join(busy)}; stop what holds it or choose other ports")
 
         log.info("starting DynamoDB Local on port %d (data in %s)", opts.dynamodb_port, opts.data_path)
+        # Nothing unauthenticated may be reachable from other machines or users: both services run privately,
+        # or the stack refuses to start unless the developer accepts the exposure (RG_LOCAL_ALLOW_EXPOSED=1).
+        private = None if os.environ.get("RG_LOCAL_ALLOW_EXPOSED") == "1" else True
         self.services["dynamodb"] = services.start_dynamodb_local(
-            opts.dynamodb_port, data_dir=opts.data_path, log_path=opts.logs_dir / "dynamodb.log"
+            opts.dynamodb_port, data_dir=opts.data_path, log_path=opts.logs_dir / "dynamodb.log", private=private
         )
         self._record(starting=True)
         self._checkpoint()
         log.info("starting moto server on port %d", opts.moto_port)
-        self.services["moto"] = services.start_moto_server(opts.moto_port, log_path=opts.logs_dir / "moto.log")
+        self.services["moto"] = services.start_moto_server(opts.moto_port, log_path=opts.logs_dir / "moto.log",
+                                                           private=private)
         self._record(starting=True)
         self._checkpoint()
 
@@ -251,6 +256,8 @@ class LocalStack:
         # Live push: the wss_link a start answers, and where the workers post to connections (@connections).
         os.environ.setdefault("RG_PLAY_WSS_LINKS", self.ws_url)
         os.environ["RG_LIVE_CONNECTIONS_URL"] = f"http://127.0.0.1:{self.options.api_port}"
+        # @connections answers only this stack's own processes (the API and the workers inherit it).
+        os.environ["RG_LIVE_CONNECTIONS_TOKEN"] = secrets_module.token_urlsafe(32)
         settings.reset_settings()
         clients.reset_clients()
         secrets.reset()  # built on the previous clients

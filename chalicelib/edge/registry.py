@@ -41,7 +41,8 @@ GRANT = "grant"  # upstream services granting rewards
 WALLET = "wallet"  # the wallet service: balances, flow, withdrawals
 READ = "read"  # read-only callers (on-call, dashboards)
 PLATFORM = "platform"  # the live platform's own services: streamers' identity codes, rooms' live events
-ACCESS_KINDS = (PUBLIC, ADMIN, GRANT, WALLET, READ, PLATFORM)
+CREDENTIALS = "credentials"  # the audited read of callback credentials (redacted for READ)
+ACCESS_KINDS = (PUBLIC, ADMIN, GRANT, WALLET, READ, PLATFORM, CREDENTIALS)
 
 DEFAULT_MAX_BODY = 256 * 1024
 

@@ -27,6 +27,10 @@ class LiveSettings:
     chunk: int  # connections one push message (one worker) serves
     max_frame_bytes: int  # at most API_FRAME_BYTES
     post_timeout_s: int  # one post_to_connection's connect/read timeout
+    max_connections_per_game: int  # connections one game's auth_body may hold at once (over it: 429 at $connect)
+    frames_per_minute: int  # resume and ping frames one connection may send a minute (over it: refused)
+    replay_max_events: int  # events a resume replays inside `$default`; the rest follows by the normal push
+    connections_token: str | None = None  # the local stack's @connections answers only calls carrying it
 
 
 def load(env: Mapping[str, str] | None = None) -> LiveSettings:
@@ -40,6 +44,10 @@ def load(env: Mapping[str, str] | None = None) -> LiveSettings:
         chunk=env_int(env, "RG_LIVE_CHUNK", 25, minimum=1),
         max_frame_bytes=frame,
         post_timeout_s=env_int(env, "RG_LIVE_POST_TIMEOUT_S", 3, minimum=1),
+        max_connections_per_game=env_int(env, "RG_LIVE_MAX_CONNECTIONS_PER_GAME", 10, minimum=1),
+        frames_per_minute=env_int(env, "RG_LIVE_FRAMES_PER_MINUTE", 6, minimum=1),
+        replay_max_events=env_int(env, "RG_LIVE_REPLAY_MAX_EVENTS", 200, minimum=1),
+        connections_token=env.get("RG_LIVE_CONNECTIONS_TOKEN") or None,
     )
 
 

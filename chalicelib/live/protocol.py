@@ -4,6 +4,9 @@ Client → server (one JSON object per frame):
 - `{"op": "ack", "seq": N}`: cumulative, every event up to N received (recorded; `pong` reports it);
 - `{"op": "resume", "after_seq": N}`: replay everything after N, then continue live;
 - `{"op": "ping"}`: answered by `pong`; keeps the connection from API Gateway's 10-minute idle close.
+`resume` and `ping` count against `RG_LIVE_FRAMES_PER_MINUTE` per connection (over it: an `error` frame
+`rate_limited`, nothing done), and a resume replays at most `RG_LIVE_REPLAY_MAX_EVENTS` events at once; the rest
+follows by the normal push, in order.
 
 Server → client: `{"op": "event", "game_id", "seq", "cmd", "data"}` in seq order; `{"op": "end", "game_id"}`
 right after the game's LIVE_OPEN_PLATFORM_INTERACTION_END event; `{"op": "pong", ...}`;
@@ -39,6 +42,7 @@ UNKNOWN_OP = "unknown_op"
 INVALID_FIELD = "invalid_field"
 SEQ_AHEAD = "seq_ahead"
 NOT_CONNECTED = "not_connected"
+RATE_LIMITED = "rate_limited"
 
 
 class StreamEntry(Protocol):

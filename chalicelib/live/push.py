@@ -105,8 +105,13 @@ def fan_out(game_id: str, head: int | None, deadline_ms: int) -> Report:
     return Report(chunks=len(groups))
 
 
-def push(game_id: str, connection_ids: list[str], head: int | None, deadline_ms: int, attempt: int = 0) -> Report:
-    """Post each connection the events after its cursor, oldest first, and move its cursor."""
+def push(game_id: str, connection_ids: list[str], head: int | None, deadline_ms: int, attempt: int = 0,
+         max_events: int | None = None) -> Report:
+    """Post each connection the events after its cursor, oldest first, and move its cursor.
+
+    `max_events` bounds what this call posts (a WebSocket handler's replay): once reached, the rest is handed
+    to the `live` queue's worker in one message, which carries on from the cursor, in order.
+    """
     report = Report()
     if not connection_ids:
         return report
@@ -124,18 +129,20 @@ def push(game_id: str, connection_ids: list[str], head: int | None, deadline_ms:
             following = [c for c in following if c.sent_seq >= head - LAG_SPLIT]
     state = _Round(pending=following)
     while state.pending:
-        if clock.now_ms() >= deadline_ms:
+        spent = max_events is not None and report.events >= max_events
+        if spent or clock.now_ms() >= deadline_ms:
             _send([PushMessage(game_id, head, [c.connection_id for c in state.pending])])
             report.deferred += len(state.pending)
             break
-        state = _round(game_id, state, head, report)
+        limit = READ_LIMIT if max_events is None else min(READ_LIMIT, max_events - report.events)
+        state = _round(game_id, state, head, report, limit)
     _retry_later(game_id, head, state.retry, attempt, report)
     return report
 
 
-def _round(game_id: str, state: _Round, head: int | None, report: Report) -> _Round:
+def _round(game_id: str, state: _Round, head: int | None, report: Report, limit: int = READ_LIMIT) -> _Round:
     low = min(c.sent_seq for c in state.pending)
-    page = stream.read(game_id, low, READ_LIMIT, clock.now_ms(), allocated=head)
+    page = stream.read(game_id, low, limit, clock.now_ms(), allocated=head)
     if not page.events:
         return _Round(retry=state.retry)
     jobs = [(c, [e for e in page.events if e.seq > c.sent_seq]) for c in state.pending]
@@ -144,7 +151,7 @@ def _round(game_id: str, state: _Round, head: int | None, report: Report) -> _Ro
     else:
         with ThreadPoolExecutor(max_workers=min(PARALLEL, len(jobs))) as pool:
             outcomes = list(pool.map(deadline.carried(lambda job: _push_one(game_id, *job)), jobs))
-    more = len(page.events) == READ_LIMIT
+    more = len(page.events) == limit
     after = _Round(retry=list(state.retry))
     for conn, outcome in zip(state.pending, outcomes, strict=True):
         report.frames += outcome.frames
@@ -171,7 +178,7 @@ def _push_one(game_id: str, conn: Connection, events: list[stream.StreamEvent]) 
             if clock.now_ms() - conn.connected_at_ms < GONE_GRACE_MS:
                 kind = RETRY  # its $connect may not have completed yet
             else:
-                connections.remove(conn.connection_id, conn.game_id)
+                connections.remove(conn.connection_id, conn.game_id, conn.slot)
                 logger.info("live connection gone: removed", extra={"connection_id": conn.connection_id,
                                                                     "game_id": game_id, "sent_seq": sent})
                 return _Outcome(GONE, sent, frames, count)

@@ -9,6 +9,11 @@ is a table, not an instance map. Two items per connection, put and deleted toget
   Invariant (conditional update `gen = :gen AND sent_seq < :new`): `sent_seq` only moves forward within a
   gen, and only after everything up to it was posted under that gen.
 - `g#{game_id}` / `{connection_id}` (the game's member list): what a fan-out queries, strongly consistent.
+- `s#{game_id}` / `{slot:04d}` (the game's connection slots, `RG_LIVE_MAX_CONNECTIONS_PER_GAME` of them):
+  `holder` is the connection that took it. A connection is registered only in the transaction that takes a
+  free slot (absent, or past its `expires_at`), so a game never holds more connections than slots, however
+  many `$connect`s race; the connection item records its `slot`, and removing the connection frees it.
+- On the connection item, `win` / `win_n`: the minute and how many `resume`/`ping` frames it sent in it.
 
 Both expire (DynamoDB TTL) after API Gateway's 2-hour connection limit, should `$disconnect` never come.
 """
@@ -33,6 +38,16 @@ def members_pk(game_id: str) -> str:
     return f"g#{game_id}"
 
 
+def slots_pk(game_id: str) -> str:
+    """Hash key of a game's connection slots."""
+    return f"s#{game_id}"
+
+
+def slot_sk(slot: int) -> str:
+    """Range key of one slot."""
+    return f"{slot:04d}"
+
+
 @table
 class LiveConnectionItem(Model):
     """A connection (`c#...` / `c`) or a game's member entry (`g#...` / connection id); see the module doc."""
@@ -47,4 +62,8 @@ class LiveConnectionItem(Model):
     sent_seq = NumberAttribute(null=True)
     acked_seq = NumberAttribute(null=True)
     gen = NumberAttribute(null=True)
+    slot = NumberAttribute(null=True)
+    holder = UnicodeAttribute(null=True)
+    win = NumberAttribute(null=True)
+    win_n = NumberAttribute(null=True)
     expires_at = TTLAttribute(null=True)

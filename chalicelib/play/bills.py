@@ -4,14 +4,22 @@ A day closes at 00:30 UTC+8 the next day (the `play_bills` schedule, every 10 mi
 is due, oldest day first per app). Before closing, the day is reconciled (every entry partition against
 its counter); a day with a discrepancy is held, reported and retried, never closed on wrong figures.
 Closing puts the bill (immutable: put-if-absent) and moves the app's cursor (last closed day,
-cumulative developer share) in one transaction. The credit is then placed through the rewards slice's
-public grant path, `chalicelib.rewards.grants.place` (the order, put-if-absent) and `grants.enqueue` (the
-credit message; a failed send is flagged and re-sent by the rewards sweeper), with the order id
-`play-app-{app_id}_bill_{YYYYMMDD}_cash_1` in the activity `RG_PLAY_BILL_ACTIVITY` (`play-bills`; sandbox
-apps: `play-bills-sandbox`), scene `bill`, so the credit worker credits the wallet of act id
-`play-app-{app_id}` exactly once (a repeated grant returns the same order). Amounts: platform units
-(1 000 = ¥1) in the bill; fen in the wallet, floor(cumulative share / 10) in total, so the sub-fen
-remainder of a day is carried, never lost.
+cumulative developer share) in one transaction. The bill records its credit's order id then, with a random
+part: `play-app-{app_id}_bill_{YYYYMMDD}.{nonce}_cash_1`, so a retry re-uses it and nobody can predict it.
+
+The credit is internal money (`chalicelib.rewards.internal`), never a grant: its order is written straight
+into the wallet of act id `play-app-{app_id}` in the child `formal` of the activity `RG_PLAY_BILL_ACTIVITY`
+(`play-bills`; sandbox apps: `play-bills-sandbox`), an activity the public grant and admin routes refuse to
+name; then the credit message is sent (a failed send is flagged and re-sent by the rewards sweeper) and the
+credit worker credits it exactly once. Amounts: platform units (1 000 = ¥1) in the bill; fen in the wallet,
+floor(cumulative share / 10) in total, so the sub-fen remainder of a day is carried, never lost.
+
+Bills closed before the internal path carry the old, guessable order id `play-app-{app_id}_bill_{YYYYMMDD}_cash_1`
+(`legacy_order_id`). A PLACED one is left as it is (its credit exists under that id; reconciliation checks it).
+A PENDING one is credited under that id when the id is free, or when the order there is exactly this credit
+(placed by an earlier run); when another order holds it (a grant caller pre-empted it), the bill's order id is
+replaced by a fresh random one (a conditional update: only while PENDING and still the old id) and credited
+under that; the pre-empting order is left for reconciliation to report (`credit_without_bill`).
 """
 
 from __future__ import annotations
@@ -26,15 +34,18 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.dynamo import cancellation_codes, connection, error_code, with_retries
-from chalicelib.errors import ActivityNotFound, RewardgateError, SceneNotFound
+from chalicelib.errors import ActivityNotFound, ConfigConflict, RewardgateError, SceneNotFound
 from chalicelib.observability import logger
 from chalicelib.play import apps, reconcile, settlement
 from chalicelib.play.config import play_settings
 from chalicelib.play.models import CreditView, SettlementView
 from chalicelib.play.tables import PlaySettlementItem
+from chalicelib.rewards import internal
 
 CURSOR_SK = "cursor"
 BILL_SCENE = "bill"
+BILL_CHILD = "formal"
+BILL_TEXT = "Interactive play revenue share"
 WALLET_PREFIX = "play-app-"
 PENDING, PLACED, NONE = "PENDING", "PLACED", "NONE"
 # Bills (fen) are bounded by the scene's per-order cap; this one is far above any day.
@@ -57,11 +68,26 @@ def bill_activity(app: apps.PlayApp) -> str:
     return play_settings().sandbox_bill_activity if app.sandbox else play_settings().bill_activity
 
 
-def credit_order_id(app_id: int, day: str) -> str:
-    """The rewards order id of a bill's credit: `{act_id}_{scene_id}_{rain_id}_{award_type}_{stage}`."""
+def credit_order_id(app_id: int, day: str, nonce: str) -> str:
+    """The order id of a bill's credit, `play-app-{app_id}_bill_{YYYYMMDD}.{nonce}_cash_1`: unpredictable by its
+    nonce (`internal.new_nonce`), recorded on the bill when it closes; sorted by day within the wallet."""
+    from chalicelib.rewards import ids
+
+    return ids.order_id(wallet_act_id(app_id), BILL_SCENE, f"{settlement.day_key(day)}.{nonce}", ids.CASH, "1")
+
+
+def legacy_order_id(app_id: int, day: str) -> str:
+    """The guessable order id bills closed before the internal credit path carry."""
     from chalicelib.rewards import ids
 
     return ids.order_id(wallet_act_id(app_id), BILL_SCENE, settlement.day_key(day), ids.CASH, "1")
+
+
+def bill_wallet_id(activity_id: str, app_id: int) -> str:
+    """The wallet an app's bills credit in `activity_id`."""
+    from chalicelib.rewards import ids
+
+    return ids.wallet_id(ids.child_ns(activity_id, BILL_CHILD), wallet_act_id(app_id), ids.CASH_ASSET)
 
 
 @dataclass(frozen=True)
@@ -150,11 +176,12 @@ def close_day(app: apps.PlayApp, day: str, cursor: PlaySettlementItem | None) ->
     after = before + totals.developer_share
     fen = settlement.credit_fen(before, after)
     now_ms = clock.now_ms()
+    order_id = credit_order_id(app.app_id, day, internal.new_nonce()) if fen else None  # re-used by every retry
     bill = PlaySettlementItem(
         bill_pk(app.app_id), settlement.day_key(day), app_id=app.app_id, day=day, gifts=totals.gifts,
         revenue=totals.revenue, developer_share=totals.developer_share,
         ratio_versions=set(totals.ratio_versions) or None, cumulative_share=after, credit_fen=fen,
-        credit_status=PENDING if fen > 0 else NONE, credit_order_id=credit_order_id(app.app_id, day) if fen else None,
+        credit_status=PENDING if fen > 0 else NONE, credit_order_id=order_id,
         closed_at_ms=now_ms, test=app.sandbox or None)
     moved = PlaySettlementItem(bill_pk(app.app_id), CURSOR_SK, app_id=app.app_id, through_day=day,
                                cumulative_share=after, closed_at_ms=now_ms)
@@ -178,44 +205,96 @@ def close_day(app: apps.PlayApp, day: str, cursor: PlaySettlementItem | None) ->
 
 
 def ensure_bill_activity(activity_id: str) -> None:
-    """The rewards activity and cash scene bills are credited in, created on first use."""
+    """The rewards activity and cash scene bills are credited in, created on first use.
+
+    Several instances may get here first together: a creation that loses the race (`ConfigConflict`) is fine
+    when the item now exists (the winner made the same one).
+    """
     from chalicelib.rewards import config_store
     from chalicelib.rewards.config import Activity, Child, parse_scene
 
-    try:
-        config_store.get_activity_uncached(activity_id)
-    except ActivityNotFound:
-        child = Child("formal", "formal", 1_577_836_800_000, 4_102_444_800_000)  # 2020-01-01 .. 2100-01-01 UTC
+    def activity() -> None:
+        child = Child(BILL_CHILD, "formal", 1_577_836_800_000, 4_102_444_800_000)  # 2020-01-01 .. 2100-01-01 UTC
         config_store.put_activity(Activity(activity_id, "Interactive play bills", (child,)))
-    try:
-        config_store.get_scene(activity_id, BILL_SCENE)
-    except SceneNotFound:
+
+    def scene() -> None:
         config_store.put_scene(parse_scene(activity_id, BILL_SCENE, {
-            "award_type": "cash", "stock_control": False, "order_cap": BILL_ORDER_CAP,
-            "bill_text": "Interactive play revenue share"}))
+            "award_type": "cash", "stock_control": False, "order_cap": BILL_ORDER_CAP, "bill_text": BILL_TEXT}))
+
+    _create_once(lambda: config_store.get_activity_uncached(activity_id), activity, ActivityNotFound)
+    _create_once(lambda: config_store.get_scene(activity_id, BILL_SCENE), scene, SceneNotFound)
+
+
+def _create_once(read: Callable[[], object], create: Callable[[], None], absent: type[Exception]) -> None:
+    try:
+        read()
+        return
+    except absent:
+        pass
+    try:
+        create()
+    except ConfigConflict:
+        from chalicelib.rewards import config_store
+
+        config_store.invalidate()  # this instance's cache may hold the absence it saw first
+        read()  # created concurrently by another instance; still absent raises `absent`
+
+
+def bill_credit(app: apps.PlayApp, bill: PlaySettlementItem) -> internal.InternalCredit:
+    """The internal credit a closed bill pays, under the order id the bill recorded."""
+    act_id, scene_id, rain_id, _award, stage = bill.credit_order_id.split("_")
+    return internal.InternalCredit(activity_id=bill_activity(app), sub_activity_id=BILL_CHILD, scene_id=scene_id,
+                                   act_id=act_id, rain_id=rain_id, stage=stage, amount=int(bill.credit_fen),
+                                   bill_text=BILL_TEXT)
+
+
+def _rekeyed(app: apps.PlayApp, bill: PlaySettlementItem) -> PlaySettlementItem:
+    """A PENDING bill of the old layout whose guessable order id another order holds: a fresh random id, recorded
+    on the bill before any credit is written (only while PENDING with the old id); the bill as it now stands."""
+    legacy = bill.credit_order_id
+    fresh = credit_order_id(app.app_id, bill.day, internal.new_nonce())
+    try:
+        with_retries(lambda: bill.update(actions=[PlaySettlementItem.credit_order_id.set(fresh)],
+                                         condition=(PlaySettlementItem.credit_status == PENDING)
+                                         & (PlaySettlementItem.credit_order_id == legacy)))
+    except UpdateError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        bill = _get(app.app_id, bill.sk) or bill  # another run re-keyed (or placed) it first: follow the bill
+    logger.warning("play bill credit re-keyed: its old order id is held by another order",
+                   extra={"app_id": app.app_id, "day": bill.day, "old_order_id": legacy,
+                          "order_id": bill.credit_order_id})
+    return bill
+
+
+def _migrated(app: apps.PlayApp, bill: PlaySettlementItem) -> PlaySettlementItem:
+    """A PENDING bill of the old layout, ready to credit: its old id when free or already this credit."""
+    if bill.credit_order_id != legacy_order_id(app.app_id, bill.day):
+        return bill
+    credit = bill_credit(app, bill)
+    stored = internal.find(credit.wallet_id, credit.order_id)
+    if stored is None or internal.same_credit(stored, internal.decide(credit, clock.now_ms(), 1)):
+        return bill
+    return _rekeyed(app, bill)
 
 
 def place_credit(app: apps.PlayApp, bill: PlaySettlementItem) -> str:
-    """Place a closed bill's credit (idempotent by order id) and mark it PLACED; returns the order id.
-
-    No reward token is signed (nobody presents one for a bill), so this needs no signing key.
+    """Write a closed bill's internal credit (idempotent by its recorded order id), send it to the credit worker
+    and mark the bill PLACED; returns the order id. No reward token is signed (nobody presents one for a bill).
     """
-    from chalicelib.rewards import grants
-    from chalicelib.rewards.orders import GrantRequest
+    from chalicelib.rewards.sending import enqueue
     from chalicelib.rewards.tables import CREDITED
 
-    activity_id = bill_activity(app)
-    ensure_bill_activity(activity_id)
-    order, _created = grants.place(GrantRequest(
-        activity_id=activity_id, scene_id=BILL_SCENE, act_id=wallet_act_id(app.app_id),
-        rain_id=settlement.day_key(bill.day), award_type="cash", stage="1", amount=int(bill.credit_fen)))
+    ensure_bill_activity(bill_activity(app))  # wallet reads and withdrawals find the bill wallet's child by it
+    bill = _migrated(app, bill)
+    order, _created = internal.place(bill_credit(app, bill))
     if order.status != CREDITED:
         # Crediting is idempotent: re-sending for an order placed by an earlier, interrupted run is harmless.
-        grants.enqueue([order])
+        enqueue([order])
     try:
-        with_retries(lambda: bill.update(actions=[PlaySettlementItem.credit_status.set(PLACED),
-                                                  PlaySettlementItem.credit_order_id.set(order.order_id)],
-                                         condition=PlaySettlementItem.credit_status == PENDING))
+        with_retries(lambda: bill.update(actions=[PlaySettlementItem.credit_status.set(PLACED)],
+                                         condition=(PlaySettlementItem.credit_status == PENDING)
+                                         & (PlaySettlementItem.credit_order_id == order.order_id)))
     except UpdateError as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise

@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from chalicelib.errors import StorageUnavailable
 from chalicelib.play.codes import PlayKeys
 from chalicelib.play.config import play_settings
-from chalicelib.secrets import forget, get_secret_json, put_secret_json
+from chalicelib.secrets import LookupBudget, get_secret_json, put_secret_json
 
 ACCESS_KEY_ID = re.compile(r"rgak-([1-9][0-9]{0,15})-[0-9a-f]{24}")
 REFRESH_EVERY_S = 5.0
+# Forced re-reads (key ids the cached secret does not know) per process, over all apps: a forger naming
+# many known app ids gets at most this many billed reads a second out of one instance.
+REFRESHES_PER_S = 1.0
+REFRESH_BURST = 5
 
 _keys_cache: tuple[str, PlayKeys] | None = None
 _refreshed: dict[int, float] = {}
@@ -78,11 +82,11 @@ def put_app_key(key: AppKey) -> None:
         "app_id": key.app_id, "access_key_id": key.access_key_id, "access_key_secret": key.access_key_secret})
 
 
+_refresh_budget = LookupBudget(REFRESHES_PER_S, REFRESH_BURST)
+
+
 def _read(app_id: int, fresh: bool = False) -> AppKey | None:
-    name = play_settings().app_secret(app_id)
-    if fresh:
-        forget(name)
-    value = get_secret_json(name)
+    value = get_secret_json(play_settings().app_secret(app_id), fresh=fresh)
     if value is None:
         return None
     return AppKey(app_id=int(value["app_id"]), access_key_id=value["access_key_id"],
@@ -103,7 +107,7 @@ def secret_for(access_key_id: str) -> str | None:
         return key.access_key_secret
     with _lock:
         last = _refreshed.get(app_id, 0.0)
-        if time.monotonic() - last < REFRESH_EVERY_S:
+        if time.monotonic() - last < REFRESH_EVERY_S or not _refresh_budget.take():
             return None
         _refreshed[app_id] = time.monotonic()
     key = _read(app_id, fresh=True)
@@ -116,3 +120,4 @@ def reset() -> None:
     with _lock:
         _keys_cache = None
         _refreshed.clear()
+        _refresh_budget.tokens = float(_refresh_budget.burst)

@@ -37,7 +37,9 @@ Text64 = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # The signature covers the body but not the path (Bilibili's scheme): a body must fit one API only, so
+    # fields an API does not take are refused (4000, named), never ignored (issue 24).
+    model_config = ConfigDict(extra="forbid")
 
 
 class _Message(BaseModel):
@@ -377,10 +379,11 @@ class EndBody(_Open):
 
 
 class EventsBody(_Open):
-    """`POST /v2/app/events` (pull): the game's events after `after_seq`, oldest first."""
+    """`POST /v2/app/events` (pull): the game's events after `after_seq`, oldest first. `after_seq` is required
+    (0 for the first pull), so that no heartbeat body (`{game_id}`), signed for another path, is a pull."""
 
     game_id: GameId
-    after_seq: Annotated[int, Field(ge=0, le=MAX_ID)] = 0
+    after_seq: Annotated[int, Field(ge=0, le=MAX_ID)]
     limit: Annotated[int, Field(ge=1, le=100)] = 100
 
 

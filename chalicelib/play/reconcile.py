@@ -10,6 +10,7 @@ Discrepancy kinds:
 - play_ratio_mismatch       an entry used another ratio version than the one in force when it arrived
 - play_entry_without_event  an entry whose stream event is missing or is another message
 - play_event_without_entry  a settled gift event in a game's stream with no entry
+- bill_mismatch             a closed bill against its credit (`chalicelib.play.bill_checks`)
 """
 
 from __future__ import annotations
@@ -244,7 +245,11 @@ def reconcile_hour(hour: str, budget: Budget | None = None) -> PlayReconciliatio
     """
     findings: list[PlayFinding] = []
     deferred: list[int] = []
-    totals = {"apps": 0, "entries": 0, "revenue": 0, "developer_share": 0, "events_checked": 0}
+    from chalicelib.play import bill_checks
+
+    totals = {"apps": 0, "entries": 0, "revenue": 0, "developer_share": 0, "events_checked": 0, "bills_checked": 0}
+    counted = bill_checks.namespace_counters(hour)  # before the credits are read: see namespace_findings
+    bill_credits: list[bill_checks.CreditRow] = []
     for app in apps.list_apps():
         if budget is not None and budget.expired():
             deferred.append(app.app_id)
@@ -256,6 +261,12 @@ def reconcile_hour(hour: str, budget: Budget | None = None) -> PlayReconciliatio
         totals["revenue"] += check.revenue
         totals["developer_share"] += check.developer_share
         totals["events_checked"] += check.events_checked
+        app_bills = bill_checks.check_app_bills(app, hour)
+        findings += app_bills.findings
+        totals["bills_checked"] += app_bills.bills_checked
+        bill_credits += app_bills.credits
+    if not deferred:  # every app's bill credits read: the namespaces' counters can be explained in full
+        findings += bill_checks.namespace_findings(hour, counted, bill_credits)
     for finding in findings:
         logger.error("play reconciliation discrepancy", extra={"hour": hour, **finding.as_dict()})
     return PlayReconciliation(findings=findings, summary={**totals, "discrepancies": len(findings),

@@ -32,11 +32,17 @@ def _ban_pk(app_id: int) -> str:
 
 
 def use_nonce(app_id: int, nonce: str, now_ms: int) -> None:
-    """Record a nonce; `NonceReplayed` when the app already used it inside the signature window."""
+    """Record a nonce; `NonceReplayed` when the app used it less than twice the signature window ago.
+
+    A request's timestamp may be up to one window off either way, so a nonce must be remembered for two
+    windows, and is remembered for no longer: the put-if-absent treats an item whose `expires_at` has
+    passed as absent (DynamoDB's TTL deletes within days, DynamoDB Local never; the TTL only sweeps).
+    """
     ttl_ms = 2 * play_settings().signature_window_s * 1000
     item = PlayGuardItem(f"nonce#{app_id}#{nonce}", "n", at_ms=now_ms, expires_at=clock.utc_datetime(now_ms + ttl_ms))
+    free = PlayGuardItem.pk.does_not_exist() | (PlayGuardItem.expires_at < clock.utc_datetime(now_ms))
     try:
-        with_retries(lambda: item.save(condition=PlayGuardItem.pk.does_not_exist()))
+        with_retries(lambda: item.save(condition=free))
     except PutError as exc:
         if error_code(exc) == "ConditionalCheckFailedException":
             raise NonceReplayed("x-bili-signature-nonce was already used") from exc

@@ -9,11 +9,19 @@ This module is the stream's whole API; the push side (issue 13) reuses it as is:
   before the first seq not written yet, so a reader never skips an event still being written;
 - `scan_from(game_id, seq)` iterates the stored items (reconciliation).
 
-A seq whose writer died between allocation and its transaction would stop every reader there, so a
-reader that finds such a hole older than `FILL_AFTER_MS` fills it with a `skip` item (put-if-absent;
-a writer gives up its seq after `WRITE_DEADLINE_MS` and never writes after a filler took it). Skips are
-delivered as `RG_SEQ_SKIPPED`, so a client still sees every seq exactly once. The end event
-(LIVE_OPEN_PLATFORM_INTERACTION_END) takes the last seq; a reader that finds it missing writes it.
+**Reading never writes.** A reader that finds a seq missing reports it as what it is, from the game item
+(read once per read) and the stored neighbours, without writing anything:
+- its event outlived the stream's TTL (`RG_PLAY_STREAM_TTL_HOURS`) and DynamoDB deleted it: the seq was
+  allocated by the end of the last hour (`first_seq_by_hour`) whose first seq is at or below it, and that
+  time plus the writers' deadline and the TTL has passed: delivered as `RG_SEQ_EXPIRED` (data `{}`);
+- its writer died between allocation and its transaction: older than `FILL_AFTER_MS` and not expired:
+  delivered as `RG_SEQ_SKIPPED`. A writer gives up its seq `WRITE_DEADLINE_MS` after allocating it, and its
+  last transaction ends within its function's bounded call time (well under `FILL_AFTER_MS -
+  WRITE_DEADLINE_MS`), so no event lands in a seq a reader already reported skipped;
+- it is the game's end seq (the end was recorded on the game, its event lost): the end event is built from
+  the game item, which holds everything it says.
+Younger holes make the reader wait (stop there). So every seq is seen once, in order, by every reader, and a
+read costs only reads.
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ END = "end"
 SKIP = "skip"
 WRITE_DEADLINE_MS = 20_000
 FILL_AFTER_MS = 60_000
-MAX_FILLS_PER_READ = 100
+SEQ_EXPIRED = "RG_SEQ_EXPIRED"
+WAIT = "wait"
 
 
 class NotAccepting(Exception):
@@ -157,38 +166,47 @@ def _game_item(game_id: str) -> PlayGameItem | None:
         return None
 
 
-def _resolve_hole(game_id: str, seq: int, reference_ms: int | None, now_ms: int) -> str:
-    """What to do about a missing seq: "filled" (now readable), "expired" (jump it) or "wait"."""
-    game = _game_item(game_id)
+def _allocated_by_ms(game: PlayGameItem, seq: int) -> int:
+    """A time by which `seq` had been allocated: the end of the last hour whose first seq is at or below it.
+
+    Seqs are allocated in time order and each hour records the first seq allocated in it, so a seq allocated
+    in hour H has H's first seq at or below it and every later hour's above it.
+    """
+    hours = game.first_seq_by_hour.as_dict() if game.first_seq_by_hour else {}
+    earlier = [hour for hour, first in hours.items() if int(first) <= seq]
+    if not earlier:
+        return int(game.last_alloc_ms or 0)
+    return clock.hour_start_ms(max(earlier)) + 3600 * 1000
+
+
+def _hole(game: PlayGameItem | None, seq: int, reference_ms: int | None, now_ms: int) -> StreamEvent | str:
+    """What a missing seq is (an event to report in its place), or WAIT. Pure: decides from what was read."""
     if game is None or seq > int(game.next_seq or 0):
-        return "wait"  # not allocated (yet): the stream simply ends here
+        return WAIT  # not allocated (yet): the stream simply ends here
     if game.status == ENDED and game.end_seq is not None and seq == int(game.end_seq):
         ended = int(game.ended_at_ms)
-        put_if_absent(event_item(game_id, seq, INTERACTION_END, end_data(game_id, ended), ended, kind=END))
-        return "filled"
+        return StreamEvent(seq, END, INTERACTION_END, end_data(game.game_id, ended), ended)
     reference = reference_ms if reference_ms is not None else int(game.last_alloc_ms or 0)
-    age = now_ms - reference
-    if age > play_settings().stream_ttl_hours * 3600 * 1000 - 3600 * 1000:
-        return "expired"  # the neighbours are near their TTL: this seq was written and has expired
-    if age < FILL_AFTER_MS:
-        return "wait"
-    put_if_absent(event_item(game_id, seq, SEQ_SKIPPED, {}, now_ms, kind=SKIP))
-    return "filled"
+    if now_ms - reference < FILL_AFTER_MS:
+        return WAIT  # a writer may still be writing it (or still be recording its hour)
+    ttl_ms = play_settings().stream_ttl_hours * 3600 * 1000
+    if _allocated_by_ms(game, seq) + WRITE_DEADLINE_MS + ttl_ms <= now_ms:
+        return StreamEvent(seq, SKIP, SEQ_EXPIRED, {}, now_ms)
+    return StreamEvent(seq, SKIP, SEQ_SKIPPED, {}, now_ms)
 
 
 def read(game_id: str, after_seq: int, limit: int, now_ms: int, allocated: int | None = None) -> Page:
-    """Up to `limit` events after `after_seq`, oldest first, with no seq skipped.
+    """Up to `limit` events after `after_seq`, oldest first, with no seq skipped, and no write.
 
     `allocated` is the game's `next_seq` if the caller just read the game: a read that reaches it stops
     without reading the game again (the usual case for a client polling at the tail).
     """
     out: list[StreamEvent] = []
     expected = after_seq + 1
-    for _ in range(MAX_FILLS_PER_READ + 1):  # each round ends at a hole, a fill or the end
-        wanted = limit - len(out)
-        if wanted <= 0:
-            break
-        batch = _query(game_id, expected - 1, wanted)
+    game: PlayGameItem | None = None
+    game_read = False
+    while len(out) < limit:
+        batch = _query(game_id, expected - 1, limit - len(out))
         blocker: StreamEvent | None = None  # the first stored event after a missing seq
         for event in batch:
             if event.seq != expected:
@@ -198,10 +216,16 @@ def read(game_id: str, after_seq: int, limit: int, now_ms: int, allocated: int |
             expected += 1
         if len(out) >= limit or (blocker is None and allocated is not None and expected > allocated):
             break
-        outcome = _resolve_hole(game_id, expected, blocker.at_ms if blocker else None, now_ms)
-        if outcome == "expired" and blocker is not None:
-            expected = blocker.seq
-        elif outcome != "filled":
+        if not game_read:
+            game, game_read = _game_item(game_id), True
+        stop = blocker.seq if blocker is not None else int(game.next_seq or 0) + 1 if game is not None else expected
+        while expected < stop and len(out) < limit:
+            found = _hole(game, expected, blocker.at_ms if blocker else None, now_ms)
+            if not isinstance(found, StreamEvent):
+                return Page(events=out, next_seq=expected)
+            out.append(found)
+            expected += 1
+        if blocker is None and expected >= stop:
             break
     return Page(events=out, next_seq=expected)
 

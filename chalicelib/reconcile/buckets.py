@@ -57,11 +57,6 @@ class Scenes:
                 self._cache[key] = None
         return self._cache[key]
 
-    def reconciled(self, activity_id: str, scene_id: str) -> bool:
-        scene = self.get(activity_id, scene_id)
-        # An order of a scene that no longer exists is still money: reconcile it.
-        return scene is None or scene.reconcile
-
 
 def get_order(ref: str) -> LedgerEntry:
     """An order's ledger item by ref, strongly consistent; `DoesNotExist` when there is none."""
@@ -134,7 +129,7 @@ def bucket_step(hour: str, pass_no: int, bucket: int, scenes: Scenes) -> dict[st
     now_ms = clock.now_ms()
     partition = ids.hour_bucket(hour, bucket)
     order_rows, ledger_rows = hour_rows(partition)
-    result = F.examine_bucket(order_rows, ledger_rows, now_ms, settings().accepted_sla_s * 1000, scenes.reconciled)
+    result = F.examine_bucket(order_rows, ledger_rows, now_ms, settings().accepted_sla_s * 1000)
     found = list(result.findings)
     by_ref = {o.ref: o for o in order_rows}
     marker = f"{hour}:p{pass_no}"
@@ -153,7 +148,7 @@ def bucket_step(hour: str, pass_no: int, bucket: int, scenes: Scenes) -> dict[st
         if outcome == "credited":
             continue
         redriven[order.ns].append(order.order_key)
-        if pass_no == 2:
+        if pass_no == 2 and order.reconcile:  # re-driven whatever its flag; reported only if it is reconciled
             found.append(F.Finding("missing_credit", order.ns, order.order_key,
                                    {"amount": order.amount, "created_at_ms": order.created_at_ms}))
     pending: dict[str, list[str]] = defaultdict(list)

@@ -205,10 +205,18 @@ def _stock_scenes(agg: Aggregate, scenes: Scenes) -> Iterator[tuple[str, Any, An
         yield scene_key, scene, child
 
 
-def _first_order_hour(child: Any) -> str:
-    """The earliest hour an order of `child` can be written in: a grant's open_time_ms, which chooses the child,
-    may be up to `OPEN_TIME_AHEAD_MS` ahead of the clock that files the order under its hour."""
-    return clock.hour_of(child.starts_at_ms - OPEN_TIME_AHEAD_MS)
+def _first_order_hour(child: Any, counter_id: str) -> str:
+    """The earliest hour an order of the counter can be written in (a checkpoint-less catch-up starts there).
+
+    Bounded by the counter's own history, not the child's age: no order of it predates the counter's first
+    consumption (an order and its units are one transaction, or its reservation came first), and a stamp may
+    trail an order it counts by STAMP_LAG_MS. Without that stamp (a counter consumed before it existed): the
+    child's start, less `OPEN_TIME_AHEAD_MS` (a grant's open_time_ms, which chooses the child, may run that far
+    ahead of the clock that files the order under its hour).
+    """
+    child_hour = clock.hour_of(child.starts_at_ms - OPEN_TIME_AHEAD_MS)
+    first = counters.first_consumed_ms(counter_id)
+    return child_hour if first is None else max(child_hour, clock.hour_of(first - F.STAMP_LAG_MS))
 
 
 def catch_up_hours(hour: str, agg: Aggregate, scenes: Scenes) -> list[str]:
@@ -217,9 +225,12 @@ def catch_up_hours(hour: str, agg: Aggregate, scenes: Scenes) -> list[str]:
     for scene_key, scene, child in _stock_scenes(agg, scenes):
         if child is None:
             continue
-        checkpoint = hours.read_checkpoint(ids.stock_counter_id(scene_key.split("|", 1)[0], scene.scene_id))
-        if checkpoint is None or checkpoint["through"] < hour:
-            bases.append(hours.checkpoint_base(checkpoint, _first_order_hour(child))[0])
+        counter_id = ids.stock_counter_id(scene_key.split("|", 1)[0], scene.scene_id)
+        checkpoint = hours.read_checkpoint(counter_id)
+        if checkpoint is not None and checkpoint["through"] < hour:
+            bases.append(checkpoint["through"])
+        elif checkpoint is None:
+            bases.append(hours.checkpoint_base(None, _first_order_hour(child, counter_id))[0])
     if not bases:
         return []
     return hours.unrecorded(next_hour(min(bases)), next_hour(hour, -1))
@@ -234,9 +245,20 @@ def check_stock(hour: str, agg: Aggregate, scenes: Scenes) -> None:
             continue
         counter_id = ids.stock_counter_id(ns, scene_id)
         hour_amount = agg.hour_totals[scene_key] if agg.totals_complete else agg.scene_amounts[scene_key]
-        advanced = hours.advance(counter_id, scene_key, hour, hour_amount, _first_order_hour(child))
+        advanced = hours.advance(counter_id, scene_key, hour, hour_amount,
+                                 lambda: _first_order_hour(child, counter_id))  # noqa: B023 - called at once
         through, amount = advanced if advanced is not None else (hour, None)  # None: an hour is not summed yet
         shards = [F.ShardRow(s.index, s.cap, s.consumed, s.updated_at_ms) for s in counters.read_shards(counter_id)]
+        awaits = ""
+        reaches = clock.hour_of(F.latest_counted_hour_ms(shards))
+        if amount is not None and reaches > through:
+            # The counter may hold orders of later hours: compare it with the orders through the latest of them,
+            # if those hours are closed and recorded (their passes ran); else the comparison waits.
+            later = hours.recorded_total(scene_key, next_hour(through), reaches)
+            if later is not None:
+                through, amount = reaches, amount + later
+            elif clock.now_ms() >= clock.hour_start_ms(next_hour(reaches)) + settings().reconcile_grace_s * 1000:
+                awaits = f"#awaits-hour:{reaches}"  # closed, not recorded yet: a last pass looks again
         stock, compared = F.stock_findings(ns, scene_id, scene.total, shards, amount,
                                            quiet_since_ms=clock.hour_start_ms(next_hour(through)))
         drift = [f for f in stock if f.kind == "stock_drift"]
@@ -245,7 +267,7 @@ def check_stock(hour: str, agg: Aggregate, scenes: Scenes) -> None:
             stock, compared = [f for f in stock if f.kind != "stock_drift"], False
         found.extend(stock)
         if not compared:
-            agg.deferred.append(f"stock:{scene_key}")
+            agg.deferred.append(f"stock:{scene_key}{awaits}")
     add_findings(agg, found)
 
 

@@ -29,7 +29,7 @@ Discrepancy kinds (each an alarm):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +39,16 @@ from chalicelib.rewards.tables import ACCEPTED, CREDIT, CREDITED, CREDITING, REF
 # writing its tally, so a missing marker means the invocation died.
 MAX_INVOCATION_MS = 15 * 60 * 1000
 MAX_LISTED = 200  # ids listed per kind in a report; counts stay exact
+
+# Clocks and commits the checks allow for. Every Lambda instance reads its own clock, which may be off true time by
+# up to CLOCK_SKEW_MS, and a write may commit up to WRITE_DELAY_MS after the clock reading it carries (a request's
+# 29 s limit; a grant batch's 60 s lease). Late writes into a closed hour are awaited for RG_RECONCILE_GRACE_S
+# (300 s >= skew + delay). A stock shard's `updated_at_ms` is SET by its *last* committer to that committer's own
+# reading, so it can trail the creation time of an order the shard already counts (a grant of the next hour that
+# committed first) by up to 2 x skew + delay: STAMP_LAG_MS.
+CLOCK_SKEW_MS = 60_000
+WRITE_DELAY_MS = 60_000
+STAMP_LAG_MS = 2 * CLOCK_SKEW_MS + WRITE_DELAY_MS
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class OrderRow:
     credited_at_ms: int | None
     credited_by: str | None
     redriven: str | None
+    reconcile: bool = True  # the scene's `reconcile` pinned on the order when placed (absent: True)
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,7 @@ def order_row(item: Mapping[str, Any]) -> OrderRow:
         order_cap=int(item["order_cap"]), status=int(item["status"]), created_at_ms=int(item["created_at_ms"]),
         credited_at_ms=int(item["credited_at_ms"]) if item.get("credited_at_ms") is not None else None,
         credited_by=item.get("credited_by"), redriven=item.get("redriven"),
+        reconcile=item.get("reconcile") is not False,
     )
 
 
@@ -162,40 +174,50 @@ def add_to_batch(batches: dict[str, list[int]], order: OrderRow) -> None:
     sums[2] = max(sums[2], order.credited_at_ms or 0)
 
 
-def examine_bucket(orders: Iterable[OrderRow], entries: Iterable[LedgerRow], now_ms: int, sla_ms: int,
-                   reconciled: Callable[[str, str], bool]) -> BucketResult:
+def examine_bucket(orders: Iterable[OrderRow], entries: Iterable[LedgerRow], now_ms: int, sla_ms: int) -> BucketResult:
     """Decide what one bucket's orders and its withdrawals/refunds show.
 
-    `reconciled(activity_id, scene_id)` says whether the scene takes part (scenes can opt out). The wallets
-    to check are those of the bucket's credited orders and of its other entries (withdrawals, refunds, and any
-    posted credit entry that is no order: an edit behind the code's back, which its wallet check reports).
+    Every order takes part in what keeps money moving, whatever its scene's settings: a stuck one is listed to
+    be re-driven, a pending one for the tally check to re-read, a credited one in its batch's sums (a tally
+    counts every order its batch credited) and its wallet checked. Only *reporting* follows the `reconcile`
+    flag pinned on the order (never the scene's current setting): an order of a scene placed with
+    `reconcile: false` is left out of the totals, the scene sums and the findings. The wallets to check are
+    those of the bucket's credited orders and of its other entries (withdrawals, refunds, and any posted credit
+    entry that is no order: an edit behind the code's back, which its wallet check reports).
     """
     result = BucketResult()
     wallets: set[str] = {e.wallet_id for e in entries if e.kind in (CREDIT, WITHDRAWAL, REFUND)}
-    by_ref = {o.ref: o for o in orders if reconciled(o.activity_id, o.scene_id)}
+    by_ref = {o.ref: o for o in orders}
     for ref, order in sorted(by_ref.items()):
-        totals = result.totals.setdefault(order.ns, Totals())
-        totals.orders += 1
-        totals.orders_amount += order.amount
-        scene = f"{order.ns}|{order.scene_id}"
-        result.scene_amounts[scene] = result.scene_amounts.get(scene, 0) + order.amount
-        if order.amount > order.order_cap:
-            result.findings.append(Finding("over_order_cap", order.ns, order.order_key,
-                                           {"amount": order.amount, "order_cap": order.order_cap}))
+        if order.reconcile:
+            _report_order(result, order)
         if order.status == CREDITED:
-            totals.credited += 1
-            totals.credited_amount += order.amount
             add_to_batch(result.batches, order)
             wallets.add(order.wallet_id)
-        else:
-            totals.pending += 1
-            totals.pending_amount += order.amount
-            if order.status in (ACCEPTED, CREDITING):
-                result.pending.append(ref)
-                if now_ms - order.created_at_ms > sla_ms:
-                    result.stuck.append(ref)
+        elif order.status in (ACCEPTED, CREDITING):
+            result.pending.append(ref)
+            if now_ms - order.created_at_ms > sla_ms:
+                result.stuck.append(ref)
     result.wallets = sorted(wallets)
     return result
+
+
+def _report_order(result: BucketResult, order: OrderRow) -> None:
+    """Count a reconciled order into its child's totals and its scene's sum; flag it over its cap."""
+    totals = result.totals.setdefault(order.ns, Totals())
+    totals.orders += 1
+    totals.orders_amount += order.amount
+    scene = f"{order.ns}|{order.scene_id}"
+    result.scene_amounts[scene] = result.scene_amounts.get(scene, 0) + order.amount
+    if order.amount > order.order_cap:
+        result.findings.append(Finding("over_order_cap", order.ns, order.order_key,
+                                       {"amount": order.amount, "order_cap": order.order_cap}))
+    if order.status == CREDITED:
+        totals.credited += 1
+        totals.credited_amount += order.amount
+    else:
+        totals.pending += 1
+        totals.pending_amount += order.amount
 
 
 def scene_totals(orders: Iterable[OrderRow]) -> dict[str, int]:
@@ -298,14 +320,20 @@ def lease_explains(finding: Finding, leased: int) -> bool:
     return finding.kind == "stock_drift" and 0 < finding.details["delta"] <= leased
 
 
+def latest_counted_hour_ms(shards: Iterable[ShardRow]) -> int:
+    """A time in the latest hour whose orders the shards may already count: the newest stamp + STAMP_LAG_MS."""
+    return max((r.updated_at_ms for r in shards), default=0) + STAMP_LAG_MS
+
+
 def stock_findings(ns: str, scene_id: str, total: int, shards: Iterable[ShardRow], orders_amount: int | None,
                    quiet_since_ms: int) -> tuple[list[Finding], bool]:
     """Check a scene's counter. Returns (findings, compared).
 
     Caps and the total are checked on every pass. The consumed sum is compared with the orders only when
-    no shard changed since `quiet_since_ms` (the end of the last hour `orders_amount` covers): a counter
-    that is still moving cannot be compared with a sum of closed hours, so that comparison waits for a
-    pass where the scene holds still.
+    the counter can hold no order after the end of the last hour `orders_amount` covers (`quiet_since_ms`):
+    no shard's stamp is within STAMP_LAG_MS of it (commit order and clock skew can set a stamp that far back
+    from an order the shard counts). A counter that may hold later orders cannot be compared with a sum of
+    closed hours, so that comparison waits for a pass whose orders reach far enough.
     """
     rows = list(shards)
     findings = []
@@ -317,7 +345,7 @@ def stock_findings(ns: str, scene_id: str, total: int, shards: Iterable[ShardRow
     consumed = sum(r.consumed for r in rows)
     if consumed > total:
         findings.append(Finding("over_budget", ns, scene, {"consumed": consumed, "total": total}))
-    quiet = all(r.updated_at_ms < quiet_since_ms for r in rows)
+    quiet = latest_counted_hour_ms(rows) < quiet_since_ms
     if orders_amount is None or not quiet:
         return findings, False
     if consumed != orders_amount:

@@ -27,7 +27,7 @@ An hour whose marker is missing is summed, not skipped.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
@@ -86,6 +86,14 @@ def scene_total(scene_key: str, first: str, last: str) -> int:
         _totals_pk(scene_key), range_key_condition=ReconItem.sk.between(first, last), consistent_read=True)))
 
 
+def recorded_total(scene_key: str, first: str, last: str) -> int | None:
+    """The scene's order total over the hours `first` through `last` if every one of them is recorded (two
+    queries), else None."""
+    if unrecorded(first, last):
+        return None
+    return scene_total(scene_key, first, last)
+
+
 def _checkpoint_pk(counter_id: str) -> str:
     return f"cum#{counter_id}"
 
@@ -107,16 +115,18 @@ def checkpoint_base(checkpoint: dict | None, first_hour: str) -> tuple[str, int]
     return next_hour(first_hour, -1), 0
 
 
-def advance(counter_id: str, scene_key: str, hour: str, hour_amount: int, first_hour: str) -> tuple[str, int] | None:
+def advance(counter_id: str, scene_key: str, hour: str, hour_amount: int,
+            first_hour: Callable[[], str]) -> tuple[str, int] | None:
     """(through_hour, sum of the scene's orders through it), the checkpoint advanced to `hour` if it was behind.
 
     None when an hour between the checkpoint and `hour` is not recorded (the caller sums it first, or defers).
-    A checkpoint only ever covers closed hours, whose orders no longer change.
+    A checkpoint only ever covers closed hours, whose orders no longer change. `first_hour()` (the first hour
+    that can hold the counter's orders) is asked only when there is no checkpoint yet.
     """
     current = read_checkpoint(counter_id)
     if current is not None and current["through"] >= hour:
         return current["through"], current["amount"]
-    base_hour, amount = checkpoint_base(current, first_hour)
+    base_hour, amount = checkpoint_base(current, first_hour() if current is None else "")
     first, last = next_hour(base_hour), next_hour(hour, -1)
     if unrecorded(first, last):
         return None

@@ -30,19 +30,15 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib import clock
-from chalicelib.errors import InvalidField
 from chalicelib.observability import emit_now, logger
 from chalicelib.reconcile import findings as F
-from chalicelib.reconcile import hours
-from chalicelib.reconcile.buckets import BUCKET_LISTED, PENDING_REREAD, Scenes, bucket_step, hour_rows, merge_listed
+from chalicelib.reconcile import hours, late
+from chalicelib.reconcile.buckets import BUCKET_LISTED, PENDING_REREAD, Scenes, bucket_step, hour_rows
 from chalicelib.reconcile.checks import (
-    Aggregate,
-    aggregate,
     catch_up_hours,
     check_stock,
     discrepancy_report,
@@ -50,79 +46,36 @@ from chalicelib.reconcile.checks import (
     tally_namespaces,
     tally_step,
 )
+from chalicelib.reconcile.passes import (
+    HOUR_MS,
+    LOOKBACK_HOURS,
+    ON_TIME_RUNS,
+    display_hour,
+    due_runs,
+    grace_ms,
+    next_hour,
+    parse_hour,
+    pass_for,
+)
 from chalicelib.reconcile.records import RUN_NS, RUN_TTL_S, get_body, put_body, query_all, run_pk
+from chalicelib.reconcile.reports import (
+    _deferred_ns,  # noqa: F401 - re-exported for callers of runner
+    _emit,
+    _hour_aggregate,
+    _report,
+    _stored_so_far,
+    partial_reports,
+    reports,
+)
 from chalicelib.reconcile.tables import ReconItem
 from chalicelib.rewards import ids, reservations
 from chalicelib.settings import settings
 
-__all__ = ["BUCKET_LISTED", "Budget", "bucket_step", "catch_up_step", "display_hour", "due_runs", "finish",
-           "next_hour", "parse_hour", "pass_for", "plan", "reports", "run", "run_pk", "scheduled", "status",
-           "tally_step"]
+__all__ = ["BUCKET_LISTED", "HOUR_MS", "LOOKBACK_HOURS", "ON_TIME_RUNS", "Budget", "bucket_step", "catch_up_step",
+           "display_hour", "due_runs", "finish", "grace_ms", "next_hour", "parse_hour", "partial_reports", "pass_for",
+           "plan", "reports", "run", "run_pk", "scheduled", "status", "tally_step"]
 
-HOUR_MS = 3600 * 1000
-
-
-# --- hours, passes, budgets ------------------------------------------------------------------
-
-
-FIRST_HOUR, LAST_HOUR = datetime(1970, 1, 1, 0), datetime(9999, 12, 30, 23)
-
-
-def parse_hour(text: str) -> str:
-    """An hour from `YYYY-MM-DDTHH` (UTC) or `YYYYMMDDHH`, as `YYYYMMDDHH`; `InvalidField` otherwise."""
-    for fmt in ("%Y-%m-%dT%H", "%Y%m%d%H"):
-        try:
-            moment = datetime.strptime(text, fmt)
-        except (TypeError, ValueError):
-            continue
-        # Hours the store's epoch-millisecond keys and `datetime` (the hours after it) can hold: 0001-01-01T00
-        # and 9999-12-31T23 answered 500 before.
-        if not FIRST_HOUR <= moment <= LAST_HOUR:
-            raise InvalidField("hour", f"must be an hour from {FIRST_HOUR:%Y-%m-%dT%H} to "
-                                       f"{LAST_HOUR:%Y-%m-%dT%H} (UTC)")
-        return f"{moment:%Y%m%d%H}"
-    raise InvalidField("hour", "must be an hour like 2026-11-22T10 (UTC)")
-
-
-def display_hour(hour: str) -> str:
-    """`YYYYMMDDHH` as `YYYY-MM-DDTHH`."""
-    return f"{hour[:4]}-{hour[4:6]}-{hour[6:8]}T{hour[8:]}"
-
-
-def next_hour(hour: str, steps: int = 1) -> str:
-    """The hour `steps` after `hour`."""
-    return clock.hour_of(clock.hour_start_ms(hour) + steps * HOUR_MS)
-
-
-def grace_ms() -> int:
-    """How long after an hour ends its late writes are still awaited before it is reconciled."""
-    return settings().reconcile_grace_s * 1000
-
-
-def pass_for(hour: str, now_ms: int) -> int:
-    """Pass 1 (h+1) until the hour is two hours old, pass 2 (h+2) after; refuses an hour not yet closed."""
-    closes = clock.hour_start_ms(hour) + HOUR_MS + grace_ms()
-    if now_ms < closes:
-        raise InvalidField("hour", f"{display_hour(hour)} is not closed yet; it can be reconciled from "
-                                   f"{datetime.fromtimestamp(closes / 1000, tz=UTC):%Y-%m-%dT%H:%M}Z")
-    return 1 if now_ms < closes + HOUR_MS else 2
-
-
-# A pass the schedule could not finish within its hour is continued for this many hours more.
-LOOKBACK_HOURS = 6
-ON_TIME_RUNS = 2
-
-
-def due_runs(now_ms: int) -> list[tuple[str, int]]:
-    """What the hourly schedule owes now, newest first, if not done yet.
-
-    The last closed hour's first pass and the one before's second pass are on time; then the second pass
-    of each of the LOOKBACK_HOURS hours before those. One of these still owed is a pass that did not
-    finish in its hour (a long hour, throttling, the schedule down): it is continued, never dropped,
-    and counted as behind. (An unfinished first pass is superseded by its hour's second pass.)
-    """
-    latest_closed = clock.hour_of(now_ms - HOUR_MS - grace_ms())
-    return [(latest_closed, 1)] + [(next_hour(latest_closed, -back), 2) for back in range(1, LOOKBACK_HOURS + 2)]
+# --- budgets --------------------------------------------------------------------------------
 
 
 class Budget:
@@ -148,49 +101,6 @@ class Budget:
         """Whether no new step should start."""
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-
-
-def _deferred_ns(deferred: str) -> str:
-    """The child activity a deferred check belongs to: `{kind}:{ns}` then `#` or `|` (`wallet:{ns}#...`,
-    `tallies:{ns}#...`, `redrive:{ns}|...`, `stock:{ns}|{scene}`, `distributed:{ns}|{asset}`)."""
-    rest = deferred.partition(":")[2]
-    return rest.replace("|", "#", 1).partition("#")[0]
-
-
-def _report(hour: str, pass_no: int, ns: str, agg: Aggregate, completed: int) -> dict[str, Any]:
-    discrepancies, count = discrepancy_report(agg.listed.get(ns, {}))
-    redriven = agg.redriven.get(ns, {"count": 0, "items": []})
-    activity_id, _, sub_activity_id = ns.partition("/")
-    return {
-        "hour": display_hour(hour), "pass": pass_no, "activity_id": activity_id, "sub_activity_id": sub_activity_id,
-        **asdict(agg.totals.get(ns, F.Totals())),
-        "redriven": redriven["count"], "redriven_orders": redriven["items"],
-        "tallies_completed": completed,
-        "deferred_checks": sorted({d for d in agg.deferred if _deferred_ns(d) == ns}),
-        "discrepancies": discrepancies,
-        "discrepancy_count": count,
-        "ok": count == 0,
-    }
-
-
-def _emit(reports: list[dict[str, Any]], run_report: dict[str, Any]) -> None:
-    """One metric per run (an alarm watches it) and one log line per discrepancy kind and child activity."""
-    total = sum(r["discrepancy_count"] for r in reports) + run_report["discrepancy_count"]
-    emit_now("ReconciliationDiscrepancies", total)
-    for report in [*reports, run_report]:
-        for kind, entry in report["discrepancies"].items():
-            logger.error("reconciliation discrepancy", extra={
-                "kind": kind, "count": entry["count"], "hour": report["hour"], "pass": report["pass"],
-                "activity_id": report.get("activity_id"), "sub_activity_id": report.get("sub_activity_id"),
-                "sample": [item["id"] for item in entry["items"][:10]],
-            })
-
-
-def _hour_aggregate(hour: str, pass_no: int) -> Aggregate:
-    """The stored results of every bucket step of the pass, merged."""
-    return aggregate(json.loads(i.body) for i in query_all(ReconItem, run_pk(hour, pass_no),
-                                                             range_key_condition=ReconItem.sk.startswith("bucket#"),
-                                                             consistent_read=True))
 
 
 def plan(hour: str, pass_no: int, scenes: Scenes) -> tuple[list[str], list[str]]:
@@ -228,14 +138,7 @@ def catch_up_step(hour: str, pass_no: int, gap_hour: str, bucket: int) -> None:
 
 def finish(hour: str, pass_no: int, head: dict[str, Any], scenes: Scenes) -> list[dict[str, Any]]:
     """Checks that need the whole hour (the tally steps' results merged in); then the reports."""
-    agg = _hour_aggregate(hour, pass_no)
-    completed: dict[str, int] = {}
-    for item in query_all(ReconItem, run_pk(hour, pass_no), range_key_condition=ReconItem.sk.startswith("tally#"),
-                           consistent_read=True):
-        part = json.loads(item.body)
-        completed[item.sk.split("#", 1)[1]] = part["completed"]
-        merge_listed(agg.listed, part["findings"])
-        agg.deferred.extend(part["deferred"])
+    agg, completed = _stored_so_far(hour, pass_no)
     check_stock(hour, agg, scenes)
     run_facts = run_level(hour, pass_no, agg)
     reports = [_report(hour, pass_no, ns, agg, completed.get(ns, 0)) for ns in sorted(set(agg.totals) | set(agg.listed))
@@ -309,8 +212,10 @@ MAX_RECHECKS = 3  # re-runs of a last pass that waited for a batch's Lambda; bey
 
 
 def _waits_for_a_batch(reports: list[dict[str, Any]]) -> bool:
-    """Whether a report deferred a tally because its batch's Lambda might still be running."""
-    return any("#batch-may-still-run:" in d for report in reports for d in report["deferred_checks"])
+    """Whether a report deferred a tally because its batch's Lambda might still be running, or a stock comparison
+    because a later closed hour its counter may count was not recorded yet."""
+    return any("#batch-may-still-run:" in d or "#awaits-hour:" in d
+               for report in reports for d in report["deferred_checks"])
 
 
 def recheck_due(head: dict[str, Any] | None, now_ms: int) -> bool:
@@ -381,26 +286,29 @@ def status(hour: str, pass_no: int) -> dict[str, Any] | None:
     return get_body(run_pk(hour, pass_no), "head")
 
 
-def reports(hour: str) -> list[dict[str, Any]]:
-    """Every stored report of an hour (each child activity and the run-level one, both passes)."""
-    return [json.loads(i.body) for i in query_all(ReconItem, f"report#{hour}", consistent_read=True)]
-
-
 def scheduled(budget: Budget) -> list[RunStatus]:
     """The schedule's work: start or continue the due passes while time is left, newest first, each with a share.
 
     In each round every pass still owed gets an equal share of the time left (the newest first, so the
     on-time passes finish), and the rounds repeat while time is left: an old pass with a long way to go
-    keeps advancing every invocation and never holds up a newer one.
+    keeps advancing every invocation and never holds up a newer one. After them come the last passes of hours a
+    late event marked dirty (`late`: a credit or tally after the hour's last pass), re-run once the marking
+    batch is surely over: one query finds them, so the work follows the late events, not the hours' age.
 
     Every invocation emits `ReconciliationPassesBehind` (late passes still unfinished when it stops): an
     alarm fires when it is above 0, and when it is missing (the schedule itself stopped running).
     """
     now_ms = clock.now_ms()
     due = due_runs(now_ms)  # newest first
-    late = set(due[ON_TIME_RUNS:])
+    overdue = set(due[ON_TIME_RUNS:])
+    # Hours a late event (a credit or tally after their last pass) marked dirty: their last pass again, after
+    # the schedule's own passes.
+    marks = {(mark.hour, LAST_PASS): mark for mark in late.due(now_ms)}
+    due += [run_key for run_key in sorted(marks, reverse=True) if run_key not in due]
     heads = {run_key: status(*run_key) for run_key in due}
-    rechecks = {run_key for run_key, head in heads.items() if recheck_due(head, now_ms)}
+    rechecks = {run_key for run_key, head in heads.items() if recheck_due(head, now_ms)
+                or (run_key in marks and head is not None and head["status"] == "done"
+                    and head["started_at_ms"] < marks[run_key].recheck_ms)}
     owed = [run_key for run_key in due if heads[run_key] is None or heads[run_key]["status"] != "done"
             or run_key in rechecks]
     outcomes: dict[tuple[str, int], RunStatus] = {}
@@ -421,9 +329,18 @@ def scheduled(budget: Budget) -> list[RunStatus]:
     ran = list(outcomes.values())
     finished = {(r.hour, r.pass_no) for r in ran if r.status == "done"}
     reservations.return_expired()  # grant batches' reservations left by dead processes (reservation_returned)
-    behind = sorted(r for r in owed if r in late and r not in finished)
+    _settle_marks(marks)
+    behind = sorted(r for r in owed if r in overdue and r not in finished)
     _emit_behind(behind)
     return ran
+
+
+def _settle_marks(marks: dict[tuple[str, int], late.Mark]) -> None:
+    """Stamp each dirty mark a finished last pass covered (one that started once the mark's batch was over)."""
+    for run_key, mark in marks.items():
+        head = status(*run_key)
+        if head is not None and head["status"] == "done" and head["started_at_ms"] >= mark.recheck_ms:
+            late.settle(mark, head["started_at_ms"])
 
 
 def _emit_behind(behind: list[tuple[str, int]]) -> None:

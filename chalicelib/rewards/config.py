@@ -26,6 +26,10 @@ PURPOSES = ("internal_test", "gray_rehearsal", "formal")
 MAX_CHILDREN = 16
 MAX_SHARDS = 4000
 MAX_AMOUNT = 10**12
+# How far ahead of the server's clock a grant's open_time_ms may be (the caller's clock may run fast).
+OPEN_TIME_AHEAD_MS = 300_000
+# How far apart two servers' clocks may be (the terms-change lead allows for it).
+CLOCK_SKEW_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,25 @@ class Activity:
 
 
 @dataclass(frozen=True)
+class Terms:
+    """What an order's identity depends on in its scene, from `from_ms` (by open time): award type and template.
+
+    They fix the order's asset and so its wallet, part of its storage key. A scene keeps every set of terms a
+    grant within the retry horizon may still name (`Scene.terms_at`), so a retry of an order won before a change
+    maps to the key of the first attempt, whatever the scene says now.
+    """
+
+    from_ms: int
+    award_type: str
+    template_id: str | None = None
+
+    @property
+    def asset(self) -> str:
+        """`CNY` or `coupon:{template_id}`."""
+        return asset_of(self.award_type, self.template_id)
+
+
+@dataclass(frozen=True)
 class Scene:
     """How one scene of an activity grants: award type, caps, stock/budget control, limits."""
 
@@ -100,17 +123,63 @@ class Scene:
     bill_text: str
     template_id: str | None = None
     version: int = field(default=0, compare=False)
+    # Former and current terms by open time (oldest first); empty: the scene's own, since ever.
+    history: tuple[Terms, ...] = field(default=(), compare=False)
 
     @property
     def asset(self) -> str:
-        """What this scene's rewards credit: `CNY` or `coupon:{template_id}`."""
+        """What this scene's rewards credit under its newest terms: `CNY` or `coupon:{template_id}`."""
         return asset_of(self.award_type, self.template_id)
 
+    def terms_at(self, open_time_ms: int) -> Terms:
+        """The terms of a reward won at `open_time_ms`: the latest that took effect at or before it."""
+        history = self.history or (Terms(0, self.award_type, self.template_id),)
+        chosen = history[0]
+        for terms in history:
+            if terms.from_ms <= open_time_ms:
+                chosen = terms
+        return chosen
+
     def to_body(self) -> dict[str, Any]:
-        """JSON form, as stored and as returned by the admin API."""
+        """JSON form, as returned by the admin API (the history is stored beside it: `history_body`)."""
         body = asdict(self)
         body.pop("version")
+        body.pop("history")
         return body
+
+    def history_body(self) -> list[dict[str, Any]]:
+        """The terms history as stored."""
+        return [asdict(t) for t in self.history]
+
+
+def terms_lead_ms(cache_s: int) -> int:
+    """How far after a change of terms is saved it takes effect (by open time).
+
+    No grant may already have chosen the old terms for an open time at or after the change: a grant arriving
+    before the save, or reading a configuration cached up to `cache_s` before it, names an open time at most
+    `OPEN_TIME_AHEAD_MS` past its clock, which may run `CLOCK_SKEW_MS` ahead of the saver's.
+    """
+    return OPEN_TIME_AHEAD_MS + cache_s * 1000 + CLOCK_SKEW_MS
+
+
+def next_history(previous: Scene | None, scene: Scene, now_ms: int, lead_ms: int,
+                 horizon_ms: int) -> tuple[Terms, ...]:
+    """The history to store with `scene` replacing `previous` at `now_ms`. Pure.
+
+    Append-only within the retry horizon: new terms take effect `lead_ms` from now; terms no grant inside the
+    horizon can name any more (their successor took effect before `now - horizon - lead`) are dropped.
+    """
+    new = Terms(0, scene.award_type, scene.template_id)
+    if previous is None:
+        return (new,)
+    history = previous.history or (Terms(0, previous.award_type, previous.template_id),)
+    last = history[-1]
+    if (last.award_type, last.template_id) != (new.award_type, new.template_id):
+        history = (*history, Terms(max(now_ms + lead_ms, last.from_ms + 1), new.award_type, new.template_id))
+    cutoff = now_ms - horizon_ms - lead_ms
+    while len(history) > 1 and history[1].from_ms <= cutoff:
+        history = history[1:]
+    return history
 
 
 def parse_activity(activity_id: str, body: Mapping[str, Any]) -> Activity:

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, PutError
@@ -20,7 +21,7 @@ from chalicelib import clock
 from chalicelib.dynamo import error_code, with_retries
 from chalicelib.errors import ActivityNotFound, ConfigConflict, SceneNotFound, TotalBelowConsumed
 from chalicelib.rewards import counters
-from chalicelib.rewards.config import Activity, Child, Scene, Switches, parse_scene
+from chalicelib.rewards.config import Activity, Child, Scene, Switches, Terms, next_history, parse_scene, terms_lead_ms
 from chalicelib.rewards.ids import stock_counter_id
 from chalicelib.rewards.tables import ConfigItem
 from chalicelib.settings import settings
@@ -70,7 +71,9 @@ def _activity_from_item(item: ConfigItem) -> Activity:
 
 
 def _scene_from_item(activity_id: str, scene_id: str, item: ConfigItem) -> Scene:
-    return parse_scene(activity_id, scene_id, json.loads(item.body), version=int(item.version or 0))
+    body = json.loads(item.body)
+    history = tuple(Terms(**t) for t in body.pop("history", []))
+    return replace(parse_scene(activity_id, scene_id, body, version=int(item.version or 0)), history=history)
 
 
 def _get_item(pk: str, sk: str) -> ConfigItem | None:
@@ -194,12 +197,16 @@ def put_scene(scene: Scene) -> Scene:
             # not into caps clamped at a consumption above the new total.
             counters.respread(counter_id, scene.total, scene.shard_count, new_version, decreases_only=True,
                               strict=True)
-    version = _save(_activity_pk(scene.activity_id), _scene_sk(scene.scene_id), scene.to_body(),
-                    int(current.version) if current else None)
+    previous = _scene_from_item(scene.activity_id, scene.scene_id, current) if current else None
+    history = next_history(previous, scene, clock.now_ms(), terms_lead_ms(settings().config_cache_s),
+                           settings().grant_retry_horizon_s * 1000)
+    saved = replace(scene, history=history)
+    version = _save(_activity_pk(scene.activity_id), _scene_sk(scene.scene_id),
+                    {**saved.to_body(), "history": saved.history_body()}, int(current.version) if current else None)
     if scene.stock_control:
         for counter_id in counter_ids:
             counters.respread(counter_id, scene.total, scene.shard_count, version)
-    return parse_scene(scene.activity_id, scene.scene_id, scene.to_body(), version=version)
+    return replace(saved, version=version)
 
 
 def get_activity_uncached(activity_id: str) -> Activity:

@@ -56,6 +56,19 @@ def read_shards(counter_id: str) -> list[ShardState]:
     )
 
 
+def first_consumed_ms(counter_id: str) -> int | None:
+    """When the counter was first consumed: the earliest `first_at_ms` of its shards (set by the first grant or
+    reservation that consumed each, never moved). None when a shard consumed without one (consumed before the
+    stamp existed) or no shard has one: its history is then unknown here. Strongly consistent."""
+    stamps = []
+    for item in _shard_items(counter_id, allocated_shards(counter_id)):
+        if item.first_at_ms is not None:
+            stamps.append(int(item.first_at_ms))
+        elif int(item.consumed or 0) > 0:
+            return None
+    return min(stamps, default=None)
+
+
 def sum_shards(counter_id: str, shard_count: int) -> tuple[int, int]:
     """(amount, count) summed over every shard an additive counter ever used, strongly consistent.
 

@@ -30,6 +30,7 @@ from chalicelib.batch import process_sqs_batch
 from chalicelib.dynamo import cancellation_codes, connection, with_retries
 from chalicelib.errors import PoisonMessage
 from chalicelib.observability import count, logger
+from chalicelib.reconcile import late
 from chalicelib.rewards import counters, ids
 from chalicelib.rewards.orders import Order, credit_entry_key, parse_credit_message
 from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry, WalletItem
@@ -67,6 +68,7 @@ def credit(order: Order, batch_id: str) -> bool:
     `PoisonMessage` when the order does not exist or does not match the message: retrying cannot help.
     """
     now_ms = clock.now_ms()
+    late.mark_if_late(order.hour, now_ms)  # after its hour's last pass: bring the hour back (before the credit)
     token = uuid.uuid4().hex
 
     def attempt() -> None:
@@ -152,6 +154,8 @@ def write_tally(batch_id: str, group: TallyGroup, completed_by: str | None = Non
     who wrote it on the batch's behalf (reconciliation finishing a crashed batch).
     """
     now_ms = clock.now_ms()
+    if completed_by is None:  # a batch's own tally after its hour's last pass: bring the hour back
+        late.mark_if_late(group.hour, now_ms)
     marker_counter, marker_sk = tally_marker_key(group.ns, group.hour, batch_id, group.asset)
     shard = random.randrange(settings().distributed_shards)
     marker = CounterItem(marker_counter, marker_sk, amount=group.amount, count=group.count, updated_at_ms=now_ms,

@@ -16,24 +16,24 @@ reward is never lost.
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock, faults
-from chalicelib.dynamo import cancellation_codes, connection, error_code, raw_item, with_retries
-from chalicelib.errors import OrderConflict, RewardgateError, SoldOut, StorageUnavailable
+from chalicelib.dynamo import error_code, with_retries
+from chalicelib.errors import AmountOverCap, OrderConflict, RewardgateError, SoldOut, StorageUnavailable
 from chalicelib.observability import logger
 from chalicelib.rewards import config_store, ids, orders, ratelimit, reservations, tokens
 from chalicelib.rewards.config import TOKEN_ISSUANCE, Scene
 from chalicelib.rewards.orders import GrantRequest, Order
 from chalicelib.rewards.sending import enqueue, resend_unsent  # noqa: F401 - re-exported: callers use grants.*
-from chalicelib.rewards.tables import ACCEPTED, CounterItem, LedgerEntry
+from chalicelib.rewards.stock_tx import Exists as _Exists
+from chalicelib.rewards.stock_tx import ShardFull as _ShardFull
+from chalicelib.rewards.stock_tx import consistent_remaining as _consistent_remaining
+from chalicelib.rewards.stock_tx import transact as _transact
+from chalicelib.rewards.tables import ACCEPTED, LedgerEntry
 from chalicelib.settings import settings
 
 # A shard seen full is skipped by this process for this long before it is tried again by a
@@ -43,8 +43,7 @@ FULL_HINT_S = 1.0
 # long succeeded or failed, and crediting is idempotent, so a repeat costs one message at most.
 REENQUEUE_AFTER_MS = 30_000
 
-_full_hints: dict[tuple[str, int], tuple[float, int]] = {}
-_hints_lock = threading.Lock()
+_hints = reservations.FullHints(lambda: FULL_HINT_S)
 
 
 @dataclass(frozen=True)
@@ -61,66 +60,11 @@ class Granted:
 
 
 def _hint_full(counter_id: str, shard: int, remaining: int) -> None:
-    with _hints_lock:
-        _full_hints[(counter_id, shard)] = (time.monotonic(), remaining)
+    _hints.saw_full(counter_id, shard, remaining)
 
 
 def _hinted_full(counter_id: str, shard: int, amount: int) -> bool:
-    hint = _full_hints.get((counter_id, shard))
-    return hint is not None and time.monotonic() - hint[0] < FULL_HINT_S and hint[1] < amount
-
-
-class _ShardFull(Exception):
-    def __init__(self, remaining: int) -> None:
-        super().__init__(remaining)
-        self.remaining = remaining
-
-
-class _Exists(Exception):
-    def __init__(self, existing: Order) -> None:
-        super().__init__(existing.order_key)
-        self.existing = existing
-
-
-def _transact(order: Order, counter_id: str, shard: int) -> None:
-    """Order put-if-absent + shard consumption, atomically."""
-    placed = replace(order, shard=shard)
-    # One token per attempt, reused by retries: if a commit's answer is lost, the retry is answered
-    # "done" instead of running the transaction a second time (which would fail on the order).
-    token = uuid.uuid4().hex
-
-    def attempt() -> None:
-        with TransactWrite(connection=connection(), client_request_token=token) as tx:
-            tx.save(orders.to_item(placed), condition=LedgerEntry.entry_key.does_not_exist(), return_values="ALL_OLD")
-            tx.update(
-                CounterItem(*ids.shard_key(counter_id, shard)),
-                actions=[
-                    CounterItem.consumed.add(order.amount),
-                    CounterItem.remaining.add(-order.amount),
-                    CounterItem.updated_at_ms.set(order.created_at_ms),
-                ],
-                condition=CounterItem.remaining >= order.amount,
-                return_values="ALL_OLD",
-            )
-
-    try:
-        with_retries(attempt)
-    except TransactWriteError as exc:
-        codes = cancellation_codes(exc)
-        reasons = exc.cancellation_reasons
-        # PynamoDB sends puts before updates: [0] is the order, [1] the shard.
-        if codes and codes[0] == "ConditionalCheckFailed":
-            raise _Exists(orders.from_fields(raw_item(reasons[0].raw_item))) from exc
-        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-            old = raw_item(reasons[1].raw_item)
-            raise _ShardFull(int(old.get("remaining", 0))) from exc
-        raise
-
-
-def _consistent_remaining(counter_id: str, shards: Sequence[int]) -> dict[int, int]:
-    keys = [ids.shard_key(counter_id, s) for s in shards]
-    items = with_retries(lambda: list(CounterItem.batch_get(keys, consistent_read=True)))
-    return {ids.shard_index(item.counter_id): int(item.remaining or 0) for item in items}
+    return _hints.hinted_full(counter_id, shard, amount)
 
 
 def _place_with_stock(order: Order, counter_id: str, shard_count: int) -> Order:
@@ -220,7 +164,17 @@ def _decide(request: GrantRequest, now_ms: int) -> tuple[Order, Scene]:
     child = activity.child_at(open_time_ms)
     scene = config_store.get_scene(request.activity_id, request.scene_id)
     config_store.get_switches().require_grants(request.activity_id, request.scene_id)
-    order = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets, open_time_ms)
+    try:
+        order = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets, open_time_ms)
+    except AmountOverCap as over:
+        # The cap may have been lowered since this order was placed: a retry still finds it (200 or conflict).
+        asked = orders.decide_order(request, activity, child, scene, now_ms, settings().hour_buckets, open_time_ms,
+                                    enforce_cap=False)
+        try:
+            existing = _stored(asked)
+        except DoesNotExist:
+            raise over from None  # no order placed under an earlier cap: the refusal stands
+        raise _Exists(orders.from_item(existing), asked) from over
     ratelimit.acquire(f"{order.ns}#{scene.scene_id}", scene.rate_limit_per_s)
     return order, scene
 
@@ -243,7 +197,10 @@ def place(request: GrantRequest, now_ms: int | None = None) -> tuple[Order, bool
     child's window has closed; without open_time_ms it is the one open now.
     """
     now_ms = clock.now_ms() if now_ms is None else now_ms
-    order, scene = _decide(request, now_ms)
+    try:
+        order, scene = _decide(request, now_ms)
+    except _Exists as found:
+        return _repeat(request, found.asked or found.existing, found.existing)
     try:
         if scene.stock_control:
             return _place_with_stock(order, ids.stock_counter_id(order.ns, scene.scene_id), scene.shard_count), True
@@ -267,6 +224,10 @@ def _attempt(request: GrantRequest, order: Order, commit: Callable[[], Order]) -
         return error
 
 
+def _raise(error: Exception) -> Order:
+    raise error
+
+
 def place_many(requests: Sequence[GrantRequest]) -> list[Placed]:
     """Decide and commit a batch: (order, created) or the error, per request, in order.
 
@@ -281,6 +242,9 @@ def place_many(requests: Sequence[GrantRequest]) -> list[Placed]:
     for index, request in enumerate(requests):
         try:
             order, scene = _decide(request, now_ms)
+        except _Exists as found:
+            results[index] = _attempt(request, found.asked or found.existing, lambda f=found: _raise(f))
+            continue
         except RewardgateError as error:
             results[index] = error
             continue
@@ -307,22 +271,19 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
     rid = reservations.new_id()
     reservations.register(counter_id, shard_count, now_ms)
     first = members[0][1]
-    reservations.write_journal(rid, counter_id, first.ns, first.asset, [(o.order_id, o.amount) for _, o in members],
-                               now_ms)
+    reservations.write_journal(rid, counter_id, first.ns, first.asset,
+                               [(o.order_id, o.amount, o.asset) for _, o in members], now_ms)
     planned, rest = reservations.reserve_blocks(
         rid, counter_id, shard_count, [o.amount for _, o in members], now_ms, home_key=members[0][1].order_key,
-        skip=lambda shard, smallest: _hinted_full(counter_id, shard, smallest),
-        saw_full=lambda shard, remaining: _hint_full(counter_id, shard, remaining))
+        hints=_hints)
     leftovers = [members[i] for i in rest]
     written: set[str] = set()
-    used = [0] * len(planned)
-    unknown: set[int] = set()  # blocks with a put whose outcome is unknown: reconciliation counts them
-    settled: set[int] = set()
+    book = reservations.BlockBook.of(len(planned))
 
     def settle(block: int) -> None:
-        settled.add(block)
+        book.mark_settled(block)
         try:
-            reservations.settle(planned[block][0], used[block], clock.now_ms())
+            reservations.settle(planned[block][0], book.used[block], clock.now_ms())
         except Exception:
             logger.exception("could not settle a reservation; reconciliation returns it",
                              extra={"reservation": rid, "shard": planned[block][0].shard})
@@ -337,23 +298,23 @@ def _place_reserved(requests: Sequence[GrantRequest], members: list[tuple[int, O
                 placed = replace(order, shard=reservation.shard)
                 # A second request for an order this batch already wrote is a repeat, whatever reservation it shows.
                 mine = None if order.order_key in written else rid
-                unknown.add(block)  # until the put answers
+                book.begin(block)
                 outcome = _attempt(requests[index], order, lambda p=placed, m=mine: _put_reserved(p, rid, m))
-                unknown.discard(block)
                 written.add(order.order_key)
                 results[index] = outcome
-                if isinstance(outcome, tuple) and outcome[1]:
-                    used[block] += order.amount
-                elif isinstance(outcome, StorageUnavailable):
-                    unknown.add(block)  # the put may have landed: leave the lease for reconciliation to count
-            if block not in unknown:
+                created = isinstance(outcome, tuple) and outcome[1]
+                # Known: created, a repeat, a conflict. Anything else (storage_unavailable, a deadline) may have
+                # landed: the block's lease is left for the sweep, which counts what did.
+                book.record(block, created=order.amount if created else 0,
+                            known=isinstance(outcome, tuple | OrderConflict))
+            if book.settleable(block):
                 settle(block)
     finally:
         # Also when an exception unwinds this call (the process lives and knows what it wrote): every block
         # whose orders are all known gives back what they did not use now; a dead process leaves its leases
         # to reconciliation.
         for block in range(len(planned)):
-            if block not in settled and block not in unknown:
+            if book.settleable(block):
                 settle(block)
     return leftovers
 

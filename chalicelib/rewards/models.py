@@ -22,6 +22,7 @@ from chalicelib.edge.models import (
     RequestModel,
     ResponseModel,
 )
+from chalicelib.rewards.namespace import PublicActivityId
 
 AwardType = Literal["cash", "coupon"]
 Purpose = Literal["internal_test", "gray_rehearsal", "formal"]
@@ -35,18 +36,17 @@ MAX_BATCH = 100
 class GrantBody(RequestModel):
     """One reward to grant. The order id `{act_id}_{scene_id}_{rain_id}_{award_type}_{stage}` makes it idempotent."""
 
-    activity_id: Ident
+    activity_id: PublicActivityId = Field(description="not an internal activity (the bill activities, rg-internal-*)")
     scene_id: Ident
     act_id: Ident = Field(description="the user's id in the activity")
     rain_id: Ident
     award_type: AwardType
     stage: Ident
     amount: Amount
-    open_time_ms: EpochMs | None = Field(
-        default=None, description="when the reward was won; chooses the child activity, so an identical retry at "
-                                  "any later moment maps to the same order. Accepted from now - "
-                                  "RG_GRANT_RETRY_HORIZON_S (86 400 s) to now + 300 s, else 422 "
-                                  "open_time_out_of_range. Default: the server's time (send it: see the README)")
+    open_time_ms: EpochMs = Field(
+        description="when the reward was won (required): it chooses the child activity, so an identical retry at "
+                    "any later moment maps to the same order; send the same value on every retry. Accepted from "
+                    "now - RG_GRANT_RETRY_HORIZON_S (86 400 s) to now + 300 s, else 422 open_time_out_of_range")
 
 
 class GrantBatchBody(RequestModel):

@@ -19,13 +19,11 @@ from typing import Any
 from chalicelib import clock, validate
 from chalicelib.errors import AmountOverCap, AwardTypeMismatch, InvalidField, OpenTimeOutOfRange, PoisonMessage
 from chalicelib.rewards import ids
-from chalicelib.rewards.config import Activity, Child, Scene
+from chalicelib.rewards.config import OPEN_TIME_AHEAD_MS, Activity, Child, Scene
 from chalicelib.rewards.tables import ACCEPTED, CREDIT, STATUS_NAMES, LedgerEntry
 
 GRANT_FIELDS = ("activity_id", "scene_id", "act_id", "rain_id", "award_type", "stage", "amount", "open_time_ms")
 MESSAGE_VERSION = 1
-# How far ahead of the server's clock a grant's open_time_ms may be (the caller's clock may run fast).
-OPEN_TIME_AHEAD_MS = 300_000
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ def parse_grant(body: Any) -> GrantRequest:
         award_type=validate.choice(body, "award_type", ids.AWARD_TYPES),
         stage=validate.ident(body, "stage"),
         amount=validate.integer(body, "amount", minimum=1),
-        open_time_ms=validate.integer(body, "open_time_ms", required=False),
+        open_time_ms=validate.integer(body, "open_time_ms"),
     )
 
 
@@ -124,6 +122,7 @@ class Order:
     status: int = ACCEPTED
     shard: int | None = None
     credited_at_ms: int | None = None
+    reconcile: bool = True  # its scene's `reconcile` when placed, pinned (reconciliation reports it if True)
 
     @property
     def order_key(self) -> str:
@@ -171,32 +170,37 @@ class Order:
 
 
 def decide_order(request: GrantRequest, activity: Activity, child: Child, scene: Scene, now_ms: int,
-                 hour_buckets: int, open_time_ms: int | None = None) -> Order:
+                 hour_buckets: int, open_time_ms: int | None = None, enforce_cap: bool = True) -> Order:
     """The order a valid grant request creates (refusing an award-type mismatch or an amount over the cap).
 
     `child` is the one open at `open_time_ms` (default `now_ms`); the order's hour is `now_ms`'s, the hour
-    it is written in, which is the hour reconciliation reads it in.
+    it is written in, which is the hour reconciliation reads it in. Its award type and asset (so its wallet,
+    part of its key) are the scene's terms at `open_time_ms`, never the scene's current ones: an identical
+    retry after a change maps to the first attempt's key. `enforce_cap=False` decides the order a request
+    names whatever the cap is now (to find an order placed under an earlier, higher cap).
     """
-    if request.award_type != scene.award_type:
+    opened = now_ms if open_time_ms is None else open_time_ms
+    terms = scene.terms_at(opened)
+    if request.award_type != terms.award_type:
         raise AwardTypeMismatch(
-            f"scene {scene.scene_id} grants {scene.award_type}, not {request.award_type}",
-            expected=scene.award_type,
+            f"scene {scene.scene_id} grants {terms.award_type}, not {request.award_type}",
+            expected=terms.award_type,
         )
-    if request.amount > scene.order_cap:
+    if enforce_cap and request.amount > scene.order_cap:
         raise AmountOverCap(
             f"amount {request.amount} exceeds the per-order cap {scene.order_cap}", order_cap=scene.order_cap
         )
     ns = activity.ns(child)
     oid = ids.order_id(request.act_id, request.scene_id, request.rain_id, request.award_type, request.stage)
     hour = clock.hour_of(now_ms)
-    wallet_id = ids.wallet_id(ns, request.act_id, scene.asset)
+    wallet_id = ids.wallet_id(ns, request.act_id, terms.asset)
     return Order(
         order_id=oid, activity_id=activity.activity_id, sub_activity_id=child.sub_activity_id,
         scene_id=scene.scene_id, act_id=request.act_id, rain_id=request.rain_id, award_type=request.award_type,
-        stage=request.stage, amount=request.amount, asset=scene.asset, wallet_id=wallet_id, order_cap=scene.order_cap,
-        created_at_ms=now_ms, open_time_ms=now_ms if open_time_ms is None else open_time_ms, hour=hour,
+        stage=request.stage, amount=request.amount, asset=terms.asset, wallet_id=wallet_id, order_cap=scene.order_cap,
+        created_at_ms=now_ms, open_time_ms=opened, hour=hour,
         hour_bucket=ids.wallet_hour_bucket(hour, wallet_id, hour_buckets),
-        bill_text=scene.bill_text,
+        bill_text=scene.bill_text, reconcile=scene.reconcile,
     )
 
 
@@ -207,7 +211,7 @@ def to_item(order: Order) -> LedgerEntry:
         scene_id=order.scene_id, bill_text=order.bill_text or None, hour=order.hour, hour_bucket=order.hour_bucket,
         activity_id=order.activity_id, act_id=order.act_id, rain_id=order.rain_id, award_type=order.award_type,
         stage=order.stage, asset=order.asset, order_cap=order.order_cap, shard=order.shard, status=order.status,
-        created_at_ms=order.created_at_ms, open_time_ms=order.open_time_ms,
+        created_at_ms=order.created_at_ms, open_time_ms=order.open_time_ms, reconcile=order.reconcile,
     )
 
 

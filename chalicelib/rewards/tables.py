@@ -7,7 +7,7 @@ on a durable key; the invariant each item carries is written next to it.
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
@@ -66,6 +66,7 @@ class CounterItem(Model):
     amount = NumberAttribute(null=True)
     count = NumberAttribute(null=True)
     spread_version = NumberAttribute(null=True)
+    first_at_ms = NumberAttribute(null=True)  # a stock shard's first consumption (kept, never moved)
     completed_by = UnicodeAttribute(null=True)
     journal = UnicodeAttribute(null=True)
     updated_at_ms = NumberAttribute(null=True)
@@ -184,6 +185,7 @@ class LedgerEntry(Model):
     credited_by = UnicodeAttribute(null=True)
     redriven = UnicodeAttribute(null=True)
     reservation = UnicodeAttribute(null=True)  # the block reservation its units came from (batch grants)
+    reconcile = BooleanAttribute(null=True)  # its scene's `reconcile` when placed (pinned; absent: reconciled)
 
     by_time = LedgerByTime()
     by_hour = LedgerByHour()

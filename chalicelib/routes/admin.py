@@ -21,6 +21,7 @@ from chalicelib.rewards.models import (
     SwitchesView,
     SwitchView,
 )
+from chalicelib.rewards.namespace import refuse_internal
 
 bp = Blueprint(__name__)
 
@@ -37,7 +38,8 @@ def _given(body: Any) -> dict[str, Any]:
            body=ActivityBody, responses={200: ActivityView}, audit="activity.put",
            errors=(e.OverlappingWindows, e.ConfigConflict))
 def put_activity(activity_id: str, body: ActivityBody) -> Any:
-    """Create or replace an activity and its child windows (overlaps refused)."""
+    """Create or replace an activity and its child windows (overlaps refused; never an internal activity)."""
+    refuse_internal(activity_id)
     activity = parse_activity(activity_id, _given(body))
     return json_response(config_store.put_activity(activity).to_body())
 
@@ -55,7 +57,9 @@ def get_activity(activity_id: str) -> Any:
            access=ADMIN, body=SceneBody, responses={200: SceneView}, audit="scene.put",
            errors=(e.ActivityNotFound, e.TotalBelowConsumed, e.ConfigConflict))
 def put_scene(activity_id: str, scene_id: str, body: SceneBody) -> Any:
-    """Create or replace a scene; its stock/budget shards are re-spread in every child activity."""
+    """Create or replace a scene; its stock/budget shards are re-spread in every child activity (never in an
+    internal activity)."""
+    refuse_internal(activity_id)
     given = {k: v for k, v in _given(body).items() if v is not None}
     saved = config_store.put_scene(parse_scene(activity_id, scene_id, given))
     return json_response({**saved.to_body(), "version": saved.version})

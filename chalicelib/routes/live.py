@@ -24,10 +24,12 @@ from chalicelib import clock
 from chalicelib import deadline as deadline_scope
 from chalicelib.errors import RewardgateError
 from chalicelib.live import connections, gateway, protocol, push
+from chalicelib.live.config import live_settings
 from chalicelib.live.notify import PushMessage, send
 from chalicelib.observability import count, logger, metric_scope
-from chalicelib.play import games
+from chalicelib.play import bans, games, security
 from chalicelib.play.codes import InvalidGameToken
+from chalicelib.play.lifecycle import RUNNING
 from chalicelib.queues import LIVE
 
 bp = Blueprint(__name__)
@@ -52,11 +54,11 @@ def _access(route: str, connection_id: str, started: float, status: int, **extra
                                            "latency_ms": round((time.monotonic() - started) * 1000, 2), **extra}})
 
 
-def _refuse(connection_id: str, started: float, status: int, message: str) -> dict[str, Any]:
+def _refuse(connection_id: str, started: float, status: int, message: str, code: str | None = None) -> dict[str, Any]:
     count("LiveConnectRefused")
-    _access("$connect", connection_id, started, status, problem=message)
-    return {"statusCode": status, "body": json.dumps({"code": "unauthorized" if status == 401 else "invalid_field",
-                                                      "message": message})}
+    code = code or ("unauthorized" if status == 401 else "invalid_field")
+    _access("$connect", connection_id, started, status, problem=code)
+    return {"statusCode": status, "body": json.dumps({"code": code, "message": message})}
 
 
 def on_ws_connect(event: Any) -> dict[str, Any]:
@@ -88,8 +90,19 @@ def _connect(event: Any, started: float) -> dict[str, Any]:
     except InvalidGameToken:
         return _refuse(event.connection_id, started, 401, "auth_body is forged or expired: call /v2/app/start "
                                                            "for a fresh one")
-    conn = connections.register(event.connection_id, claims["game_id"], int(claims["app_id"]), int(after),
-                                clock.now_ms())
+    now_ms = clock.now_ms()
+    game = games.get_game(claims["game_id"])
+    if game is None or game.status != RUNNING or game.expired(now_ms):
+        return _refuse(event.connection_id, started, 403, f"game {claims['game_id']} has ended: pull its events "
+                       "with /v2/app/events", code="game_ended")
+    if bans.banned(security.ban_state(game.app_id), now_ms):
+        return _refuse(event.connection_id, started, 403, f"app {game.app_id} is banned (security centre)",
+                       code="app_banned")
+    cap = live_settings().max_connections_per_game
+    conn = connections.register(event.connection_id, game.game_id, game.app_id, int(after), now_ms, cap)
+    if conn is None:
+        return _refuse(event.connection_id, started, 429, f"game {game.game_id} already has {cap} connections "
+                       "(the limit)", code="too_many_connections")
     # Whatever the game already holds (the offline inbox) follows once the handshake has completed.
     send([PushMessage(conn.game_id, None, [conn.connection_id], delay_s=CONNECT_PUSH_DELAY_S)])
     count("LiveConnections")
@@ -131,6 +144,11 @@ def _serve(connection_id: str, body: Any, context: Any) -> str:
             return "ack:refused"
         connections.ack(connection_id, op.seq)
         return "ack"
+    settings = live_settings()
+    if not connections.admit_frame(connection_id, clock.now_ms(), settings.frames_per_minute):
+        _post(connection_id, protocol.error_frame(protocol.RATE_LIMITED, f"at most {settings.frames_per_minute} "
+                                                  "resume or ping frames a minute per connection; retry later"))
+        return f"{op.op}:rate_limited"
     head = _head(conn.game_id)
     if op.op == protocol.RESUME:
         assert op.seq is not None
@@ -139,11 +157,12 @@ def _serve(connection_id: str, body: Any, context: Any) -> str:
                 protocol.SEQ_AHEAD, f"after_seq {op.seq} is beyond the game's last seq ({head})"))
             return "resume:refused"
         if connections.resume(connection_id, op.seq) is not None:
-            push.push(conn.game_id, [connection_id], head, _deadline_ms(context))
+            push.push(conn.game_id, [connection_id], head, _deadline_ms(context),
+                      max_events=settings.replay_max_events)
         return "resume"
     _post(connection_id, protocol.pong_frame(conn.sent_seq, conn.acked_seq, conn.connected_at_ms, clock.now_ms()))
     if conn.sent_seq < head:  # a push this connection missed (a lost queue message): catch up now
-        push.push(conn.game_id, [connection_id], head, _deadline_ms(context))
+        push.push(conn.game_id, [connection_id], head, _deadline_ms(context), max_events=settings.replay_max_events)
     return "ping"
 
 

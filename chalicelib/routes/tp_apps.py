@@ -13,6 +13,7 @@ from chalicelib import errors as e
 from chalicelib.batch import process_sqs_batch
 from chalicelib.callbacks import apply, reads, sweeper
 from chalicelib.callbacks.models import AppStateView, EventPage, EventsQuery
+from chalicelib.callbacks.redact import redact
 from chalicelib.edge.registry import READ, operation
 from chalicelib.errors import PoisonMessage
 from chalicelib.http import json_response
@@ -39,15 +40,15 @@ def get_app_state(tp_app_id: str, app_id: str) -> Response:
     state = reads.app_state(tp_app_id, app_id)
     if state is None:
         raise e.NotFound("no state for this app", app_id=app_id)
-    return json_response(state)
+    return json_response(redact(state))
 
 
 @operation(bp, "GET", "/v1/tp-apps/{tp_app_id}/events", summary="A tp app's stored callbacks", access=READ,
            tags=("callbacks",), query=EventsQuery, responses={200: EventPage}, errors=(e.UnknownTpApp,))
 def list_events(tp_app_id: str, query: EventsQuery) -> Response:
-    """The tp app's stored callbacks, newest first (`type`, `limit`, `cursor`)."""
+    """The tp app's stored callbacks, newest first (`type`, `limit`, `cursor`); credentials redacted."""
     _known_tp_app(tp_app_id)
-    return json_response(reads.list_events(tp_app_id, query.type, query.limit, query.cursor))
+    return json_response(redact(reads.list_events(tp_app_id, query.type, query.limit, query.cursor)))
 
 
 def _apply_record(record: SQSRecord) -> apply.Applied:

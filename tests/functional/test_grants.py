@@ -78,7 +78,7 @@ def test_grant__new_order__202_with_a_token_that_verifies_with_the_published_key
         "order_id": order_id, "amount": 300, "act_id": "u1", "activity_id": campaign.activity_id,
         "sub_activity_id": "formal", "scene_id": campaign.scene_id, "rain_id": "r7", "stage": "2", "asset": "CNY",
         "award_type": "cash"}
-    assert claims["open_time_ms"] == body["created_at_ms"]
+    assert claims["open_time_ms"] == campaign.won_ms
     # AND exactly one order and its stock are stored
     assert [o.order_id for o in orders_of(campaign)] == [order_id]
     assert consumed(campaign) == 300
@@ -248,10 +248,10 @@ def test_grant__unknown_activity_or_scene__404_with_code(client, campaign):
     assert_nothing_written(campaign)
 
 
-def test_grant__request_time_outside_every_child_window__404_outside_activity_window(client, campaign, monkeypatch):
+def test_grant__won_outside_every_child_window__404_outside_activity_window(client, campaign, monkeypatch):
     at = clock.now_ms() + 48 * HOUR_MS
     monkeypatch.setattr(clock, "now_ms", lambda: at)
-    status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u1"))
+    status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u1", open_time_ms=at))
     assert (status, answer) == (404, problem('outside_activity_window',
                                              f'activity {campaign.activity_id} has no child activity open at {at}',
                                              activity_id=campaign.activity_id))

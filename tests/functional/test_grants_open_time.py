@@ -157,18 +157,20 @@ def test_grant__same_order_id_other_open_time_in_the_same_child__409_order_confl
     assert (consumed(campaign, "A"), consumed(campaign, "B")) == (120, 0)
 
 
-def test_grant__repeat_without_open_time_inside_the_same_child__200_original_order(
+def test_grant__repeat_without_open_time_inside_the_same_child__400_invalid_field_nothing_changed(
         client, campaign, boundary, monkeypatch):
     # GIVEN a grant that named its open_time_ms
     at(monkeypatch, boundary - 60_000)
     first = call(client, "POST", "/v1/grants",
                  {**campaign.grant_body("u1", amount=120), "open_time_ms": boundary - 70_000})
-    # WHEN a repeat without it arrives while the same child is still open (the server's time chooses A again)
+    # WHEN a repeat without it arrives while the same child is still open
     at(monkeypatch, boundary - 30_000)
-    again = call(client, "POST", "/v1/grants", campaign.grant_body("u1", amount=120))
-    # THEN it is the same order
-    assert first[0] == 202 and again == (200, first[1])
-    assert consumed(campaign, "A") == 120
+    body = {k: v for k, v in campaign.grant_body("u1", amount=120).items() if k != "open_time_ms"}
+    again = call(client, "POST", "/v1/grants", body)
+    # THEN it is refused naming open_time_ms (required on every grant), and the first order alone holds stock
+    assert first[0] == 202
+    assert again == (400, problem("invalid_field", "open_time_ms: is required", field="open_time_ms"))
+    assert consumed(campaign, "A") == 120 and order_ids(campaign, "A") == [order_id_of(campaign, "u1")]
 
 
 def test_grant_batch__one_item_open_time_out_of_range__that_item_422_the_others_granted(

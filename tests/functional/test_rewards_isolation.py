@@ -34,11 +34,11 @@ def test_children__same_grant_in_each_window__independent_orders_wallets_counter
     purge_credits()
     body = campaign.grant_body("u1", amount=300)
 
-    # WHEN the very same grant is made once in each window (the boundary instant belongs to "formal")
+    # WHEN the very same grant is won once in each window (the boundary instant belongs to "formal")
     answers = {}
     for sub, at in (("gray", start + HOUR_MS - 1), ("formal", start + HOUR_MS)):
         monkeypatch.setattr(clock, "now_ms", lambda at=at: at)
-        answers[sub] = call(client, "POST", "/v1/grants", body)
+        answers[sub] = call(client, "POST", "/v1/grants", {**body, "open_time_ms": at})
     monkeypatch.undo()
 
     # THEN both are new orders, one per child, each consuming its own child's stock
@@ -85,7 +85,7 @@ def test_children__window_not_yet_open__grant_404_and_wallet_read_404(client):
                      {"award_type": "cash", "order_cap": 10, "total": 10})
     assert status == 200
     body = {"activity_id": activity_id, "scene_id": "s1", "act_id": "u1", "rain_id": "r", "award_type": "cash",
-            "stage": "1", "amount": 1}
+            "stage": "1", "amount": 1, "open_time_ms": clock.now_ms()}
     status, answer = call(client, "POST", "/v1/grants", body)
     assert (status, answer["code"]) == (404, "outside_activity_window")
     status, answer = call(client, "GET", f"/v1/wallets/u1?activity_id={activity_id}")

@@ -225,10 +225,14 @@ def test_reconcile_schedule__old_pass_with_a_long_catch_up__newer_passes_still_c
     fake, hour_start = fake_now
     client = chalice_client()
     # GIVEN the oldest pass the schedule still owes (h+2 of an hour 7 hours back) has a long catch-up ahead:
-    # its scene's child opened 10 000 hours (over a year) before and none of those hours was ever reconciled
+    # its scene's child opened 10 000 hours (over a year) before, none of those hours was ever reconciled, and its
+    # counter was consumed before shards kept their first consumption (`first_at_ms`), so its history is unknown
     old = clock.hour_of(hour_start)
     campaign = open_campaign(client, hour_start - 10_000 * HOUR_MS)
     grant(client, campaign, users=2, rain="r1")
+    counter_id = ids.stock_counter_id(ns_of(campaign), campaign.scene_id)
+    for shard in range(4):
+        CounterItem(*ids.shard_key(counter_id, shard)).update(actions=[CounterItem.first_at_ms.remove()])
     fake.ms = hour_start + 8 * HOUR_MS + 10 * MINUTE_MS
     due = runner.due_runs(fake.ms)
     assert due[-1] == (old, 2)

@@ -165,7 +165,7 @@ def test_api_caller_policies__every_iam_route__in_some_caller_policy_and_no_call
     resources = merged()["Resources"]
     granted = set()
     for lid in ("AdminApiPolicy", "GrantServicePolicy", "WalletServicePolicy", "ReadOnlyApiPolicy",
-                "LivePlatformPolicy"):
+                "LivePlatformPolicy", "CallbackCredentialsPolicy"):
         (statement,) = resources[lid]["Properties"]["PolicyDocument"]["Statement"]
         granted |= {r["Fn::Sub"].split("/api/", 1)[1] for r in statement["Resource"]}
     private = {f"{r.method.upper()}{re.sub(r'{[^}]+}', '*', r.path)}" for r in lambdas.routes() if not r.public}

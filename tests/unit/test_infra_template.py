@@ -5,10 +5,23 @@ from __future__ import annotations
 import functools
 import json
 
+import pytest
+
 from chalicelib.queues import ALL_QUEUES
 from chalicelib.rewards.tables import LedgerEntry
 from infra import alarms, lambdas
 from infra.template import data_resources, merge_template
+
+
+@pytest.fixture(autouse=True)
+def _settings_follow_the_environment():
+    # Tests here set the deployed environment (RG_STAGE=prod, RG_PAYOUT_PROVIDER=none) with monkeypatch;
+    # settings() caches what it read, so drop the cache after each test or later tests in the same process
+    # run with prod's settings (a withdrawal answered 503 payout_unavailable in a functional test after these).
+    from chalicelib.settings import reset_settings
+
+    yield
+    reset_settings()
 
 STAGE = "prod"
 

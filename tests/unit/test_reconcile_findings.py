@@ -36,7 +36,7 @@ def kinds(result: F.BucketResult) -> set[tuple[str, str]]:
 
 
 def examine(orders, entries) -> F.BucketResult:
-    return F.examine_bucket(orders, entries, NOW, SLA, lambda activity, scene: True)
+    return F.examine_bucket(orders, entries, NOW, SLA)
 
 
 def test_examine_bucket__credited_and_pending_orders__no_findings_and_exact_totals():
@@ -83,9 +83,17 @@ def test_examine_bucket__amount_above_cap__over_order_cap():
     assert kinds(result) == {("over_order_cap", f"{NS}#o1")}
 
 
-def test_examine_bucket__scene_opted_out__its_orders_ignored():
-    result = F.examine_bucket([order(1)], [], NOW, SLA, lambda activity, scene: False)
-    assert result.totals == {} and result.stuck == [] and result.wallets == []
+def test_examine_bucket__order_placed_with_reconcile_off__not_reported_but_still_re_driven_and_tallied():
+    # GIVEN orders pinned `reconcile: false`: one credited over its cap, one stuck past the SLA
+    unreported = [F.OrderRow(**{**order(1, amount=1001).__dict__, "reconcile": False}),
+                  F.OrderRow(**{**order(2, status=1, created=NOW - SLA - 1).__dict__, "reconcile": False})]
+    result = examine(unreported, [])
+    # THEN nothing of them is reported (no totals, no scene sums, no over_order_cap)
+    assert result.totals == {} and result.scene_amounts == {} and result.findings == []
+    # AND the stuck one is still re-driven and re-read, the credited one counts in its batch and its wallet is checked
+    assert result.stuck == [f"{NS}#u2#CNY|o2"] and result.pending == [f"{NS}#u2#CNY|o2"]
+    assert result.batches == {f"{NS}|CNY|b1": [1001, 1, NOW - 3_600_000 + 1000]}
+    assert result.wallets == [f"{NS}#u1#CNY"]
 
 
 def test_order_row__stored_ledger_credit__logical_key_ref_and_namespace():
@@ -171,13 +179,22 @@ def shards(*rows):
 
 
 def test_stock_findings__quiet_counter_matches_orders__compared_clean():
-    found, compared = F.stock_findings(NS, "s1", 1000, shards((500, 200, 10), (500, 100, 20)), 300, quiet_since_ms=30)
+    found, compared = F.stock_findings(NS, "s1", 1000, shards((500, 200, 10), (500, 100, 20)), 300,
+                                       quiet_since_ms=21 + F.STAMP_LAG_MS)
     assert (found, compared) == ([], True)
 
 
 def test_stock_findings__quiet_counter_drifted__stock_drift():
-    found, compared = F.stock_findings(NS, "s1", 1000, shards((500, 207, 10), (500, 100, 20)), 300, quiet_since_ms=30)
+    found, compared = F.stock_findings(NS, "s1", 1000, shards((500, 207, 10), (500, 100, 20)), 300,
+                                       quiet_since_ms=21 + F.STAMP_LAG_MS)
     assert compared and [(f.kind, f.details["delta"]) for f in found] == [("stock_drift", 7)]
+
+
+def test_stock_findings__stamp_within_the_lag_before_the_hour_end__comparison_deferred():
+    # GIVEN a shard stamped 1 ms less than STAMP_LAG_MS before the hour's end: a later hour's order may be counted
+    found, compared = F.stock_findings(NS, "s1", 1000, shards((1000, 800, 10)), 300, quiet_since_ms=9 + F.STAMP_LAG_MS)
+    # THEN the 500 more consumed than the hour's orders is not reported; the comparison waits
+    assert (found, compared) == ([], False)
 
 
 def test_stock_findings__counter_still_moving__comparison_deferred_caps_still_checked():

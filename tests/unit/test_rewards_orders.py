@@ -26,7 +26,7 @@ COUPON_SCENE = parse_scene("act1", "s2", {"award_type": "coupon", "template_id":
 
 def grant_body(**changes) -> dict:
     return {"activity_id": "act1", "scene_id": "s1", "act_id": "user1", "rain_id": "r9", "award_type": "cash",
-            "stage": "2", "amount": 300, **changes}
+            "stage": "2", "amount": 300, "open_time_ms": T0, **changes}
 
 
 def test_decide_order__cash__every_fact_fixed_by_request_child_scene_and_time():
@@ -84,7 +84,7 @@ def test_decide_order__award_type_not_the_scenes__refused():
     assert refused.value.details == {"expected": "cash"}
 
 
-@pytest.mark.parametrize("field", [f for f in orders.GRANT_FIELDS if f != "open_time_ms"])
+@pytest.mark.parametrize("field", orders.GRANT_FIELDS)
 def test_parse_grant__each_required_field_missing__refused_naming_it(field):
     body = grant_body()
     del body[field]
@@ -169,8 +169,10 @@ def test_open_time_of__window_edges__inclusive_horizon_back_and_300_s_ahead(open
                                          "earliest_ms": T0 - HORIZON_S * 1000, "latest_ms": T0 + 300_000}
 
 
-def test_open_time_of__not_given__the_servers_time():
-    assert orders.open_time_of(parse_grant(grant_body()), T0 + 17, HORIZON_S) == T0 + 17
+def test_open_time_of__internal_request_without_it__the_servers_time():
+    # The public edge requires open_time_ms (parse_grant); an internal caller's request may leave it unset.
+    internal = replace(parse_grant(grant_body()), open_time_ms=None)
+    assert orders.open_time_of(internal, T0 + 17, HORIZON_S) == T0 + 17
 
 
 def test_decide_order__open_time_given__token_claims_it_created_at_is_the_servers_time():

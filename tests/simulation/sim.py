@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from tests.simulation import actors_clock, actors_config, actors_ops, actors_play, probes
+from tests.simulation import actors_clock, actors_config, actors_ops, actors_play, actors_race, probes
 from tests.simulation.flags import (
     FAULTED,
     FLAGS,
@@ -355,65 +355,7 @@ class Sim:
         return f"wd{len(self.model.withdrawals)}x-{user}"
 
     def race(self) -> set[str]:
-        """Two calls at the same moment: one grant body twice, one withdrawal twice, two withdrawals of one
-        user that together exceed the balance, or one credit message in two worker invocations. No crash is
-        armed and the provider pays (its answers then take no random draw: the run stays replayable)."""
-        kind = self.rng.choice(("grant", "withdrawal", "withdrawals", "delivery"))
-        healthy, self.provider.healthy = self.provider.healthy, True
-        asynchronous, self.provider.asynchronous = self.provider.asynchronous, False
-        try:
-            return getattr(self, f"_race_{kind}")()
-        finally:
-            self.provider.healthy, self.provider.asynchronous = healthy, asynchronous
-            self.stats[f"race_{kind}"] += 1
-
-    def _race_grant(self) -> set[str]:
-        reward = self._new_reward()
-        body = self._body(reward)
-        answers = self.world.race([lambda: self.world.grant_direct(body)] * 2)
-        self.stats["grants"] += 2
-        for status, answer in sorted(answers, key=lambda a: a[0] != 202):
-            self.model.record_grant(reward, False, reward.amount, self.world.now, status, answer)
-        return {reward.user}
-
-    def _race_withdrawal(self, different: bool = False) -> set[str]:
-        chosen = self._withdrawer()
-        if chosen is None:
-            return set()
-        user, child = chosen
-        available = self.model.available(user, child)
-        amount = max(1, available * self.rng.randint(40, 90) // 100)
-        # request ids of their own (never chosen again): which of two racers wins varies from run to run, and
-        # later choices must not depend on it, or a seed would not replay
-        self.stats["races"] += 1
-        first = f"race{self.stats['races']}a-{user}"
-        second = f"race{self.stats['races']}b-{user}" if different else first
-        calls = [lambda: self.world.withdraw_direct(user, first, amount),
-                 lambda: self.world.withdraw_direct(user, second, amount)]
-        answers = self.world.race(calls)
-        self.stats["withdrawals"] += 2
-        rank = {202: 0, 200: 1, 502: 1}  # record the less settled first: a repeat may only move forward
-        ordered = sorted(zip((first, second), answers, strict=True), key=lambda x: rank.get(x[1][0], 2))
-        for request_id, (status, body) in ordered:
-            # provider_healthy=False: the call that finds the other in flight may answer PAYOUT_PENDING
-            self.model.record_withdrawal(user, request_id, amount, self.world.now, False, status, body,
-                                         racing=different)
-        probes.resolve_withdrawals(self.world, self.model, user)  # the outcome as it settled, whoever won
-        return {user}
-
-    def _race_withdrawals(self) -> set[str]:
-        return self._race_withdrawal(different=True)
-
-    def _race_delivery(self) -> set[str]:
-        queue = self.world.queue
-        if not queue.messages:
-            return set()
-        message = self.rng.choice(queue.messages)
-        copy = type(message)(message_id=f"{message.message_id}-copy", body=message.body)
-        outcomes = self.world.race([lambda: self.world.deliver([message]), lambda: self.world.deliver([copy])])
-        done = message.message_id not in outcomes[0][0] or copy.message_id not in outcomes[1][0]
-        self._after_delivery([message], set() if done else {message.message_id})
-        return {self._user_of(message.body)}
+        return actors_race.race(self)
 
     def read_withdrawals(self) -> set[str]:
         probes.resolve_withdrawals(self.world, self.model)

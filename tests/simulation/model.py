@@ -49,6 +49,8 @@ class SceneSpec:
     stock_control: bool
     shard_count: int
     order_cap: int
+    award_type: str = "cash"
+    template_id: str | None = None  # coupon scenes: what their rewards credit (`coupon:{template}`)
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,13 @@ class Violation:
 
 
 COUNTED = ("oversold", "double_credits", "lost", "unpaid_debits", "double_payouts", "negative_balances",
-           "conservation_error", "answer_mismatches", "recon_missed", "recon_false")
+           "conservation_error", "answer_mismatches", "recon_missed", "recon_false",
+           # money with no budget behind it (a grant the public API should have refused: an internal activity)
+           "unbudgeted",
+           # an order neither credited nor reported at the end of the run
+           "stuck_forever",
+           # a closed play bill whose developer credit differs from the model's own arithmetic
+           "bill_mismatch")
 
 
 class Model:
@@ -135,6 +143,9 @@ class Model:
         self.violations: list[Violation] = []
         self._seen: set[tuple[str, object]] = set()
         self.step = 0
+        self.caps = {scene.scene_id: scene.order_cap for scene in plan.scenes}  # as the operator last set them
+        self.switched_off: set[str] = set()  # scenes whose grants the operator turned off
+        self.cash = {scene.scene_id for scene in plan.scenes if scene.award_type == "cash"}
 
     # --- violations ------------------------------------------------------------------------
 
@@ -169,6 +180,8 @@ class Model:
                      body: dict | None) -> None:
         """Judge one grant answer against the reward's history, then remember it."""
         reward.attempts += 1
+        if status == 503 and (body or {}).get("code") == "storage_unavailable":
+            status = None  # retryable, outcome unknown: as if no answer came (storage decides)
         if status is None:
             reward.died += 1
             return
@@ -179,6 +192,17 @@ class Model:
         if code == "order_conflict":
             if not conflicting:
                 self.violate("answer_mismatches", f"reward {reward.key}: identical repeat answered order_conflict")
+            return
+        if code == "switched_off":
+            if reward.scene_id not in self.switched_off:
+                self.violate("answer_mismatches", f"reward {reward.key}: switched_off while its scene's grants are on")
+            return
+        if code == "amount_over_cap":
+            if amount <= self.caps[reward.scene_id] or (reward.placements and not conflicting):
+                self.violate("answer_mismatches", f"reward {reward.key} of {amount} (cap {self.caps[reward.scene_id]}"
+                                                  f", placed {sorted(reward.placements)}): amount_over_cap")
+            if not conflicting and not reward.placements:
+                reward.refused = reward.refused or code
             return
         if code == "open_time_out_of_range":
             if reward.won_at_ms >= now_ms - self.plan.retry_horizon_ms and reward.won_at_ms <= now_ms + FUTURE_SLACK_MS:
@@ -232,7 +256,7 @@ class Model:
 
     def granted(self, user: str, child: str | None = None) -> int:
         """What the system granted a user (in one child, or all)."""
-        return sum(amount for r in self.rewards if r.user == user
+        return sum(amount for r in self.rewards if r.user == user and r.scene_id in self.cash
                    for (c, _), amount in r.placements.items() if child is None or c == child)
 
     def placed_in(self, child: str, scene_id: str) -> int:
@@ -258,7 +282,8 @@ class Model:
 
     def tokens_of(self, user: str, child: str) -> list[str]:
         """The reward tokens a user was given for orders in one child."""
-        return [token for r in self.rewards if r.user == user for (c, _), token in r.tokens.items() if c == child]
+        return [token for r in self.rewards if r.user == user and r.scene_id in self.cash
+                for (c, _), token in r.tokens.items() if c == child]
 
     def record_withdrawal(self, user: str, request_id: str, amount: int, now_ms: int, provider_healthy: bool,
                           status: int | None, body: dict | None, foreign_token: bool = False,
@@ -270,6 +295,8 @@ class Model:
         first = self.withdrawals.get((user, request_id))
         if first is not None and first.status == NOT_DEBITED:
             first = None
+        if status == 503 and (body or {}).get("code") == "storage_unavailable":
+            status = None  # retryable, outcome unknown: as if no answer came (storage decides)
         if status is None:
             if first is None:
                 self.withdrawals[(user, request_id)] = Withdrawal(user, request_id, amount, child, UNKNOWN, now_ms)

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 PAID = "PAID"
 FAILED = "FAILED"
 UNKNOWN = "UNKNOWN"
+PROCESSING = "PROCESSING"  # accepted, not decided yet: it may still pay (bank transfers: minutes to hours)
 BEHAVIOURS = ("pay", "fail", "timeout_before", "timeout_after")
+# Asynchronous payouts: answered PROCESSING, or the answer lost after the transfer was accepted (the caller
+# timed out); either way it is decided later, PAID or FAILED.
+ASYNC_BEHAVIOURS = ("processing", "accepted_then_timeout")
+MAX_PROCESSING_MS = 45 * 60_000
 
 
 class Timeout(Exception):
@@ -34,6 +39,7 @@ class Payout:
     status: str
     at_ms: int
     seeded: bool = False  # put there on purpose by the simulation (reconciliation must report it)
+    decided: str = ""     # PROCESSING: what it becomes at `at_ms` (when it is decided)
 
 
 class SimProvider:
@@ -45,15 +51,18 @@ class SimProvider:
         # first outcome is answered (what the fake provider of the old contract did)
         self.strict = strict
         self.healthy = True
+        self.asynchronous = False  # answers PROCESSING / accepts then times out, and decides later
+        self.now = lambda: 0       # the simulated clock (set by the world)
         self.ledger: dict[str, Payout] = {}
         self.calls = {"transfer": 0, "status": 0, "timeouts": 0, "unknown_answers": 0, "conflicts": 0,
-                      "repeats_other_recipient": 0}
+                      "repeats_other_recipient": 0, "processing": 0}
 
     # --- the provider's API ----------------------------------------------------------------
 
     def transfer(self, payout_id: str, recipient: str, amount: int, now_ms: int) -> tuple[str, str | None]:
         """(status, reference) or raise Timeout/Conflict."""
         self.calls["transfer"] += 1
+        self._decide_due()
         existing = self.ledger.get(payout_id)
         if existing is not None:
             if (existing.recipient, existing.amount) != (recipient, amount):
@@ -63,6 +72,16 @@ class SimProvider:
                     raise Conflict(payout_id)
             return existing.status, f"ref-{payout_id}"
         behaviour = "pay" if self.healthy else self.rng.choices(BEHAVIOURS, weights=(5, 2, 2, 2))[0]
+        if self.asynchronous and self.rng.random() < 0.3:
+            behaviour = self.rng.choice(ASYNC_BEHAVIOURS)
+            decided = PAID if self.rng.random() < 0.7 else FAILED
+            self.ledger[payout_id] = Payout(payout_id, recipient, amount, PROCESSING,
+                                            now_ms + self.rng.randint(60_000, MAX_PROCESSING_MS), decided=decided)
+            self.calls["processing"] += 1
+            if behaviour == "accepted_then_timeout":
+                self.calls["timeouts"] += 1
+                raise Timeout(payout_id)
+            return PROCESSING, f"ref-{payout_id}"
         if behaviour == "timeout_before":
             self.calls["timeouts"] += 1
             raise Timeout(payout_id)
@@ -76,6 +95,7 @@ class SimProvider:
     def status(self, payout_id: str) -> tuple[str, str | None]:
         """What became of a payout id: PAID, FAILED, or UNKNOWN (never seen — or, unhealthy, not answering)."""
         self.calls["status"] += 1
+        self._decide_due()
         if not self.healthy and self.rng.random() < 0.25:
             self.calls["unknown_answers"] += 1
             return UNKNOWN, None
@@ -86,7 +106,15 @@ class SimProvider:
 
     def records(self, start_ms: int, end_ms: int) -> list[Payout]:
         """Every settled payout in [start_ms, end_ms)."""
-        return [p for p in self.ledger.values() if start_ms <= p.at_ms < end_ms]
+        self._decide_due()
+        return [p for p in self.ledger.values() if start_ms <= p.at_ms < end_ms and p.status != PROCESSING]
+
+    def _decide_due(self) -> None:
+        """Payouts still processing whose time has come are decided (PAID or FAILED) at that time."""
+        now_ms = self.now()
+        for payout in self.ledger.values():
+            if payout.status == PROCESSING and payout.at_ms <= now_ms:
+                payout.status = payout.decided
 
     # --- what the probes read --------------------------------------------------------------
 
@@ -98,9 +126,11 @@ class SimProvider:
 
     def paid_to(self, recipient: str) -> int:
         """What the provider actually paid a recipient (seeded strays excluded)."""
+        self._decide_due()
         return sum(p.amount for p in self.ledger.values() if p.recipient == recipient and p.status == PAID
                    and not p.seeded)
 
     def payouts_paid(self) -> int:
         """How many payouts were made."""
+        self._decide_due()
         return sum(1 for p in self.ledger.values() if p.status == PAID and not p.seeded)

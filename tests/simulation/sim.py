@@ -8,6 +8,12 @@ three children whose boundaries the clock crosses while retries are in flight. A
 check the invariants against the model; at the end the run settles (provider healthy, queues drained, sweeps
 and reconciliation), checks everything once more, seeds inconsistencies on purpose and checks that
 reconciliation reports exactly those.
+
+Issue 18 widened it, each behind its flag in `flags.py` while the defect it finds is open: indeterminate outcomes
+at every DynamoDB write (`storage_faults.py`), an asynchronous payout provider (`provider.py`), a play app whose
+gifts become a daily bill credited to its developer, and hostile grant callers (`actors_play.py`), an operator
+editing configuration (`actors_config.py`), per-instance clocks and delayed commits (`actors_clock.py`), and
+operations — reconciler outages, a child opened long before the run, late credits (`actors_ops.py`).
 """
 
 from __future__ import annotations
@@ -17,33 +23,22 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tests.simulation import probes
-from tests.simulation.model import COUNTED, HOUR_MS, MINUTE_MS, NOT_DEBITED, ChildWindow, Model, Plan, Reward, SceneSpec
+from tests.simulation import actors_clock, actors_config, actors_ops, actors_play, actors_race, probes
+from tests.simulation.flags import (
+    FAULTED,
+    FLAGS,
+    GATED,
+    MODE_WEIGHTS,
+    STORAGE_FAULT_P,
+    STORAGE_FAULT_P_BY_ACTION,
+    Result,
+)
+from tests.simulation.model import HOUR_MS, MINUTE_MS, NOT_DEBITED, ChildWindow, Model, Plan, Reward, SceneSpec
+from tests.simulation.play_world import PlayWorld
 from tests.simulation.provider import SimProvider
 from tests.simulation.world import World, fault_points, provider_contract
-
-# Actors restricted while the defect they trigger is unfixed on main (issue 9). Each is a real actor of the
-# simulation; switched off, the run does not do that thing at all. Flip one to True when its fix has landed.
-FLAGS: dict[str, bool] = {
-    # grants first sent, or retried, after the child window the reward was won in has closed (defect 2)
-    "cross_child_grant_retries": True,
-    # users choosing withdrawal request ids from one shared pool, so ids collide across users (defect 1)
-    "shared_request_ids": True,
-    # a user repeating a withdrawal request id after its child window has closed (defect 1)
-    "cross_child_withdrawal_repeats": True,
-    # a payout the provider made with no withdrawal, which reconciliation must report (defect 1)
-    "provider_reconciliation": True,
-    # the reconciler's Lambda with little time left, so a pass stays unfinished across simulated hours: found by
-    # this simulation, not in issue 9 — a pass resumed later worked from bucket results read before, so a credit
-    # batch that died before its tally after its hour's bucket was read was never completed, and the total
-    # distributed stayed short with no report (seed 2, 300 steps: "total distributed in gray is 19214, credited
-    # 20946"); fixed: the tally step re-reads the orders still pending when their bucket was read. With the flag
-    # off the reconciler gets its full 240 s, every pass finishes where it starts.
-    "short_reconciler_invocations": True,
-}
 
 SPAN_MS = 6 * HOUR_MS          # simulated time a run covers, whatever its step count
 BASE_MS = int(datetime(2031, 1, 6, tzinfo=UTC).timestamp() * 1000)
@@ -54,7 +49,7 @@ _seeds_run: set[int] = set()
 ACTIONS = {  # action -> weight
     "grant": 22, "grant_batch": 8, "retry_grant": 10, "conflicting_grant": 4, "deliver": 22, "withdraw": 14,
     "repeat_withdrawal": 5, "read_withdrawals": 3, "sweep": 4, "reconcile": 2, "provider_health": 4,
-    "sqs_failure": 3, "race": 4,
+    "sqs_failure": 3, "race": 4, "gift": 3, "hostile_grant": 3, "config": 3, "boundary_race": 3,
 }
 FAMILY = {"grant": "grant", "grant_batch": "grant", "retry_grant": "grant", "conflicting_grant": "grant",
           "deliver": "credit", "withdraw": "withdrawal", "repeat_withdrawal": "withdrawal", "sweep": "withdrawal"}
@@ -62,47 +57,20 @@ CRASH_P = 0.25
 UNFIRED_CRASH_P = 1.0  # a point of the action's family that never fired is armed until it fires
 
 
-@dataclass
-class Result:
-    """What one run did and found."""
-
-    seed: int
-    steps: int
-    stats: Counter
-    failures: dict[str, int]
-    notes: list[str]
-    flags: dict[str, bool]
-    fired: Counter
-    seconds: float
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """No failure of any kind."""
-        return not any(self.failures.values())
-
-    def line(self) -> str:
-        """The one line a run prints."""
-        head = (f"seed={self.seed} steps={self.steps} grants={self.stats['grants']} "
-                f"withdrawals={self.stats['withdrawals']} payouts={self.stats['payouts']} "
-                f"crashes={self.stats['crashes']}")
-        return head + " " + " ".join(f"{kind}={self.failures[kind]}" for kind in COUNTED)
-
-    def replay(self) -> str:
-        """The command that replays this run."""
-        enabled = [f"--enable {name}" for name, on in sorted(self.flags.items()) if on and not FLAGS[name]]
-        return " ".join(["python -m tests.simulation", f"--seed {self.seed}", f"--steps {self.steps}", *enabled])
-
-
-def make_plan(rng: random.Random, start_ms: int, tag: str) -> Plan:
+def make_plan(rng: random.Random, start_ms: int, tag: str, coupons: bool = False, boundary: bool = False,
+              ancient: bool = False) -> Plan:
     """An activity with three children (2 h, 2 h, then the formal one) and a stocked and an open scene."""
     children = (
-        ChildWindow("test", "internal_test", start_ms, start_ms + 2 * HOUR_MS),
+        ChildWindow("test", "internal_test", actors_ops.first_child_start(start_ms, ancient), start_ms + 2 * HOUR_MS),
         ChildWindow("gray", "gray_rehearsal", start_ms + 2 * HOUR_MS, start_ms + 4 * HOUR_MS),
         ChildWindow("formal", "formal", start_ms + 4 * HOUR_MS, start_ms + 48 * HOUR_MS),
     )
     scenes = (SceneSpec("stocked", rng.randint(4_000, 12_000), True, rng.randint(1, 4), 1000),
               SceneSpec("open", 0, False, 1, 1000))
+    if coupons:  # a coupon scene (its rewards credit `coupon:{template}` wallets, never withdrawn)
+        scenes += (SceneSpec("coupon", rng.randint(3_000, 8_000), True, rng.randint(1, 3), 1000, "coupon", "t0"),)
+    if boundary:  # one shard, granted only by the boundary races (idle between them)
+        scenes += (SceneSpec(actors_clock.BOUNDARY_SCENE, 100_000, True, 1, 1000),)
     return Plan(f"sim{tag}", children, scenes, tuple(f"{name}{tag}" for name in USERS))
 
 
@@ -120,14 +88,21 @@ class Sim:
         start = BASE_MS + run * 7 * 24 * HOUR_MS
         tag = f"{seed}" if seed not in _seeds_run else f"{seed}r{run}"
         _seeds_run.add(seed)
-        self.plan = make_plan(self.rng, start, tag)
+        self.plan = make_plan(self.rng, start, tag, coupons=self.flags["config_changes"],
+                              boundary=self.flags["skewed_clocks"], ancient=self.flags["ancient_children"])
         self.provider = SimProvider(random.Random(self.rng.random()), strict=provider_contract() == "payout_id")
+        self.provider.asynchronous = self.flags["async_payouts"]
         self.world = World(self.plan, start + 5 * MINUTE_MS, self.provider)
+        self.world.storage.read_timeouts = self.flags["read_timeout_errors"]
         self.model = Model(self.plan)
         self.points = fault_points()
         self.fired: Counter = Counter()
         self.stats: Counter = Counter()
         self.first_ms = self.world.now
+        self.skews = actors_clock.instance_skews(self) if self.flags["skewed_clocks"] else [0]
+        self.outage = actors_ops.outage(self)
+        self.actions = {name: weight for name, weight in ACTIONS.items() if self.flags.get(GATED.get(name, ""), True)}
+        self.play: PlayWorld | None = None
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -157,6 +132,32 @@ class Sim:
                 self._crashed(point)
         return outcome
 
+    def _storage_faulted(self, action: str, run: Callable[[], set[str]]) -> set[str]:
+        """Run an action, sometimes with one of its DynamoDB writes made indeterminate (`indeterminate_writes`)."""
+        self.world.storage.fired_now.clear()
+        if not self.flags["indeterminate_writes"] or action not in FAULTED or self.rng.random() >= (
+                STORAGE_FAULT_P_BY_ACTION.get(action, STORAGE_FAULT_P)):
+            return run()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from chalicelib.errors import RewardgateError
+        nth = self.rng.randint(1, 8)
+        mode = self.rng.choices(list(MODE_WEIGHTS), weights=list(MODE_WEIGHTS.values()))[0]
+        with self.world.storage.armed(nth, mode):
+            try:
+                return run()
+            except (RewardgateError, BotoCoreError, ClientError):
+                if action not in ("sweep", "reconcile"):  # requests answer 503; workers report their failures
+                    raise
+                self.stats["failed_invocations"] += 1  # a scheduled invocation failed as a whole: the next runs
+                return set(self.plan.users)
+            finally:
+                self.stats["storage_faults"] += sum(self.world.storage.fired.values()) - self.stats["storage_faults"]
+
+    def _lost_answers(self) -> bool:
+        """Whether the running action had a write land with its answer lost."""
+        return any(not key.endswith("throttled_sticky") for key in self.world.storage.fired_now)
+
     def _crashed(self, point: str) -> None:
         self.fired[point] += 1
         self.stats["crashes"] += 1
@@ -172,7 +173,7 @@ class Sim:
         return self.world.grant_body(reward.user, reward.scene_id, reward.rain_id, reward.stage,
                                      amount or reward.amount, reward.won_at_ms)
 
-    def _new_reward(self) -> Reward:
+    def _new_reward(self, scene_id: str | None = None) -> Reward:
         now = self.world.now
         won = now - (self.rng.randint(0, 10 * MINUTE_MS) if self.rng.random() < 0.4 else 0)
         if self.flags["cross_child_grant_retries"] and self.rng.random() < 0.03:
@@ -182,7 +183,8 @@ class Sim:
         child = self.plan.child_at(now)
         if not self.flags["cross_child_grant_retries"] and child is not None:
             won = max(won, next(c.starts_at_ms for c in self.plan.children if c.sub_activity_id == child))
-        return self.model.new_reward(self.rng.choice(self.plan.users), self.rng.choice(self.plan.scenes).scene_id,
+        scenes = [s.scene_id for s in self.plan.scenes if s.scene_id != actors_clock.BOUNDARY_SCENE]
+        return self.model.new_reward(self.rng.choice(self.plan.users), scene_id or self.rng.choice(scenes),
                                      self.rng.randint(1, 1000), won)
 
     # --- actions -------------------------------------------------------------------------
@@ -211,11 +213,15 @@ class Sim:
         self.stats["grants"] += 1
         answer = self._crashable("grant", lambda: self.world.grant(self._body(reward, amount)))
         status, body = answer if answer is not None else (None, None)
+        if status == 200 and self._lost_answers():
+            # its first answer was lost and the retry met the order it had itself written: "existing" is all a
+            # put-if-absent can tell (what the caller sees on AWS too, unless a transaction token answered it)
+            reward.attempts += 1
         self.model.record_grant(reward, conflicting, amount, self.world.now, status, body)
 
     def grant_batch(self) -> set[str]:
         items: list[tuple[Reward, bool, int]] = []
-        for _ in range(self.rng.randint(1, 6)):
+        for _ in range(self.rng.randint(3 if self.flags["indeterminate_writes"] else 1, 6)):
             retry = [r for r in self.model.rewards if r.attempts and self._eligible(r)]
             if retry and self.rng.random() < 0.3:
                 reward = self.rng.choice(retry)
@@ -231,11 +237,15 @@ class Sim:
         results: list[tuple[int | None, dict | None]] = [(None, None)] * len(items)
         if answer is not None:
             status, body = answer
-            if status != 200:
+            if status == 503 and body.get("code") == "storage_unavailable":
+                pass  # retryable as a whole: every item's outcome unknown (storage decides)
+            elif status != 200:
                 self.model.violate("answer_mismatches", f"batch grant answered {status} {body}")
             else:
                 results = [(r["status"], r["body"]) for r in sorted(body["results"], key=lambda r: r["index"])]
         for (reward, conflicting, amount), (status, body) in zip(items, results, strict=True):
+            if status == 200 and self._lost_answers():
+                reward.attempts += 1  # its first answer may have been lost (see _grant_one)
             self.model.record_grant(reward, conflicting, amount, self.world.now, status, body)
         return {r.user for r, _, _ in items}
 
@@ -243,11 +253,28 @@ class Sim:
         queue = self.world.queue
         if not queue.messages:
             return set()
-        batch = self.rng.sample(queue.messages, self.rng.randint(1, min(10, len(queue.messages))))
-        outcome = self._crashable("credit", lambda: self.world.deliver(batch))
+        ready = actors_ops.deliverable(self)
+        if not ready:
+            return set()
+        batch = self.rng.sample(ready, self.rng.randint(1, min(10, len(ready))))
+        if actors_ops.late_in(batch) and self.rng.random() < actors_ops.LATE_TALLY_CRASH_P:
+            outcome = self._late_delivery(batch)
+        else:
+            outcome = self._crashable("credit", lambda: self.world.deliver(batch))
         failed = outcome[0] if outcome is not None else {m.message_id for m in batch}
         self._after_delivery(batch, failed)
         return {self._user_of(m.body) for m in batch}
+
+    def _late_delivery(self, batch: list) -> tuple[set[str], bool] | None:
+        """A late delivery whose batch dies before its tally (the credits land, the tally never does)."""
+        from chalicelib import faults
+
+        with faults.armed("credit.before_tally"):
+            outcome = self.world.deliver(batch)
+            if faults._armed.get("credit.before_tally") == 0:
+                self._crashed("credit.before_tally")
+                self.stats["late_tally_crashes"] += 1
+        return outcome
 
     def _after_delivery(self, batch: list, failed: set[str]) -> None:
         queue = self.world.queue
@@ -305,10 +332,11 @@ class Sim:
                    for t in self.model.tokens_of(user, c.sub_activity_id)]
         foreign = [self.rng.choice(foreign)] if foreign and self.rng.random() < 0.08 else []
         self.stats["withdrawals"] += 1
-        healthy = self.provider.healthy
+        healthy, processing = self.provider.healthy, self.provider.calls["processing"]
         answer = self._crashable("withdrawal", lambda: self.world.withdraw(user, request_id, amount,
                                                                             tokens + foreign))
         status, body = answer if answer is not None else (None, None)
+        healthy = healthy and self.provider.calls["processing"] == processing  # PROCESSING: not paid yet
         self.model.record_withdrawal(user, request_id, amount, self.world.now, healthy, status, body,
                                      foreign_token=bool(foreign))
         return {user}
@@ -327,64 +355,7 @@ class Sim:
         return f"wd{len(self.model.withdrawals)}x-{user}"
 
     def race(self) -> set[str]:
-        """Two calls at the same moment: one grant body twice, one withdrawal twice, two withdrawals of one
-        user that together exceed the balance, or one credit message in two worker invocations. No crash is
-        armed and the provider pays (its answers then take no random draw: the run stays replayable)."""
-        kind = self.rng.choice(("grant", "withdrawal", "withdrawals", "delivery"))
-        healthy, self.provider.healthy = self.provider.healthy, True
-        try:
-            return getattr(self, f"_race_{kind}")()
-        finally:
-            self.provider.healthy = healthy
-            self.stats[f"race_{kind}"] += 1
-
-    def _race_grant(self) -> set[str]:
-        reward = self._new_reward()
-        body = self._body(reward)
-        answers = self.world.race([lambda: self.world.grant_direct(body)] * 2)
-        self.stats["grants"] += 2
-        for status, answer in sorted(answers, key=lambda a: a[0] != 202):
-            self.model.record_grant(reward, False, reward.amount, self.world.now, status, answer)
-        return {reward.user}
-
-    def _race_withdrawal(self, different: bool = False) -> set[str]:
-        chosen = self._withdrawer()
-        if chosen is None:
-            return set()
-        user, child = chosen
-        available = self.model.available(user, child)
-        amount = max(1, available * self.rng.randint(40, 90) // 100)
-        # request ids of their own (never chosen again): which of two racers wins varies from run to run, and
-        # later choices must not depend on it, or a seed would not replay
-        self.stats["races"] += 1
-        first = f"race{self.stats['races']}a-{user}"
-        second = f"race{self.stats['races']}b-{user}" if different else first
-        calls = [lambda: self.world.withdraw_direct(user, first, amount),
-                 lambda: self.world.withdraw_direct(user, second, amount)]
-        answers = self.world.race(calls)
-        self.stats["withdrawals"] += 2
-        rank = {202: 0, 200: 1, 502: 1}  # record the less settled first: a repeat may only move forward
-        ordered = sorted(zip((first, second), answers, strict=True), key=lambda x: rank.get(x[1][0], 2))
-        for request_id, (status, body) in ordered:
-            # provider_healthy=False: the call that finds the other in flight may answer PAYOUT_PENDING
-            self.model.record_withdrawal(user, request_id, amount, self.world.now, False, status, body,
-                                         racing=different)
-        probes.resolve_withdrawals(self.world, self.model, user)  # the outcome as it settled, whoever won
-        return {user}
-
-    def _race_withdrawals(self) -> set[str]:
-        return self._race_withdrawal(different=True)
-
-    def _race_delivery(self) -> set[str]:
-        queue = self.world.queue
-        if not queue.messages:
-            return set()
-        message = self.rng.choice(queue.messages)
-        copy = type(message)(message_id=f"{message.message_id}-copy", body=message.body)
-        outcomes = self.world.race([lambda: self.world.deliver([message]), lambda: self.world.deliver([copy])])
-        done = message.message_id not in outcomes[0][0] or copy.message_id not in outcomes[1][0]
-        self._after_delivery([message], set() if done else {message.message_id})
-        return {self._user_of(message.body)}
+        return actors_race.race(self)
 
     def read_withdrawals(self) -> set[str]:
         probes.resolve_withdrawals(self.world, self.model)
@@ -396,11 +367,21 @@ class Sim:
         return set(self.plan.users)
 
     def reconcile(self) -> set[str]:
+        if actors_ops.reconciler_down(self):
+            self.stats["reconciler_down"] += 1
+            return set()
         # the schedule's Lambda with little time left past its 20 s reserve: it runs a few steps, later ones resume
         timeout_s = 20 + self.rng.uniform(0.5, 3)
         if not self.flags["short_reconciler_invocations"]:
             timeout_s = 240
-        for run in self.world.reconcile_scheduled(timeout_s=timeout_s):
+        from chalicelib.errors import RewardgateError
+
+        try:
+            runs = self.world.reconcile_scheduled(timeout_s=timeout_s)
+        except RewardgateError as error:  # the invocation failed as a whole (its deadline is real time, the
+            self.stats[f"failed_schedules_{error.code}"] += 1  # runner's budget the ticking clock): the next resumes
+            return set(self.plan.users)
+        for run in runs:
             if run["status"] == "done":
                 status, body = self.world.call("GET", f"/v1/admin/reconciliations/{run['hour']}")
                 assert status == 200, body
@@ -426,21 +407,27 @@ class Sim:
             if message.deliveries == 0 and not getattr(message, "planned", False):
                 message.planned = True  # type: ignore[attr-defined]
                 message.extra_deliveries = self.rng.choices((0, 1, 2), weights=(6, 3, 1))[0]
+                actors_ops.plan_late(self, message)
 
     def step(self, index: int) -> None:
         self.model.step = index
-        names, weights = zip(*ACTIONS.items(), strict=True)
+        names, weights = zip(*self.actions.items(), strict=True)
         action = self.rng.choices(names, weights=weights)[0]
         starved = [name for name in names if not self.stats[f"action_{name}"]]
         if starved and index >= 10 and index % 5 == 0:  # every actor acts at least once, even in a short run
             action = starved[0]
-        touched = {
+        acts = {
             "grant": self.grant, "grant_batch": self.grant_batch, "retry_grant": self.retry_grant,
             "conflicting_grant": self.conflicting_grant, "deliver": self.deliver, "withdraw": self.withdraw,
             "repeat_withdrawal": lambda: self.withdraw(repeat=True), "read_withdrawals": self.read_withdrawals,
             "sweep": self.sweep, "reconcile": self.reconcile, "provider_health": self.provider_health,
             "sqs_failure": self.sqs_failure, "race": self.race,
-        }[action]()
+            "gift": lambda: actors_play.gift(self), "hostile_grant": lambda: actors_play.hostile_grant(self),
+            "config": lambda: actors_config.change(self),
+            "boundary_race": lambda: actors_clock.boundary_race(self),
+        }
+        actors_clock.pick_instance(self)
+        touched = self._storage_faulted(action, acts[action])
         self.stats[f"action_{action}"] += 1
         self._plan_redeliveries()
         money_out = action in ("withdraw", "repeat_withdrawal", "sweep", "reconcile", "read_withdrawals", "race")
@@ -463,8 +450,18 @@ class Sim:
     def reconcile_every_hour(self) -> list[dict]:
         reports = []
         hour = self.first_ms - self.first_ms % HOUR_MS
+        limit = actors_ops.PASS_INVOCATIONS if self.flags["ancient_children"] else 1000
         while hour <= self.last_ms:
-            reports.extend(self.world.reconcile_hour(hour))
+            found, invocations = self.world.reconcile_hour(hour, limit)
+            self.stats["max_pass_invocations"] = max(self.stats["max_pass_invocations"], invocations)
+            if self.world.errors:
+                self.model.violate("answer_mismatches", self.world.errors.pop())
+            elif found is None:
+                when = datetime.fromtimestamp(hour / 1000, UTC)
+                self.model.violate("recon_missed", f"the pass over hour {when:%Y-%m-%dT%H} did not finish in {limit} "
+                                                   "invocations",
+                                   key=("unfinished", hour))
+            reports.extend(found or [])
             hour += HOUR_MS
         return reports
 
@@ -473,12 +470,18 @@ class Sim:
         self.last_ms = self.world.now
         self.provider.healthy = True
         self.world.queue.fail_next_sends, self.world.queue.partial_next_send = 0, False
-        for _ in range(3):
-            self.world.now += 5 * MINUTE_MS
+        # past the longest a payout is PROCESSING (45 min) plus the sweeper's longest re-query backoff (30 min)
+        for _ in range(8):
+            self.world.now += 15 * MINUTE_MS
             self.world.sweep()
             self.drain()
-        self.world.now = self.last_ms - self.last_ms % HOUR_MS + 3 * HOUR_MS
-        self.reconcile_every_hour()  # re-drives what no message carries any more; completes crashed tallies
+        if self.flags["late_credits"]:
+            actors_ops.settle_by_schedule(self)  # production: the schedule alone, no operator re-running hours
+        else:
+            self.world.now = self.last_ms - self.last_ms % HOUR_MS + 3 * HOUR_MS
+            if self.flags["indeterminate_writes"]:
+                actors_ops.scheduled(self)  # the schedule's own work: dead reservations returned
+            self.reconcile_every_hour()  # re-drives what no message carries any more; completes crashed tallies
         self.drain()
         self.world.sweep()
         self.drain()
@@ -491,7 +494,8 @@ class Sim:
         report about the same fault)."""
         seeded: list[tuple[str, str]] = []
         allowed: list[tuple[str, str]] = []
-        credited = [(r.user, c, oid, r.scene_id) for r in self.model.rewards for (c, oid) in r.placements]
+        credited = [(r.user, c, oid, r.scene_id) for r in self.model.rewards if r.scene_id in self.model.cash
+                    for (c, oid) in r.placements]
         self.rng.shuffle(credited)
         wallets = list(dict.fromkeys((u, c) for u, c, _, _ in credited))
         if len(wallets) >= 2:
@@ -511,11 +515,13 @@ class Sim:
         started = time.monotonic()
         try:
             self.world.configure()
+            self.play = PlayWorld(self.world, random.Random(self.rng.random()))
             for index in range(self.steps):
                 self.step(index)
                 if progress:
                     progress(1)
             self.settle()
+            actors_play.settle_play(self)
             seeded, allowed = self.seed_inconsistencies()
             reports = self.reconcile_every_hour()
             probes.check_reconciliation(self.model, reports, self.world.namespaces(), seeded, allowed)

@@ -29,6 +29,10 @@ from tests.simulation.model import Plan
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR_BUCKETS = 4
+# The sweeper's Lambda time. Deployed: 60 s, with one storage call bounded by 13 s (RG_AWS_* defaults). The tests
+# bound a call by 63 s (RG_AWS_READ_TIMEOUT_S=30 for DynamoDB Local), and the payout sweep starts no record with
+# less than one call's bound left: a 120 s Lambda (60 s budget) would settle nothing at all.
+SWEEPER_TIMEOUT_S = 300
 CASH = "cash"
 ASSET = "CNY"
 _POINT = re.compile(r"""faults\.point\(\s*["']([^"']+)["']\s*\)""")
@@ -193,9 +197,13 @@ class World:
 
         self.plan = plan
         self.now = start_ms
+        self.skew_ms = 0  # the clock skew of the instance running the current action (code's clock = now + skew)
         self.provider = provider
+        provider.now = lambda: self.now
         self.provider_calls: list[tuple[str, str, str, int]] = []
         self.queue = SimQueue()
+        self.errors: list[str] = []  # answers a caller cannot act on (5xx) outside the model's judged calls
+        self.assets: dict[str, list[str]] = {}  # scene -> every asset it has credited (coupon templates change)
         self._undo: list[tuple[Any, str, Any]] = []
         install_signing_key()
         self.client = chalice_client()
@@ -222,7 +230,7 @@ class World:
         settings_module.reset_settings()
         config_store.invalidate()
         ratelimit.reset()
-        self._patch(clock, "now_ms", lambda: self.now)
+        self._patch(clock, "now_ms", lambda: self.now + self.skew_ms)
         # reconciliation budgets its invocations with time.monotonic(): a tick per reading instead of the wall
         # clock, so how far an invocation gets depends on the seed, not on how loaded the machine is
         from chalicelib.reconcile import runner
@@ -234,6 +242,11 @@ class World:
         self._patch(grants, "FULL_HINT_S", 0.0)
         proxy = SqsProxy(clients.sqs(), clients.queue_url(CREDITS.name), self.queue)
         self._patch(clients, "sqs", lambda: proxy)
+        # indeterminate outcomes at every DynamoDB write, armed per action by the simulation
+        from tests.simulation.storage_faults import StorageFaults
+
+        self.storage = StorageFaults()
+        self.storage.install()
         adapter = ProviderAdapter(self)
         original = payouts.provider
         # every module that imported `provider` by name gets the simulation's provider
@@ -250,6 +263,7 @@ class World:
         while self._undo:
             owner, name, value = self._undo.pop()
             setattr(owner, name, value)
+        self.storage.uninstall()
         for name, value in self._env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -280,16 +294,40 @@ class World:
                                  {"name": "simulation", "children": children})
         assert status == 200, body
         for scene in plan.scenes:
-            status, body = self.call("PUT", f"/v1/admin/activities/{plan.activity_id}/scenes/{scene.scene_id}", {
-                "award_type": CASH, "order_cap": scene.order_cap, "total": scene.total,
-                "stock_control": scene.stock_control, "shard_count": scene.shard_count})
+            status, body = self.put_scene(scene.scene_id, self.scene_body(scene))
             assert status == 200, body
+
+    @staticmethod
+    def scene_body(scene: Any) -> dict[str, Any]:
+        """A scene's document for the admin API."""
+        body = {"award_type": scene.award_type, "order_cap": scene.order_cap, "total": scene.total,
+                "stock_control": scene.stock_control, "shard_count": scene.shard_count}
+        if scene.template_id:
+            body["template_id"] = scene.template_id
+        return body
+
+    def put_scene(self, scene_id: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """Create or replace a scene; the assets it has credited are remembered (where its orders may be)."""
+        status, answer = self.call("PUT", f"/v1/admin/activities/{self.plan.activity_id}/scenes/{scene_id}", body)
+        if status == 200:
+            asset = f"coupon:{body['template_id']}" if body["award_type"] == "coupon" else ASSET
+            if asset not in self.assets.setdefault(scene_id, []):
+                self.assets[scene_id].append(asset)
+        return status, answer
+
+    def set_scene_switch(self, scene_id: str, on: bool) -> tuple[int, Any]:
+        """Turn one scene's grants on or off."""
+        return self.call("PUT", f"/v1/admin/switches/grants:{self.plan.activity_id}:{scene_id}", {"enabled": on})
+
+    def coupon_scenes(self) -> set[str]:
+        return {s.scene_id for s in self.plan.scenes if s.award_type == "coupon"}
 
     def grant_body(self, user: str, scene_id: str, rain_id: str, stage: str, amount: int,
                    open_time_ms: int) -> dict[str, Any]:
         """A grant request; `open_time_ms` is when the reward was won."""
         return {"activity_id": self.plan.activity_id, "scene_id": scene_id, "act_id": user, "rain_id": rain_id,
-                "award_type": CASH, "stage": stage, "amount": amount, "open_time_ms": open_time_ms}
+                "award_type": self.plan.scene(scene_id).award_type, "stage": stage, "amount": amount,
+                "open_time_ms": open_time_ms}
 
     def grant(self, body: dict[str, Any]) -> tuple[int, Any]:
         return self.call("POST", "/v1/grants", body)
@@ -355,19 +393,40 @@ class World:
         assert status == 200, body
         return body
 
+    def leased(self, scene_id: str, child: str, shards: int = 64) -> int:
+        """Units batch reservations still hold on a scene's shards in one child (`lease_*` attributes, read raw):
+        counted as consumed until settled, or returned by reconciliation once the writer is gone."""
+        from chalicelib.dynamo import connection
+        from chalicelib.rewards import ids
+        from chalicelib.rewards.tables import CounterItem
+
+        counter_id = ids.stock_counter_id(self._ns(child), scene_id)
+        keys = [dict(zip(("counter_id", "sk"), ({"S": k} for k in ids.shard_key(counter_id, i)), strict=True))
+                for i in range(shards)]
+        held = 0
+        for start in range(0, len(keys), 100):
+            answer = connection().client.batch_get_item(RequestItems={CounterItem.Meta.table_name: {
+                "Keys": keys[start:start + 100], "ConsistentRead": True}})
+            for item in answer["Responses"].get(CounterItem.Meta.table_name, []):
+                held += sum(int(v["M"]["a"]["N"]) for name, v in item.items() if name.startswith("lease_"))
+        return held
+
     def totals(self) -> dict[str, Any]:
         status, body = self.call("GET", f"/v1/activities/{self.plan.activity_id}/totals")
         assert status == 200, body
         return body
 
-    def reconcile_hour(self, hour_ms: int) -> list[dict[str, Any]]:
-        """Run (again) the due pass over one hour through the admin API until it is done; its reports."""
-        for _ in range(1000):
+    def reconcile_hour(self, hour_ms: int, limit: int = 1000) -> tuple[list[dict[str, Any]] | None, int]:
+        """Run (again) the due pass over one hour through the admin API until it is done: (its reports, or None
+        when it did not finish in `limit` invocations; how many invocations it took)."""
+        for invocation in range(1, limit + 1):
             status, body = self.call("POST", "/v1/admin/reconciliations", {"hour": hour_text(hour_ms)})
             if status == 200:
-                return body["reports"]
-            assert status == 202, body
-        raise AssertionError("reconciliation never finished")
+                return body["reports"], invocation
+            if status != 202:
+                self.errors.append(f"reconciliation of {hour_text(hour_ms)} answered {status} {body}")
+                return None, invocation
+        return None, limit
 
     # --- workers and schedules -------------------------------------------------------------
 
@@ -401,7 +460,8 @@ class World:
         from chalicelib.routes.rewards import rewards_sweeper
         from rewardgate_ops.lambda_events import LocalLambdaContext, scheduled_event
 
-        return rewards_sweeper(scheduled_event("rewards_sweeper"), LocalLambdaContext("rewards_sweeper", 120))
+        context = LocalLambdaContext("rewards_sweeper", SWEEPER_TIMEOUT_S)
+        return rewards_sweeper(scheduled_event("rewards_sweeper"), context)
 
     def reconcile_scheduled(self, timeout_s: float = 240) -> Any:
         """The reconciliation schedule as EventBridge fires it, in a Lambda with `timeout_s` left (a short one
@@ -426,19 +486,29 @@ class World:
     def order_id(self, user: str, scene_id: str, rain_id: str, stage: str) -> str:
         from chalicelib.rewards import ids
 
-        return ids.order_id(user, scene_id, rain_id, CASH, stage)
+        return ids.order_id(user, scene_id, rain_id, self.plan.scene(scene_id).award_type, stage)
 
     def orders_for(self, order_id: str) -> dict[str, tuple[int, str]]:
-        """The stored orders of an order id in every child: child -> (amount, status name)."""
+        """The stored orders of an order id in every child: child -> (amount, status name) (the first found, in
+        the order of the assets its scene has had)."""
         from chalicelib.rewards.tables import STATUS_NAMES, LedgerEntry
 
-        keys = [self._order_address(c.sub_activity_id, order_id) for c in self.plan.children]
-        return {item.sub_activity_id: (int(item.amount), STATUS_NAMES.get(int(item.status), str(item.status)))
-                for item in LedgerEntry.batch_get(keys, consistent_read=True)}
+        keys = [key for c in self.plan.children for key in self._order_addresses(c.sub_activity_id, order_id)]
+        found: dict[str, tuple[int, str]] = {}
+        for item in sorted(LedgerEntry.batch_get(keys, consistent_read=True), key=lambda i: keys.index(
+                (i.wallet_id, i.entry_key))):
+            found.setdefault(item.sub_activity_id, (int(item.amount), STATUS_NAMES.get(int(item.status),
+                                                                                         str(item.status))))
+        return found
 
-    def _order_address(self, child: str, order_id: str) -> tuple[str, str]:
-        """Where an order is stored: its wallet's credit entry (the wallet of the user its id starts with)."""
-        return self.wallet_id(order_id.split("_", 1)[0], child), f"credit#{order_id}"
+    def _order_addresses(self, child: str, order_id: str) -> list[tuple[str, str]]:
+        """Where an order may be stored: its wallet's credit entry (the wallet of the user its id starts with, in
+        each asset its scene has credited)."""
+        from chalicelib.rewards import ids
+
+        user, scene_id = order_id.split("_")[:2]
+        return [(ids.wallet_id(self._ns(child), user, asset), f"credit#{order_id}")
+                for asset in self.assets.get(scene_id, [ASSET])]
 
     def wallet_items(self, user: str) -> dict[str, tuple[int, int, int]]:
         """The user's stored wallets: child -> (balance, total withdrawn, total refunded)."""
@@ -454,7 +524,7 @@ class World:
 
         if not placements:
             return {}
-        keys = {self._order_address(c, oid): (c, oid) for c, oid in placements}
+        keys = {address: (c, oid) for c, oid in placements for address in self._order_addresses(c, oid)}
         return {keys[(i.wallet_id, i.entry_key)]: STATUS_NAMES.get(int(i.status), str(i.status))
                 for i in LedgerEntry.batch_get(list(keys), consistent_read=True)}
 
@@ -470,10 +540,12 @@ class World:
 
     def credit_entries(self, user: str, child: str) -> list[str]:
         """Order keys (`{ns}#{order_id}`) of the posted ledger credits of one wallet (its flow, `by_time`)."""
+        from chalicelib.rewards import ids
         from chalicelib.rewards.tables import LedgerEntry
 
-        return [f"{self._ns(child)}#{e.entry_key.split('#', 1)[1]}"
-                for e in LedgerEntry.by_time.query(self.wallet_id(user, child), consistent_read=True)
+        assets = dict.fromkeys(a for seen in self.assets.values() for a in seen)
+        return [f"{self._ns(child)}#{e.entry_key.split('#', 1)[1]}" for asset in assets
+                for e in LedgerEntry.by_time.query(ids.wallet_id(self._ns(child), user, asset), consistent_read=True)
                 if e.kind == "credit"]
 
     # --- deliberate inconsistencies (reconciliation must report each) ------------------------
@@ -496,7 +568,9 @@ class World:
         order = LedgerEntry.get(wallet_id, f"credit#{order_id}", consistent_read=True)
         batch = order.credited_by
         order.delete()
-        return ([("tally_mismatch", f"{batch}#{ASSET}")],
+        # the batch's tally marker disagrees with its orders (tally_mismatch), or has none left (orphan_tally: the
+        # deleted order was the only one of its batch in that child and hour)
+        return ([("tally_mismatch|orphan_tally", f"{batch}#{ASSET}")],
                 [("wallet_mismatch", wallet_id), ("stock_drift", f"{self._ns(child)}|{scene_id}")])
 
     def namespaces(self) -> set[str]:

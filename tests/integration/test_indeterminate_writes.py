@@ -37,16 +37,21 @@ def _lost(operation: str, read_timeout: bool) -> Exception:
 
 
 @contextlib.contextmanager
-def lost_answer(monkeypatch: Any, operation: str, nth: int, sticky: bool, read_timeout: bool = False) -> Iterator[
-        list[str]]:
+def lost_answer(monkeypatch: Any, operation: str, nth: int, sticky: bool, read_timeout: bool = False,
+                reads_fail_after: bool = False) -> Iterator[list[str]]:
     """The `nth` call of `operation` lands and its answer is lost; with `sticky`, every retry of the same request
-    (same parameters) is throttled afterwards, so the caller gives up not knowing whether it landed."""
+    (same parameters) is throttled afterwards, so the caller gives up not knowing whether it landed; with
+    `reads_fail_after`, every GetItem after that is throttled too (the outcome cannot be re-read)."""
     original = BaseClient._make_api_call
     seen: list[str] = []
     blocked: set[str] = set()
 
     def _make_api_call(client: Any, op: str, params: dict[str, Any]) -> Any:
-        if op != operation or client.meta.service_model.service_name != "dynamodb":
+        if client.meta.service_model.service_name != "dynamodb":
+            return original(client, op, params)
+        if op == "GetItem" and reads_fail_after and len(seen) >= nth:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "test"}}, op)
+        if op != operation:
             return original(client, op, params)
         key = json.dumps(params, sort_keys=True, default=str)
         if key in blocked:
@@ -86,6 +91,44 @@ def test_credit_worker__credit_landed_answer_lost__tallied_exactly_once(client, 
     for user, amount in granted.items():
         assert int(wallet_item(wallet_id_of(campaign, user)).balance) == amount
     assert distributed(campaign) == (sum(granted.values()), len(granted))
+
+
+def test_credit_worker__duplicate_record_in_one_batch__tallied_once(client):
+    purge_credits()
+    # GIVEN two granted orders
+    campaign = make_campaign(client, order_cap=1000)
+    granted = {uid("u"): 70 + 9 * i for i in range(2)}
+    for user, amount in granted.items():
+        assert grant_direct(campaign.grant_body(user, amount=amount))[0] == 202
+    bodies = credit_messages_of(campaign)
+    # WHEN one invocation gets every record twice (at-least-once delivery within one batch)
+    _, failed = run_credit_worker(bodies + bodies)
+    # THEN each is credited and counted in the total distributed exactly once
+    assert failed == []
+    for user, amount in granted.items():
+        assert int(wallet_item(wallet_id_of(campaign, user)).balance) == amount
+    assert distributed(campaign) == (sum(granted.values()), len(granted))
+
+
+def test_credit_worker__credit_outcome_unknown_and_unreadable__group_left_untallied_for_reconciliation(
+        client, monkeypatch):
+    purge_credits()
+    # GIVEN three granted orders (one child, one asset, one hour: one tally group)
+    campaign = make_campaign(client, order_cap=1000)
+    granted = {uid("u"): 40 + 13 * i for i in range(3)}
+    for user, amount in granted.items():
+        assert grant_direct(campaign.grant_body(user, amount=amount))[0] == 202
+    bodies = credit_messages_of(campaign)
+    # WHEN the 2nd credit lands with its answer lost, its retries are throttled, and no read succeeds afterwards
+    with lost_answer(monkeypatch, "TransactWriteItems", nth=2, sticky=True, reads_fail_after=True):
+        _, failed = run_credit_worker(bodies)
+    _, again = run_credit_worker(failed + bodies)
+    # THEN every order is credited once, and the batch wrote no tally at all for the group (a marker without the
+    # landed credit would be final and short): the distributed total waits whole for reconciliation's completion
+    assert again == []
+    for user, amount in granted.items():
+        assert int(wallet_item(wallet_id_of(campaign, user)).balance) == amount
+    assert distributed(campaign) == (0, 0)
 
 
 def _audit_records(request_id: str) -> list[dict[str, Any]]:

@@ -51,6 +51,22 @@ def is_internal(activity_id: str) -> bool:
     return activity_id.startswith(RESERVED_PREFIX) or activity_id in internal_activities()
 
 
+def payable_internal() -> frozenset[str]:
+    """Internal activities whose wallets may be withdrawn: the live bill activity only.
+
+    Everything else in the internal namespace (the sandbox bill activity: test gifts nobody paid for; every
+    `RESERVED_PREFIX` activity unless listed here) holds money that must never reach the payout provider.
+    """
+    from chalicelib.play.config import play_settings
+
+    return frozenset({play_settings().bill_activity}) - {play_settings().sandbox_bill_activity}
+
+
+def is_payable(activity_id: str) -> bool:
+    """Whether a wallet of this activity may be withdrawn (every public activity; internal ones if marked payable)."""
+    return not is_internal(activity_id) or activity_id in payable_internal()
+
+
 def new_nonce() -> str:
     """The unpredictable part of an internal order id (128 random bits, hex): record it before crediting."""
     return secrets.token_hex(NONCE_BYTES)

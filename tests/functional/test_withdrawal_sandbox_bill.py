@@ -1,9 +1,11 @@
-"""Sandbox money is paid out as real money: a sandbox app's test gifts (the debug tool's, `test: true`) close into
-a bill credited in `play-bills-sandbox`, and the wallet route withdraws that wallet like any other, so the payout
-provider pays real fen for gifts nobody paid for.
+"""Sandbox money is never paid out (review finding F4).
 
-The bill activity keeps sandbox money apart from live money in the ledger, but nothing on the debit side knows it
-is not payable. Checked through the real routes and the fake provider's own ledger.
+A sandbox app's test gifts (the debug tool's, `test: true`) close into a bill credited in `play-bills-sandbox`.
+Before the fix the wallet route withdrew that wallet like any other, so the payout provider paid real fen for
+gifts nobody paid for. Now a withdrawal naming an activity that is not payable (the sandbox bill activity, any
+internal activity not marked payable) is refused with 400 `invalid_field` naming `activity_id`, before anything
+is credited, debited or sent to the provider. Checked through the real routes and the fake provider's own
+ledger; the live bill wallet stays withdrawable (tests/functional/test_play_bills_internal.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import pytest
 from chalicelib.play import bills
 from chalicelib.play.settlement import bill_closes_at_ms, day_start_ms
 from tests.play_support import clock_at, gift, install_play_key, make_anchor, make_app, post_events, start_game
-from tests.rewards_support import call, deliver_credits, payout_record, purge_credits
+from tests.problems import problem
+from tests.rewards_support import call, deliver_credits, ledger_sums, payout_record, purge_credits
+
+NOT_PAYABLE = ("activity_id: play-bills-sandbox holds money that is not payable "
+               "(sandbox or internal credits are never paid out)")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,9 +46,17 @@ def test_withdrawal__sandbox_bill_wallet__refused_and_nothing_paid(client, monke
         status, body = call(client, "POST", f"/v1/wallets/play-app-{app.app_id}/withdrawals",
                             {"activity_id": "play-bills-sandbox", "request_id": request_id, "amount": 200})
         print("withdrawal answer:", status, body)
-    # THEN the provider paid nothing for test gifts, and the sandbox balance was not debited
+    # THEN it is refused with a 400 naming activity_id
+    assert (status, body) == (400, problem("invalid_field", NOT_PAYABLE, field="activity_id"))
+    # AND the provider paid nothing for test gifts
     paid = payout_record(request_id)
     print("provider's record:", paid)
     assert paid.status == "UNKNOWN", f"the provider paid real money for sandbox gifts: {paid}"
+    # AND nothing was written: the balance is whole, the ledger holds the bill's credit and no withdrawal
     status, wallet = call(client, "GET", f"/v1/wallets/play-app-{app.app_id}?activity_id=play-bills-sandbox")
-    assert wallet["balance"] == 200
+    assert (status, wallet["balance"]) == (200, 200)
+    sums = ledger_sums(bills.bill_wallet_id("play-bills-sandbox", app.app_id))
+    assert (sums.credits, sums.withdrawals, sums.refunds, sums.entries) == (200, 0, 0, 1)
+    status, body = call(client, "GET", f"/v1/wallets/play-app-{app.app_id}/withdrawals/{request_id}"
+                                       "?activity_id=play-bills-sandbox")
+    assert (status, body["code"]) == (404, "withdrawal_not_found")

@@ -53,12 +53,12 @@ def resend_unsent(limit_per_bucket: int = 200) -> int:
     """Re-send the credit messages of orders flagged `unsent` (the sweeper). Returns how many were sent.
 
     Sends 10 at a time and stops at the first send that fails (SQS is down or hanging: every further send would
-    cost a call's bound and fail too); the orders not sent keep their flag for the next run. Stops too when the
-    deadline leaves less than one call's bound.
+    cost a call's bound and fail too); the orders not sent keep their flag for the next run. Stops too once the
+    deadline has passed.
     """
     resent = 0
     for bucket in range(settings().hour_buckets):
-        if deadline.remaining_s() < deadline.call_bound_s():
+        if deadline.expired():
             return resent
         keys = with_retries(lambda b=bucket: [
             (item.wallet_id, item.entry_key) for item in LedgerEntry.unsent.query(str(b), limit=limit_per_bucket)])

@@ -38,12 +38,17 @@ DEFAULT_INTERNAL = frozenset({"play-bills", "play-bills-sandbox"})
 NONCE_BYTES = 16
 
 
-def internal_activities() -> frozenset[str]:
-    """Every activity id reserved for internal credits, besides the `RESERVED_PREFIX` ones."""
+def _bill_activities() -> tuple[str, str]:
+    """The configured (live, sandbox) bill activities."""
     from chalicelib.play.config import play_settings
 
     configured = play_settings()
-    return DEFAULT_INTERNAL | {configured.bill_activity, configured.sandbox_bill_activity}
+    return configured.bill_activity, configured.sandbox_bill_activity
+
+
+def internal_activities() -> frozenset[str]:
+    """Every activity id reserved for internal credits, besides the `RESERVED_PREFIX` ones."""
+    return DEFAULT_INTERNAL | set(_bill_activities())
 
 
 def is_internal(activity_id: str) -> bool:
@@ -57,9 +62,8 @@ def payable_internal() -> frozenset[str]:
     Everything else in the internal namespace (the sandbox bill activity: test gifts nobody paid for; every
     `RESERVED_PREFIX` activity unless listed here) holds money that must never reach the payout provider.
     """
-    from chalicelib.play.config import play_settings
-
-    return frozenset({play_settings().bill_activity}) - {play_settings().sandbox_bill_activity}
+    live, sandbox = _bill_activities()
+    return frozenset({live} - {sandbox})
 
 
 def is_payable(activity_id: str) -> bool:

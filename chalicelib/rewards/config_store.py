@@ -28,12 +28,11 @@ from chalicelib.rewards.config import (
     Scene,
     Switches,
     Terms,
-    check_award_type_kept,
-    check_children_change,
     next_history,
     parse_scene,
     terms_lead_ms,
 )
+from chalicelib.rewards.config_changes import check_award_type_kept, check_children_change
 from chalicelib.rewards.ids import stock_counter_id
 from chalicelib.rewards.tables import ConfigItem
 from chalicelib.settings import settings

@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.errors import AwardTypeImmutable, ChildWindowMoved, StartedChildRemoved
-from chalicelib.rewards.config import (
-    Activity,
-    Child,
-    check_award_type_kept,
-    check_children_change,
-    parse_scene,
-    terms_lead_ms,
-)
+from chalicelib.rewards.config import Activity, Child, parse_scene, terms_lead_ms
+from chalicelib.rewards.config_changes import check_award_type_kept, check_children_change
 
 NOW = 1_800_000_000_000
 HOUR = 3_600_000

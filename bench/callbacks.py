@@ -27,9 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Before chalicelib is imported: table and queue names are fixed at import time.
+from bench import results  # noqa: E402 - after the path insert
+from bench.results import add_json_argument  # noqa: E402
+
+# Before chalicelib is imported: table and queue names are fixed at import time. Powertools metrics are off:
+# in Lambda they are EMF documents in the log stream; here they would be one JSON line per request on stdout.
 os.environ.update({"RG_STAGE": "local", "RG_LOG_LEVEL": "ERROR", "AWS_ACCESS_KEY_ID": "local",
-                   "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"})
+                   "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+                   "POWERTOOLS_METRICS_DISABLED": "true"})
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(_name, None)
 
@@ -50,6 +55,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=3000, help="callbacks per measurement (default 3000)")
     parser.add_argument("--warmup", type=int, default=200, help="untimed callbacks before each measurement")
+    add_json_argument(parser)
     args = parser.parse_args()
 
     import boto3
@@ -69,10 +75,10 @@ def main() -> int:
         clients.reset_clients()
         provision_tables(boto3.client("dynamodb"), "local")
         provision_queues(boto3.client("sqs"), "local")
-        return _measure(args.n, args.warmup)
+        return _measure(args.n, args.warmup, args.json)
 
 
-def _measure(n: int, warmup: int) -> int:
+def _measure(n: int, warmup: int, json_path: Path | None = None) -> int:
     import base64
     import hashlib
     import uuid
@@ -196,6 +202,9 @@ def _measure(n: int, warmup: int) -> int:
     print(f"  of which verify+decrypt alone: {1000 * crypto_s / n:.3f} ms each ({n / crypto_s:.0f}/s)")
     print(f"ratio:     handler/floor = {handler_rate / floor_rate:.2f} "
           f"(the app costs {1000 * (handler_s - floor_s) / n:.3f} ms per callback over the floor)")
+    results.write(json_path, "callbacks", {"n": n, "warmup": warmup}, {
+        "handler_per_s": handler_rate, "floor_per_s": floor_rate, "handler_ms": 1000 * handler_s / n,
+        "floor_ms": 1000 * floor_s / n, "crypto_ms": 1000 * crypto_s / n, "answered_success": handler_ok})
     return 0 if handler_ok == n else 1
 
 

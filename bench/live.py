@@ -129,6 +129,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--events", type=int, default=200, help="events injected per connection count (200)")
     parser.add_argument("--batch", type=int, default=10, help="events per platform request (10)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args()
     from bench.rain import start_stack
 
@@ -209,6 +210,7 @@ def run(args: argparse.Namespace, out: Any) -> int:
     lines = [f"live push bench: {args.events} events per run in batches of {args.batch}, one game; "
              f"{os.cpu_count()} CPUs; DynamoDB Local + moto; local WebSocket API (websockets) in-process"]
     problems: list[str] = []
+    points: list[dict[str, Any]] = []  # --json
     for n in args.connections:
         room, anchor = 8_000_000 + n, 6_000_000 + n
         with urllib.request.urlopen(urllib.request.Request(
@@ -283,6 +285,8 @@ def run(args: argparse.Namespace, out: Any) -> int:
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
         f50, f99 = percentile(floor_lat, 50), percentile(floor_lat, 99)
         push_wru = usage.wru_by.get("rewardgate-local-live-connections", 0.0)
+        points.append({"connections": n, "events_per_s": rate, "floor_events_per_s": floor_rate, "latency_ms_p50": p50,
+                       "latency_ms_p99": p99, "floor_latency_ms_p50": f50, "floor_latency_ms_p99": f99})
         app_sqs = usage.sqs_billed
         lines += [
             f"{n:>3} connection(s): delivered {rate:8.0f} events/s | floor (bare @connections posts) "
@@ -301,6 +305,10 @@ def run(args: argparse.Namespace, out: Any) -> int:
     lines += [f"  {p}" for p in problems]
     out.write("\n".join(lines) + "\n")
     out.flush()
+    from bench import results
+
+    results.write(args.json, "live", {"events": args.events, "batch": args.batch},
+                  {"points": points, "ok": not problems})
     return 0 if not problems else 1
 
 

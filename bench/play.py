@@ -41,6 +41,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import results  # noqa: E402 - after the path insert
+from bench.results import add_json_argument  # noqa: E402
+
 # Before chalicelib is imported: table and queue names are fixed at import time. Metrics are EMF lines on
 # stdout (as in Lambda): the timed parts still write them, to /dev/null, so that they do not drown the report.
 os.environ.update({"RG_STAGE": "local", "RG_LOG_LEVEL": "ERROR", "AWS_ACCESS_KEY_ID": "local",
@@ -94,6 +97,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=500, help="gifts pushed per thread (500)")
     parser.add_argument("--batch", type=int, default=25, help="events per push request (25, max 100)")
     parser.add_argument("--danmaku", type=int, default=200, help="danmaku pushed (one thread) for their units (200)")
+    add_json_argument(parser)
     args = parser.parse_args()
     from bench.rain import start_stack
 
@@ -152,9 +156,14 @@ def run(args: argparse.Namespace, out: Any) -> int:
     meter = Meter(schemas_from_cloudformation(data_resources("local")))
     attach_rewardgate(meter)
 
-    def push(client: Any, room: int, messages: list[dict[str, Any]]) -> None:
+    latencies_ms: list[float] = []  # each timed push request (list.append is atomic under the GIL)
+
+    def push(client: Any, room: int, messages: list[dict[str, Any]], timed: bool = False) -> None:
+        began = time.perf_counter()
         answer = client.http.post(f"/v1/play/rooms/{room}/events", headers={"Content-Type": "application/json"},
                                   body=json.dumps({"events": messages}))
+        if timed:
+            latencies_ms.append(1000 * (time.perf_counter() - began))
         body = json.loads(answer.body)
         assert answer.status_code == 200 and {r["status"] for r in body["results"]} == {"appended"}, body
 
@@ -168,7 +177,7 @@ def run(args: argparse.Namespace, out: Any) -> int:
 
     def ingest(i: int) -> None:
         for start in range(0, args.events, args.batch):
-            push(clients[i], rooms[i], planned[i][start:start + args.batch])
+            push(clients[i], rooms[i], planned[i][start:start + args.batch], timed=True)
 
     with meter.scope("ingest"):
         ingest_s = run_threads(args.threads, ingest)
@@ -289,6 +298,14 @@ def run(args: argparse.Namespace, out: Any) -> int:
         *(f"  {problem}" for problem in problems),
     ]
     out.write("\n".join(lines) + "\n")
+    results.write(args.json, "play", {"threads": args.threads, "events": args.events, "batch": args.batch,
+                                      "danmaku": args.danmaku}, {
+        "ingest_events_per_s": gifts / ingest_s, "floor_ingest_events_per_s": gifts / floor_ingest_s,
+        "pull_events_per_s": gifts / pull_s, "floor_pull_events_per_s": gifts / floor_pull_s,
+        "push_requests": len(latencies_ms), "push_latency_ms_p50": results.percentile(latencies_ms, 50),
+        "push_latency_ms_p99": results.percentile(latencies_ms, 99),
+        "wru_per_gift": usage.wru / gifts, "wru_per_gift_by_table": {t: u / gifts for t, u in usage.wru_by.items()},
+        "usd_per_million_gifts_dynamodb_writes": usage.wru / gifts * 0.625, "verified": not problems})
     return 0 if not problems else 1
 
 if __name__ == "__main__":

@@ -48,6 +48,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import results as results_module  # noqa: E402 - after the path insert
+from bench.results import add_json_argument  # noqa: E402
+
 # Before chalicelib is imported: table and queue names are fixed at import time. The configuration
 # cache keeps its production default (RG_CONFIG_CACHE_S unset = 5 s); the tests run with none.
 os.environ.update({"RG_STAGE": "local", "RG_LOG_LEVEL": "ERROR", "AWS_ACCESS_KEY_ID": "local",
@@ -678,6 +681,10 @@ def run_summary(meter: Any, client: Any, args: argparse.Namespace, prices: Any) 
     print("command: " + " ".join([str(shown), *sys.argv]))
     print(summary_line(meter, result, prices, args.memory_mb, floor_per_s, checks))
     ok = all(c.ok for c in checks) and result.verify["ok"] and tight.granted > 0 and sold_out > 0
+    results_module.write(args.json, "rain", params(args), {
+        result.mode.name: mode_figures(meter, result, args, prices), "floor_puts_per_s": floor_per_s,
+        "oversold": sum(c.oversold for c in checks), "lost": sum(c.lost for c in checks),
+        "double_credits": sum(c.double_credits for c in checks), "ok": bool(ok)})
     return 0 if ok else 1
 
 
@@ -710,7 +717,11 @@ def main() -> int:
                         help=f"Lambda architecture for GB-s pricing (.chalice/config.json: {deployed['architecture']})")
     parser.add_argument("--seed", type=int, default=7, help="random seed for amounts (7)")
     parser.add_argument("--timeout", type=float, default=600, help="give up draining a queue after this (600 s)")
+    add_json_argument(parser)
     args = parser.parse_args()
+    # Powertools metrics off in the rain's own process: EMF documents belong in Lambda's log stream, here they
+    # would fill stdout (the report). Not at import: bench/reconcile.py imports this module and reads its metric.
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     if args.users is None:
         args.users = 150 if args.summary else 500
     if args.rounds is None:
@@ -746,7 +757,32 @@ def main() -> int:
         if not all_still_attached(meter):
             print("WARNING: a client was rebuilt during the run; some calls may not be metered", file=sys.stderr)
         print(report(meter, results, args, Prices(lambda_architecture=args.lambda_arch), calibration))
+        results_module.write(args.json, "rain", params(args), {
+            r.mode.name: mode_figures(meter, r, args, Prices(lambda_architecture=args.lambda_arch)) for r in results})
     return 0 if all(r.verify["ok"] for r in results) else 1
+
+
+def params(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters of a run, for its JSON."""
+    return {k: getattr(args, k) for k in ("users", "rounds", "shards", "api_threads", "worker_threads", "memory_mb",
+                                          "lambda_arch", "summary")}
+
+
+def mode_figures(meter: Any, result: ModeResult, args: argparse.Namespace, prices: Any) -> dict[str, Any]:
+    """One mode's figures for `--json`: throughput, write units per reward by table, dollars per million."""
+    from bench.meter import cost
+
+    both = meter.usage([f"{result.mode.name}:grant", f"{result.mode.name}:credit"])
+    n = result.credited
+    return {
+        "grants_per_s": result.granted / result.grant_s if result.grant_s else None,
+        "credits_per_s": result.credited / result.credit_s if result.credit_s else None,
+        "grants_per_request": result.mode.grants_per_request, "worker_batch_size": result.mode.worker_batch_size,
+        "wru_per_reward": per(both.wru, n),
+        "wru_per_reward_by_table": {t.replace("rewardgate-local-", ""): v / n for t, v in sorted(both.wru_by.items())},
+        "usd_per_million": {k: 1e6 * per(v, n) for k, v in cost(both, prices, args.memory_mb).items()},
+        "granted": result.granted, "credited": n, "verified": bool(result.verify["ok"]),
+    }
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import results as results_module  # noqa: E402 - after the path insert
+from bench.results import add_json_argument  # noqa: E402
+
 HOUR_MS = 3600 * 1000
 MINUTE_MS = 60 * 1000
 FIRST_HOUR = "2031111110"  # the first size's hour; each next size gets its own hour, 4 (+ idle) hours later
@@ -732,6 +735,7 @@ def main() -> int:
                              "units per order are compared (0: no history)")
     parser.add_argument("--seed-threads", type=int, default=4, help="concurrent seeding threads (4)")
     parser.add_argument("--seed", type=int, default=7, help="random seed for amounts (7)")
+    add_json_argument(parser)
     args = parser.parse_args()
     args.hour_buckets_from_config = args.hour_buckets is None
     hour_buckets = args.hour_buckets or deployed["prod_hour_buckets"] or 16
@@ -776,6 +780,14 @@ def main() -> int:
         if not all_still_attached(meter):
             print("WARNING: a client was rebuilt during the run; some calls may not be metered", file=sys.stderr)
         print(report(meter, results, args, deployed, hour_buckets, warmup, time.perf_counter() - began))
+        results_module.write(args.json, "reconcile", {"sizes": args.sizes, "hour_buckets": hour_buckets,
+                                                      "orders_per_user": args.orders_per_user}, {
+            "sizes": [{"orders": r.orders, "reconcile_s": r.reconcile_s,
+                       "orders_per_s": r.orders / r.reconcile_s if r.reconcile_s else None,
+                       "invocations": len(r.invocations), "status": r.status,
+                       "rru_per_order": meter.usage(f"reconcile:{r.scope}").rru / r.orders if r.orders else None,
+                       "wru_per_order": meter.usage(f"reconcile:{r.scope}").wru / r.orders if r.orders else None,
+                       "problems": problems(r)} for r in results]})
     return 1 if any(problems(r) for r in [*results, *([warmup] if warmup else [])]) else 0
 
 

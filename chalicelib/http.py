@@ -138,7 +138,9 @@ class RequestContext:
     started: float = field(default_factory=time.monotonic)
     problem: str | None = None
     deliberate: bool = False
-    audit_key: Any = None  # set when the request was recorded in the audit log
+    # Run with the answered status once the response is built (the audit log adds it to its record); each
+    # callback is best effort and must not raise.
+    after_response: list[Callable[[int], None]] = field(default_factory=list)
     request: Any = None  # the Chalice request (views read it here: it works whichever app serves it)
 
     @classmethod
@@ -211,10 +213,8 @@ def edge_middleware(request: Any, get_response: Callable[[Any], Response]) -> Re
             tracer.put_annotation(key="status", value=status)
             if status >= 500 and not context.deliberate:
                 tally["ServerErrors"] += 1
-            if context.audit_key is not None:
-                from chalicelib.audit.log import finish
-
-                finish(context.audit_key, status)
+            for callback in context.after_response:
+                callback(status)
             response.headers[REQUEST_ID_HEADER] = context.request_id
             response.headers[CORRELATION_HEADER] = context.correlation_id
             logger.info("request", extra={

@@ -95,6 +95,9 @@ class Settings:
     aws_max_attempts: int = 2
     # Payouts: an unresolved payout (PROCESSING, answer lost) older than this is alarmed and reported
     payout_unresolved_alarm_s: int = 900
+    # The activities play bills are credited in (internal money: no public route may name them). Read here, not in
+    # chalicelib.play.config, because the rewards slice refuses them and must not import play.
+    bill_activities: tuple[str, str] = ("play-bills", "play-bills-sandbox")
 
     @property
     def reward_token_secret(self) -> str:
@@ -132,7 +135,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         aws_read_timeout_s=env_int(env, "RG_AWS_READ_TIMEOUT_S", 5, minimum=1),
         aws_max_attempts=env_int(env, "RG_AWS_MAX_ATTEMPTS", 2, minimum=1),
         payout_unresolved_alarm_s=env_int(env, "RG_PAYOUT_UNRESOLVED_ALARM_S", 900, minimum=60),
+        bill_activities=bill_activities(env),
     )
+
+
+def bill_activities(env: Mapping[str, str]) -> tuple[str, str]:
+    """The activities live and sandbox play apps' bills are credited in (RG_PLAY_BILL_ACTIVITY,
+    RG_PLAY_SANDBOX_BILL_ACTIVITY): one reader for the play slice, which credits them, and the rewards slice,
+    which refuses them on every public route."""
+    return (env.get("RG_PLAY_BILL_ACTIVITY", "play-bills"),
+            env.get("RG_PLAY_SANDBOX_BILL_ACTIVITY", "play-bills-sandbox"))
 
 
 @functools.cache

@@ -25,7 +25,7 @@ from typing import Any
 from chalicelib.observability import NAMESPACE, SERVICE
 from chalicelib.queues import ALL_QUEUES, CREDITS, LIVE
 from infra.lambdas import LambdaFunction, deployed_settings
-from infra.template import logical_id
+from infra.names import logical_id
 
 TOPIC_ID = "AlarmTopic"
 EMAIL_PARAMETER = "AlarmEmail"

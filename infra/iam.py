@@ -17,7 +17,7 @@ from typing import Any
 from chalicelib.queues import ALL_QUEUES, QueueSpec
 from infra.functions import ACCESS, Access, TableAccess
 from infra.lambdas import LambdaFunction, Route
-from infra.template import logical_id
+from infra.names import logical_id
 
 LAMBDA_TRUST_POLICY = {
     "Version": "2012-10-17",

@@ -11,6 +11,7 @@ problem. `make package`, `make iac-check` and the deploy tests call this.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -27,6 +28,31 @@ TRANSFORMED_NAME = "transformed.json"
 # What `aws cloudformation package` puts in place of the local CodeUri; the translator insists on one.
 PLACEHOLDER_CODE_URI = "s3://deployment-bucket/deployment.zip"
 DEFAULT_REGION = "us-east-1"
+# What a package is made of. `build` records their fingerprint next to its output once every check passed;
+# an output whose recorded fingerprint matches the files now is current (the deploy tests reuse it).
+INPUTS = ("app.py", "chalicelib", "infra", "requirements.txt", "requirements-dev.txt", ".chalice/config.json")
+FINGERPRINT_NAME = "inputs.sha256"
+OUTPUT_NAMES = (TEMPLATE_NAME, TRANSFORMED_NAME, "deployment.zip")
+
+
+def inputs_fingerprint(stage: str, root: Path = ROOT) -> str:
+    """SHA-256 over the stage and every input file's path and bytes."""
+    files = []
+    for name in INPUTS:
+        path = root / name
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        files += [p for p in found if "__pycache__" not in p.parts]
+    digest = hashlib.sha256(stage.encode())
+    for path in files:
+        digest.update(b"\0" + str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def is_current(out: Path, stage: str) -> bool:
+    """Whether `out` holds a checked build of `stage` from the input files as they are now."""
+    recorded = out / FINGERPRINT_NAME
+    return (recorded.is_file() and all((out / name).is_file() for name in OUTPUT_NAMES)
+            and recorded.read_text().strip() == inputs_fingerprint(stage))
 
 
 def write_merge_template(stage: str, path: Path) -> Path:
@@ -58,6 +84,8 @@ def chalice_command(stage: str, merge_path: Path, out: Path) -> list[str]:
 def build(stage: str, out: Path) -> dict[str, Any]:
     """Package `stage` into `out` and return the checked template; raises on any problem."""
     out = out.resolve()
+    (out / FINGERPRINT_NAME).unlink(missing_ok=True)
+    fingerprint = inputs_fingerprint(stage)  # before building: an edit made meanwhile leaves the output stale
     merge_path = write_merge_template(stage, out.parent / f"merge-{stage}.json")
     command = chalice_command(stage, merge_path, out)
     print("+", " ".join(command), flush=True)
@@ -68,6 +96,7 @@ def build(stage: str, out: Path) -> dict[str, Any]:
     problems = check_template(template) + [f"after the SAM transform: {p}" for p in check_template(expanded)]
     if problems:
         raise SystemExit("packaged template fails its checks:\n  " + "\n  ".join(problems))
+    (out / FINGERPRINT_NAME).write_text(fingerprint + "\n")
     return template
 
 

@@ -13,7 +13,6 @@ own SAM template: dicts merge key by key, anything else in this template replace
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +21,12 @@ from pynamodb.models import Model
 from chalicelib.dynamo import all_models
 from chalicelib.queues import ALL_QUEUES, QueueSpec
 from chalicelib.settings import resource_name
+from infra import alarms, edge, iam, lambdas
+from infra.iam import WEBSOCKET_STAGE
+from infra.names import logical_id
 
 if TYPE_CHECKING:  # hints only: the local stack imports this module and needs nothing of Chalice
     from infra.lambdas import LambdaFunction, Route
-
-
-def logical_id(name: str, suffix: str) -> str:
-    """CloudFormation logical id for a resource: `app-state` + `Table` -> `AppStateTable`."""
-    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", name) if part) + suffix
 
 
 def _key_schema(entries: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -176,7 +173,6 @@ def _live_environment(fn: LambdaFunction) -> dict[str, Any]:
     """Live push's addresses, known only once the WebSocket API exists: the `@connections` endpoint for the
     functions that post, the `wss_link` a start answers for the API."""
     from infra.functions import ACCESS
-    from infra.iam import WEBSOCKET_STAGE
 
     variables: dict[str, Any] = {}
     access = ACCESS.get(fn.name)
@@ -320,8 +316,6 @@ def _outputs(stage: str, has_api: bool, has_websocket: bool = False) -> dict[str
                           "Value": f"rewardgate/{stage}/"},
     }
     if has_websocket:
-        from infra.iam import WEBSOCKET_STAGE
-
         outputs["LivePushUrl"] = {"Description": "The WebSocket API (the wss_link /v2/app/start answers)",
                                   "Value": {"Fn::Sub": "wss://" + WEBSOCKET_DOMAIN + WEBSOCKET_STAGE}}
     if has_api:
@@ -352,9 +346,6 @@ def _outputs(stage: str, has_api: bool, has_websocket: bool = False) -> dict[str
 
 def merge_template(stage: str, app: Any = None) -> dict[str, Any]:
     """The template `chalice package --stage {stage} --merge-template` merges into Chalice's output."""
-    # Imported here: those modules build on `logical_id` above.
-    from infra import alarms, edge, iam, lambdas
-
     functions = lambdas.functions(stage, app)
     missing = iam.undeclared_functions(functions)
     if missing:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rewardgate_ops.errors import OpsError
 from rewardgate_ops.lambda_events import Delivery, deliver_batch
 
 log = logging.getLogger("rewardgate_ops.local")
@@ -33,7 +34,7 @@ DEFAULT_TIMEOUT_S = 60
 POLL_WAIT_S = 2
 
 
-class HandlerNotFound(LookupError):
+class HandlerNotFound(OpsError, LookupError):
     """A `handler_string` that names no callable."""
 
 

@@ -85,6 +85,20 @@ class ApiRequestHandler(ChaliceRequestHandler):
         body = json.dumps(problem_body(problem), separators=(",", ":")).encode()
         self._send_http_response(404, {"Content-Type": PROBLEM_JSON}, body)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A method no route serves (http.server's 501 page) is refused as the app refuses one: 405 problem+json."""
+        if code != 501:
+            super().send_error(code, message, explain)
+            return
+        from chalicelib import errors
+        from chalicelib.http import PROBLEM_JSON, problem_body
+
+        problem = errors.MethodNotAllowed(f"the local API does not serve {self.command}")
+        self.close_connection = True  # its body, if any, was not read
+        self._send_http_response(405, {"Content-Type": PROBLEM_JSON, "Allow": "DELETE, GET, HEAD, OPTIONS, PATCH, "
+                                       "POST, PUT", "Connection": "close"},
+                                 json.dumps(problem_body(problem), separators=(",", ":")).encode())
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the app's access line records every request."""
 

@@ -19,13 +19,15 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from rewardgate_ops.errors import OpsError
+
 SECRETS_FILE = "secrets.json"
 TP_APPS_FILE = "tp-apps.json"
 PLAY_KEY_FILE = "play-key.json"
 PLAY_APPS_FILE = "play-apps.json"
 
 
-class LocalSecretsError(RuntimeError):
+class LocalSecretsError(OpsError, RuntimeError):
     """A local secrets file is unusable; the message says which and what to do."""
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardgate_ops import services
+from rewardgate_ops.errors import OpsError
 from rewardgate_ops.local_api import BACKLOG
 from rewardgate_ops.local_workers import Runners, build_runners, configure_logging, load_app
 from rewardgate_ops.scheduler import describe
@@ -64,7 +65,7 @@ _FOREIGN_AWS_VARS = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "
 WORKERS_MODULE = "rewardgate_ops.local_workers"
 
 
-class StackError(RuntimeError):
+class StackError(OpsError, RuntimeError):
     """The stack cannot start or stopped working; the message says what to do."""
 
 
@@ -244,7 +245,7 @@ class LocalStack:
 
     def _point_environment_here(self) -> None:
         """Make this process and its children use the local services, with the functions' config."""
-        from chalicelib import clients, secrets, settings
+        from chalicelib import process_state
 
         for name in _FOREIGN_AWS_VARS:
             os.environ.pop(name, None)
@@ -258,9 +259,7 @@ class LocalStack:
         os.environ["RG_LIVE_CONNECTIONS_URL"] = f"http://127.0.0.1:{self.options.api_port}"
         # @connections answers only this stack's own processes (the API and the workers inherit it).
         os.environ["RG_LIVE_CONNECTIONS_TOKEN"] = secrets_module.token_urlsafe(32)
-        settings.reset_settings()
-        clients.reset_clients()
-        secrets.reset()  # built on the previous clients
+        process_state.reset()  # every cache was built on the previous endpoints
 
     def _provision(self) -> None:
         import boto3

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
+from rewardgate_ops.errors import OpsError
 from rewardgate_ops.lambda_events import LocalLambdaContext, scheduled_event
 
 log = logging.getLogger("rewardgate_ops.local")
@@ -31,7 +32,7 @@ log = logging.getLogger("rewardgate_ops.local")
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-class UnsupportedSchedule(ValueError):
+class UnsupportedSchedule(OpsError, ValueError):
     """An expression the local scheduler cannot run; the message says which part and why."""
 
 

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rewardgate_ops.errors import OpsError
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = ROOT / ".local"
 DDB_INSTALL_DIR = LOCAL_DIR / "dynamodb"
@@ -42,7 +44,7 @@ LOCAL_CREDENTIALS = {
 }
 
 
-class ServiceError(RuntimeError):
+class ServiceError(OpsError, RuntimeError):
     """A local service could not be installed or started; the message says what to do."""
 
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardgate_ops.errors import OpsError
 from rewardgate_ops.services import LOCAL_CREDENTIALS, LOCAL_DIR, endpoint_environment, port_open
 
 STACK_FILE = "stack.json"
@@ -35,7 +36,7 @@ DEFAULT_API_URL = "http://127.0.0.1:8000"
 _AWS_IDENTITY_VARS = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
-class TargetError(RuntimeError):
+class TargetError(OpsError, RuntimeError):
     """No usable target; the message tells the operator what to do."""
 
 

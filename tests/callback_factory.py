@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from chalicelib.secrets import TpAppCredentials
+from tests.sqs_support import take_messages
 
 PREFIX_BYTES = {"douyin": 32, "wechat": 16}
 
@@ -124,15 +125,8 @@ class EventsQueue:
         raise AssertionError(f"events queue still not empty after {max_batches} batches")
 
     def discard(self) -> int:
-        """Delete every message without handing it to the worker (PurgeQueue is allowed once a minute)."""
-        discarded = 0
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                return discarded
-            self.sqs.delete_message_batch(QueueUrl=self.url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
-            discarded += len(messages)
+        """Delete every message without handing it to the worker."""
+        return len(take_messages(self.url, self.sqs))
 
     def count(self, event_id: str) -> int:
         """How many times the worker was handed this event id."""

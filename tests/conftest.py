@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import hypothesis_profiles
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Before anything from chalicelib is imported: table names and the region are read at import time.
@@ -30,11 +32,18 @@ os.environ.update(
         # the suite's calls wait longer than the deployed 5 s (tests of the deployed values build their own).
         "RG_AWS_READ_TIMEOUT_S": "30",
         "RG_LOG_LEVEL": "WARNING",
+        # An hour pass reads every bucket of the hour: 4 instead of the local default 16 make each pass 4x
+        # shorter. The bucket count is a parameter of every read and write; tests/integration/
+        # test_reconcile_catchup.py runs a pass at the deployed 256 (.chalice/config.json, stage prod).
+        "RG_HOUR_BUCKETS": "4",
         "POWERTOOLS_METRICS_NAMESPACE": "rewardgate",
     }
 )
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(_name, None)
+
+# Hypothesis profiles (dev, ci, thorough), loaded before any test module applies its decorators.
+HYPOTHESIS_PROFILE = hypothesis_profiles.register()
 
 # Fixtures shared by the functional and integration suites (client, tp_app, queue).
 pytest_plugins = ["tests.shared_fixtures"]
@@ -58,7 +67,7 @@ class AwsStack:
 def aws_stack(tmp_path_factory: pytest.TempPathFactory) -> AwsStack:
     import boto3
 
-    from chalicelib import clients, secrets, settings
+    from chalicelib import process_state
     from infra.provision import provision_queues, provision_tables
     from rewardgate_ops import services
 
@@ -66,13 +75,12 @@ def aws_stack(tmp_path_factory: pytest.TempPathFactory) -> AwsStack:
     ddb = services.start_dynamodb_local(services.free_port(), log_path=logs / "dynamodb.log")
     moto = services.start_moto_server(services.free_port(), log_path=logs / "moto.log")
     os.environ.update(services.endpoint_environment(ddb.endpoint, moto.endpoint))
-    settings.reset_settings()
-    clients.reset_clients()
+    process_state.reset()
     try:
         provision_tables(boto3.client("dynamodb"), "local")
         urls = provision_queues(boto3.client("sqs"), "local")
         yield AwsStack(ddb.endpoint, moto.endpoint, urls)
     finally:
-        secrets.reset()
+        process_state.reset()
         moto.stop()
         ddb.stop()

@@ -19,6 +19,7 @@ from typing import Any
 
 from chalicelib.live import gateway
 from rewardgate_ops.lambda_events import LocalLambdaContext, websocket_event
+from tests.sqs_support import take_messages
 
 
 class FakeConnections:
@@ -117,17 +118,11 @@ def drain_live(max_rounds: int = 50) -> int:
 
 
 def purge_live() -> None:
-    """Drop what is visible on the `live` queue (what other tests left; SQS allows one PurgeQueue a minute)."""
-    from chalicelib.clients import queue_url, sqs
+    """Drop what is visible on the `live` queue (what other tests left)."""
+    from chalicelib.clients import queue_url
     from chalicelib.queues import LIVE
 
-    url = queue_url(LIVE.name)
-    while True:
-        got = sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not got:
-            return
-        sqs().delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                                                          for i, m in enumerate(got)])
+    take_messages(queue_url(LIVE.name))
 
 
 # --- a real WebSocket client -------------------------------------------------------------------------
@@ -208,9 +203,8 @@ def local_websocket_stack(frame_bytes: int | None = None) -> Iterator[dict[str, 
     import os
 
     import app
+    from chalicelib import process_state
     from chalicelib.clients import sqs
-    from chalicelib.live import config as live_config
-    from chalicelib.play import config as play_config
     from rewardgate_ops.event_source import start_worker_thread, worker_for
     from rewardgate_ops.local_api import make_server
     from rewardgate_ops.local_ws import WebSocketGateway, app_handlers
@@ -227,9 +221,7 @@ def local_websocket_stack(frame_bytes: int | None = None) -> Iterator[dict[str, 
     os.environ["RG_PLAY_WSS_LINKS"] = f"ws://127.0.0.1:{ws.port}"
     if frame_bytes:
         os.environ["RG_LIVE_MAX_FRAME_BYTES"] = str(frame_bytes)
-    live_config.reset()
-    play_config.reset()
-    gateway.reset()
+    process_state.reset()
     purge_live()
     stop = threading.Event()
     config = next(e for e in app.app.event_sources if e.name == "live_push")
@@ -249,6 +241,4 @@ def local_websocket_stack(frame_bytes: int | None = None) -> Iterator[dict[str, 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        live_config.reset()
-        play_config.reset()
-        gateway.reset()
+        process_state.reset()

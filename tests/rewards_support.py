@@ -16,12 +16,14 @@ from chalice.test import Client
 
 from chalicelib import clients, clock, secrets
 from chalicelib.errors import RewardgateError
+from chalicelib.process_state import reset as reset_process_state  # noqa: F401 - the tests' name for it
 from chalicelib.queues import CREDITS
-from chalicelib.rewards import config_store, payouts, ratelimit, tokens
+from chalicelib.rewards import payouts, tokens
 from chalicelib.settings import settings
 from rewardgate_ops.lambda_events import Delivery, deliver_batch
 from tests.conftest import ROOT, uid
 from tests.sim_clock import FakeClock
+from tests.sqs_support import take_messages
 
 HOUR_MS = 3600 * 1000
 
@@ -98,18 +100,8 @@ def make_campaign(client: Client, *, award_type: str = "cash", total: int = 1_00
 
 
 def drain_queue(name: str) -> int:
-    """Delete every message now visible in a queue; returns how many.
-
-    Not PurgeQueue: SQS (and moto) allow one purge per queue per 60 seconds, which tests would hit.
-    """
-    sqs, url, drained = clients.sqs(), clients.queue_url(name), 0
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not messages:
-            return drained
-        sqs.delete_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
-        drained += len(messages)
+    """Delete every message now visible in a queue; returns how many."""
+    return len(take_messages(clients.queue_url(name)))
 
 
 def purge_credits() -> None:
@@ -140,12 +132,6 @@ def deliver_credits(max_batches: int = 100, batch_size: int = 10, failure_visibi
         total.failed += done.failed
         total.failed_ids |= done.failed_ids
     return total
-
-
-def reset_process_state() -> None:
-    """Forget per-process caches between tests (config cache, rate buckets)."""
-    config_store.invalidate()
-    ratelimit.reset()
 
 
 # --- domain-level drivers (thread-safe: chalice.test.Client swaps os.environ and the app's
@@ -218,20 +204,7 @@ def run_credit_worker(bodies: list[str]) -> tuple[dict[str, Any], list[str]]:
 
 def take_credit_messages(expected: int | None = None, max_polls: int = 200) -> list[str]:
     """Receive and delete credit-queue messages; stop when `expected` arrived or the queue reads empty."""
-    sqs, url = clients.sqs(), clients.queue_url(CREDITS.name)
-    bodies: list[str] = []
-    for _ in range(max_polls):
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not got:
-            if expected is None or len(bodies) >= expected:
-                break
-            continue
-        bodies.extend(m["Body"] for m in got)
-        sqs.delete_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
-        if expected is not None and len(bodies) >= expected:
-            break
-    return bodies
+    return [m["Body"] for m in take_messages(clients.queue_url(CREDITS.name), expected=expected, max_polls=max_polls)]
 
 
 def credit_message_for(campaign: Campaign, order_id: str, **changes: Any) -> str:

@@ -1,11 +1,11 @@
 """Writing and reading the audit log.
 
-`record_request` is called by the operation registry for every operation declared with `audit=`
-(admin changes, withdrawals) after the request validated and BEFORE the view runs: if the record
+The operation registry (`chalicelib.edge.registry`) calls `record` for every operation declared with
+`audit=` (admin changes, withdrawals) after the request validated and BEFORE the view runs: if the record
 cannot be written the request is refused (503) and nothing changes, so no change exists without its
-record. The edge adds the answered status afterwards (`finish`). Operator commands that change
-configuration directly record themselves with `record` (their caller: the STS identity, or the local
-user). `entries` reads a time range back, oldest first.
+record. The edge adds the answered status afterwards (`finish`). This module knows nothing of HTTP.
+Operator commands that change configuration directly record themselves with `record` (their caller: the STS
+identity, or the local user). `entries` reads a time range back, oldest first.
 """
 
 from __future__ import annotations
@@ -60,19 +60,6 @@ def record(action: str, caller_arn: str | None, target: Mapping[str, Any], body:
                      request_id=request_id, correlation_id=correlation_id,
                      target=json.dumps(dict(target), sort_keys=True, separators=(",", ":")), request=_summary(body))
     with_retries(lambda: item.save(condition=AuditItem.sk.does_not_exist()))
-    return key
-
-
-def record_request(action: str, target: Mapping[str, Any], body: Any) -> AuditKey:
-    """Record the current HTTP request (caller ARN and ids from the request context)."""
-    from chalicelib import http
-
-    context = http.current()
-    key = record(action, context.caller_arn if context else None, target, body,
-                 request_id=context.request_id if context else None,
-                 correlation_id=context.correlation_id if context else None)
-    if context is not None:
-        context.audit_key = key
     return key
 
 

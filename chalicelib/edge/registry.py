@@ -19,10 +19,12 @@ media types and bodies with `Reply` and `problems=False` / `parse_body=False`.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic_core
@@ -32,7 +34,7 @@ from chalicelib import errors
 from chalicelib.edge.fields import field_errors
 from chalicelib.edge.models import IDENT_PATTERN, IDENT_PROBLEM
 from chalicelib.errors import RewardgateError
-from chalicelib.http import JSON, api, current_request
+from chalicelib.http import JSON, api, current, current_request
 
 # Who may call an operation; infra/iam.py makes one managed policy per kind (and read-only: every GET).
 PUBLIC = "public"  # no IAM: platform callbacks (signed), the JWKS, the OpenAPI document
@@ -69,6 +71,24 @@ IDENT_PARAM = PathParam()
 
 
 @dataclass(frozen=True)
+class Deprecated:
+    """A route kept for old clients: documented `deprecated: true`, answered with `Deprecation` (RFC 9745),
+    `Sunset` (RFC 8594) and a `Link` to its successor on every answer."""
+
+    since: datetime.date
+    sunset: datetime.date
+    successor: str
+
+    def headers(self) -> dict[str, str]:
+        """The headers every answer of the route carries."""
+        since = datetime.datetime.combine(self.since, datetime.time(), datetime.UTC)
+        sunset = datetime.datetime.combine(self.sunset, datetime.time(), datetime.UTC)
+        return {"Deprecation": f"@{int(since.timestamp())}",
+                "Sunset": email.utils.format_datetime(sunset, usegmt=True),
+                "Link": f'<{self.successor}>; rel="successor-version"'}
+
+
+@dataclass(frozen=True)
 class Operation:
     """One route and method with everything the contract says about it."""
 
@@ -89,6 +109,8 @@ class Operation:
     parse_body: bool
     problems: bool
     audit: str | None
+    deprecated: Deprecated | None = None
+    examples: Mapping[str | int, Any] = field(default_factory=dict)
 
     @property
     def public(self) -> bool:
@@ -112,7 +134,8 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
               path_params: Mapping[str, PathParam | None] | None = None,
               content_types: tuple[str, ...] = (JSON,), max_body_bytes: int = DEFAULT_MAX_BODY,
               parse_body: bool = True, problems: bool = True, audit: str | None = None,
-              operation_id: str | None = None,
+              operation_id: str | None = None, deprecated: Deprecated | None = None,
+              examples: Mapping[str | int, Any] | None = None,
               on_error: Callable[[errors.RewardgateError], Any] | None = None,
               ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare and register a route (see the module docstring).
@@ -124,6 +147,9 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
     `on_error` renders every domain error of this operation (validation included) instead of a problem:
     a protocol with its own envelope (Bilibili's `{code, message, request_id, data}` at HTTP 200) passes
     its renderer and `problems=False` (its answers are then documented by `responses` alone).
+    `deprecated` marks a legacy route (documented, and its answers carry `Deprecation`/`Sunset`);
+    `examples` gives the documented examples: `"request"` for the body, a status for its answer (the
+    others are derived from the schemas by `chalicelib.edge.examples`).
     """
     if access not in ACCESS_KINDS:
         raise ValueError(f"access must be one of {ACCESS_KINDS}")
@@ -140,6 +166,7 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
             body=body, query=query, responses={s: _reply(r, s) for s, r in responses.items()}, errors=errors,
             path_params={n: p for n, p in params.items() if p is not None}, content_types=content_types,
             max_body_bytes=max_body_bytes, parse_body=parse_body, problems=problems, audit=audit,
+            deprecated=deprecated, examples=dict(examples or {}),
         )
         if (method, path) in OPERATIONS:
             raise ValueError(f"{method} {path} is declared twice")
@@ -149,9 +176,7 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
             request = current_request() or bp.current_request
             kwargs = validate_request(op, path_values, request.query_params, request.raw_body)
             if op.audit is not None:
-                from chalicelib.audit import log as audit_log
-
-                audit_log.record_request(op.audit, path_values, kwargs.get("body"))
+                _record_audit(op.audit, path_values, kwargs.get("body"))
             return view(**kwargs)
 
         @functools.wraps(view)
@@ -166,7 +191,7 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
         chalice_kwargs: dict[str, Any] = {"methods": [method]}
         if method not in ("GET", "HEAD", "DELETE"):
             chalice_kwargs["content_types"] = list(content_types)
-        wrapped = api(handler)
+        wrapped = api(handler) if deprecated is None else _with_headers(api(handler), deprecated.headers())
         # Not `bp.route`: Chalice's deferred route registration pops `methods` from a dict it shares
         # between registrations, so a blueprint registered in two apps (the API and the callback
         # function) gets GET in the second. A fresh copy of the arguments for every app avoids it.
@@ -175,6 +200,18 @@ def operation(bp: Any, method: str, path: str, *, summary: str, access: str,
         return view
 
     return decorate
+
+
+def _with_headers(view: Callable[..., Any], headers: Mapping[str, str]) -> Callable[..., Any]:
+    """`view` whose every answer (refusals included) carries `headers`."""
+
+    @functools.wraps(view)
+    def wrapper(**path_values: str) -> Any:
+        response = view(**path_values)
+        response.headers.update(headers)
+        return response
+
+    return wrapper
 
 
 # --- validation -------------------------------------------------------------------------------------
@@ -253,3 +290,16 @@ def validate_request(op: Operation, path_values: Mapping[str, str], query: Mappi
     if found:
         raise errors.InvalidField(found[0]["field"], found[0]["problem"], found)
     return kwargs
+
+
+def _record_audit(action: str, target: Mapping[str, Any], body: Any) -> None:
+    """Record the current request in the audit log (caller and ids from its context); the status follows once
+    the response is built."""
+    from chalicelib.audit import log as audit_log
+
+    context = current()
+    key = audit_log.record(action, context.caller_arn if context else None, target, body,
+                           request_id=context.request_id if context else None,
+                           correlation_id=context.correlation_id if context else None)
+    if context is not None:
+        context.after_response.append(lambda status: audit_log.finish(key, status))

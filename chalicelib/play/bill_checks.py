@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from chalicelib.dynamo import with_retries
 from chalicelib.play import apps, settlement
-from chalicelib.play.reconcile import PlayFinding
+from chalicelib.play.findings import PlayFinding
 from chalicelib.play.tables import PlaySettlementItem
 
 KIND = "bill_mismatch"
@@ -124,7 +124,7 @@ def namespace_findings(hour: str, counted: Mapping[str, int], credits: Iterable[
 
 
 def _bills(app_id: int, first_day: str, last_day: str) -> list[BillRow]:
-    from chalicelib.play import bills
+    from chalicelib.play import bill_keys as bills
 
     items = with_retries(lambda: list(PlaySettlementItem.query(
         bills.bill_pk(app_id), PlaySettlementItem.sk.between(settlement.day_key(first_day),
@@ -157,7 +157,7 @@ def _elsewhere(wallet_ids: Iterable[str], order_ids: Iterable[str]) -> dict[str,
 
 def bill_namespaces() -> list[str]:
     """The child namespaces bills are credited in."""
-    from chalicelib.play import bills
+    from chalicelib.play import bill_keys as bills
     from chalicelib.play.config import play_settings
     from chalicelib.rewards import ids
 
@@ -176,7 +176,7 @@ def namespace_counters(hour: str) -> dict[str, int]:
 
 def check_app_bills(app: apps.PlayApp, hour: str) -> AppBills:
     """One app's bills of the window ending with `hour`'s day against its bill wallet."""
-    from chalicelib.play import bills
+    from chalicelib.play import bill_keys as bills
     from chalicelib.play.config import play_settings
 
     _start, end = settlement.hour_bounds(hour)

@@ -37,57 +37,25 @@ from chalicelib.dynamo import cancellation_codes, connection, error_code, with_r
 from chalicelib.errors import ActivityNotFound, ConfigConflict, RewardgateError, SceneNotFound
 from chalicelib.observability import logger
 from chalicelib.play import apps, reconcile, settlement
-from chalicelib.play.config import play_settings
+from chalicelib.play.bill_keys import (
+    BILL_CHILD,
+    BILL_ORDER_CAP,
+    BILL_SCENE,
+    BILL_TEXT,
+    CURSOR_SK,
+    MAX_DAYS_PER_RUN,
+    NONE,
+    PENDING,
+    PLACED,
+    bill_activity,
+    bill_pk,
+    credit_order_id,
+    legacy_order_id,
+    wallet_act_id,
+)
 from chalicelib.play.models import CreditView, SettlementView
 from chalicelib.play.tables import PlaySettlementItem
 from chalicelib.rewards import internal
-
-CURSOR_SK = "cursor"
-BILL_SCENE = "bill"
-BILL_CHILD = "formal"
-BILL_TEXT = "Interactive play revenue share"
-WALLET_PREFIX = "play-app-"
-PENDING, PLACED, NONE = "PENDING", "PLACED", "NONE"
-# Bills (fen) are bounded by the scene's per-order cap; this one is far above any day.
-BILL_ORDER_CAP = 10**12
-MAX_DAYS_PER_RUN = 62
-
-
-def bill_pk(app_id: int) -> str:
-    """Partition of an app's bills and its cursor."""
-    return f"bill#{app_id}"
-
-
-def wallet_act_id(app_id: int) -> str:
-    """The act id whose wallet receives an app's bills."""
-    return f"{WALLET_PREFIX}{app_id}"
-
-
-def bill_activity(app: apps.PlayApp) -> str:
-    """The rewards activity an app's bills are credited in (sandbox money never mixes with live money)."""
-    return play_settings().sandbox_bill_activity if app.sandbox else play_settings().bill_activity
-
-
-def credit_order_id(app_id: int, day: str, nonce: str) -> str:
-    """The order id of a bill's credit, `play-app-{app_id}_bill_{YYYYMMDD}.{nonce}_cash_1`: unpredictable by its
-    nonce (`internal.new_nonce`), recorded on the bill when it closes; sorted by day within the wallet."""
-    from chalicelib.rewards import ids
-
-    return ids.order_id(wallet_act_id(app_id), BILL_SCENE, f"{settlement.day_key(day)}.{nonce}", ids.CASH, "1")
-
-
-def legacy_order_id(app_id: int, day: str) -> str:
-    """The guessable order id bills closed before the internal credit path carry."""
-    from chalicelib.rewards import ids
-
-    return ids.order_id(wallet_act_id(app_id), BILL_SCENE, settlement.day_key(day), ids.CASH, "1")
-
-
-def bill_wallet_id(activity_id: str, app_id: int) -> str:
-    """The wallet an app's bills credit in `activity_id`."""
-    from chalicelib.rewards import ids
-
-    return ids.wallet_id(ids.child_ns(activity_id, BILL_CHILD), wallet_act_id(app_id), ids.CASH_ASSET)
 
 
 @dataclass(frozen=True)

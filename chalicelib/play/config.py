@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chalicelib.settings import env_int, settings
+from chalicelib.settings import bill_activities, env_int, settings
 
 APIS = ("start", "heartbeat", "batchHeartbeat", "end", "events")
 # Calls per second each app may make to each API before the security centre answers 4009 and bans it.
@@ -61,8 +61,8 @@ def load(env: Mapping[str, str] | None = None) -> PlaySettings:
         buckets=env_int(env, "RG_PLAY_BUCKETS", 8, minimum=1),
         auth_ttl_s=env_int(env, "RG_PLAY_AUTH_TTL_S", 3600, minimum=60),
         wss_links=links,
-        bill_activity=env.get("RG_PLAY_BILL_ACTIVITY", "play-bills"),
-        sandbox_bill_activity=env.get("RG_PLAY_SANDBOX_BILL_ACTIVITY", "play-bills-sandbox"),
+        bill_activity=bill_activities(env)[0],
+        sandbox_bill_activity=bill_activities(env)[1],
         ban_base_s=env_int(env, "RG_PLAY_BAN_BASE_S", 60, minimum=1),
         ban_cap_s=env_int(env, "RG_PLAY_BAN_CAP_S", 24 * 3600, minimum=1),
         ban_quiet_s=env_int(env, "RG_PLAY_BAN_QUIET_S", 3600, minimum=1),

@@ -23,6 +23,7 @@ from chalicelib.dynamo import with_retries
 from chalicelib.observability import logger
 from chalicelib.play import apps, settlement, stream
 from chalicelib.play.config import play_settings
+from chalicelib.play.findings import PlayFinding
 from chalicelib.play.lifecycle import RUNNING
 from chalicelib.play.models import SEND_GIFT
 from chalicelib.play.tables import PlayGameItem, PlaySettlementItem
@@ -30,19 +31,6 @@ from chalicelib.play.tables import PlayGameItem, PlaySettlementItem
 LATE_WRITE_MS = 5 * 60 * 1000  # how far past the hour a seq of it may still have been allocated
 GAME_LOOKBACK_MS = 7 * 24 * 3600 * 1000  # games started this long before the hour are scanned for its events
 MAX_LISTED = 200
-
-
-@dataclass(frozen=True)
-class PlayFinding:
-    """One discrepancy."""
-
-    kind: str
-    id: str
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"kind": self.kind, "id": self.id, **self.details}
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from chalicelib.rewards.config import CLOCK_SKEW_MS, MAX_INVOCATION_MS
 from chalicelib.rewards.tables import ACCEPTED, CREDIT, CREDITED, CREDITING, REFUND, WITHDRAWAL
 
-# A Lambda runs at most 15 minutes: a batch whose last credit is older than this can no longer be
-# writing its tally, so a missing marker means the invocation died.
-MAX_INVOCATION_MS = 15 * 60 * 1000
+# MAX_INVOCATION_MS (a Lambda's 15 minutes): a batch whose last credit is older can no longer be writing its tally,
+# so a missing marker means the invocation died.
 MAX_LISTED = 200  # ids listed per kind in a report; counts stay exact
 
 # Clocks and commits the checks allow for. Every Lambda instance reads its own clock, which may be off true time by
@@ -46,7 +46,6 @@ MAX_LISTED = 200  # ids listed per kind in a report; counts stay exact
 # (300 s >= skew + delay). A stock shard's `updated_at_ms` is SET by its *last* committer to that committer's own
 # reading, so it can trail the creation time of an order the shard already counts (a grant of the next hour that
 # committed first) by up to 2 x skew + delay: STAMP_LAG_MS.
-CLOCK_SKEW_MS = 60_000
 WRITE_DELAY_MS = 60_000
 STAMP_LAG_MS = 2 * CLOCK_SKEW_MS + WRITE_DELAY_MS
 

@@ -36,7 +36,7 @@ from typing import Any
 from chalicelib import clock
 from chalicelib.observability import emit_now, logger
 from chalicelib.reconcile import findings as F
-from chalicelib.reconcile import hours, late
+from chalicelib.reconcile import hours
 from chalicelib.reconcile.buckets import BUCKET_LISTED, PENDING_REREAD, Scenes, bucket_step, hour_rows
 from chalicelib.reconcile.checks import (
     catch_up_hours,
@@ -69,6 +69,7 @@ from chalicelib.reconcile.reports import (
 )
 from chalicelib.reconcile.tables import ReconItem
 from chalicelib.rewards import ids, reservations
+from chalicelib.rewards import late_hours as late
 from chalicelib.settings import settings
 
 __all__ = ["BUCKET_LISTED", "HOUR_MS", "LOOKBACK_HOURS", "ON_TIME_RUNS", "Budget", "bucket_step", "catch_up_step",

@@ -28,8 +28,10 @@ MAX_SHARDS = 4000
 MAX_AMOUNT = 10**12
 # How far ahead of the server's clock a grant's open_time_ms may be (the caller's clock may run fast).
 OPEN_TIME_AHEAD_MS = 300_000
-# How far apart two servers' clocks may be (the terms-change lead allows for it).
+# How far apart two servers' clocks may be (the terms-change lead, reconciliation and late marks allow for it).
 CLOCK_SKEW_MS = 60_000
+# A Lambda runs at most 15 minutes: a batch whose last credit is older than this can no longer be writing.
+MAX_INVOCATION_MS = 15 * 60 * 1000
 
 
 @dataclass(frozen=True)

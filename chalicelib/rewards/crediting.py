@@ -30,8 +30,8 @@ from chalicelib.batch import process_sqs_batch
 from chalicelib.dynamo import cancellation_codes, connection, with_retries
 from chalicelib.errors import PoisonMessage
 from chalicelib.observability import count, logger
-from chalicelib.reconcile import late
 from chalicelib.rewards import counters, ids
+from chalicelib.rewards import late_hours as late
 from chalicelib.rewards.orders import Order, credit_entry_key, parse_credit_message
 from chalicelib.rewards.tables import ACCEPTED, CREDITED, CREDITING, CounterItem, LedgerEntry, WalletItem
 from chalicelib.settings import settings

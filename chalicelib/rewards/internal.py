@@ -40,10 +40,9 @@ NONCE_BYTES = 16
 
 def internal_activities() -> frozenset[str]:
     """Every activity id reserved for internal credits, besides the `RESERVED_PREFIX` ones."""
-    from chalicelib.play.config import play_settings
+    from chalicelib.settings import settings
 
-    configured = play_settings()
-    return DEFAULT_INTERNAL | {configured.bill_activity, configured.sandbox_bill_activity}
+    return DEFAULT_INTERNAL | set(settings().bill_activities)
 
 
 def is_internal(activity_id: str) -> bool:

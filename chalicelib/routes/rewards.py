@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import fields
 from typing import Any
 
@@ -9,7 +10,7 @@ from chalice import Blueprint, Rate
 
 from chalicelib import clock, deadline
 from chalicelib import errors as e
-from chalicelib.edge.registry import GRANT, PUBLIC, READ, operation, validate_body
+from chalicelib.edge.registry import GRANT, PUBLIC, READ, Deprecated, operation, validate_body
 from chalicelib.http import REFUSAL_METRICS, json_response, problem_body, status_for
 from chalicelib.observability import count, logger, metric_scope
 from chalicelib.queues import CREDITS
@@ -101,7 +102,9 @@ def activity_totals(activity_id: str) -> Any:
 
 
 @operation(bp, "GET", "/v1/keys/reward-token", summary="Reward-token public keys (legacy form)", access=READ,
-           responses={200: KeysView})
+           responses={200: KeysView}, deprecated=Deprecated(since=datetime.date(2026, 12, 8),
+                                                            sunset=datetime.date(2027, 6, 30),
+                                                            successor="/.well-known/jwks.json"))
 def reward_token_keys() -> Any:
     """The public keys reward tokens verify with (the current one first), as raw base64url Ed25519 keys."""
     key = tokens.signing_key()

@@ -37,7 +37,9 @@ class CliContext:
             except TargetError as exc:
                 raise click.ClickException(str(exc)) from exc
             target.apply(os.environ)
-            _reset_chalicelib()
+            from chalicelib import process_state
+
+            process_state.reset()  # every cache was built for the previous target
             click.echo(f"target: {target.description}", err=True)
             self._target = target
         return self._target
@@ -67,16 +69,6 @@ class CliContext:
 
         caller = self.caller()
         domain_call(lambda: audit_log.record(action, caller, target, body))
-
-
-def _reset_chalicelib() -> None:
-    from chalicelib import clients, secrets, settings
-
-    settings.reset_settings()
-    clients.reset_clients()
-    # The secrets provider holds the Secrets Manager client it was built with.
-    secrets.reset()
-    secrets.forget()
 
 
 pass_cli = click.make_pass_decorator(CliContext)

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
+from rewardgate_ops.errors import one_line
+
 T = TypeVar("T")
 
 
@@ -24,8 +26,6 @@ def domain_call(call: Callable[[], T]) -> T:
         with contextlib.redirect_stdout(sys.stderr):
             return call()
     except RewardgateError as error:
-        from rewardgate_ops.cli import one_line
-
         raise click.ClickException(one_line(error) or f"{error.code}: {error.message}") from error
 
 

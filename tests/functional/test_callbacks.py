@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from chalicelib import process_state
 from chalicelib.callbacks import events, reads
 from chalicelib.callbacks.tables import AppStateItem, EventRecord
 from chalicelib.secrets import put_tp_app
@@ -359,12 +360,12 @@ def test_app_state__invalid_app_id__400_naming_it(client, tp_app):
 
 
 def test_callback__flood_of_forged_tp_app_ids__bounded_secret_reads_and_bounded_memory(client, queue, monkeypatch):
-    # issue 9 item 7: each forged tp app id cost one billed Secrets Manager read and a cache entry never evicted
+    # each forged tp app id cost one billed Secrets Manager read and a cache entry never evicted
     import botocore.client
 
     from chalicelib import secrets
 
-    secrets.reset()
+    process_state.reset()
     monkeypatch.setattr(secrets, "MISS_CACHE_MAX", 50)
     # a stopped clock: the budget does not refill during the flood, so the bound is exact
     monkeypatch.setattr(secrets, "_budget", secrets._LookupBudget(secrets.LOOKUPS_PER_S, secrets.LOOKUP_BURST,
@@ -387,4 +388,4 @@ def test_callback__flood_of_forged_tp_app_ids__bounded_secret_reads_and_bounded_
     print(f"forged ids=300 secret reads={len(reads)} remembered misses={secrets.miss_cache_size()}")
     assert len(reads) == secrets.LOOKUP_BURST
     assert secrets.miss_cache_size() <= 50
-    secrets.reset()
+    process_state.reset()

@@ -91,7 +91,7 @@ def test_events_api__cursor__stable_when_newer_events_arrive(client, posted):
 
 @pytest.mark.parametrize(("query", "field"), [
     ("limit=0", "limit"), ("limit=101", "limit"), ("limit=abc", "limit"),
-    # `str.isdigit` accepts superscripts that `int` refuses: this reached a 500 before (issue 9 item 5)
+    # `str.isdigit` accepts superscripts that `int` refuses: this reached a 500 before
     ("limit=%C2%B2", "limit"), ("limit=%D9%A3", "limit"), ("limit=%205", "limit"), ("bogus=1", "bogus"),
     ("cursor=%%%", "cursor"), ("cursor=eyJhIjogMX0", "cursor"), ("type=no%20spaces", "type"),
     # a cursor of JSON nested deeper than the decoder's recursion limit: a RecursionError (500) before

@@ -218,7 +218,7 @@ def test_keys_init__stage_without_a_key__creates_one_that_signs_and_verifies(tmp
 
 
 def test_withdrawal__no_payout_provider_configured__503_before_anything_is_debited(monkeypatch):
-    from chalicelib.settings import reset_settings
+    from chalicelib import process_state
 
     # GIVEN a credited wallet on a deployment without a payout provider (the prod default)
     install_signing_key()
@@ -228,7 +228,7 @@ def test_withdrawal__no_payout_provider_configured__503_before_anything_is_debit
     assert call(client, "POST", "/v1/grants", campaign.grant_body("u1", amount=500))[0] == 202
     deliver_credits()
     monkeypatch.setenv("RG_PAYOUT_PROVIDER", "none")
-    reset_settings()
+    process_state.reset()
     try:
         # WHEN the user withdraws
         status, body = call(client, "POST", "/v1/wallets/u1/withdrawals",
@@ -238,4 +238,4 @@ def test_withdrawal__no_payout_provider_configured__503_before_anything_is_debit
         assert call(client, "GET", f"/v1/wallets/u1?activity_id={campaign.activity_id}")[1]["balance"] == 500
     finally:
         monkeypatch.delenv("RG_PAYOUT_PROVIDER")
-        reset_settings()
+        process_state.reset()

@@ -19,6 +19,9 @@ from moto import mock_aws
 from chalicelib.queues import CREDITS
 from tests.deploy_support import packaged
 
+# `chalice package` runs here unless `make iac-check` left a current build (make test): not in make check.
+pytestmark = [pytest.mark.slow, pytest.mark.own_stack]
+
 STACK = "rewardgate-prod"
 DATA_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue")
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import struct
 import zipfile
 
+import pytest
 from cfnlint.api import ManualArgs
 from cfnlint.api import lint as cfn_lint
 
 from infra import lambdas
 from infra.package import check_template
-from tests.deploy_support import STAGE, packaged
+from tests.deploy_support import STAGE, linted_by_make, packaged
+
+# `chalice package` runs here unless `make iac-check` left a current build (make test): not in make check.
+pytestmark = [pytest.mark.slow, pytest.mark.own_stack]
 
 
 def test_packaged__every_sqs_event_source_mapping__reports_batch_item_failures():
@@ -44,12 +48,15 @@ def test_packaged__templates__pass_infra_checks_and_cfn_lint():
     pkg = packaged()
     # WHEN checked by infra's rules and by cfn-lint
     problems = check_template(pkg.sam) + check_template(pkg.expanded)
-    # The CLI's defaults (errors and warnings; `make iac-check` runs the CLI itself).
-    lint = [match for name in ("sam.json", "transformed.json")
-            for match in cfn_lint((pkg.out / name).read_text(), config=ManualArgs(regions=["us-east-1"]))]
+    names = ("sam.json", "transformed.json")
+    # The CLI's defaults (errors and warnings). `make iac-check` runs the CLI itself and records the two files'
+    # hashes when it passes: those exact bytes are not linted twice.
+    already = linted_by_make(pkg.out, names)
+    lint = [] if already else [match for name in names for match in
+                               cfn_lint((pkg.out / name).read_text(), config=ManualArgs(regions=["us-east-1"]))]
     # THEN nothing is reported
     print(f"resources={len(pkg.sam['Resources'])} expanded={len(pkg.expanded['Resources'])} "
-          f"problems={len(problems)} cfn_lint_matches={len(lint)}")
+          f"problems={len(problems)} cfn_lint_matches={len(lint)} cfn_lint_by={'make' if already else 'test'}")
     assert problems == []
     assert [str(m) for m in lint] == []
 

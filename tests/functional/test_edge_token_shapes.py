@@ -1,5 +1,5 @@
 """Reward tokens of hostile shapes presented to a withdrawal: 400 invalid_token naming the index, nothing debited,
-never a 5xx (issue 9 item 5: `{"kid": []}` and deeply nested claims, in both token formats)."""
+never a 5xx (`{"kid": []}` and deeply nested claims, in both token formats)."""
 
 from __future__ import annotations
 

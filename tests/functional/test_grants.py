@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from chalicelib import clients, clock
+from chalicelib import clients, clock, process_state
 from chalicelib.rewards import grants, ratelimit, tokens
 from chalicelib.rewards.orders import parse_credit_message
 from chalicelib.rewards.tables import ACCEPTED, CREDITED
@@ -148,7 +148,6 @@ def test_grant__coupon_scene__credited_into_the_template_wallet(client):
 
 
 def test_totals__distributed_shards_lowered_after_credits__every_credited_fen_still_counted(client, monkeypatch):
-    from chalicelib import settings as settings_module
     from chalicelib.rewards import counters, crediting, ids
 
     campaign = make_campaign(client, total=10_000, shard_count=2, order_cap=500)
@@ -156,7 +155,7 @@ def test_totals__distributed_shards_lowered_after_credits__every_credited_fen_st
     try:
         # GIVEN rewards credited while RG_DISTRIBUTED_SHARDS was 16, tallied onto the highest shard
         monkeypatch.setenv("RG_DISTRIBUTED_SHARDS", "16")
-        settings_module.reset_settings()
+        process_state.reset()
         monkeypatch.setattr(crediting, "random", types.SimpleNamespace(randrange=lambda n: n - 1))
         status, _ = call(client, "POST", "/v1/grants/batch",
                          {"grants": [campaign.grant_body(f"u{i}", amount=100 + i) for i in range(5)]})
@@ -164,11 +163,11 @@ def test_totals__distributed_shards_lowered_after_credits__every_credited_fen_st
         deliver_credits()
         # WHEN the setting is lowered to 4 and the totals are read
         monkeypatch.setenv("RG_DISTRIBUTED_SHARDS", "4")
-        settings_module.reset_settings()
+        process_state.reset()
         status, totals = call(client, "GET", f"/v1/activities/{campaign.activity_id}/totals")
     finally:
         monkeypatch.undo()
-        settings_module.reset_settings()
+        process_state.reset()
     # THEN nothing credited is hidden: the head remembers 16 shards and all of them are summed
     assert status == 200
     assert totals["children"][0]["distributed"] == {"CNY": {"amount": 510, "rewards": 5}}
@@ -341,7 +340,7 @@ def test_grant__signing_key_missing__503_before_anything_is_written(client, camp
     # WHEN a grant and a batch grant arrive
     status, answer = call(client, "POST", "/v1/grants", campaign.grant_body("u1"))
     batch_status, batch = call(client, "POST", "/v1/grants/batch", {"grants": [campaign.grant_body("u2")]})
-    # THEN both are refused as a server-side fault that names no secret (issue 9 item 8: the body used to
+    # THEN both are refused as a server-side fault that names no secret (the body used to
     # carry "secret": "rewardgate/local/reward-token-key"); the log keeps the cause
     assert (status, answer) == (503, problem("storage_unavailable"))
     assert "reward-token-key" not in json.dumps(answer)

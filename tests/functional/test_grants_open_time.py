@@ -1,5 +1,5 @@
 """A grant's `open_time_ms` (when the reward was won) chooses its child activity, so a retry of the identical body
-at any later moment — even after the child's window has closed — maps to the same order (issue 9, defect 2).
+at any later moment — even after the child's window has closed — maps to the same order.
 
 On DynamoDB Local and moto SQS through the Chalice test client; the server's clock is moved with `clock.now_ms`.
 """

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from chalicelib import clock
-from chalicelib.live import config as live_config
+from chalicelib import clock, process_state
 from chalicelib.live import connections, gateway, notify, protocol, push
 from chalicelib.play import codes, games, keys
 from chalicelib.routes import live as live_routes
@@ -78,7 +77,7 @@ def test_connect__missing_forged_or_expired_auth_body__401_and_no_row(game, fake
     assert drain_live() == 0 and fake.posts == {}
 
 
-# "²" passes `str.isdigit` and not `int`: a 500 before (issue 9 item 5)
+# "²" passes `str.isdigit` and not `int`: a 500 before
 @pytest.mark.parametrize("after_seq", ["-1", "²", "\u0663"])
 def test_connect__bad_after_seq__400_and_no_row(game, fake, after_seq):
     g = game()
@@ -266,7 +265,7 @@ def test_push__failing_connection__retried_alone_while_others_proceed(game, fake
 
 def test_push__more_connections_than_a_chunk__one_message_per_chunk__all_served(game, fake, monkeypatch):
     monkeypatch.setenv("RG_LIVE_CHUNK", "2")
-    live_config.reset()
+    process_state.reset()
     try:
         g = game()
         ids = [connected(g, fake) for _ in range(5)]
@@ -278,7 +277,7 @@ def test_push__more_connections_than_a_chunk__one_message_per_chunk__all_served(
         assert all(fake.events(c) == [1, 2, 3, 4] for c in ids)
     finally:
         monkeypatch.delenv("RG_LIVE_CHUNK")
-        live_config.reset()
+        process_state.reset()
 
 
 def test_push__redelivered_and_racing_messages__duplicates_only_never_a_gap(game, fake):
@@ -300,7 +299,7 @@ def test_push__redelivered_and_racing_messages__duplicates_only_never_a_gap(game
 
 def test_push__frames_batched_within_the_frame_limit(game, fake, monkeypatch):
     monkeypatch.setenv("RG_LIVE_MAX_FRAME_BYTES", "2048")
-    live_config.reset()
+    process_state.reset()
     try:
         g = game()
         connection_id = connected(g, fake)
@@ -311,7 +310,7 @@ def test_push__frames_batched_within_the_frame_limit(game, fake, monkeypatch):
         assert fake.events(connection_id) == list(range(1, 21))
     finally:
         monkeypatch.delenv("RG_LIVE_MAX_FRAME_BYTES")
-        live_config.reset()
+        process_state.reset()
 
 
 def test_push__game_end__end_event_then_end_op(game, fake):

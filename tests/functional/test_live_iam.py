@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from chalicelib.live import config as live_config
-from chalicelib.live import gateway, push
+from chalicelib import process_state
+from chalicelib.live import push
 from chalicelib.routes import live as live_routes
 from tests.functional.test_deploy_iam_coverage import denied_calls, recorder  # noqa: F401 - `recorder` is a fixture
 from tests.live_support import connect, disconnect, drain_live, message, new_connection_id, purge_live
@@ -27,8 +27,7 @@ def test_iam__every_call_of_live_push__allowed_by_its_functions_role(client, rec
     server = make_server(app.app, "127.0.0.1", free_port(), ws_gateway=ws)
     threading.Thread(target=server.server.serve_forever, daemon=True).start()
     monkeypatch.setenv("RG_LIVE_CONNECTIONS_URL", f"http://127.0.0.1:{server.server.server_address[1]}")
-    live_config.reset()
-    gateway.reset()
+    process_state.reset()
     monkeypatch.setattr(live_routes, "CONNECT_PUSH_DELAY_S", 0)
     try:
         install_play_key()
@@ -54,8 +53,7 @@ def test_iam__every_call_of_live_push__allowed_by_its_functions_role(client, rec
     finally:
         server.server.shutdown()
         server.server.server_close()
-        live_config.reset()
-        gateway.reset()
+        process_state.reset()
     # THEN every call, @connections included, is allowed by that function's own role
     assert set(recorder.calls) == set(FUNCTIONS)
     operations = {op for calls in recorder.calls.values() for _, op, _ in calls}

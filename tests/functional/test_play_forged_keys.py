@@ -1,4 +1,4 @@
-"""Forged open-live calls: access key ids naming random app ids must not cost a DynamoDB read each (issue 13).
+"""Forged open-live calls: access key ids naming random app ids must not cost a DynamoDB read each.
 
 The key id `rgak-{app_id}-{24 hex}` names its app, so a forger picks any app id; before the fix every such
 request read the play-config table once (and, with the configuration cache on, left one cache entry per id).

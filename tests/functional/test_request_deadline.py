@@ -1,4 +1,4 @@
-"""Issue 9 defect 4 at the API: DynamoDB throttles every call, and the grant route must still answer its own
+"""Deadlines at the API: DynamoDB throttles every call, and the grant route must still answer its own
 retryable 503 (problem+json, `Retry-After`) before API Gateway cuts the request at 29 s with a 504.
 
 DynamoDB is replaced by a stub endpoint that answers every request `400 ThrottlingException` after a

@@ -1,4 +1,4 @@
-"""Per-scene grants switches name exactly one scene, whatever '.' the ids contain (issue 9, defect 6).
+"""Per-scene grants switches name exactly one scene, whatever '.' the ids contain.
 
 `grants:{activity_id}:{scene_id}` — ':' is not allowed in ids, so the name splits one way only. The former
 `grants.{activity_id}.{scene_id}` (where `grants.a.b.c` meant both a/b.c and a.b/c) is refused on a write.

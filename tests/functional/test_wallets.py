@@ -187,7 +187,7 @@ def test_flow__pages_read_while_rewards_are_credited__no_row_lost_or_repeated(cl
 
 @pytest.mark.parametrize("cursor", ["garbage!", base64.urlsafe_b64encode(b"123#x").decode(),
                                     base64.urlsafe_b64encode(b"\xff\xfe").decode(),
-                                    # digits `str.isdigit` takes and `int` does not (a 500 before: issue 9 item 5)
+                                    # digits `str.isdigit` takes and `int` does not (a 500 before)
                                     base64.urlsafe_b64encode("¹²³⁴⁵⁶⁷⁸⁹⁰¹²³#credit#x".encode()).decode()])
 def test_flow__bad_cursor__400(client, campaign, cursor):
     status, body = call(client, "GET", f"/v1/wallets/u1/flow?activity_id={campaign.activity_id}&cursor={cursor}")
@@ -195,7 +195,7 @@ def test_flow__bad_cursor__400(client, campaign, cursor):
                                            'cursor: is not a cursor returned by this listing', field='cursor'))
 
 
-# "²" and "٣" pass `str.isdigit` but not `int`: they reached a 500 before (issue 9 item 5).
+# "²" and "٣" pass `str.isdigit` but not `int`: they reached a 500 before.
 @pytest.mark.parametrize("limit", ["0", "101", "x", "%C2%B2", "%D9%A3", "1.0"])
 def test_flow__bad_limit__400(client, campaign, limit):
     status, body = call(client, "GET", f"/v1/wallets/u1/flow?activity_id={campaign.activity_id}&limit={limit}")

@@ -1,4 +1,4 @@
-"""Issue 9 defect 4 at the credit worker: when its invocation's time runs out mid-batch, the worker must report the
+"""Deadlines at the credit worker: when its invocation's time runs out mid-batch, the worker must report the
 records it has not started as batch item failures (SQS redelivers them) instead of being killed by its timeout
 with the whole batch. Redelivery then credits each order exactly once (DynamoDB Local).
 

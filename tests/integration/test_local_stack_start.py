@@ -9,6 +9,8 @@ from rewardgate_ops import local_stack, services
 from rewardgate_ops.local_stack import LocalStackOptions, run_forever
 from rewardgate_ops.services import ServiceError, free_port, port_open
 
+pytestmark = pytest.mark.own_stack
+
 
 def test_local_up__start_fails_after_dynamodb__dynamodb_stopped_and_port_free(tmp_path, monkeypatch):
     # GIVEN a stack whose moto server fails to start, after DynamoDB Local is up
@@ -60,11 +62,9 @@ def _restore_environment(monkeypatch):
     yield
     os.environ.clear()
     os.environ.update(saved)
-    from chalicelib import clients, secrets, settings
+    from chalicelib import process_state
 
-    settings.reset_settings()
-    clients.reset_clients()
-    secrets.reset()
+    process_state.reset()
 
 
 KILLED_MID_START = """

@@ -27,7 +27,7 @@ from rewardgate_ops.services import free_port
 from tests.callback_factory import new_aes_key
 from tests.conftest import ROOT, uid
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_stack]
 
 REWARDGATE = Path(sys.executable).with_name("rewardgate")
 START_TIMEOUT_S = 120

@@ -17,7 +17,7 @@ import pytest
 from tests.integration.test_newcomer_path import stack, wait_until_up  # noqa: F401 - `stack` is a fixture
 from tests.openlive_client import HttpTransport, OpenLiveClient
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_stack]
 
 
 def get_json(url: str) -> dict:

@@ -86,7 +86,7 @@ def hour_buckets_256(monkeypatch):
     monkeypatch.setenv("RG_HOUR_BUCKETS", "256")
     settings_module.reset_settings()
     yield
-    monkeypatch.delenv("RG_HOUR_BUCKETS")
+    monkeypatch.undo()  # back to the suite's bucket count
     settings_module.reset_settings()
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import ClassVar
 
-from hypothesis import HealthCheck, Phase, settings
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from chalicelib.rewards import payouts, wallets
 from chalicelib.rewards.tables import CREDITED
 from tests.conftest import uid
+from tests.hypothesis_profiles import stateful_settings
 from tests.rewards_support import (
     credit_message_for,
     distributed,
@@ -154,16 +155,14 @@ class RewardsMachine(RuleBasedStateMachine):
             assert payout_record(request["request_id"]).status == ("PAID" if status == 200 else "FAILED")
 
 
+@pytest.mark.hypothesis  # `make soak` selects Hypothesis tests by this marker; @given tests carry it already
 def test_rewards_state_machine__any_interleaving__money_conserved_and_credited_at_most_once(client):
     purge_credits()
     RewardsMachine.client = client
     RewardsMachine.seen.clear()
     try:
-        # no shrinking: each step costs real DynamoDB calls, and an unshrunk run of at most 20 steps is
-        # readable; shrinking one here took minutes
-        run_state_machine_as_test(RewardsMachine, settings=settings(
-            max_examples=25, stateful_step_count=20, deadline=None, phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+        # the profile's budget (tests/hypothesis_profiles.py): no shrinking, `make soak` runs it thorough
+        run_state_machine_as_test(RewardsMachine, settings=stateful_settings())
     finally:
         payouts.set_fake_mode("ok")
         purge_credits()  # the grants' own messages: every order was credited from the model's copies

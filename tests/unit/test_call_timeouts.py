@@ -1,7 +1,7 @@
-"""Issue 9 defect 4, the configuration half: the transaction connection ran on PynamoDB's defaults (connect 15 s,
-read 30 s, 6 attempts: one hung call could take minutes), the table models and the SQS / Secrets Manager clients on
-5-6 attempts of up to 15 s. One call to a backing service, every botocore attempt and backoff included, must fit
-well inside API Gateway's 29 s, so a request can still answer its own 503.
+"""Call timeouts, the configuration half of the deadlines: the transaction connection ran on PynamoDB's defaults
+(connect 15 s, read 30 s, 6 attempts: one hung call could take minutes), the table models and the SQS / Secrets
+Manager clients on 5-6 attempts of up to 15 s. One call to a backing service, every botocore attempt and backoff
+included, must fit well inside API Gateway's 29 s, so a request can still answer its own 503.
 
 The configurations are built here for the deployed settings (the test suite itself waits longer on its local
 emulators, see tests/conftest.py); building a botocore client does no I/O."""

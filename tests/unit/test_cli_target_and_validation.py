@@ -167,21 +167,21 @@ def test_tp_app_add__aws_without_stage__error_exit_1(tmp_path, monkeypatch):
     assert "--aws needs the stage" in result.output
 
 
-def test_simulate_callback__aws_without_url__usage_error_before_any_aws_call(tmp_path, monkeypatch):
+def test_simulate_callback__aws_without_url__usage_error_before_any_aws_call(tmp_path):
     # GIVEN an operator aiming at a deployed stage (its API URL is a stack output, not known from the stage)
-    for name in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")] + ["RG_STAGE"]:
-        monkeypatch.setenv(name, os.environ.get(name, "local"))  # restored after the --aws target drops them
+    # (the --aws target rewrites this process's environment: endpoints dropped, RG_STAGE and RG_PAYOUT_PROVIDER set;
+    # all of it is put back, or every later test in the process would refuse withdrawals as payout_unavailable)
+    saved = dict(os.environ)
     try:
         # WHEN they simulate a callback without --url
         result = CliRunner().invoke(rewardgate, ["--aws", "--stage", "prod", "--state-dir", str(tmp_path),
                                                  "simulate", "callback", "--tp-app-id", "tt1", "--event", "PUSH"])
     finally:
-        monkeypatch.undo()
-        from chalicelib import clients, secrets, settings
+        os.environ.clear()
+        os.environ.update(saved)
+        from chalicelib import process_state
 
-        settings.reset_settings()
-        clients.reset_clients()
-        secrets.reset()
+        process_state.reset()
     # THEN it stops with a usage error asking for --url (rather than posting to the local stack's address)
     assert result.exit_code == 2, result.output
     assert "--url is required for AWS stage 'prod'" in result.output

@@ -103,7 +103,8 @@ def test_api__v1_routes_need_iam__callbacks_and_open_live_stay_public():
                if "security" in spec}
     assert secured == {(r.path, r.method) for r in routes if r.path.startswith("/v1/")}
     assert {r.path for r in routes if r.public} == {"/callbacks/{tp_app_id}/auth", "/callbacks/{tp_app_id}/events",
-                                                    "/.well-known/jwks.json", "/openapi.json",
+                                                    "/.well-known/jwks.json", "/openapi.json", "/docs",
+                                                    "/docs/redoc.standalone.js",
                                                     *(f"/v2/app/{api}" for api in ("start", "heartbeat",
                                                                                    "batchHeartbeat", "end",
                                                                                    "events"))}

@@ -42,9 +42,12 @@ def test_gift_data__money_fields_strict__a_string_price_or_bool_num_refused_extr
     assert ok.model_extra == {"combo_info": {"combo_count": 3}}
 
 
-def test_open_live_body__numeric_strings_accepted_extras_ignored__missing_field_is_4000():
-    body = m.parse_open_live(m.StartBody, {"code": "ABC", "app_id": "12", "extra": 1})
+def test_open_live_body__numeric_strings_accepted_extras_refused__missing_field_is_4000():
+    body = m.parse_open_live(m.StartBody, {"code": "ABC", "app_id": "12"})
     assert (body.code, body.app_id) == ("ABC", 12)
+    # a field the API does not take is refused (the signature does not cover the path: a body fits one API only)
+    with pytest.raises(OpenLiveBadRequest, match="extra: Extra inputs are not permitted"):
+        m.parse_open_live(m.StartBody, {"code": "ABC", "app_id": "12", "extra": 1})
     with pytest.raises(OpenLiveBadRequest, match="game_id"):
         m.parse_open_live(m.EventsBody, {"after_seq": 1})
     with pytest.raises(OpenLiveBadRequest, match="limit"):

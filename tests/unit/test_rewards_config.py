@@ -185,7 +185,7 @@ def test_switches__withdrawal_gray__admits_exactly_the_gray_users():
         Switches(values={"withdrawals": {"enabled": False}}).require_withdrawal("u1")
 
 
-# --- per-scene grants switches with dotted ids (issue 9, defect 6) ----------------------------------
+# --- per-scene grants switches with dotted ids ---------------------------------------------------------
 
 
 def test_switches__scene_switch_of_dotted_ids__switches_off_that_scene_only():

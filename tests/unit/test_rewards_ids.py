@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.rewards import ids
@@ -20,7 +20,6 @@ def test_order_id__is_the_documented_tuple_joined_by_underscores():
     assert ids.order_id("user1", "scene7", "rain3", "cash", "2") == "user1_scene7_rain3_cash_2"
 
 
-@settings(max_examples=300, deadline=None)
 @given(a=st.tuples(IDENTS, IDENTS, IDENTS, st.sampled_from(ids.AWARD_TYPES), IDENTS),
        b=st.tuples(IDENTS, IDENTS, IDENTS, st.sampled_from(ids.AWARD_TYPES), IDENTS))
 def test_order_key__different_tuples__never_the_same_key(a, b):
@@ -30,7 +29,6 @@ def test_order_key__different_tuples__never_the_same_key(a, b):
     assert (ids.order_key(ns, ids.order_id(*a)) == ids.order_key(ns, ids.order_id(*b))) == (a == b)
 
 
-@settings(max_examples=200, deadline=None)
 @given(grant=st.tuples(IDENTS, IDENTS, IDENTS, st.sampled_from(ids.AWARD_TYPES), IDENTS),
        asset=st.sampled_from(["CNY", "coupon:tpl-1.a"]))
 def test_order_wallet_id__any_order_id__the_wallet_of_the_user_who_was_granted(grant, asset):
@@ -50,7 +48,6 @@ def test_keys__children_and_assets__never_share_a_wallet_or_counter():
     assert ids.asset_of("coupon", "tpl1") == "coupon:tpl1"
 
 
-@settings(max_examples=200, deadline=None)
 @given(key=st.text(min_size=1, max_size=40), shard_count=st.integers(1, 64))
 def test_shard_order__any_key__tries_every_shard_exactly_once_starting_at_a_stable_home(key, shard_count):
     order = ids.shard_order(key, shard_count)
@@ -84,7 +81,6 @@ def test_hashing__same_in_another_process_with_another_hash_seed():
     assert json.loads(out) == here
 
 
-@settings(max_examples=100, deadline=None)
 @given(key=st.text(max_size=40), buckets=st.integers(1, 64))
 def test_bucket_of__any_key__within_range(key, buckets):
     assert 0 <= ids.bucket_of(key, buckets) < buckets

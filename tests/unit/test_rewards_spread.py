@@ -8,7 +8,7 @@ while they are applied one by one.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.errors import TotalBelowConsumed
@@ -30,7 +30,6 @@ def consumed_of(shards: list[ShardState]) -> int:
     return sum(s.consumed for s in shards)
 
 
-@settings(max_examples=300, deadline=None)
 @given(shards=counters(), shard_count=st.integers(1, 12), headroom=st.integers(0, 50_000))
 def test_plan_caps__total_at_least_consumed__caps_sum_to_total_and_none_below_consumed(shards, shard_count,
                                                                                         headroom):
@@ -54,7 +53,6 @@ def test_plan_caps__total_at_least_consumed__caps_sum_to_total_and_none_below_co
     assert sum(free) == headroom
 
 
-@settings(max_examples=200, deadline=None)
 @given(shards=counters(), shard_count=st.integers(1, 12), shortfall=st.integers(1, 5_000))
 def test_plan_caps__total_below_consumed__strict_refuses_lenient_freezes_every_shard(shards, shard_count, shortfall):
     # GIVEN a counter that has consumed something, and a total below that
@@ -74,7 +72,6 @@ def test_plan_caps__total_below_consumed__strict_refuses_lenient_freezes_every_s
     assert sum(caps.values()) == consumed
 
 
-@settings(max_examples=300, deadline=None)
 @given(shards=counters(), shard_count=st.integers(1, 12), headroom=st.integers(0, 50_000))
 def test_plan_changes__applied_in_order__decreases_first_and_sum_never_above_old_or_new_total(shards, shard_count,
                                                                                              headroom):

@@ -162,7 +162,7 @@ def test_verify__malformed__invalid(key, token):
         tokens.verify(token, key.public_keys)
 
 
-# Issue 9 item 5: each of these reached a 500 (TypeError, RecursionError) before the fix.
+# Each of these reached a 500 (TypeError, RecursionError) before the fix.
 @pytest.mark.parametrize("claims", [{"kid": []}, {"kid": {"a": 1}}, {"kid": 7}])
 def test_verify__legacy_kid_not_a_string__invalid_token_not_a_crash(key, claims):
     with pytest.raises(InvalidToken) as refused:

@@ -1,4 +1,4 @@
-"""`RG_PAYOUT_PROVIDER` (issue 9, defect 9): the fake provider moves no money, so only the local stage may
+"""`RG_PAYOUT_PROVIDER`: the fake provider moves no money, so only the local stage may
 use it; every other stage names its provider; an unknown value stops the process at start-up with a message
 naming the variable and the allowed values, instead of refusing every withdrawal later."""
 

@@ -27,7 +27,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
 from chalicelib.dynamo import error_code, with_retries
-from chalicelib.reconcile.findings import CLOCK_SKEW_MS, MAX_INVOCATION_MS
+from chalicelib.rewards.config import CLOCK_SKEW_MS, MAX_INVOCATION_MS
 from chalicelib.rewards.tables import CounterItem
 from chalicelib.settings import settings
 

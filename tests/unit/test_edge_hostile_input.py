@@ -1,6 +1,7 @@
-"""Issue 9 items 5, 7 and 8 at the HTTP edge, as unit tests (each failed on the code before the fix:
-TypeError, RecursionError, ValueError, UnknownTpApp, 5 000 remembered misses and reads, `cause` and
-`secret` in the body). The functional tests assert the same through the routes."""
+"""Hostile input at the HTTP edge, as unit tests: odd token shapes, non-ASCII digits, floods of unknown tp app
+ids, storage failures and missing keys (each failed on the code before its fix: TypeError, RecursionError,
+ValueError, UnknownTpApp, 5 000 remembered misses and reads, `cause` and `secret` in the body). The functional
+tests assert the same through the routes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from chalicelib import errors, secrets
+from chalicelib import errors, process_state, secrets
 from chalicelib.http import problem_body
 from chalicelib.rewards import tokens
 from chalicelib.rewards.models import FlowQuery
@@ -72,7 +73,7 @@ def test_secrets__flood_of_unknown_names__bounded_memory_and_reads(monkeypatch):
             reads.append(name)
             raise GetParameterError("ResourceNotFoundException")
 
-    secrets.reset()
+    process_state.reset()
     monkeypatch.setattr(secrets, "_secrets", lambda: NotFound())
     monkeypatch.setattr(secrets, "_budget", secrets._LookupBudget(secrets.LOOKUPS_PER_S, secrets.LOOKUP_BURST,
                                                                    clock=lambda: 0.0))
@@ -81,7 +82,7 @@ def test_secrets__flood_of_unknown_names__bounded_memory_and_reads(monkeypatch):
     print(f"forged ids=5000 secret reads={len(reads)} remembered misses={secrets.miss_cache_size()}")
     assert secrets.miss_cache_size() <= secrets.MISS_CACHE_MAX
     assert len(reads) == secrets.LOOKUP_BURST
-    secrets.reset()
+    process_state.reset()
 
 
 def test_storage_failure__no_internal_cause_in_the_body():
@@ -110,7 +111,7 @@ def test_signing_key_missing__no_secret_name_in_the_body(monkeypatch):
     assert "reward-token-key" not in json.dumps(problem_body(caught.value))
 
 
-# --- non-ASCII digits that `str.isdigit` accepts (issue 9 item 5, the places the first pass missed) -----------
+# --- non-ASCII digits that `str.isdigit` accepts (the places a first pass over them missed) --------------------
 
 SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹⁰¹²³"  # 13 characters, each `isdigit()`; `int()` refuses them
 ARABIC_INDIC = "\u0661\u0667" + "\u0660" * 11  # 13 characters, each `isdigit()`; `int()` reads them as 1700000000000

@@ -209,6 +209,11 @@ class World:
         self.client = chalice_client()
         self._install()
 
+    @property
+    def server_now(self) -> int:
+        """What the code's clock reads on the instance running the current action (its skew included)."""
+        return self.now + self.skew_ms
+
     # --- installation --------------------------------------------------------------------
 
     def _patch(self, owner: Any, name: str, value: Any) -> None:

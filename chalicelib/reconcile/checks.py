@@ -164,8 +164,12 @@ def _check_tallies(hour: str, agg: Aggregate, started_ms: int, namespaces: list[
     markers: dict[str, dict[str, int]] = {}
     for ns in sorted(namespaces):
         markers.update(_markers(ns, hour))
-    found, to_complete = F.tally_findings(agg.batches, markers, hour, started_ms, clock.now_ms())
+    found, to_complete = F.tally_findings(agg.batches, markers, hour, started_ms, clock.now_ms(),
+                                          marker_ttl_ms=crediting.TALLY_TTL_S * 1000)
     completing = {f"{ns}|{asset}|{batch}" for ns, asset, batch, *_ in to_complete}
+    for expired in (f for f in found if f.kind == "tally_expired"):  # reported, not awaited
+        batch, asset = expired.id.split("#", 1)
+        completing.add(f"{expired.ns}|{asset}|{batch}")
     for key in sorted(agg.batches):
         ns, asset, batch = key.split("|", 2)
         if batch and key not in markers and key not in completing:  # its Lambda may still be running: not yet

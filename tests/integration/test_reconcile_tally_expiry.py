@@ -1,5 +1,5 @@
-"""A batch's tally marker expires (TTL 40 days) while the hour it tallied can still be brought back: a withdrawal
-forcing in an order of that hour left pending all along marks the hour late, its last pass runs again, finds the
+"""Review finding F8. A batch's tally marker expires (TTL 40 days) while the hour it tallied can still be brought
+back: a withdrawal forcing in an order of that hour left pending all along marks the hour late, its last pass runs again, finds the
 old batch's credited orders without a marker, takes the batch for one that died before its tally, and
 "completes" it: the batch's sum is added to the distributed counters a second time. The hour's "total
 distributed" (and the activity's) then counts money twice, and the hour reports a drift that is not one.
@@ -7,10 +7,15 @@ distributed" (and the activity's) then counts money twice, and the hour reports 
 GIVEN 300 fen credited by a normal batch in hour H (tallied), and 200 fen of hour H whose credit message was lost;
 WHEN 41 days later (the marker gone with its TTL, removed here as DynamoDB's TTL would) the user withdraws, which
 credits the 200 fen, and the schedule re-runs hour H; THEN hour H's distributed counter is 500, the sum of its
-credited orders read from the ledger. DynamoDB Local does not apply TTL, so the test deletes the expired marker.
+credited orders read from the ledger, and the hour's report names the batch whose marker may have expired
+(`tally_expired`) instead of completing it. DynamoDB Local does not apply TTL, so the test deletes the expired marker.
+
+Before the fix: `assert 800 == 500` (the old batch's 300 fen added a second time).
 """
 
 from __future__ import annotations
+
+import pytest
 
 from chalicelib import clock
 from chalicelib.reconcile import runner
@@ -19,6 +24,7 @@ from chalicelib.rewards.tables import CREDITED
 from chalicelib.settings import settings
 from tests.rewards_support import (
     deliver_credits,
+    forget_schedule_watermark,
     grant_direct,
     make_campaign,
     ns_of,
@@ -34,7 +40,15 @@ from tests.rewards_support import (
 DAY = 86_400_000
 
 
-def test_reconciler__tally_marker_expired_then_hour_brought_back__batch_not_tallied_twice(client, monkeypatch):
+@pytest.fixture(autouse=True)
+def _fresh_schedule():
+    forget_schedule_watermark()  # this test's hours are 45 days back: the schedule starts afresh there
+    yield
+    forget_schedule_watermark()
+
+
+def test_reconcile_tallies__marker_expired_then_hour_brought_back__batch_reported_not_tallied_twice(
+        client, monkeypatch):
     purge_credits()
     start = clock.hour_start_ms(clock.hour_of(clock.now_ms() - 45 * DAY)) + 10 * 60_000
     now = [start]
@@ -73,3 +87,12 @@ def test_reconciler__tally_marker_expired_then_hour_brought_back__batch_not_tall
           f"marker of batch {batch}: {tally_marker(campaign, hour, batch)}")
     assert credited == 500
     assert hour_counter == credited
+    # AND the hour's last report names the old batch as one whose marker may have expired (300 fen, 1 order)
+    report = next(r for r in runner.reports(hour) if r.get("activity_id") == campaign.activity_id and r["pass"] == 2)
+    expired = report["discrepancies"]["tally_expired"]
+    print("tally_expired:", expired)
+    assert expired["count"] == 1
+    assert [(item["id"], item["orders_amount"], item["orders_count"])
+            for item in expired["items"]] == [(f"{batch}#CNY", 300, 1)]
+    # AND no distributed drift: the counter's 500 fen are the live marker's 200 and the expired batch's 300
+    assert "distributed_drift" not in report["discrepancies"], report["discrepancies"]

@@ -1,5 +1,6 @@
 """Review finding F8. A batch's tally marker expires (TTL 40 days) while the hour it tallied can still be brought
-back: a withdrawal forcing in an order of that hour left pending all along marks the hour late, its last pass runs again, finds the
+back: a withdrawal forcing in an order of that hour left pending all along marks the hour late, its last pass runs
+again, finds the
 old batch's credited orders without a marker, takes the batch for one that died before its tally, and
 "completes" it: the batch's sum is added to the distributed counters a second time. The hour's "total
 distributed" (and the activity's) then counts money twice, and the hour reports a drift that is not one.

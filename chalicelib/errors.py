@@ -179,6 +179,24 @@ class AuditConflict(ConfigConflict):
     code = "audit_conflict"
 
 
+class AwardTypeImmutable(RewardgateError):
+    """A scene's award type cannot change: create a new scene for another award type."""
+
+    code = "award_type_immutable"
+
+
+class ChildWindowMoved(RewardgateError):
+    """The change would move an instant a grant may still name into another child activity."""
+
+    code = "child_window_moved"
+
+
+class StartedChildRemoved(RewardgateError):
+    """A child activity whose window has started may hold orders and wallets: it cannot be removed or renamed."""
+
+    code = "started_child_removed"
+
+
 # --- grants ----------------------------------------------------------------------------------
 
 

@@ -447,6 +447,15 @@ HOURS_APART = 3000
 _far_hours = itertools.count(random.randrange(0, 8))
 
 
+def forget_schedule_watermark() -> None:
+    """Delete the schedule's "reconciled through" watermark (`chalicelib.reconcile.watermark`): a test at its own
+    hours starts the schedule afresh (its first deploy), not from another test's hours thousands of hours away."""
+    from chalicelib.reconcile import watermark
+    from chalicelib.reconcile.tables import ReconItem
+
+    ReconItem(watermark.PK, watermark.SK).delete()
+
+
 def far_hour_clock(monkeypatch: Any) -> tuple[FakeClock, int]:
     """The clock at 20 minutes past an hour years ahead that no other test of this run uses, so the hour
     partitions and passes a test reconciles hold only its own traffic; the signing key installed, the fake payout
@@ -455,6 +464,7 @@ def far_hour_clock(monkeypatch: Any) -> tuple[FakeClock, int]:
     hour_start = clock.hour_start_ms("2045010100") + next(_far_hours) * HOURS_APART * hour_ms
     fake = FakeClock(hour_start + 20 * 60 * 1000)
     monkeypatch.setattr(clock, "now_ms", fake)
+    forget_schedule_watermark()
     install_signing_key()
     payouts.set_fake_mode("ok")
     purge_credits()

@@ -164,8 +164,12 @@ def _check_tallies(hour: str, agg: Aggregate, started_ms: int, namespaces: list[
     markers: dict[str, dict[str, int]] = {}
     for ns in sorted(namespaces):
         markers.update(_markers(ns, hour))
-    found, to_complete = F.tally_findings(agg.batches, markers, hour, started_ms, clock.now_ms())
+    found, to_complete = F.tally_findings(agg.batches, markers, hour, started_ms, clock.now_ms(),
+                                          marker_ttl_ms=crediting.TALLY_TTL_S * 1000)
     completing = {f"{ns}|{asset}|{batch}" for ns, asset, batch, *_ in to_complete}
+    for expired in (f for f in found if f.kind == "tally_expired"):  # reported, not awaited
+        batch, asset = expired.id.split("#", 1)
+        completing.add(f"{expired.ns}|{asset}|{batch}")
     for key in sorted(agg.batches):
         ns, asset, batch = key.split("|", 2)
         if batch and key not in markers and key not in completing:  # its Lambda may still be running: not yet
@@ -173,6 +177,12 @@ def _check_tallies(hour: str, agg: Aggregate, started_ms: int, namespaces: list[
     for ns, asset, batch, amount, count in to_complete:
         group = crediting.TallyGroup(ns, asset, hour, amount, count)
         crediting.write_tally(batch, group, completed_by="reconciliation")
+    # A batch whose marker may have expired stands for its marker with its orders' sum: the hour counter then still
+    # agrees if the batch did tally, and shows the shortfall (a drift) if it never did.
+    expired_sums: dict[tuple[str, str], int] = defaultdict(int)
+    for finding in found:
+        if finding.kind == "tally_expired":
+            expired_sums[(finding.ns, finding.id.split("#", 1)[1])] += finding.details["orders_amount"]
     completed: dict[str, int] = defaultdict(int)
     pairs = {tuple(key.split("|", 2)[:2]) for key in list(agg.batches) + list(markers)}
     for ns, asset in sorted(pairs):
@@ -183,7 +193,8 @@ def _check_tallies(hour: str, agg: Aggregate, started_ms: int, namespaces: list[
         if before != after:
             agg.deferred.append(f"distributed:{ns}|{asset}")
             continue
-        drift = F.distributed_finding(ns, asset, hour, before, after, sum(m["amount"] for m in current.values()))
+        drift = F.distributed_finding(ns, asset, hour, before, after,
+                                      sum(m["amount"] for m in current.values()) + expired_sums[(ns, asset)])
         if drift:
             found.append(drift)
     add_findings(agg, found)

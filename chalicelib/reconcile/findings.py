@@ -19,6 +19,8 @@ Discrepancy kinds (each an alarm):
 - wallet_mismatch         a wallet's balance/totals/entry count disagree with its ledger
 - tally_mismatch          a batch's tally marker disagrees with the orders it credited
 - orphan_tally            a tally marker for a batch that credited no order of the hour
+- tally_expired           a batch's orders without a marker, credited so long ago that its marker may have
+                          expired (TTL): whether its tally was written cannot be known, so it is not completed
 - distributed_drift       the hour's "total distributed" counter differs from its tallies
 - stock_drift             a stock/budget counter's consumed sum differs from its orders
 - shard_over_cap          a counter shard consumed beyond its cap
@@ -253,14 +255,23 @@ def wallet_findings(wallet_id: str, wallet: Mapping[str, Any] | None, entries: I
     return [Finding("wallet_mismatch", ns, wallet_id, {"wallet": actual, "ledger": expected})]
 
 
+# A marker is written at or after its batch's last credit, by a clock at most CLOCK_SKEW_MS behind: it lives at least
+# until that credit + its TTL - CLOCK_SKEW_MS. A batch credited longer ago than its TTL less this margin may have
+# lost its marker to the TTL: its absence no longer says the tally was never written.
+TALLY_EXPIRY_MARGIN_MS = 24 * 3600 * 1000
+
+
 def tally_findings(batches: Mapping[str, list[int]], markers: Mapping[str, Mapping[str, int]], hour: str,
-                   scan_started_ms: int, now_ms: int) -> tuple[list[Finding], list[tuple[str, str, str, int, int]]]:
+                   scan_started_ms: int, now_ms: int, marker_ttl_ms: int,
+                   ) -> tuple[list[Finding], list[tuple[str, str, str, int, int]]]:
     """Compare each batch's credited orders with its tally marker.
 
     `batches`: "{ns}|{asset}|{batch}" -> [amount, count, last_credited_at] from the orders.
     `markers`: "{ns}|{asset}|{batch}" -> {"amount", "count", "updated_at_ms"}.
     Returns the findings and the tallies to complete: (ns, asset, batch, amount, count) of batches whose
-    marker is missing and whose invocation is certainly over.
+    marker is missing and whose invocation is certainly over, and whose marker cannot have expired yet
+    (`marker_ttl_ms`, the markers' TTL): a missing marker of an older batch is `tally_expired`, never completed
+    (completing a batch that did tally would count its sum twice).
     """
     findings: list[Finding] = []
     to_complete = []
@@ -268,7 +279,11 @@ def tally_findings(batches: Mapping[str, list[int]], markers: Mapping[str, Mappi
         ns, asset, batch = key.split("|", 2)
         marker = markers.get(key)
         if marker is None:
-            if batch and now_ms - last > MAX_INVOCATION_MS:
+            if batch and now_ms - last > marker_ttl_ms - TALLY_EXPIRY_MARGIN_MS:
+                findings.append(Finding("tally_expired", ns, f"{batch}#{asset}",
+                                        {"orders_amount": amount, "orders_count": count,
+                                         "last_credited_at_ms": last, "hour": hour}))
+            elif batch and now_ms - last > MAX_INVOCATION_MS:
                 to_complete.append((ns, asset, batch, amount, count))
             continue
         if marker["updated_at_ms"] >= scan_started_ms:

@@ -71,3 +71,31 @@ def due_runs(now_ms: int) -> list[tuple[str, int]]:
     """
     latest_closed = clock.hour_of(now_ms - HOUR_MS - grace_ms())
     return [(latest_closed, 1)] + [(next_hour(latest_closed, -back), 2) for back in range(1, LOOKBACK_HOURS + 2)]
+
+
+# Hours older than the window that the schedule still owes (an outage longer than the window, a pass unfinished
+# when its hour left the window) are run oldest first after the window's passes, at most this many per invocation
+# (and only while time is left; the oldest one always advances by at least one step).
+BACKLOG_PER_INVOCATION = 24
+
+
+def oldest_window_hour(now_ms: int) -> str:
+    """The oldest hour `due_runs` names."""
+    return due_runs(now_ms)[-1][0]
+
+
+def first_watermark(now_ms: int) -> str:
+    """Where a schedule with no recorded watermark (its first deploy) starts: just before its current window,
+    never walking back over hours it never owed."""
+    return next_hour(oldest_window_hour(now_ms), -1)
+
+
+def backlog_size(watermark: str, now_ms: int) -> int:
+    """How many hours after the watermark lie before the window: last passes owed beyond it."""
+    gap_ms = clock.hour_start_ms(oldest_window_hour(now_ms)) - clock.hour_start_ms(watermark)
+    return max(0, gap_ms // HOUR_MS - 1)
+
+
+def backlog(watermark: str, now_ms: int, limit: int = BACKLOG_PER_INVOCATION) -> list[str]:
+    """The oldest `limit` hours after the watermark that lie before the window, oldest first."""
+    return [next_hour(watermark, step) for step in range(1, min(limit, backlog_size(watermark, now_ms)) + 1)]

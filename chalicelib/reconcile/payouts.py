@@ -92,6 +92,24 @@ def _against(row: WithdrawalRow, paid: PayoutRecord | None) -> Finding | None:
     return None
 
 
+def unresolved(ours: Iterable[WithdrawalRow], now_ms: int, unresolved_after_ms: int = UNRESOLVED_AFTER_MS,
+               paid: Mapping[str, PayoutRecord] | None = None) -> list[Finding]:
+    """`payout_unresolved` for each withdrawal pending longer than the horizon (pure).
+
+    `paid`: the provider's PAID records by payout id, or None when no provider can be asked (then each finding
+    says `provider_unavailable` instead of whether the provider paid).
+    """
+    found = []
+    for row in ours:
+        if row.status != PAYOUT_PENDING or now_ms - row.created_at_ms <= unresolved_after_ms:
+            continue
+        details: dict[str, Any] = {"request_id": row.request_id, "amount": row.amount, "recipient": row.recipient,
+                                   "created_at_ms": row.created_at_ms}
+        details |= {"provider_unavailable": True} if paid is None else {"provider_paid": row.payout_id in paid}
+        found.append(Finding(PAYOUT_UNRESOLVED, row.ns, row.payout_id, details))
+    return found
+
+
 def decide(start_ms: int, end_ms: int, now_ms: int, ours: Iterable[WithdrawalRow], theirs: Iterable[PayoutRecord],
            elsewhere: Mapping[str, WithdrawalRow | None], run_ns: str,
            unresolved_after_ms: int = UNRESOLVED_AFTER_MS) -> list[Finding]:
@@ -107,10 +125,7 @@ def decide(start_ms: int, end_ms: int, now_ms: int, ours: Iterable[WithdrawalRow
     found: list[Finding] = []
     for row in ours:
         if row.status == PAYOUT_PENDING:
-            if now_ms - row.created_at_ms > unresolved_after_ms:
-                found.append(Finding(PAYOUT_UNRESOLVED, row.ns, row.payout_id, {
-                    "request_id": row.request_id, "amount": row.amount, "recipient": row.recipient,
-                    "created_at_ms": row.created_at_ms, "provider_paid": row.payout_id in paid}))
+            found += unresolved([row], now_ms, unresolved_after_ms, paid)
             continue
         finding = _against(row, paid.get(row.payout_id))
         if finding is not None:
@@ -173,6 +188,22 @@ class PayoutReconciliation:
     summary: dict[str, Any]
 
 
+def _without_provider(hour: str, now_ms: int) -> PayoutReconciliation:
+    """No provider configured: nothing can be compared, but every payout pending past the horizon is reported."""
+    horizon_ms = settings().payout_unresolved_alarm_s * 1000
+    ours = _hour_rows(hour)
+    suspects = unresolved(ours, now_ms, horizon_ms)
+    if suspects:
+        ids_ = {f.id for f in suspects}
+        suspects = unresolved([_consistent(r) or r for r in ours if r.payout_id in ids_], now_ms, horizon_ms)
+    logger.error("payout provider unavailable: withdrawals are not compared, only unresolved ones reported",
+                 extra={"hour": hour, "withdrawals": len(ours), "unresolved": len(suspects)})
+    for finding in suspects:
+        logger.error("payout reconciliation discrepancy", extra={"hour": hour, **finding.as_dict()})
+    return PayoutReconciliation(suspects, {"provider": "none", "provider_unavailable": True, "withdrawals": len(ours),
+                                           "discrepancies": len(suspects)})
+
+
 def reconcile_hour(hour: str, run_ns: str, now_ms: int | None = None) -> PayoutReconciliation:
     """Compare one UTC hour's (`YYYYMMDDHH`) withdrawals with the provider's records.
 
@@ -184,7 +215,7 @@ def reconcile_hour(hour: str, run_ns: str, now_ms: int | None = None) -> PayoutR
     try:
         payout_provider = provider_api.provider()
     except PayoutUnavailable:
-        return PayoutReconciliation([], {"provider": "none"})
+        return _without_provider(hour, now_ms)
     ours = _hour_rows(hour)
     theirs = payout_provider.records(*provider_window(start, end, ours))
     elsewhere = {pid: _by_payout_id(pid) for pid in foreign_paid(start, end, ours, theirs)}

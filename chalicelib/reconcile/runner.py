@@ -36,7 +36,7 @@ from typing import Any
 from chalicelib import clock
 from chalicelib.observability import emit_now, logger
 from chalicelib.reconcile import findings as F
-from chalicelib.reconcile import hours
+from chalicelib.reconcile import hours, watermark
 from chalicelib.reconcile.buckets import BUCKET_LISTED, PENDING_REREAD, Scenes, bucket_step, hour_rows
 from chalicelib.reconcile.checks import (
     catch_up_hours,
@@ -50,6 +50,8 @@ from chalicelib.reconcile.passes import (
     HOUR_MS,
     LOOKBACK_HOURS,
     ON_TIME_RUNS,
+    backlog,
+    backlog_size,
     display_hour,
     due_runs,
     grace_ms,
@@ -295,16 +297,22 @@ def scheduled(budget: Budget) -> list[RunStatus]:
     keeps advancing every invocation and never holds up a newer one. After them come the last passes of hours a
     late event marked dirty (`late`: a credit or tally after the hour's last pass), re-run once the marking
     batch is surely over: one query finds them, so the work follows the late events, not the hours' age.
+    Then the backlog: hours older than the window whose last pass never finished (a reconciler outage longer
+    than the window), oldest first from the durable watermark (`watermark`), with the time left — the oldest
+    always advances by at least one step, so a backlog never starves and no hour is ever dropped.
 
-    Every invocation emits `ReconciliationPassesBehind` (late passes still unfinished when it stops): an
-    alarm fires when it is above 0, and when it is missing (the schedule itself stopped running).
+    Every invocation emits `ReconciliationPassesBehind` (late passes still unfinished when it stops, the
+    backlog's hours included): an alarm fires when it is above 0, and when it is missing (the schedule itself
+    stopped running).
     """
     now_ms = clock.now_ms()
     due = due_runs(now_ms)  # newest first
     overdue = set(due[ON_TIME_RUNS:])
+    on_time_last = due[1][0]  # the newest hour whose last pass is due
+    mark = watermark.advance(watermark.current(now_ms), on_time_last, _last_pass_done)
     # Hours a late event (a credit or tally after their last pass) marked dirty: their last pass again, after
     # the schedule's own passes.
-    marks = {(mark.hour, LAST_PASS): mark for mark in late.due(now_ms)}
+    marks = {(mark_.hour, LAST_PASS): mark_ for mark_ in late.due(now_ms)}
     due += [run_key for run_key in sorted(marks, reverse=True) if run_key not in due]
     heads = {run_key: status(*run_key) for run_key in due}
     rechecks = {run_key for run_key, head in heads.items() if recheck_due(head, now_ms)
@@ -312,6 +320,26 @@ def scheduled(budget: Budget) -> list[RunStatus]:
                     and head["started_at_ms"] < marks[run_key].recheck_ms)}
     owed = [run_key for run_key in due if heads[run_key] is None or heads[run_key]["status"] != "done"
             or run_key in rechecks]
+    outcomes = _run_rounds(owed, rechecks, budget)
+    outcomes.update(_run_backlog(mark, now_ms, budget, outcomes))
+    ran = list(outcomes.values())
+    finished = {(r.hour, r.pass_no) for r in ran if r.status == "done"}
+    reservations.return_expired()  # grant batches' reservations left by dead processes (reservation_returned)
+    _settle_marks(marks)
+    mark = watermark.advance(mark, on_time_last, _last_pass_done)
+    behind = sorted(r for r in owed if r in overdue and r not in finished)
+    _emit_behind(behind, mark, now_ms)
+    return ran
+
+
+def _last_pass_done(hour: str) -> bool:
+    head = status(hour, LAST_PASS)
+    return head is not None and head["status"] == "done"
+
+
+def _run_rounds(owed: list[tuple[str, int]], rechecks: set[tuple[str, int]],
+                budget: Budget) -> dict[tuple[str, int], RunStatus]:
+    """The window's and the late marks' passes, in rounds sharing the time left (see `scheduled`)."""
     outcomes: dict[tuple[str, int], RunStatus] = {}
     pending = list(owed)
     while pending and not (outcomes and budget.expired()):
@@ -327,13 +355,23 @@ def scheduled(budget: Budget) -> list[RunStatus]:
             outcomes[(hour, pass_no)] = outcome
             if outcome.status == "done":
                 pending.remove((hour, pass_no))
-    ran = list(outcomes.values())
-    finished = {(r.hour, r.pass_no) for r in ran if r.status == "done"}
-    reservations.return_expired()  # grant batches' reservations left by dead processes (reservation_returned)
-    _settle_marks(marks)
-    behind = sorted(r for r in owed if r in overdue and r not in finished)
-    _emit_behind(behind)
-    return ran
+    return outcomes
+
+
+def _run_backlog(mark: str, now_ms: int, budget: Budget,
+                 done_here: dict[tuple[str, int], RunStatus]) -> dict[tuple[str, int], RunStatus]:
+    """The last passes of the hours between the watermark and the window, oldest first, with the time left
+    (the oldest owed one always advances by at least one step)."""
+    outcomes: dict[tuple[str, int], RunStatus] = {}
+    for hour in backlog(mark, now_ms):
+        if (hour, LAST_PASS) in done_here or _last_pass_done(hour):
+            continue
+        if outcomes and budget.expired():
+            break
+        outcomes[(hour, LAST_PASS)] = outcome = run(hour, LAST_PASS, budget)
+        if outcome.status != "done":
+            break  # out of time: the next invocation continues it first
+    return outcomes
 
 
 def _settle_marks(marks: dict[tuple[str, int], late.Mark]) -> None:
@@ -344,8 +382,12 @@ def _settle_marks(marks: dict[tuple[str, int], late.Mark]) -> None:
             late.settle(mark, head["started_at_ms"])
 
 
-def _emit_behind(behind: list[tuple[str, int]]) -> None:
-    emit_now("ReconciliationPassesBehind", len(behind))
-    if behind:
+def _emit_behind(behind: list[tuple[str, int]], mark: str, now_ms: int) -> None:
+    """The metric counts the window's unfinished late passes and the backlog's hours (the log line names them)."""
+    backlog_hours = backlog_size(mark, now_ms)
+    emit_now("ReconciliationPassesBehind", len(behind) + backlog_hours)
+    if behind or backlog_hours:
         logger.error("reconciliation behind", extra={
-            "passes": [f"{display_hour(hour)} pass {pass_no}" for hour, pass_no in behind]})
+            "passes": [f"{display_hour(hour)} pass {pass_no}" for hour, pass_no in behind],
+            "backlog": {"hours": backlog_hours, "reconciled_through": display_hour(mark),
+                        "oldest": [display_hour(hour) for hour in backlog(mark, now_ms, 3)]}})

@@ -21,7 +21,18 @@ from chalicelib import clock
 from chalicelib.dynamo import error_code, with_retries
 from chalicelib.errors import ActivityNotFound, ConfigConflict, SceneNotFound, TotalBelowConsumed
 from chalicelib.rewards import counters
-from chalicelib.rewards.config import Activity, Child, Scene, Switches, Terms, next_history, parse_scene, terms_lead_ms
+from chalicelib.rewards.config import (
+    CLOCK_SKEW_MS,
+    Activity,
+    Child,
+    Scene,
+    Switches,
+    Terms,
+    next_history,
+    parse_scene,
+    terms_lead_ms,
+)
+from chalicelib.rewards.config_changes import check_award_type_kept, check_children_change
 from chalicelib.rewards.ids import stock_counter_id
 from chalicelib.rewards.tables import ConfigItem
 from chalicelib.settings import settings
@@ -159,8 +170,17 @@ def _save(pk: str, sk: str, body: dict[str, Any], expected_version: int | None) 
 
 
 def put_activity(activity: Activity) -> Activity:
-    """Create or replace an activity, then make sure every scene has counters in every child."""
+    """Create or replace an activity, then make sure every scene has counters in every child.
+
+    A change that drops a started child, or moves an open time a grant may still name into another child, is
+    refused before anything is written (`check_children_change`); the save is conditional on the version read.
+    """
     current = _get_item(_activity_pk(activity.activity_id), "meta")
+    check_children_change(
+        _activity_from_item(current) if current else None, activity, clock.now_ms(),
+        behind_ms=settings().grant_retry_horizon_s * 1000 + CLOCK_SKEW_MS,
+        ahead_ms=terms_lead_ms(settings().config_cache_s),
+    )
     _save(_activity_pk(activity.activity_id), "meta", activity.to_body(), current.version if current else None)
     for scene in list_scenes(activity.activity_id):
         if scene.stock_control:
@@ -182,6 +202,8 @@ def put_scene(scene: Scene) -> Scene:
     """
     activity = get_activity_uncached(scene.activity_id)
     current = _get_item(_activity_pk(scene.activity_id), _scene_sk(scene.scene_id))
+    previous = _scene_from_item(scene.activity_id, scene.scene_id, current) if current else None
+    check_award_type_kept(previous, scene)
     new_version = (int(current.version) if current else 0) + 1
     counter_ids = [stock_counter_id(activity.ns(child), scene.scene_id) for child in activity.children]
     if scene.stock_control:
@@ -197,7 +219,6 @@ def put_scene(scene: Scene) -> Scene:
             # not into caps clamped at a consumption above the new total.
             counters.respread(counter_id, scene.total, scene.shard_count, new_version, decreases_only=True,
                               strict=True)
-    previous = _scene_from_item(scene.activity_id, scene.scene_id, current) if current else None
     history = next_history(previous, scene, clock.now_ms(), terms_lead_ms(settings().config_cache_s),
                            settings().grant_retry_horizon_s * 1000)
     saved = replace(scene, history=history)

@@ -38,16 +38,36 @@ DEFAULT_INTERNAL = frozenset({"play-bills", "play-bills-sandbox"})
 NONCE_BYTES = 16
 
 
-def internal_activities() -> frozenset[str]:
-    """Every activity id reserved for internal credits, besides the `RESERVED_PREFIX` ones."""
+def _bill_activities() -> tuple[str, str]:
+    """The configured (live, sandbox) bill activities (read once, in settings: this slice must not import play)."""
     from chalicelib.settings import settings
 
-    return DEFAULT_INTERNAL | set(settings().bill_activities)
+    return settings().bill_activities
+
+
+def internal_activities() -> frozenset[str]:
+    """Every activity id reserved for internal credits, besides the `RESERVED_PREFIX` ones."""
+    return DEFAULT_INTERNAL | set(_bill_activities())
 
 
 def is_internal(activity_id: str) -> bool:
     """Whether an activity id is in the internal namespace (no public route may name it)."""
     return activity_id.startswith(RESERVED_PREFIX) or activity_id in internal_activities()
+
+
+def payable_internal() -> frozenset[str]:
+    """Internal activities whose wallets may be withdrawn: the live bill activity only.
+
+    Everything else in the internal namespace (the sandbox bill activity: test gifts nobody paid for; every
+    `RESERVED_PREFIX` activity unless listed here) holds money that must never reach the payout provider.
+    """
+    live, sandbox = _bill_activities()
+    return frozenset({live} - {sandbox})
+
+
+def is_payable(activity_id: str) -> bool:
+    """Whether a wallet of this activity may be withdrawn (every public activity; internal ones if marked payable)."""
+    return not is_internal(activity_id) or activity_id in payable_internal()
 
 
 def new_nonce() -> str:

@@ -23,7 +23,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock, deadline, faults
 from chalicelib.dynamo import cancellation_codes, connection, error_code, with_retries
-from chalicelib.errors import PayoutConflict
+from chalicelib.errors import PayoutConflict, PayoutUnavailable
 from chalicelib.observability import count, logger, metric_scope
 from chalicelib.rewards import ids, payout_states, payouts, wallets
 from chalicelib.rewards.crediting import time_key
@@ -157,24 +157,11 @@ class SweepReport:
     settled: int = 0
     unresolved: int = 0
     past_horizon: int = 0
+    provider_unavailable: bool = False
 
 
-def _check(record: WithdrawalItem, report: SweepReport, horizon_s: int) -> None:
-    try:
-        result = payouts.provider().status(payout_target(record)[0])
-    except PayoutTimeout:
-        # Its answer was lost: ask again later (backoff) and go on with the others; a payout whose queries
-        # keep timing out must not stop the sweep at its place in the bucket.
-        result = PayoutResult(TIMEOUT)
-    if payout_states.decide(result.status, now_ms=0, checks=0, from_status=True).action == RESUBMIT:
-        # The provider never saw it: submit the same payout id now (idempotent on its side); its answer
-        # decides. A refund here could race a late first call and pay out twice.
-        record = pay_out(record)
-    else:
-        record = settle(record.wallet_id, record.request_id, result, from_status=True)
-    if record.status != PAYOUT_PENDING:
-        report.settled += 1
-        return
+def _count_unresolved(record: WithdrawalItem, report: SweepReport, horizon_s: int) -> None:
+    """Count a withdrawal still pending; past the horizon, log it for a person and count it for the alarm."""
     report.unresolved += 1
     now_ms = clock.now_ms()
     if payout_states.past_horizon(int(record.created_at_ms), now_ms, horizon_s):
@@ -182,7 +169,27 @@ def _check(record: WithdrawalItem, report: SweepReport, horizon_s: int) -> None:
         logger.error("payout unresolved past the alarm horizon", extra={
             "request_id": record.request_id, "payout_id": payout_target(record)[0], "wallet_id": record.wallet_id,
             "amount": int(record.amount), "age_s": (now_ms - int(record.created_at_ms)) // 1000,
-            "last_answer": record.payout_answer, "checks": int(record.payout_checks or 0)})
+            "last_answer": record.payout_answer, "checks": int(record.payout_checks or 0),
+            "provider_unavailable": report.provider_unavailable})
+
+
+def _check(record: WithdrawalItem, report: SweepReport, horizon_s: int, payout_provider: PayoutProvider) -> None:
+    try:
+        result = payout_provider.status(payout_target(record)[0])
+    except PayoutTimeout:
+        # Its answer was lost: ask again later (backoff) and go on with the others; a payout whose queries
+        # keep timing out must not stop the sweep at its place in the bucket.
+        result = PayoutResult(TIMEOUT)
+    if payout_states.decide(result.status, now_ms=0, checks=0, from_status=True).action == RESUBMIT:
+        # The provider never saw it: submit the same payout id now (idempotent on its side); its answer
+        # decides. A refund here could race a late first call and pay out twice.
+        record = pay_out(record, payout_provider)
+    else:
+        record = settle(record.wallet_id, record.request_id, result, from_status=True)
+    if record.status != PAYOUT_PENDING:
+        report.settled += 1
+        return
+    _count_unresolved(record, report, horizon_s)
 
 
 def _due(bucket: int, now_ms: int, page: int) -> list[WithdrawalItem]:
@@ -192,19 +199,35 @@ def _due(bucket: int, now_ms: int, page: int) -> list[WithdrawalItem]:
 
 
 def sweep(page: int = SWEEP_PAGE) -> SweepReport:
-    """Ask the provider about every pending withdrawal whose next check is due (at most `page` per bucket)."""
+    """Ask the provider about every pending withdrawal whose next check is due (at most `page` per bucket).
+
+    With no provider configured (`RG_PAYOUT_PROVIDER=none` while payouts are pending) nothing is asked or
+    settled, but every due withdrawal is still counted from the index, those past the horizon alarmed, and the
+    run logs that the provider is unavailable: a debit never paid is never silent.
+    """
     now_ms = clock.now_ms()
     buckets = settings().hour_buckets
     horizon_s = settings().payout_unresolved_alarm_s
     report = SweepReport()
+    try:
+        payout_provider: PayoutProvider | None = payouts.provider()
+    except PayoutUnavailable:
+        payout_provider, report.provider_unavailable = None, True
     first = (now_ms // 60_000) % buckets
     keys = (key for n in range(buckets) for key in _due((first + n) % buckets, now_ms, page))
     for key in keys:
         if deadline.remaining_s() < deadline.call_bound_s():
             break  # the next run goes on (it starts at another bucket)
         record = get(key.wallet_id, key.request_id)
-        if record is not None and record.status == PAYOUT_PENDING:
-            _check(record, report, horizon_s)
+        if record is None or record.status != PAYOUT_PENDING:
+            continue
+        if payout_provider is None:
+            _count_unresolved(record, report, horizon_s)
+        else:
+            _check(record, report, horizon_s, payout_provider)
+    if report.provider_unavailable and report.unresolved:
+        logger.error("payout provider unavailable: pending payouts cannot be settled", extra={
+            "unresolved": report.unresolved, "past_horizon": report.past_horizon})
     if report.past_horizon:
         with metric_scope():  # one EMF document with the stage and service dimensions the alarm names
             count(PAST_HORIZON_METRIC, report.past_horizon)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chalicelib import clients
+from chalicelib import clients, deadline
 from chalicelib.dynamo import with_retries
 from chalicelib.observability import logger
 from chalicelib.queues import CREDITS
@@ -50,19 +50,29 @@ def enqueue(batch: Sequence[Order]) -> int:
 
 
 def resend_unsent(limit_per_bucket: int = 200) -> int:
-    """Re-send the credit messages of orders flagged `unsent` (the sweeper). Returns how many were sent."""
+    """Re-send the credit messages of orders flagged `unsent` (the sweeper). Returns how many were sent.
+
+    Sends 10 at a time and stops at the first send that fails (SQS is down or hanging: every further send would
+    cost a call's bound and fail too); the orders not sent keep their flag for the next run. Stops too once the
+    deadline has passed.
+    """
     resent = 0
     for bucket in range(settings().hour_buckets):
+        if deadline.expired():
+            return resent
         keys = with_retries(lambda b=bucket: [
             (item.wallet_id, item.entry_key) for item in LedgerEntry.unsent.query(str(b), limit=limit_per_bucket)])
         if not keys:
             continue
         items = with_retries(lambda k=keys: list(LedgerEntry.batch_get(k, consistent_read=True)))
         accepted = [orders.from_item(i) for i in items if i.status == ACCEPTED]
-        failed = enqueue(accepted)
-        if failed == 0:
-            for order in accepted:
+        for start in range(0, len(accepted), 10):
+            chunk = accepted[start:start + 10]
+            if enqueue(chunk):
+                logger.warning("credit re-send failed; the next sweep goes on", extra={"resent": resent})
+                return resent
+            for order in chunk:
                 with_retries(lambda o=order: LedgerEntry(o.wallet_id, o.entry_key).update(
                     actions=[LedgerEntry.unsent_bucket.remove()]))
-            resent += len(accepted)
+            resent += len(chunk)
     return resent

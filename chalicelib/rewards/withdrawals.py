@@ -42,6 +42,7 @@ from chalicelib.rewards import (
     config_store,
     crediting,
     ids,
+    internal,
     orders,
     payout_settle,
     payout_states,
@@ -269,7 +270,14 @@ class _Duplicate(Exception):
 
 
 def withdraw(act_id: str, request: WithdrawalRequest) -> WithdrawalOutcome:
-    """Withdraw cash from a user's wallet in one child activity."""
+    """Withdraw cash from a user's wallet in one child activity.
+
+    An activity whose money is not payable (`internal.is_payable`: the sandbox bill activity) is refused with
+    `InvalidField` naming `activity_id` before anything is read, credited or debited.
+    """
+    if not internal.is_payable(request.activity_id):
+        raise InvalidField("activity_id", f"{request.activity_id} holds money that is not payable "
+                                          "(sandbox or internal credits are never paid out)")
     now_ms = clock.now_ms()
     activity = config_store.get_activity(request.activity_id)
     child = (activity.child(request.sub_activity_id) if request.sub_activity_id else activity.wallet_child_at(now_ms))

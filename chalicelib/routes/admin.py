@@ -36,9 +36,12 @@ def _given(body: Any) -> dict[str, Any]:
 
 @operation(bp, "PUT", "/v1/admin/activities/{activity_id}", summary="Create or replace an activity", access=ADMIN,
            body=ActivityBody, responses={200: ActivityView}, audit="activity.put",
-           errors=(e.OverlappingWindows, e.ConfigConflict))
+           errors=(e.OverlappingWindows, e.StartedChildRemoved, e.ChildWindowMoved, e.ConfigConflict))
 def put_activity(activity_id: str, body: ActivityBody) -> Any:
-    """Create or replace an activity and its child windows (overlaps refused; never an internal activity)."""
+    """Create or replace an activity and its child windows (overlaps refused; never an internal activity).
+
+    A started child cannot be removed or renamed, and no open time a grant or its retry may still name (the
+    retry horizon behind, the open-time lead ahead) may move to another child: both are 409, nothing written."""
     refuse_internal(activity_id)
     activity = parse_activity(activity_id, _given(body))
     return json_response(config_store.put_activity(activity).to_body())
@@ -55,10 +58,10 @@ def get_activity(activity_id: str) -> Any:
 
 @operation(bp, "PUT", "/v1/admin/activities/{activity_id}/scenes/{scene_id}", summary="Create or replace a scene",
            access=ADMIN, body=SceneBody, responses={200: SceneView}, audit="scene.put",
-           errors=(e.ActivityNotFound, e.TotalBelowConsumed, e.ConfigConflict))
+           errors=(e.ActivityNotFound, e.AwardTypeImmutable, e.TotalBelowConsumed, e.ConfigConflict))
 def put_scene(activity_id: str, scene_id: str, body: SceneBody) -> Any:
     """Create or replace a scene; its stock/budget shards are re-spread in every child activity (never in an
-    internal activity)."""
+    internal activity). An existing scene's award type cannot change (409 award_type_immutable)."""
     refuse_internal(activity_id)
     given = {k: v for k, v in _given(body).items() if v is not None}
     saved = config_store.put_scene(parse_scene(activity_id, scene_id, given))

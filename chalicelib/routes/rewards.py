@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -130,11 +131,25 @@ def credit_worker(event: Any) -> dict:
         return crediting.handle_batch(event)
 
 
+def _isolated(part: str, work: Callable[[], int]) -> int | None:
+    """Run one part of the sweep; a failure is logged and counted (None), never stops the other part."""
+    try:
+        return work()
+    except Exception:
+        logger.exception("rewards sweep part failed; the other part still runs", extra={"part": part})
+        return None
+
+
 @bp.schedule(Rate(2, unit=Rate.MINUTES))
 def rewards_sweeper(event: Any) -> dict:
-    """Re-send credit messages that failed to send; settle withdrawals whose payout outcome is unknown."""
+    """Settle withdrawals whose payout outcome is unknown, then re-send credit messages that failed to send.
+
+    Payouts go first (they need the provider and DynamoDB, not SQS) and each part is isolated: a failure or an
+    expired deadline in one never stops the other, and the re-send stops at its first failed send, so an SQS
+    outage cannot starve the payout sweep.
+    """
     with deadline.bounded(getattr(event, "context", None)):
-        resent = grants.resend_unsent()
-        settled = withdrawals.sweep_unresolved()
+        settled = _isolated("payouts", withdrawals.sweep_unresolved)
+        resent = _isolated("resend", grants.resend_unsent)
     logger.info("rewards sweep", extra={"resent": resent, "settled_withdrawals": settled})
     return {"resent": resent, "settled_withdrawals": settled}

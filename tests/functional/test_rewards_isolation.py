@@ -11,7 +11,6 @@ from tests.rewards_support import (
     call,
     deliver_credits,
     ledger_sums,
-    make_campaign,
     order_item,
     purge_credits,
     stock_shards,
@@ -22,15 +21,20 @@ from tests.rewards_support import (
 
 def test_children__same_grant_in_each_window__independent_orders_wallets_counters_and_totals(client, monkeypatch):
     # GIVEN an activity whose "gray" child is followed directly by its "formal" child
+    # (configured with both windows from the start: a started child cannot be replaced later)
     start = clock.now_ms() - 2 * HOUR_MS
-    campaign: Campaign = make_campaign(client, total=1000, shard_count=2, now_ms=start + HOUR_MS // 2)
+    activity_id, scene_id = uid("act"), uid("scene")
     children = [
         {"sub_activity_id": "gray", "purpose": "gray_rehearsal", "starts_at_ms": start, "ends_at_ms": start + HOUR_MS},
         {"sub_activity_id": "formal", "purpose": "formal", "starts_at_ms": start + HOUR_MS,
          "ends_at_ms": start + 30 * HOUR_MS},
     ]
-    status, _ = call(client, "PUT", f"/v1/admin/activities/{campaign.activity_id}", {"name": "n", "children": children})
+    status, _ = call(client, "PUT", f"/v1/admin/activities/{activity_id}", {"name": "n", "children": children})
     assert status == 200
+    status, _ = call(client, "PUT", f"/v1/admin/activities/{activity_id}/scenes/{scene_id}",
+                     {"award_type": "cash", "order_cap": 10_000, "total": 1000, "shard_count": 2})
+    assert status == 200
+    campaign = Campaign(activity_id, "formal", scene_id, "cash", 10_000, won_ms=start + HOUR_MS // 2)
     purge_credits()
     body = campaign.grant_body("u1", amount=300)
 

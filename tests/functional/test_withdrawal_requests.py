@@ -50,8 +50,9 @@ def withdraw(client, act_id: str, body: dict) -> tuple[int, dict]:
 
 
 def fund(campaign: Campaign, act_id: str, amount: int) -> None:
-    """A pending reward in the child open now (a withdrawal forces it in)."""
-    status, body = grant_direct(campaign.grant_body(act_id, rain_id=uid("r"), amount=amount))
+    """A pending reward in the child open now (a withdrawal forces it in): won now, so `open_time_ms` picks it."""
+    status, body = grant_direct(campaign.grant_body(act_id, rain_id=uid("r"), amount=amount,
+                                                    open_time_ms=clock.now_ms()))
     assert status == 202, body
 
 

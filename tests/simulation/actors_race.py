@@ -55,7 +55,7 @@ def _race_withdrawal(sim: Sim, different: bool = False) -> set[str]:
     ordered = sorted(zip((first, second), answers, strict=True), key=lambda x: rank.get(x[1][0], 2))
     for request_id, (status, body) in ordered:
         # provider_healthy=False: the call that finds the other in flight may answer PAYOUT_PENDING
-        sim.model.record_withdrawal(user, request_id, amount, sim.world.now, False, status, body,
+        sim.model.record_withdrawal(user, request_id, amount, sim.world.server_now, False, status, body,
                                      racing=different)
     probes.resolve_withdrawals(sim.world, sim.model, user)  # the outcome as it settled, whoever won
     return {user}

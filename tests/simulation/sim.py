@@ -299,7 +299,7 @@ class Sim:
     def _withdrawer(self) -> tuple[str, str] | None:
         """A user and the child open now, with what the model knows of them brought up to date (None: no child)."""
         user = self.rng.choice(self.plan.users)
-        child = self.plan.wallet_child_at(self.world.now)
+        child = self.plan.wallet_child_at(self.world.server_now)  # the wallet the server's clock picks
         if child is None:
             return None
         probes.resolve(self.world, self.model, [r for r in self.model.rewards if r.user == user])
@@ -337,7 +337,7 @@ class Sim:
                                                                             tokens + foreign))
         status, body = answer if answer is not None else (None, None)
         healthy = healthy and self.provider.calls["processing"] == processing  # PROCESSING: not paid yet
-        self.model.record_withdrawal(user, request_id, amount, self.world.now, healthy, status, body,
+        self.model.record_withdrawal(user, request_id, amount, self.world.server_now, healthy, status, body,
                                      foreign_token=bool(foreign))
         return {user}
 

@@ -209,6 +209,11 @@ class World:
         self.client = chalice_client()
         self._install()
 
+    @property
+    def server_now(self) -> int:
+        """What the code's clock reads on the instance running the current action (its skew included)."""
+        return self.now + self.skew_ms
+
     # --- installation --------------------------------------------------------------------
 
     def _patch(self, owner: Any, name: str, value: Any) -> None:
@@ -231,6 +236,9 @@ class World:
         config_store.invalidate()
         ratelimit.reset()
         self._patch(clock, "now_ms", lambda: self.now + self.skew_ms)
+        from tests.rewards_support import forget_schedule_watermark
+
+        forget_schedule_watermark()  # the simulated hours are the simulation's own: its schedule starts afresh
         # reconciliation budgets its invocations with time.monotonic(): a tick per reading instead of the wall
         # clock, so how far an invocation gets depends on the seed, not on how loaded the machine is
         from chalicelib.reconcile import runner

@@ -135,24 +135,45 @@ def test_wallet_findings__credits_but_no_wallet__mismatch():
 
 
 MARKER_T = NOW - 3_600_000
+TALLY_TTL_MS = 40 * 86_400_000
 
 
 def test_tally_findings__marker_matches__nothing():
     found, complete = F.tally_findings({f"{NS}|CNY|b1": [300, 3, NOW - 3_600_000]},
                                        {f"{NS}|CNY|b1": {"amount": 300, "count": 3, "updated_at_ms": MARKER_T}},
-                                       "2033010110", NOW - 60_000, NOW)
+                                       "2033010110", NOW - 60_000, NOW, marker_ttl_ms=TALLY_TTL_MS)
     assert (found, complete) == ([], [])
 
 
 def test_tally_findings__marker_missing_for_a_dead_batch__completed():
     found, complete = F.tally_findings({f"{NS}|CNY|b1": [300, 3, NOW - F.MAX_INVOCATION_MS - 1]}, {},
-                                       "2033010110", NOW - 60_000, NOW)
+                                       "2033010110", NOW - 60_000, NOW, marker_ttl_ms=TALLY_TTL_MS)
     assert found == [] and complete == [(NS, "CNY", "b1", 300, 3)]
 
 
 def test_tally_findings__marker_missing_for_a_batch_that_may_still_run__left_alone():
-    _, complete = F.tally_findings({f"{NS}|CNY|b1": [300, 3, NOW - 60_000]}, {}, "2033010110", NOW - 60_000, NOW)
+    _, complete = F.tally_findings({f"{NS}|CNY|b1": [300, 3, NOW - 60_000]}, {}, "2033010110", NOW - 60_000, NOW,
+                                   marker_ttl_ms=TALLY_TTL_MS)
     assert complete == []
+
+
+def test_tally_findings__marker_missing_for_a_batch_older_than_the_marker_ttl__reported_expired_not_completed():
+    # GIVEN a batch whose last credit is older than the markers' TTL less the margin, and no marker (maybe expired)
+    last = NOW - TALLY_TTL_MS + F.TALLY_EXPIRY_MARGIN_MS - 1
+    found, complete = F.tally_findings({f"{NS}|CNY|b1": [300, 3, last]}, {}, "2033010110", NOW - 60_000, NOW,
+                                       marker_ttl_ms=TALLY_TTL_MS)
+    # THEN it is not completed (its sum may already be counted) but reported as what it is
+    assert complete == []
+    assert [(f.kind, f.id, f.details) for f in found] == [
+        ("tally_expired", "b1#CNY", {"orders_amount": 300, "orders_count": 3, "last_credited_at_ms": last,
+                                     "hour": "2033010110"})]
+
+
+def test_tally_findings__marker_missing_just_inside_the_marker_ttl_margin__completed():
+    last = NOW - TALLY_TTL_MS + F.TALLY_EXPIRY_MARGIN_MS
+    found, complete = F.tally_findings({f"{NS}|CNY|b1": [300, 3, last]}, {}, "2033010110", NOW - 60_000, NOW,
+                                       marker_ttl_ms=TALLY_TTL_MS)
+    assert found == [] and complete == [(NS, "CNY", "b1", 300, 3)]
 
 
 def test_tally_findings__marker_disagrees_or_has_no_orders__mismatch_and_orphan():
@@ -161,7 +182,7 @@ def test_tally_findings__marker_disagrees_or_has_no_orders__mismatch_and_orphan(
         {f"{NS}|CNY|b1": {"amount": 301, "count": 3, "updated_at_ms": MARKER_T},
          f"{NS}|CNY|b2": {"amount": 50, "count": 1, "updated_at_ms": MARKER_T},
          f"{NS}|CNY|b3": {"amount": 50, "count": 1, "updated_at_ms": NOW}},  # written after the scan: not compared
-        "2033010110", NOW - 60_000, NOW)
+        "2033010110", NOW - 60_000, NOW, marker_ttl_ms=TALLY_TTL_MS)
     assert {(f.kind, f.id) for f in found} == {("tally_mismatch", "b1#CNY"), ("orphan_tally", "b2#CNY")}
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from chalicelib.reconcile.payouts import UNRESOLVED_AFTER_MS, WithdrawalRow, decide, foreign_paid, provider_window
+from chalicelib.reconcile.payouts import (
+    UNRESOLVED_AFTER_MS,
+    WithdrawalRow,
+    decide,
+    foreign_paid,
+    provider_window,
+    unresolved,
+)
 from chalicelib.rewards.payouts import PayoutRecord
 
 HOUR = 3600 * 1000
@@ -80,3 +87,15 @@ def test_foreign_paid__only_paid_records_inside_the_hour_not_issued_in_it():
 def test_provider_window__reaches_the_latest_settlement_here():
     start, end = provider_window(START, END, [row("p1", resolved=END + 3 * HOUR), row("p2", status="PAYOUT_PENDING")])
     assert start < START and end > END + 3 * HOUR
+
+
+def test_unresolved__no_provider__only_overdue_pending_reported_saying_provider_unavailable():
+    # GIVEN a paid, a refunded, a pending-but-recent and a pending-overdue withdrawal, and no provider to ask
+    ours = [row("p1"), row("p2", status="REFUNDED"), row("p3", status="PAYOUT_PENDING", at=NOW - 60_000),
+            row("p4", status="PAYOUT_PENDING", amount=800, at=NOW - UNRESOLVED_AFTER_MS - 1)]
+    # WHEN only the unresolved ones are reported
+    findings = unresolved(ours, NOW)
+    # THEN the overdue pending one is reported, with its amount and that no provider could be asked
+    assert [(f.kind, f.id, f.details["amount"], f.details["provider_unavailable"]) for f in findings] == [
+        ("payout_unresolved", "p4", 800, True)]
+    assert "provider_paid" not in findings[0].details

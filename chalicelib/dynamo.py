@@ -132,11 +132,15 @@ def _client_error(exc: BaseException) -> ClientError | None:
 
 
 def error_code(exc: BaseException) -> str | None:
-    """The AWS error code behind a PynamoDB/botocore exception, if any."""
-    if isinstance(exc, PynamoDBException) and exc.cause_response_code:
-        return exc.cause_response_code
+    """The AWS error code behind a PynamoDB/botocore exception, if any.
+
+    Read from the `ClientError` in the cause chain only: PynamoDB's own `cause_response_code` assumes its cause
+    has a response, and a transport fault (`ReadTimeoutError`, `response=None`) has none.
+    """
     found = _client_error(exc)
-    return found.response.get("Error", {}).get("Code") if found is not None else None
+    if found is None:
+        return None
+    return ((found.response or {}).get("Error") or {}).get("Code")
 
 
 def cancellation_codes(exc: TransactWriteError) -> list[str | None]:

@@ -173,6 +173,12 @@ class ConfigConflict(RewardgateError):
     code = "config_conflict"
 
 
+class AuditConflict(ConfigConflict):
+    """A different audit record already exists under this record's key (same millisecond, same request id)."""
+
+    code = "audit_conflict"
+
+
 class AwardTypeImmutable(RewardgateError):
     """A scene's award type cannot change: create a new scene for another award type."""
 

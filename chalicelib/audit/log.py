@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import clock
 from chalicelib.audit.tables import AuditItem
-from chalicelib.dynamo import with_retries
+from chalicelib.dynamo import error_code, with_retries
+from chalicelib.errors import AuditConflict
 from chalicelib.observability import logger
 from chalicelib.settings import settings
 
@@ -59,8 +61,26 @@ def record(action: str, caller_arn: str | None, target: Mapping[str, Any], body:
     item = AuditItem(key.pk, key.sk, at_ms=at_ms, action=action, caller_arn=caller_arn or UNAUTHENTICATED,
                      request_id=request_id, correlation_id=correlation_id,
                      target=json.dumps(dict(target), sort_keys=True, separators=(",", ":")), request=_summary(body))
-    with_retries(lambda: item.save(condition=AuditItem.sk.does_not_exist()))
+    try:
+        with_retries(lambda: item.save(condition=AuditItem.sk.does_not_exist()))
+    except PutError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        _same_or_conflict(item, exc)  # a retry meeting its own landed write (answer lost) is success
     return key
+
+
+_RECORDED = ("at_ms", "action", "caller_arn", "request_id", "correlation_id", "target", "request")
+
+
+def _same_or_conflict(item: AuditItem, exc: Exception) -> None:
+    """Nothing when the stored record under `item`'s key is `item` itself; `AuditConflict` otherwise."""
+    try:
+        stored = with_retries(lambda: AuditItem.get(item.pk, item.sk, consistent_read=True))
+    except DoesNotExist:  # the record that failed the condition is gone (never happens: audit items are kept)
+        raise AuditConflict("the audit record's key was taken and released; retry the request") from exc
+    if any(getattr(stored, name) != getattr(item, name) for name in _RECORDED):
+        raise AuditConflict("a different audit record already exists under this request id and time") from exc
 
 
 def finish(key: AuditKey, status: int) -> None:

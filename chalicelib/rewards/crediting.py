@@ -28,7 +28,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import clock, deadline, faults
 from chalicelib.batch import process_sqs_batch
 from chalicelib.dynamo import cancellation_codes, connection, with_retries
-from chalicelib.errors import PoisonMessage
+from chalicelib.errors import PoisonMessage, StorageUnavailable
 from chalicelib.observability import count, logger
 from chalicelib.rewards import counters, ids
 from chalicelib.rewards import late_hours as late
@@ -103,13 +103,13 @@ def credit(order: Order, batch_id: str) -> bool:
         codes = cancellation_codes(exc)
         # [0] the order, [1] the wallet.
         if codes and codes[0] == "ConditionalCheckFailed":
-            return _already_credited(order, exc)
+            return _already_credited(order, exc, batch_id)
         raise
     faults.point("credit.after_transaction")
     return True
 
 
-def _already_credited(order: Order, exc: Exception) -> bool:
+def _already_credited(order: Order, exc: Exception, batch_id: str) -> bool:
     try:
         stored = with_retries(lambda: LedgerEntry.get(order.wallet_id, order.entry_key, consistent_read=True))
     except DoesNotExist:
@@ -117,7 +117,8 @@ def _already_credited(order: Order, exc: Exception) -> bool:
     if int(stored.amount) != order.amount or stored.status is None:
         raise PoisonMessage(f"credit message for {order.order_key} does not match the order") from exc
     if stored.status == CREDITED:
-        return False
+        # Credited by this very batch: its own transaction landed and the answer was lost (a retry met it).
+        return stored.credited_by == batch_id
     raise PoisonMessage(f"order {order.order_key} is in status {stored.status}") from exc
 
 
@@ -140,6 +141,11 @@ def tally_groups(credited: Iterable[Order]) -> list[TallyGroup]:
         group[0] += order.amount
         group[1] += 1
     return [TallyGroup(ns, asset, hour, amount, count) for (ns, asset, hour), (amount, count) in sorted(sums.items())]
+
+
+def dedupe(orders: Iterable[Order]) -> list[Order]:
+    """Each order once (by its key), first seen first. Pure."""
+    return list({order.order_key: order for order in reversed(list(orders))}.values())[::-1]
 
 
 def tally_marker_key(ns: str, hour: str, batch_id: str, asset: str) -> tuple[str, str]:
@@ -185,10 +191,38 @@ def write_tally(batch_id: str, group: TallyGroup, completed_by: str | None = Non
     return True
 
 
-def tally(batch_id: str, credited: Iterable[Order]) -> None:
-    """Record a batch's credited sums. A failure here loses nothing: reconciliation finishes the tally."""
+def resolve_unknown(batch_id: str, unknown: Iterable[Order]) -> tuple[list[Order], set[tuple[str, str, str]]]:
+    """Orders whose credit answered no outcome (its transaction may have landed): re-read each, strongly
+    consistent. Returns (those this batch credited, the groups `(ns, asset, hour)` of those still unknown)."""
+    landed: list[Order] = []
+    undecided: set[tuple[str, str, str]] = set()
+    for order in unknown:
+        try:
+            stored = with_retries(lambda o=order: LedgerEntry.get(o.wallet_id, o.entry_key, consistent_read=True))
+        except DoesNotExist:
+            continue
+        except Exception:
+            logger.exception("could not re-read a credit of unknown outcome; reconciliation will tally its group",
+                             extra={"batch_id": batch_id, "order_key": order.order_key})
+            undecided.add((order.ns, order.asset, order.hour))
+            continue
+        if stored.status == CREDITED and stored.credited_by == batch_id:
+            landed.append(order)
+    return landed, undecided
+
+
+def tally(batch_id: str, credited: Iterable[Order], unknown: Iterable[Order] = ()) -> None:
+    """Record a batch's credited sums. A failure here loses nothing: reconciliation finishes the tally.
+
+    `unknown`: orders whose credit gave no answer. Each is re-read first; a group holding one that cannot be
+    re-read is not tallied here at all (a marker without it would never be completed), so reconciliation's tally
+    completion counts the group from the orders themselves: exactly once either way.
+    """
     faults.point("credit.before_tally")
-    for group in tally_groups(credited):
+    landed, undecided = resolve_unknown(batch_id, unknown)
+    for group in tally_groups(dedupe([*credited, *landed])):
+        if (group.ns, group.asset, group.hour) in undecided:
+            continue
         try:
             write_tally(batch_id, group)
         except Exception:
@@ -204,11 +238,16 @@ def handle_batch(event: Any) -> dict:
     """
     batch_id = new_batch_id()
     credited: list[Order] = []
+    unknown: list[Order] = []  # credits that answered no outcome: re-read before the tally
 
     def credit_record(record: Any) -> None:
         order = parse_credit_message(record.body)
-        if credit(order, batch_id):
-            credited.append(order)
+        try:
+            if credit(order, batch_id):
+                credited.append(order)
+        except StorageUnavailable:
+            unknown.append(order)
+            raise
 
     try:
         # Records stop starting while one storage call's time (at most half the batch's time) is left: the
@@ -217,5 +256,5 @@ def handle_batch(event: Any) -> dict:
         return process_sqs_batch(event, credit_record, getattr(event, "context", None), reserve_s=reserve_s)
     finally:
         # Even when the invocation fails as a whole, what was credited is tallied.
-        tally(batch_id, credited)
+        tally(batch_id, credited, unknown)
         count("Credits", len(credited))

@@ -27,20 +27,22 @@ FLAGS: dict[str, bool] = {
     "short_reconciler_invocations": True,
     # issue 18. Indeterminate outcomes at DynamoDB writes (storage_faults.py): a write lands and its answer is
     # lost (timeout, throttled retries, deadline), or it does not land and the answer is lost (item 1: a batch
-    # grant settles a block whose order may have landed, and oversells). Held back after the merges: it finds N3
-    # (a credit whose transaction landed with its answer lost is never tallied; seed 2, 150 steps: tally_mismatch
-    # and the total distributed short) and N2 (the audit put-if-absent meeting its own landed write answers 500)
-    "indeterminate_writes": False,
+    # grant settles a block whose order may have landed, and oversells; on ff62768 seed 1, 150 steps: oversold=1,
+    # consumed 4967 vs orders 4524). It also found N3 (a credit whose transaction landed with its answer lost was
+    # never tallied: tally_mismatch and the total distributed short) and N2 (the audit put-if-absent meeting its
+    # own landed write answered 500). Fixed by the grants merge (item 1) and fix-indeterminate (N2, N3): seeds 1,
+    # 2, 3 at 150 steps and seed 1 at 200, with read_timeout_errors too, all zeros
+    "indeterminate_writes": True,
     # an asynchronous payout provider: a transfer answered PROCESSING, or accepted and then timed out, decided
     # PAID or FAILED up to 45 minutes later (item 9: a refund on PROCESSING that later pays is a double payout).
     # On ff62768: seed 1, 150 steps: double_payouts=1 ("bob1: provider paid 1867 > debited 1786"); fixed by the
     # payouts merge (45cd543): seeds 1 (150 steps), 2 and 3 (100 steps) all zeros
     "async_payouts": True,
     # found by this simulation, not in issue 18: a lost answer raised as botocore raises a read timeout
-    # (`ReadTimeoutError`, response=None) makes `dynamo.error_code` crash inside PynamoDB's
-    # `cause_response_code` (AttributeError), so a timed-out write answers 500 instead of being retried (seed 1,
-    # 200 steps, step 27: a withdrawal's audit put). With the flag off, lost answers are InternalServerError.
-    "read_timeout_errors": False,
+    # (`ReadTimeoutError`, response=None) made `dynamo.error_code` crash inside PynamoDB's
+    # `cause_response_code` (AttributeError), so a timed-out write answered 500 instead of being retried (seed 1,
+    # 200 steps, step 27: a withdrawal's audit put). Fixed: error_code reads only a ClientError in the cause chain
+    "read_timeout_errors": True,
     # a caller of the public grant API who names the platform's bill activity (`play-bills`) and guesses a
     # developer's bill order id (item 2: it pre-empts the bill, or grants itself unbudgeted money). On ff62768:
     # seed 1, 120 steps: unbudgeted=2 bill_mismatch=1; fixed by the bills merge (41c6016)

@@ -87,7 +87,8 @@ _RECONCILE_TABLES = {
     # orders (credit entries) and withdrawals/refunds by hour; re-drive marks; dead reservations' orders
     "ledger": table(GET, BATCH_GET, QUERY, UPDATE, indexes=("by_hour",)),
     "wallets": table(GET),
-    "counters": table(GET, QUERY, PUT, UPDATE),
+    # stock shards read together (a counter's first consumption, its consumed units), late-hour marks, the watermark
+    "counters": table(GET, BATCH_GET, QUERY, PUT, UPDATE),
     "config": table(GET, QUERY),
     "events": table(GET, BATCH_GET, UPDATE, indexes=("unapplied",)),
     # payouts: the hour's withdrawals by payout hour, a provider record's withdrawal by payout id (the fake

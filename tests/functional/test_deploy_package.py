@@ -66,18 +66,19 @@ def test_packaged__api__v1_iam_authorized_callbacks_and_open_live_public_after_t
     body = packaged().expanded["Resources"]["RestAPI"]["Properties"]["Body"]
     methods = {(path, method): spec for path, ops in body["paths"].items() for method, spec in ops.items()
                if method != "options"}
-    # THEN /v1 methods require SigV4; the callbacks, the open-live API (each signed its own way), the JWKS and
-    # the OpenAPI document do not
+    # THEN /v1 methods require SigV4; the callbacks, the open-live API (each signed its own way), the JWKS, the
+    # OpenAPI document and its reference page (with its script) do not
     v1 = {k: v for k, v in methods.items() if k[0].startswith("/v1/")}
     callbacks = {k: v for k, v in methods.items() if k[0].startswith("/callbacks/")}
     open_live = {k: v for k, v in methods.items() if k[0].startswith("/v2/app/")}
-    documents = {k: v for k, v in methods.items() if k[0] in ("/.well-known/jwks.json", "/openapi.json")}
+    documents = {k: v for k, v in methods.items()
+                 if k[0] in ("/.well-known/jwks.json", "/openapi.json", "/docs", "/docs/redoc.standalone.js")}
     print(f"v1_methods={len(v1)} callback_methods={len(callbacks)} open_live_methods={len(open_live)} "
           f"public_documents={len(documents)}")
     assert len(v1) + len(callbacks) + len(open_live) + len(documents) == len(methods)
     assert all(spec["security"] == [{"sigv4": []}] for spec in v1.values())
     assert all("security" not in spec for spec in [*callbacks.values(), *open_live.values(), *documents.values()])
-    assert len(callbacks) == 2 and len(open_live) == 5 and len(documents) == 2
+    assert len(callbacks) == 2 and len(open_live) == 5 and len(documents) == 4
     # AND the callbacks go to the callback function, everything else to the API function
     uris = {k: v["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"] for k, v in methods.items()}
     assert all("${CallbackHandler.Arn}" in uris[k] for k in callbacks)

@@ -3,6 +3,7 @@ in random order. Exactly one stored event, one application, and state that follo
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -121,7 +122,10 @@ def test_replay__authorization_events_applied_concurrently_in_random_order__newe
     profile = AppStateItem.get(tp_app.tp_app_id, f"{app_id}#profile")
     assert (authorization.event_id, authorization.event_time_ms) == (ids[23], T0_MS + 23_000)
     assert (profile.event_id, profile.event_time_ms) == (ids[22], T0_MS + 22_000)
+    assert (json.loads(authorization.data)["status"], json.loads(authorization.data)["authorization_code"]) == (
+        "AUTHORIZED", "f1c9e2b7a6d54e3f9a8b7c6d5e4f3a21")
+    # ... and the read route shows the state with the authorization code redacted (a credential in all but name)
     state = client.http.get(f"/v1/tp-apps/{tp_app.tp_app_id}/apps/{app_id}").json_body
     assert (state["authorization"]["data"]["status"], state["authorization"]["data"]["authorization_code"]) == (
-        "AUTHORIZED", "f1c9e2b7a6d54e3f9a8b7c6d5e4f3a21")
+        "AUTHORIZED", "[redacted]")
     assert state["profile"]["data"]["app_name"] == "星河答题"

@@ -119,17 +119,38 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        """Stop the process group: SIGTERM, then SIGKILL after a grace period."""
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        """Stop the process group: SIGTERM, then SIGKILL after a grace period; return once every process of the
+        group is gone (a private service's relay exits at once, while the JVM it started in its namespace, in
+        the same group, may take seconds to)."""
+        pgid = self.process.pid
+        if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+                os.killpg(pgid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if not _group_gone(pgid, timeout_s=10):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            _group_gone(pgid, timeout_s=5)
+
+
+def _group_gone(pgid: int, timeout_s: float) -> bool:
+    """Wait until no process of the group is left; False if some still are after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return True  # the group id was reused by another user's processes: ours are gone
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def wait_for_port(service: Service, timeout_s: float) -> None:

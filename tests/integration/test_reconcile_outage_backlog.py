@@ -15,7 +15,8 @@ import json
 import pytest
 
 from chalicelib import clock
-from chalicelib.reconcile import late, runner, watermark
+from chalicelib.reconcile import runner, watermark
+from chalicelib.rewards import late_hours as late
 from tests.rewards_support import (
     deliver_credits,
     far_hour_clock,

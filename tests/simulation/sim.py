@@ -515,6 +515,11 @@ class Sim:
         started = time.monotonic()
         try:
             self.world.configure()
+            # The deploy: the reconciliation schedule's rate rule fires within its first period, before any
+            # outage (30-90 min in); that first invocation records the reconciled-through watermark, so every hour
+            # of the run is owed a last pass. (Invoked only by the `reconcile` action, the schedule could first run
+            # hours after the first grant, and a fresh watermark skips hours it never owed: seed 20261204.)
+            actors_ops.scheduled(self)
             self.play = PlayWorld(self.world, random.Random(self.rng.random()))
             for index in range(self.steps):
                 self.step(index)

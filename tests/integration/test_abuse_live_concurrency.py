@@ -4,15 +4,14 @@ never more connections than the per-game cap. Figures are printed."""
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.live import config as live_config
 from chalicelib.live import connections, gateway
 from chalicelib.live.tables import LiveConnectionItem, slots_pk
 from chalicelib.routes import live as live_routes
 from rewardgate_ops.lambda_events import LocalLambdaContext, websocket_event
+from tests.concurrency_support import run_together
 from tests.live_support import FakeConnections, disconnect, new_connection_id, ws_handler
 from tests.play_support import install_play_key, make_anchor, make_app, open_live
 
@@ -27,15 +26,6 @@ def connect(connection_id: str, auth_body: str) -> dict:
     return ws_handler("on_ws_connect")(event, LocalLambdaContext("websocket_connect", 600))
 
 
-def run_together(count: int, work) -> list:
-    barrier = threading.Barrier(count)
-
-    def go(i: int):
-        barrier.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(go, range(count)))
 
 
 def test_connect__forty_racing_connects_on_one_auth_body__exactly_the_cap_registered(client, monkeypatch):

@@ -4,9 +4,6 @@ against the code's own helpers. Figures are printed."""
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from chalicelib import clock
@@ -15,6 +12,7 @@ from chalicelib.play import reconcile as play_reconcile
 from chalicelib.play.settlement import bill_closes_at_ms, day_start_ms
 from chalicelib.reconcile import runner
 from chalicelib.rewards.tables import LedgerEntry
+from tests.concurrency_support import run_together
 from tests.play_support import clock_at, gift, ingest_direct, install_play_key, make_anchor, make_app, start_game
 from tests.rewards_support import call, deliver_credits_concurrently, purge_credits
 
@@ -44,15 +42,6 @@ class Model:
         return self.share.get(app_id, 0) // 10
 
 
-def run_together(count: int, work) -> list:
-    barrier = threading.Barrier(count)
-
-    def go(i: int):
-        barrier.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(go, range(count)))
 
 
 def test_bills__gifts_to_wallets__four_concurrent_bill_runs__each_developer_credited_once_the_modelled_fen(

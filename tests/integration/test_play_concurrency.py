@@ -7,13 +7,13 @@ import random
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from chalicelib.play import apps, bills, security, stream
 from chalicelib.play import reconcile as play_reconcile
 from chalicelib.play.settlement import day_of
+from tests.concurrency_support import run_together
 from tests.play_support import (
     INTERACTIVE_GIFT,
     clock_at,
@@ -36,16 +36,6 @@ def _play_key(aws_stack):
     install_play_key()
 
 
-def run_together(count: int, work) -> list:
-    """Run `work(i)` in `count` threads released at the same instant."""
-    barrier = threading.Barrier(count)
-
-    def go(i: int):
-        barrier.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(go, range(count)))
 
 
 def stored(game_id: str) -> list[stream.StreamEvent]:

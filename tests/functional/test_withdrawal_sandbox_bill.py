@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.play import bills
+from chalicelib.play import bill_keys, bills
 from chalicelib.play.settlement import bill_closes_at_ms, day_start_ms
 from tests.play_support import clock_at, gift, install_play_key, make_anchor, make_app, post_events, start_game
 from tests.problems import problem
@@ -55,7 +55,7 @@ def test_withdrawal__sandbox_bill_wallet__refused_and_nothing_paid(client, monke
     # AND nothing was written: the balance is whole, the ledger holds the bill's credit and no withdrawal
     status, wallet = call(client, "GET", f"/v1/wallets/play-app-{app.app_id}?activity_id=play-bills-sandbox")
     assert (status, wallet["balance"]) == (200, 200)
-    sums = ledger_sums(bills.bill_wallet_id("play-bills-sandbox", app.app_id))
+    sums = ledger_sums(bill_keys.bill_wallet_id("play-bills-sandbox", app.app_id))
     assert (sums.credits, sums.withdrawals, sums.refunds, sums.entries) == (200, 0, 0, 1)
     status, body = call(client, "GET", f"/v1/wallets/play-app-{app.app_id}/withdrawals/{request_id}"
                                        "?activity_id=play-bills-sandbox")

@@ -159,8 +159,13 @@ def test_alarm__reconciliation_behind__matches_the_metric_and_fires_when_the_sch
     deployed_env = lambdas.config_on_disk()["environment_variables"]
     for name, value in deployed_env.items():
         monkeypatch.setenv(name, value)
-    # WHEN the schedule reports two late passes
-    runner._emit_behind([("2026112201", 2), ("2026112202", 2)])
+    # WHEN the schedule reports two late passes (and no backlog: its watermark is just before its window)
+    from chalicelib import clock
+    from chalicelib.reconcile import passes
+
+    now_ms = clock.hour_start_ms("2026112210")
+    runner._emit_behind([("2026112201", 2), ("2026112202", 2)],
+                        runner.next_hour(passes.oldest_window_hour(now_ms), -1), now_ms)
     out = capsys.readouterr().out.splitlines()
     emf = json.loads([line for line in out if '"_aws"' in line][-1])
     (directive,) = emf["_aws"]["CloudWatchMetrics"]

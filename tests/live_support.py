@@ -242,3 +242,18 @@ def local_websocket_stack(frame_bytes: int | None = None) -> Iterator[dict[str, 
             else:
                 os.environ[key] = value
         process_state.reset()
+
+
+def install_fake_connections(monkeypatch: Any) -> FakeConnections:
+    """Posts and closes to WebSocket connections recorded by a `FakeConnections` instead of sent; a new
+    connection's first push not delayed (no handshake to wait for under a simulated clock); the live tables
+    purged."""
+    from chalicelib.live import gateway
+    from chalicelib.routes import live as live_routes
+
+    fake = FakeConnections()
+    monkeypatch.setattr(gateway, "post", fake.post)
+    monkeypatch.setattr(gateway, "close", fake.close)
+    monkeypatch.setattr(live_routes, "CONNECT_PUSH_DELAY_S", 0)
+    purge_live()
+    return fake

@@ -15,21 +15,23 @@ import pytest
 
 from chalicelib import clock
 from chalicelib.live import config as live_config
-from chalicelib.live import connections, gateway
+from chalicelib.live import connections
 from chalicelib.play import apps, security
-from chalicelib.routes import live as live_routes
-from tests.live_support import FakeConnections, connect, disconnect, drain_live, message, new_connection_id, purge_live
+from tests.live_support import (
+    FakeConnections,
+    connect,
+    disconnect,
+    drain_live,
+    install_fake_connections,
+    message,
+    new_connection_id,
+)
 from tests.play_support import danmaku, ingest_direct, install_play_key, make_anchor, make_app, open_live
 
 
 @pytest.fixture
 def fake(monkeypatch) -> FakeConnections:
-    fake = FakeConnections()
-    monkeypatch.setattr(gateway, "post", fake.post)
-    monkeypatch.setattr(gateway, "close", fake.close)
-    monkeypatch.setattr(live_routes, "CONNECT_PUSH_DELAY_S", 0)
-    purge_live()
-    return fake
+    return install_fake_connections(monkeypatch)
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ import pytest
 from chalicelib import clock, process_state
 from chalicelib.live import connections, gateway, notify, protocol, push
 from chalicelib.play import codes, games, keys
-from chalicelib.routes import live as live_routes
 from tests.live_support import (
     FakeConnections,
     connect,
     disconnect,
     drain_live,
+    install_fake_connections,
     message,
     new_connection_id,
     purge_live,
@@ -26,13 +26,7 @@ from tests.play_support import danmaku, gift, ingest_direct, install_play_key, m
 
 @pytest.fixture
 def fake(monkeypatch) -> FakeConnections:
-    fake = FakeConnections()
-    monkeypatch.setattr(gateway, "post", fake.post)
-    monkeypatch.setattr(gateway, "close", fake.close)
-    # no handshake to wait for here: a new connection's first push need not be delayed (a simulated clock)
-    monkeypatch.setattr(live_routes, "CONNECT_PUSH_DELAY_S", 0)
-    purge_live()
-    return fake
+    return install_fake_connections(monkeypatch)
 
 
 @pytest.fixture(scope="module")
